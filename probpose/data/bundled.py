@@ -1,0 +1,36 @@
+"""The sample recordings shipped inside the package (see ``bundled/README.md`` for attribution)."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+__all__ = ["BUNDLED", "bundled"]
+
+BUNDLED: dict[str, tuple[str, ...]] = {
+    "smplx": (
+        "smplx/smplcodec_avatar.smpl",
+        "smplx/smplcodec_apose_to_handsFront_smplx.npz",
+        "smplx/aistpp_style_sample.pkl",
+    ),
+    "zebra": (
+        "zebra/train_poses.npz",
+        "zebra/test_poses.npz",
+        "zebra/train_poses_refine.npz",
+        "zebra/test_poses_refine.npz",
+    ),
+}
+"""Bundled sets: ``smplx`` (three real human recordings: SMPL-X with hands, SMPL-X with hands,
+SMPL body-only AIST++ dance) and ``zebra`` (PASyn leg poses; non-commercial use only)."""
+
+
+def bundled(name: str) -> list[Path]:
+    """Paths of a bundled set's files, ready for :func:`probpose.data.import_poses`."""
+    if name not in BUNDLED:
+        raise KeyError(f"unknown bundled data set {name!r}; available: {', '.join(BUNDLED)}")
+    root = Path(str(resources.files("probpose.data").joinpath("bundled")))
+    paths = [root / rel for rel in BUNDLED[name]]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"bundled data missing from this installation: {missing}")
+    return paths

@@ -1,0 +1,397 @@
+"""One importer per source format, each returning a :class:`PoseSet` in its own skeleton.
+
+Formats:
+
+- ``amass``: AMASS-style ``.npz`` -- ``poses`` with 165 (SMPL-X), 159 (SMPL-X without eyes),
+  156 (SMPL+H) or 72 (SMPL) columns, or the split keys ``root_orient``/``pose_body``/``pose_hand``/
+  ``pose_jaw``/``pose_eye``. Frame rate from ``mocap_frame_rate``/``mocap_framerate``.
+- ``smplcodec``: Meshcapade's ``.smpl`` (an ``.npz`` with ``smplVersion``, ``bodyPose``, ...).
+- ``aistpp``: AIST++ motion ``.pkl`` (``smpl_poses`` (N, 72), 60 fps), read with an unpickler that
+  admits NumPy arrays only.
+- ``pasyn``: PASyn zebra ``.npz`` -- ``poses`` (N, 39) Euler angles in DEGREES, ``R = Rz Ry Rx``;
+  columns 0-2 are a placeholder and dropped, 3-38 are the 12 leg joints. (N, 36) without the
+  placeholder is accepted too. Rows are independent poses, not a time series.
+
+Every importer rejects a missing file, an unknown layout, wrong shapes and NaN/inf with a
+:class:`DataError` naming the file and field, and returns canonical axis-angle in radians.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from probpose import rotations
+from probpose.data.poseset import DataError, PoseSet, SequenceInfo
+from probpose.data.safe_pickle import UnsafePickleError, safe_load
+from probpose.skeleton import SMPL, SMPLH, SMPLX, ZEBRA_LEGS, Skeleton, get_skeleton, unflatten
+
+__all__ = [
+    "FORMATS",
+    "DEFAULT_FPS",
+    "detect_format",
+    "load_source",
+    "load_amass",
+    "load_smplcodec",
+    "load_aistpp",
+    "load_pasyn",
+    "import_poses",
+    "DEFAULT_JOINTS",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FPS = 30.0
+"""Frame rate assumed (and recorded as assumed) when a time series does not state one."""
+AISTPP_FPS = 60.0
+"""AIST++ SMPL motions are sampled at 60 frames per second."""
+
+DEFAULT_JOINTS = {"smplx": "body+hands", "smplh": "body+hands", "smpl": "body", "zebra_legs": "legs"}
+"""Default joint selection per target skeleton (DESIGN.md section 2)."""
+
+
+# ---------------------------------------------------------------------- helpers
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _existing(path: str | Path) -> Path:
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(str(path), None, "no such file" if not p.exists() else "not a regular file")
+    return p
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            out = {}
+            for key in z.files:
+                try:
+                    out[key] = z[key]
+                except ValueError as e:  # object arrays need pickle: refused
+                    raise DataError(str(path), key, f"cannot be read without unpickling ({e})") from None
+            return out
+    except DataError:
+        raise
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+        raise DataError(str(path), None, f"not a NumPy .npz archive ({e})") from None
+
+
+def _float_array(path: Path, field: str, value: object, shape: tuple[int | None, ...]) -> np.ndarray:
+    """``value`` as float64 with the given shape (``None`` = any), finite."""
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "fiu":
+        raise DataError(str(path), field, f"expected numbers, got dtype {arr.dtype}")
+    if arr.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, arr.shape)):
+        want = "(" + ", ".join("N" if s is None else str(s) for s in shape) + ")"
+        raise DataError(str(path), field, f"expected shape {want}, got {arr.shape}")
+    arr = arr.astype(np.float64)
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        row = int(np.argwhere(bad)[0][0])
+        raise DataError(str(path), field, f"{int(bad.sum())} NaN/inf values (first in row {row})")
+    return arr
+
+
+def _canonical(poses: np.ndarray) -> np.ndarray:
+    """(N, J, 3) float64 axis-angle -> canonical (angle in [0, pi]) float32."""
+    v = rotations.canonical_axis_angle(torch.from_numpy(np.ascontiguousarray(poses, dtype=np.float64)))
+    return v.numpy().astype(np.float32)
+
+
+def _scalar(path: Path, data: dict, *keys: str) -> float | None:
+    for key in keys:
+        if key in data:
+            arr = np.asarray(data[key])
+            if arr.size != 1 or arr.dtype.kind not in "fiu" or not np.isfinite(arr).all() or float(arr) <= 0:
+                raise DataError(str(path), key, f"expected one positive number, got {arr!r}")
+            return float(arr.reshape(()))
+    return None
+
+
+def _one_sequence(
+    path: Path,
+    fmt: str,
+    skeleton: Skeleton,
+    poses: np.ndarray,
+    present: np.ndarray,
+    fps: float | None,
+    notes: list[str] | None = None,
+) -> PoseSet:
+    n = len(poses)
+    if n == 0:
+        raise DataError(str(path), None, "holds no frames")
+    notes = list(notes or [])
+    assumed = fps is None
+    if assumed:
+        fps = DEFAULT_FPS
+        notes.append(f"frame rate not stated; assumed {fps:g} fps")
+    return PoseSet(
+        skeleton=skeleton,
+        poses=_canonical(poses),
+        present=present,
+        sequence=np.zeros(n, dtype=np.int64),
+        frame=np.arange(n, dtype=np.int64),
+        sequences=[SequenceInfo(path.name, path.name, fps, fps_assumed=assumed, ordered=True)],
+        sources=[{"file": path.name, "format": fmt, "sha256": _sha256(path), "frames": n, "notes": notes}],
+    )
+
+
+# ---------------------------------------------------------------------- formats
+_AMASS_SPLIT_KEYS = (  # key, columns, SMPL-X joint names it holds
+    ("root_orient", 3, SMPLX.joint_names[:1]),
+    ("pose_body", 63, SMPLX.joint_names[1:22]),
+    ("pose_jaw", 3, SMPLX.joint_names[22:23]),
+    ("pose_eye", 6, SMPLX.joint_names[23:25]),
+    ("pose_hand", 90, SMPLX.joint_names[25:]),
+)
+
+
+def load_amass(path: str | Path, fps: float | None = None) -> PoseSet:
+    """AMASS-style ``.npz`` -> :class:`PoseSet` on :data:`SMPLX` (or :data:`SMPL` for 72 columns).
+
+    ``fps`` overrides the file's frame rate; without either, :data:`DEFAULT_FPS` is assumed and noted.
+    When both ``poses`` and split keys are present they must agree.
+    """
+    p = _existing(path)
+    data = _read_npz(p)
+    file_fps = _scalar(p, data, "mocap_frame_rate", "mocap_framerate", "frame_rate", "fps")
+    fps = fps if fps is not None else file_fps
+    split = {}
+    for key, cols, names in _AMASS_SPLIT_KEYS:
+        if key in data:
+            split[key] = (_float_array(p, key, data[key], (None, cols)), names)
+    if "poses" in data:
+        flat = np.asarray(data["poses"])
+        if flat.ndim != 2 or flat.shape[1] not in (165, 159, 156, 72):
+            raise DataError(str(p), "poses", f"expected (N, 165|159|156|72) axis-angle columns, got {flat.shape}")
+        flat = _float_array(p, "poses", flat, (None, flat.shape[1]))
+        skel = SMPL if flat.shape[1] == 72 else SMPLX
+        poses, present = unflatten(flat, skel)
+        for key, (arr, names) in split.items():
+            if len(arr) != len(poses):
+                raise DataError(str(p), key, f"has {len(arr)} rows but 'poses' has {len(poses)}")
+            idx = [skel.index(n) for n in names if n in skel.joint_names]
+            if not all(present[idx]):
+                continue  # poses lacks these joints (e.g. 156 columns, no jaw): nothing to compare
+            if not np.allclose(arr.reshape(len(arr), -1, 3), poses[:, idx], atol=1e-6, rtol=0):
+                raise DataError(str(p), key, "disagrees with the same joints in 'poses'")
+    elif "root_orient" in split and "pose_body" in split:
+        n = len(split["root_orient"][0])
+        poses = np.zeros((n, SMPLX.num_joints, 3))
+        present = np.zeros(SMPLX.num_joints, dtype=bool)
+        skel = SMPLX
+        for key, (arr, names) in split.items():
+            if len(arr) != n:
+                raise DataError(str(p), key, f"has {len(arr)} rows but 'root_orient' has {n}")
+            idx = [SMPLX.index(name) for name in names]
+            poses[:, idx] = arr.reshape(n, -1, 3)
+            present[idx] = True
+    else:
+        raise DataError(
+            str(p), "poses", f"unknown layout: need 'poses' or 'root_orient' + 'pose_body'; keys: {sorted(data)}"
+        )
+    return _one_sequence(p, "amass", skel, poses, present, fps)
+
+
+_CODEC_VERSIONS = {0: ("SMPL", SMPL), 1: ("SMPL-H", SMPLH), 2: ("SMPL-X", SMPLX)}
+
+
+def load_smplcodec(path: str | Path, fps: float | None = None) -> PoseSet:
+    """Meshcapade SMPL codec ``.smpl`` -> :class:`PoseSet` on SMPL, SMPL+H or SMPL-X.
+
+    ``smplVersion`` 0 (SMPL: ``bodyPose`` (N, 24, 3)), 1 (SMPL-H) or 2 (SMPL-X: ``bodyPose``
+    (N, 22, 3), ``headPose`` (N, 3, 3), ``leftHandPose``/``rightHandPose`` (N, 15, 3)). Parts that
+    are absent are marked absent. A single pose ``(J, 3)`` is one frame.
+    """
+    p = _existing(path)
+    data = _read_npz(p)
+    if "smplVersion" not in data:
+        raise DataError(str(p), "smplVersion", f"missing: not an SMPL codec file (keys: {sorted(data)})")
+    version = int(np.asarray(data["smplVersion"]).reshape(-1)[0])
+    if version not in _CODEC_VERSIONS:
+        raise DataError(str(p), "smplVersion", f"unsupported model version {version}; supported: 0 SMPL, 1 SMPL-H, 2 SMPL-X")
+    skel = _CODEC_VERSIONS[version][1]
+    if "bodyPose" not in data:
+        raise DataError(str(p), "bodyPose", "missing")
+    n_body = 24 if version == 0 else 22
+    parts = [("bodyPose", skel.joint_names[:n_body])]
+    if version == 2:
+        parts.append(("headPose", SMPLX.joint_names[22:25]))
+    if version in (1, 2):
+        parts += [("leftHandPose", skel.joint_names[-30:-15]), ("rightHandPose", skel.joint_names[-15:])]
+    frames = None
+    poses = present = None
+    for key, names in parts:
+        if key not in data:
+            continue
+        arr = np.asarray(data[key])
+        if arr.ndim == 2:
+            arr = arr[None]
+        arr = _float_array(p, key, arr, (None, len(names), 3))
+        if frames is None:
+            frames = len(arr)
+            poses = np.zeros((frames, skel.num_joints, 3))
+            present = np.zeros(skel.num_joints, dtype=bool)
+        elif len(arr) != frames:
+            raise DataError(str(p), key, f"has {len(arr)} frames but bodyPose has {frames}")
+        idx = [skel.index(n) for n in names]
+        poses[:, idx] = arr
+        present[idx] = True
+    if "frameCount" in data and int(np.asarray(data["frameCount"]).reshape(-1)[0]) != frames:
+        raise DataError(str(p), "frameCount", f"says {int(data['frameCount'])} but bodyPose has {frames} frames")
+    fps = fps if fps is not None else _scalar(p, data, "frameRate")
+    return _one_sequence(p, "smplcodec", skel, poses, present, fps)
+
+
+def load_aistpp(path: str | Path, fps: float | None = None) -> PoseSet:
+    """AIST++ motion ``.pkl`` (dict with ``smpl_poses`` (N, 72)) -> :class:`PoseSet` on :data:`SMPL`.
+
+    Read with :func:`probpose.data.safe_pickle.safe_load`: anything but NumPy arrays and plain
+    containers is refused before it is constructed. Frame rate 60 fps unless ``fps`` is given."""
+    p = _existing(path)
+    try:
+        obj = safe_load(p.read_bytes())
+    except UnsafePickleError as e:
+        raise DataError(str(p), None, f"unsafe pickle: {e}") from None
+    except Exception as e:  # truncated or not a pickle at all
+        raise DataError(str(p), None, f"not a readable pickle ({type(e).__name__}: {e})") from None
+    if not isinstance(obj, dict):
+        raise DataError(str(p), None, f"expected a dict of arrays, got {type(obj).__name__}")
+    if "smpl_poses" not in obj:
+        raise DataError(str(p), "smpl_poses", f"missing: unknown layout (keys: {sorted(map(str, obj))})")
+    flat = _float_array(p, "smpl_poses", obj["smpl_poses"], (None, 72))
+    poses, present = unflatten(flat, SMPL)
+    return _one_sequence(p, "aistpp", SMPL, poses, present, fps if fps is not None else AISTPP_FPS)
+
+
+PASYN_EULER_ORDER = "XYZ"
+"""PASyn columns are (x, y, z) angles composed R = Rz Ry Rx: extrinsic XYZ."""
+
+
+def load_pasyn(path: str | Path, fps: float | None = None) -> PoseSet:
+    """PASyn zebra ``.npz`` -> :class:`PoseSet` on :data:`ZEBRA_LEGS` (12 joints).
+
+    ``poses`` (N, 39) in degrees: columns 0-2 are a placeholder (dropped; a note is recorded if
+    they are not zero), then 12 joints x (x, y, z) Euler angles with ``R = Rz Ry Rx``. ``(N, 36)``
+    (no placeholder) is accepted. Rows are independent poses (``fps`` is ignored)."""
+    del fps
+    p = _existing(path)
+    data = _read_npz(p)
+    if "poses" not in data:
+        raise DataError(str(p), "poses", f"missing: unknown layout (keys: {sorted(data)})")
+    raw = np.asarray(data["poses"])
+    if raw.ndim != 2 or raw.shape[1] not in (39, 36):
+        raise DataError(str(p), "poses", f"expected (N, 39) or (N, 36) Euler angles in degrees, got {raw.shape}")
+    raw = _float_array(p, "poses", raw, (None, raw.shape[1]))
+    notes = []
+    if raw.shape[1] == 39:
+        if np.any(raw[:, :3] != 0):
+            notes.append("placeholder columns 0-2 are not all zero; dropped as the PASyn layout specifies")
+            log.warning("%s: PASyn placeholder columns 0-2 are not all zero; dropped", p)
+        raw = raw[:, 3:]
+    n = len(raw)
+    if n == 0:
+        raise DataError(str(p), "poses", "holds no rows")
+    euler = torch.from_numpy(raw.reshape(n, 12, 3))
+    mats = rotations.euler_to_matrix(euler, PASYN_EULER_ORDER, degrees=True)
+    aa = rotations.matrix_to_axis_angle(mats).numpy()
+    return PoseSet(
+        skeleton=ZEBRA_LEGS,
+        poses=aa.astype(np.float32),
+        present=np.ones(12, dtype=bool),
+        sequence=np.zeros(n, dtype=np.int64),
+        frame=np.arange(n, dtype=np.int64),
+        sequences=[SequenceInfo(p.name, p.name, None, ordered=False)],
+        sources=[{"file": p.name, "format": "pasyn", "sha256": _sha256(p), "frames": n, "notes": notes}],
+    )
+
+
+FORMATS = {"amass": load_amass, "smplcodec": load_smplcodec, "aistpp": load_aistpp, "pasyn": load_pasyn}
+
+
+def detect_format(path: str | Path) -> str:
+    """The format of a file, from its extension and (for ``.npz``) its keys."""
+    p = _existing(path)
+    suffix = p.suffix.lower()
+    if suffix == ".smpl":
+        return "smplcodec"
+    if suffix in (".pkl", ".pickle"):
+        return "aistpp"
+    if suffix == ".npz":
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                keys = set(z.files)
+                shape = z["poses"].shape if "poses" in keys else None
+        except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+            raise DataError(str(p), None, f"not a NumPy .npz archive ({e})") from None
+        cols = shape[1] if shape is not None and len(shape) == 2 else None
+        if "smplVersion" in keys:
+            return "smplcodec"
+        if cols in (39, 36):
+            return "pasyn"
+        if cols in (165, 159, 156, 72) or {"root_orient", "pose_body"} <= keys:
+            return "amass"
+        if "poses" in keys:
+            raise DataError(
+                str(p),
+                "poses",
+                f"unknown layout: shape {shape}; expected (N, 165|159|156|72) for AMASS or (N, 39|36) for PASyn",
+            )
+        raise DataError(str(p), None, f"unknown layout (keys: {sorted(keys)})")
+    raise DataError(str(p), None, f"unknown file type {suffix!r}; expected .npz, .smpl or .pkl")
+
+
+def load_source(path: str | Path, format: str = "auto", fps: float | None = None) -> PoseSet:
+    """Import one file with the importer for ``format`` (``"auto"``: :func:`detect_format`)."""
+    fmt = detect_format(path) if format == "auto" else format
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {format!r}; known: auto, {', '.join(FORMATS)}")
+    return FORMATS[fmt](path, fps=fps)
+
+
+def import_poses(
+    paths: Sequence[str | Path],
+    skeleton: str | None = None,
+    joints: str | None = None,
+    format: str = "auto",
+    fps: float | None = None,
+) -> PoseSet:
+    """Import several files into one :class:`PoseSet` of ``skeleton`` restricted to ``joints``.
+
+    ``skeleton`` defaults to ``zebra_legs`` for PASyn files and ``smplx`` otherwise; ``joints`` to
+    :data:`DEFAULT_JOINTS` of that skeleton. A file lacking a selected joint is an error (never
+    padded), as is an empty result."""
+    if not paths:
+        raise ValueError("no source files given")
+    sets = [load_source(p, format, fps) for p in paths]
+    animal = [s.skeleton.name == "zebra_legs" for s in sets]
+    if skeleton is None:
+        if any(animal) and not all(animal):
+            raise ValueError("cannot mix zebra (PASyn) and human sources in one store")
+        skeleton = "zebra_legs" if all(animal) else "smplx"
+    target = get_skeleton(skeleton)
+    joints = joints or DEFAULT_JOINTS.get(target.name, "all")
+    out = []
+    for path, s in zip(paths, sets):
+        try:
+            out.append(s.to_skeleton(target).select(joints))
+        except DataError as e:
+            raise DataError(str(path), None, e.reason) from None
+        except ValueError as e:  # no joints in common with the target skeleton
+            raise DataError(str(path), None, str(e)) from None
+    result = PoseSet.concatenate(out)
+    if len(result) == 0:
+        raise DataError(", ".join(map(str, paths)), None, "no poses imported")
+    return result

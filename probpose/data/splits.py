@@ -1,0 +1,172 @@
+"""Deterministic, leak-free train/val/test splits of a :class:`PoseSet`.
+
+Frames next to each other in time are near-copies, so a random frame split overstates
+generalisation. The rule (stored with every HDF5 store):
+
+1. **Units.** Each time series is cut into contiguous segments of ``segment_seconds`` (a last
+   piece shorter than half a segment joins the previous one). An unordered pose collection (PASyn
+   rows) is first de-duplicated -- exact duplicate poses are dropped -- and each distinct pose is a
+   unit.
+2. **Order.** Units are ordered by SHA-256 of ``seed`` and the unit's identity (sequence name and
+   segment index, or the pose's bytes), so the order depends on nothing else.
+3. **Assignment.** In that order each unit goes to the split furthest below its target share of
+   the poses assigned so far. Every split with a non-zero share gets whole units as soon as there
+   are enough of them, even with three sequences.
+4. **Guard.** In time series, the ``guard_seconds`` of an evaluation segment next to a segment of
+   another split are dropped, so no test frame has a near-copy neighbour in train.
+5. **Duplicates.** A pose in val or test that is bit-identical to one in an earlier split (train,
+   then val) is dropped from the later split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from probpose.data.poseset import PoseSet
+
+__all__ = ["SPLIT_NAMES", "Split", "parse_fractions", "split_poses"]
+
+SPLIT_NAMES = ("train", "val", "test")
+
+
+@dataclass
+class Split:
+    """Indices into a :class:`PoseSet` per split, the rule that made them, and what was dropped."""
+
+    indices: dict[str, np.ndarray]
+    rule: dict
+    stats: dict = field(default_factory=dict)
+
+
+def parse_fractions(spec: str | Sequence[float]) -> tuple[float, float, float]:
+    """``"80/10/10"`` (or three numbers) -> fractions summing to 1."""
+    if isinstance(spec, str):
+        try:
+            parts = [float(x) for x in spec.split("/")]
+        except ValueError:
+            raise ValueError(f"split must look like 80/10/10, got {spec!r}") from None
+    else:
+        parts = [float(x) for x in spec]
+    if len(parts) != 3 or any(not np.isfinite(x) or x < 0 for x in parts) or sum(parts) <= 0 or parts[0] <= 0:
+        raise ValueError(f"split needs three non-negative shares (train > 0), got {spec!r}")
+    total = sum(parts)
+    return parts[0] / total, parts[1] / total, parts[2] / total
+
+
+def _digest(seed: int, identity: bytes) -> bytes:
+    return hashlib.sha256(str(seed).encode() + b"\0" + identity).digest()
+
+
+def split_poses(
+    poses: PoseSet,
+    fractions: str | Sequence[float] = (0.8, 0.1, 0.1),
+    seed: int = 0,
+    segment_seconds: float = 1.0,
+    guard_seconds: float = 0.1,
+) -> Split:
+    """Split ``poses`` by the rule in the module docstring. Deterministic in its arguments."""
+    frac = parse_fractions(fractions)
+    if segment_seconds <= 0 or guard_seconds < 0:
+        raise ValueError("segment_seconds must be > 0 and guard_seconds >= 0")
+    rows = np.ascontiguousarray(poses.poses.reshape(len(poses), -1))
+    row_bytes = [r.tobytes() for r in rows]
+
+    # 1. units: (identity, member indices in time order, fps or None)
+    units: list[tuple[bytes, np.ndarray, float | None]] = []
+    for s, info in enumerate(poses.sequences):
+        members = np.flatnonzero(poses.sequence == s)
+        members = members[np.argsort(poses.frame[members], kind="stable")]
+        if not len(members):
+            continue
+        if not info.ordered:
+            units.extend((b"pose\0" + row_bytes[i], np.array([i]), None) for i in members)
+            continue
+        length = max(1, int(round(segment_seconds * info.fps)))
+        n_seg = max(1, len(members) // length + (len(members) % length >= length / 2))
+        bounds = [k * length for k in range(n_seg)] + [len(members)]
+        for k in range(n_seg):
+            ident = f"seq\0{info.name}\0{k}".encode()
+            units.append((ident, members[bounds[k] : bounds[k + 1]], info.fps))
+    # An unordered pose that repeats (within or across files) is one pose: keep its first unit.
+    unique_units, seen_ident, unordered_dupes = [], set(), 0
+    for u in units:
+        if u[0].startswith(b"pose\0"):
+            if u[0] in seen_ident:
+                unordered_dupes += 1
+                continue
+            seen_ident.add(u[0])
+        unique_units.append(u)
+
+    # 2-3. order by hash, assign to the split most below its target share.
+    unique_units.sort(key=lambda u: _digest(seed, u[0]))
+    assigned = [0, 0, 0]
+    unit_split: list[int] = []
+    for _, members, _ in unique_units:
+        total = sum(assigned) + len(members)
+        deficit = [frac[k] * total - assigned[k] if frac[k] > 0 else -np.inf for k in range(3)]
+        k = int(np.argmax(deficit))
+        unit_split.append(k)
+        assigned[k] += len(members)
+
+    # 4. guard frames of evaluation segments next to another split's segment.
+    by_seq: dict[int, list[tuple[int, int]]] = {}
+    for ui, (_, members, fps) in enumerate(unique_units):
+        if fps is not None:
+            by_seq.setdefault(int(poses.sequence[members[0]]), []).append((int(poses.frame[members[0]]), ui))
+    keep = [np.ones(len(u[1]), dtype=bool) for u in unique_units]
+    guard_dropped = 0
+    for seq_units in by_seq.values():
+        seq_units.sort()
+        order = [ui for _, ui in seq_units]
+        for a, b in zip(order[:-1], order[1:]):
+            if unit_split[a] == unit_split[b]:
+                continue
+            for ui, side in ((a, "end"), (b, "start")):
+                if unit_split[ui] == 0:
+                    continue  # train keeps all its frames
+                g = int(round(guard_seconds * unique_units[ui][2]))
+                g = min(g, len(keep[ui]) - 1)  # never drop a whole segment
+                if g > 0:
+                    sl = slice(len(keep[ui]) - g, None) if side == "end" else slice(0, g)
+                    guard_dropped += int(keep[ui][sl].sum())
+                    keep[ui][sl] = False
+
+    indices: dict[str, list[np.ndarray]] = {name: [] for name in SPLIT_NAMES}
+    n_units = dict.fromkeys(SPLIT_NAMES, 0)
+    for ui, (_, members, _) in enumerate(unique_units):
+        name = SPLIT_NAMES[unit_split[ui]]
+        indices[name].append(members[keep[ui]])
+        n_units[name] += 1
+    out = {k: (np.sort(np.concatenate(v)) if v else np.zeros(0, dtype=np.int64)).astype(np.int64) for k, v in indices.items()}
+
+    # 5. exact duplicates across splits: the later split loses them.
+    cross_dupes = 0
+    earlier: set[bytes] = set()
+    for name in SPLIT_NAMES:
+        if earlier:
+            mask = np.array([row_bytes[i] not in earlier for i in out[name]], dtype=bool)
+            cross_dupes += int((~mask).sum())
+            out[name] = out[name][mask]
+        earlier.update(row_bytes[i] for i in out[name])
+
+    rule = {
+        "method": "hash-ordered units, assigned to the split furthest below its share",
+        "fractions": list(frac),
+        "seed": seed,
+        "segment_seconds": segment_seconds,
+        "guard_seconds": guard_seconds,
+        "hash": "sha256(seed, unit identity)",
+        "unordered": "exact duplicate poses removed, one unit per distinct pose",
+        "cross_split_duplicates": "removed from the later split (train < val < test)",
+    }
+    stats = {
+        "units": n_units,
+        "duplicates_dropped": unordered_dupes,
+        "cross_split_duplicates_dropped": cross_dupes,
+        "guard_frames_dropped": guard_dropped,
+    }
+    return Split(out, rule, stats)

@@ -1,0 +1,371 @@
+"""Kinematic trees as data, named joint selections and flat-layout conversions.
+
+A :class:`Skeleton` is an immutable list of joint names with one parent index per joint
+(``-1`` for a root). Everything else -- depth levels, topological order, children -- is derived
+from those two lists, so a skeleton is fully described by data and can be stored in a file.
+
+Presets: :data:`SMPLX` (55 joints), :data:`SMPLH` (52), :data:`SMPL` (24), :data:`HAND_LEFT`
+and :data:`HAND_RIGHT` (15 each), :data:`ZEBRA_LEGS` (12 joints in four chains).
+
+Joint selections (``"body"``, ``"hands"``, ``"body+hands"``, ...) pick a subset of a skeleton's
+joints; :meth:`Skeleton.select` returns the sub-skeleton in which each joint's parent is its nearest
+selected ancestor (``-1`` if none is selected).
+
+Flat layouts are the vectors users already have (AMASS ``poses`` with 165 or 156 columns, SMPL's
+72, ...). :func:`unflatten` turns one into ``(N, J, 3)`` SMPL-X-ordered joints with a mask of the
+joints it actually holds; :func:`flatten` goes back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+__all__ = [
+    "Skeleton",
+    "SMPLX",
+    "SMPLH",
+    "SMPL",
+    "HAND_LEFT",
+    "HAND_RIGHT",
+    "ZEBRA_LEGS",
+    "SKELETONS",
+    "get_skeleton",
+    "SELECTIONS",
+    "Layout",
+    "LAYOUTS",
+    "layout_for_size",
+    "unflatten",
+    "flatten",
+]
+
+
+@dataclass(frozen=True)
+class Skeleton:
+    """A kinematic tree.
+
+    Attributes:
+        name: preset name (``"smplx"``, ``"zebra_legs"``, ...) or a derived name such as
+            ``"smplx[body+hands]"`` for a selection.
+        joint_names: one name per joint, unique.
+        parents: parent index per joint, ``-1`` for a root. Parents need not precede children.
+    """
+
+    name: str
+    joint_names: tuple[str, ...]
+    parents: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        n = len(self.joint_names)
+        if len(self.parents) != n:
+            raise ValueError(f"skeleton {self.name!r}: {n} joint names but {len(self.parents)} parents")
+        if len(set(self.joint_names)) != n:
+            raise ValueError(f"skeleton {self.name!r}: joint names are not unique")
+        for j, p in enumerate(self.parents):
+            if not -1 <= p < n or p == j:
+                raise ValueError(f"skeleton {self.name!r}: joint {self.joint_names[j]!r} has invalid parent {p}")
+        # Every joint must reach a root: walk up with a step bound to detect cycles.
+        for j in range(n):
+            k, steps = j, 0
+            while self.parents[k] != -1:
+                k = self.parents[k]
+                steps += 1
+                if steps > n:
+                    raise ValueError(f"skeleton {self.name!r}: cycle through joint {self.joint_names[j]!r}")
+
+    # ------------------------------------------------------------------ derived structure
+    @property
+    def num_joints(self) -> int:
+        return len(self.joint_names)
+
+    def __len__(self) -> int:
+        return self.num_joints
+
+    def index(self, joint: str) -> int:
+        """Index of a joint by name; ``KeyError`` naming the skeleton if absent."""
+        try:
+            return self.joint_names.index(joint)
+        except ValueError:
+            raise KeyError(f"skeleton {self.name!r} has no joint {joint!r}") from None
+
+    @cached_property
+    def depth(self) -> tuple[int, ...]:
+        """Depth per joint: 0 for roots, parent's depth + 1 otherwise."""
+        d: list[int] = [-1] * self.num_joints
+
+        def depth_of(j: int) -> int:
+            if d[j] < 0:
+                p = self.parents[j]
+                d[j] = 0 if p < 0 else depth_of(p) + 1
+            return d[j]
+
+        return tuple(depth_of(j) for j in range(self.num_joints))
+
+    @cached_property
+    def levels(self) -> tuple[tuple[int, ...], ...]:
+        """Joint indices grouped by depth: ``levels[0]`` are the roots, ``levels[k]`` the joints
+        whose parents are in ``levels[k - 1]``."""
+        n_levels = max(self.depth, default=-1) + 1
+        return tuple(tuple(j for j in range(self.num_joints) if self.depth[j] == k) for k in range(n_levels))
+
+    @cached_property
+    def topological_order(self) -> tuple[int, ...]:
+        """Joint indices such that every parent comes before its children (level by level)."""
+        return tuple(j for level in self.levels for j in level)
+
+    @cached_property
+    def roots(self) -> tuple[int, ...]:
+        return tuple(j for j, p in enumerate(self.parents) if p < 0)
+
+    def children(self, joint: int) -> tuple[int, ...]:
+        return tuple(j for j, p in enumerate(self.parents) if p == joint)
+
+    # ------------------------------------------------------------------ selections
+    def selection_indices(self, selection: str | Sequence[str] | Sequence[int]) -> tuple[int, ...]:
+        """Indices (into this skeleton, ascending) of a joint selection.
+
+        ``selection`` is a named selection of this skeleton (see :data:`SELECTIONS`), several joined
+        with ``+`` (``"body+hands"``), ``"all"``, or an explicit sequence of joint names or indices.
+        Unknown names raise ``KeyError`` listing the valid ones.
+        """
+        if isinstance(selection, str):
+            named = SELECTIONS.get(self.name, {})
+            out: set[int] = set()
+            for part in (p.strip() for p in selection.split("+")):
+                if part == "all":
+                    out.update(range(self.num_joints))
+                elif part in named:
+                    out.update(self.index(name) for name in named[part])
+                elif part in self.joint_names:
+                    out.add(self.index(part))
+                else:
+                    valid = ", ".join(["all", *named])
+                    raise KeyError(f"unknown joint selection {part!r} for skeleton {self.name!r}; valid: {valid}")
+            return tuple(sorted(out))
+        idx: set[int] = set()
+        for item in selection:
+            if isinstance(item, str):
+                idx.add(self.index(item))
+            else:
+                i = int(item)
+                if not 0 <= i < self.num_joints:
+                    raise KeyError(f"joint index {i} out of range for skeleton {self.name!r} ({self.num_joints} joints)")
+                idx.add(i)
+        return tuple(sorted(idx))
+
+    def select(self, selection: str | Sequence[str] | Sequence[int]) -> Skeleton:
+        """The sub-skeleton of a selection. A joint's parent becomes its nearest selected ancestor;
+        joints with no selected ancestor become roots."""
+        idx = self.selection_indices(selection)
+        if not idx:
+            raise ValueError(f"joint selection {selection!r} of skeleton {self.name!r} is empty")
+        new_index = {old: new for new, old in enumerate(idx)}
+        parents = []
+        for j in idx:
+            p = self.parents[j]
+            while p >= 0 and p not in new_index:
+                p = self.parents[p]
+            parents.append(new_index[p] if p >= 0 else -1)
+        label = selection if isinstance(selection, str) else "custom"
+        return Skeleton(f"{self.name}[{label}]", tuple(self.joint_names[j] for j in idx), tuple(parents))
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable description (name, joint names, parents)."""
+        return {"name": self.name, "joint_names": list(self.joint_names), "parents": list(self.parents)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Skeleton:
+        return cls(str(d["name"]), tuple(d["joint_names"]), tuple(int(p) for p in d["parents"]))
+
+
+# ---------------------------------------------------------------------- presets
+_BODY_NAMES = (
+    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",
+    "left_ankle", "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar",
+    "right_collar", "head", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
+    "left_wrist", "right_wrist",
+)  # fmt: skip
+_BODY_PARENTS = (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19)
+_FINGERS = ("index", "middle", "pinky", "ring", "thumb")
+_HAND_JOINTS = tuple(f"{f}{k}" for f in _FINGERS for k in (1, 2, 3))
+# Within one hand (15 joints): each finger is a chain of three; the first joint hangs off the wrist.
+_HAND_LOCAL_PARENTS = tuple(-1 if k == 0 else 3 * f + k - 1 for f in range(5) for k in range(3))
+
+
+def _hand_parents(wrist: int, offset: int) -> tuple[int, ...]:
+    return tuple(wrist if p < 0 else offset + p for p in _HAND_LOCAL_PARENTS)
+
+
+LEFT_HAND_NAMES = tuple(f"left_{n}" for n in _HAND_JOINTS)
+RIGHT_HAND_NAMES = tuple(f"right_{n}" for n in _HAND_JOINTS)
+
+SMPLX = Skeleton(
+    "smplx",
+    _BODY_NAMES + ("jaw", "left_eye", "right_eye") + LEFT_HAND_NAMES + RIGHT_HAND_NAMES,
+    _BODY_PARENTS + (15, 15, 15) + _hand_parents(20, 25) + _hand_parents(21, 40),
+)
+"""SMPL-X, 55 joints: global (pelvis) + 21 body + jaw + 2 eyes + 2 x 15 finger joints."""
+
+SMPLH = Skeleton(
+    "smplh",
+    _BODY_NAMES + LEFT_HAND_NAMES + RIGHT_HAND_NAMES,
+    _BODY_PARENTS + _hand_parents(20, 22) + _hand_parents(21, 37),
+)
+"""SMPL+H, 52 joints: SMPL-X without jaw and eyes."""
+
+SMPL = Skeleton("smpl", _BODY_NAMES + ("left_hand", "right_hand"), _BODY_PARENTS + (20, 21))
+"""SMPL, 24 joints: the 22 SMPL-X body joints plus two hand roots with no SMPL-X counterpart."""
+
+HAND_LEFT = Skeleton("hand_left", LEFT_HAND_NAMES, _HAND_LOCAL_PARENTS)
+HAND_RIGHT = Skeleton("hand_right", RIGHT_HAND_NAMES, _HAND_LOCAL_PARENTS)
+"""One hand, 15 joints in five chains (index, middle, pinky, ring, thumb; 1 = proximal)."""
+
+ZEBRA_LEGS = Skeleton(
+    "zebra_legs",
+    (
+        "upperleg.L", "frontleg.L", "forearm.L", "upperleg.R", "frontleg.R", "forearm.R",
+        "thigh.L", "shin.L", "backfoot.L", "thigh.R", "shin.R", "backfoot.R",
+    ),
+    (-1, 0, 1, -1, 3, 4, -1, 6, 7, -1, 9, 10),
+)  # fmt: skip
+"""PASyn zebra legs, 12 joints in four chains hanging off shoulder.L/R and pelvis.L/R."""
+
+SKELETONS: dict[str, Skeleton] = {s.name: s for s in (SMPLX, SMPLH, SMPL, HAND_LEFT, HAND_RIGHT, ZEBRA_LEGS)}
+
+
+def get_skeleton(name: str) -> Skeleton:
+    """A preset skeleton by name (``KeyError`` listing the presets otherwise)."""
+    try:
+        return SKELETONS[name]
+    except KeyError:
+        raise KeyError(f"unknown skeleton {name!r}; presets: {', '.join(SKELETONS)}") from None
+
+
+_BODY21 = _BODY_NAMES[1:]
+SELECTIONS: dict[str, dict[str, tuple[str, ...]]] = {
+    "smplx": {
+        "global": ("pelvis",),
+        "body": _BODY21,
+        "jaw": ("jaw",),
+        "eyes": ("left_eye", "right_eye"),
+        "left_hand": LEFT_HAND_NAMES,
+        "right_hand": RIGHT_HAND_NAMES,
+        "hands": LEFT_HAND_NAMES + RIGHT_HAND_NAMES,
+        "body+hands": _BODY21 + LEFT_HAND_NAMES + RIGHT_HAND_NAMES,
+    },
+    "smplh": {
+        "global": ("pelvis",),
+        "body": _BODY21,
+        "left_hand": LEFT_HAND_NAMES,
+        "right_hand": RIGHT_HAND_NAMES,
+        "hands": LEFT_HAND_NAMES + RIGHT_HAND_NAMES,
+        "body+hands": _BODY21 + LEFT_HAND_NAMES + RIGHT_HAND_NAMES,
+    },
+    "smpl": {"global": ("pelvis",), "body": _BODY21, "hand_roots": ("left_hand", "right_hand")},
+    "hand_left": {"hand": LEFT_HAND_NAMES},
+    "hand_right": {"hand": RIGHT_HAND_NAMES},
+    "zebra_legs": {
+        "legs": ZEBRA_LEGS.joint_names,
+        "front_legs": ZEBRA_LEGS.joint_names[:6],
+        "hind_legs": ZEBRA_LEGS.joint_names[6:],
+    },
+}
+"""Named joint selections per preset skeleton (joint names). Combine with ``+``."""
+
+
+# ---------------------------------------------------------------------- flat layouts
+@dataclass(frozen=True)
+class Layout:
+    """A flat pose vector layout: ``size = 3 * len(joints)`` numbers, joints in the given order.
+
+    ``joints`` are names of :data:`SMPLX` joints except for :data:`SMPL`'s two hand roots, which
+    have no SMPL-X counterpart (their names are ``left_hand``/``right_hand``).
+    """
+
+    name: str
+    joints: tuple[str, ...]
+    description: str
+
+    @property
+    def size(self) -> int:
+        return 3 * len(self.joints)
+
+
+_L = Layout
+LAYOUTS: dict[str, Layout] = {
+    lay.name: lay
+    for lay in (
+        _L("smplx", SMPLX.joint_names, "SMPL-X, 55 x 3: root, body, jaw, eyes, left hand, right hand"),
+        _L("smplh", SMPLH.joint_names, "SMPL+H, 52 x 3: root, body, left hand, right hand"),
+        _L("smpl", SMPL.joint_names, "SMPL, 24 x 3: root, body, two hand roots"),
+        _L("smplx53", SMPLX.joint_names[:23] + SMPLX.joint_names[25:], "SMPL-X without eyes, 53 x 3"),
+        _L("body", _BODY21, "21 body joints, 63 numbers (SMPL-X/AMASS pose_body)"),
+        _L("hands", LEFT_HAND_NAMES + RIGHT_HAND_NAMES, "both hands, 90 numbers (AMASS pose_hand)"),
+        _L("left_hand", LEFT_HAND_NAMES, "one hand, 45 numbers"),
+        _L("right_hand", RIGHT_HAND_NAMES, "one hand, 45 numbers"),
+    )
+}
+
+
+def layout_for_size(size: int, hand: str | None = None) -> Layout:
+    """The layout of a flat vector with ``size`` numbers.
+
+    45 numbers are one hand: ``hand`` (``"left"`` or ``"right"``) must say which.
+    Raises ``ValueError`` listing the known sizes otherwise.
+    """
+    if size == 45:
+        if hand not in ("left", "right"):
+            raise ValueError("a 45-number pose is one hand: say hand='left' or hand='right'")
+        return LAYOUTS[f"{hand}_hand"]
+    for lay in LAYOUTS.values():
+        if lay.size == size and lay.name not in ("left_hand", "right_hand"):
+            return lay
+    known = sorted({lay.size for lay in LAYOUTS.values()})
+    raise ValueError(f"unknown flat pose layout with {size} numbers; known sizes: {known}")
+
+
+def unflatten(
+    flat: np.ndarray, skeleton: Skeleton = SMPLX, layout: Layout | str | None = None, hand: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """A flat layout ``(N, 3K)`` -> ``(N, J, 3)`` in ``skeleton``'s joint order.
+
+    Returns ``(poses, present)``: ``present`` is a ``(J,)`` bool mask of the joints the layout
+    holds. Joints it lacks are zero in ``poses`` and ``False`` in ``present``; layout joints the
+    skeleton lacks (for example SMPL's hand roots in SMPL-X) are dropped. Units are unchanged
+    (axis-angle, radians, in every preset layout).
+    """
+    flat = np.asarray(flat)
+    if flat.ndim != 2:
+        raise ValueError(f"expected a (N, 3K) array, got shape {flat.shape}")
+    lay = LAYOUTS[layout] if isinstance(layout, str) else layout or layout_for_size(flat.shape[1], hand)
+    if flat.shape[1] != lay.size:
+        raise ValueError(f"layout {lay.name!r} has {lay.size} numbers, got {flat.shape[1]}")
+    src = flat.reshape(flat.shape[0], len(lay.joints), 3)
+    poses = np.zeros((flat.shape[0], skeleton.num_joints, 3), dtype=flat.dtype)
+    present = np.zeros(skeleton.num_joints, dtype=bool)
+    for k, name in enumerate(lay.joints):
+        if name in skeleton.joint_names:
+            j = skeleton.index(name)
+            poses[:, j] = src[:, k]
+            present[j] = True
+    return poses, present
+
+
+def flatten(poses: np.ndarray, skeleton: Skeleton = SMPLX, layout: Layout | str = "smplx") -> np.ndarray:
+    """``(N, J, 3)`` in ``skeleton``'s order -> a flat layout ``(N, 3K)``.
+
+    Layout joints the skeleton lacks are filled with zeros (the identity rotation), which is how
+    SMPL-family files represent unposed joints.
+    """
+    lay = LAYOUTS[layout] if isinstance(layout, str) else layout
+    poses = np.asarray(poses)
+    if poses.ndim != 3 or poses.shape[1:] != (skeleton.num_joints, 3):
+        raise ValueError(f"expected (N, {skeleton.num_joints}, 3) poses for {skeleton.name!r}, got {poses.shape}")
+    out = np.zeros((poses.shape[0], len(lay.joints), 3), dtype=poses.dtype)
+    for k, name in enumerate(lay.joints):
+        if name in skeleton.joint_names:
+            out[:, k] = poses[:, skeleton.index(name)]
+    return out.reshape(poses.shape[0], lay.size)
