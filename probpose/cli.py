@@ -57,7 +57,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
     out = write_store(args.out, poses, split, joints=joints, base_skeleton=base)
 
     print(f"read {len(poses.sources)} file(s):")
-    for src, seq in zip(poses.sources, poses.sequences):
+    for src, seq in zip(poses.sources, poses.sequences, strict=True):
         rate = "unordered poses" if seq.fps is None else f"{seq.fps:g} fps" + (" (assumed)" if seq.fps_assumed else "")
         print(f"  {src['file']:<44} {src['format']:<10} {src['frames']:>6} frames  {rate}")
         for note in src.get("notes", []):
@@ -69,7 +69,8 @@ def _cmd_import(args: argparse.Namespace) -> int:
     )
     rule = split.rule
     shares = "/".join(f"{100 * f:g}" for f in rule["fractions"])
-    print(f"split {shares} (seed {rule['seed']}, {rule['segment_seconds']:g} s segments, {rule['guard_seconds']:g} s guard):")
+    seg, guard = rule["segment_seconds"], rule["guard_seconds"]
+    print(f"split {shares} (seed {rule['seed']}, {seg:g} s segments, {guard:g} s guard):")
     for name, idx in split.indices.items():
         print(f"  {name:<5} {len(idx):>6} poses  ({split.stats['units'][name]} units)")
     st = split.stats

@@ -149,15 +149,18 @@ def matrix_to_quaternion(r: Tensor) -> Tensor:
         [1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22], dim=-1
     )  # 4 w^2, 4 x^2, 4 y^2, 4 z^2
     two_abs = torch.sqrt(four_sq.clamp_min(1e-12))  # 2|w|, 2|x|, 2|y|, 2|z|
-    cand = torch.stack(
-        [
-            torch.stack([four_sq[..., 0], m21 - m12, m02 - m20, m10 - m01], dim=-1),
-            torch.stack([m21 - m12, four_sq[..., 1], m10 + m01, m02 + m20], dim=-1),
-            torch.stack([m02 - m20, m10 + m01, four_sq[..., 2], m12 + m21], dim=-1),
-            torch.stack([m10 - m01, m20 + m02, m21 + m12, four_sq[..., 3]], dim=-1),
-        ],
-        dim=-2,
-    ) / (2 * two_abs.clamp_min(0.1))[..., None]  # the chosen row has 2|q_i| >= 1: clamp is inactive
+    cand = (
+        torch.stack(
+            [
+                torch.stack([four_sq[..., 0], m21 - m12, m02 - m20, m10 - m01], dim=-1),
+                torch.stack([m21 - m12, four_sq[..., 1], m10 + m01, m02 + m20], dim=-1),
+                torch.stack([m02 - m20, m10 + m01, four_sq[..., 2], m12 + m21], dim=-1),
+                torch.stack([m10 - m01, m20 + m02, m21 + m12, four_sq[..., 3]], dim=-1),
+            ],
+            dim=-2,
+        )
+        / (2 * two_abs.clamp_min(0.1))[..., None]
+    )  # the chosen row has 2|q_i| >= 1: clamp is inactive
     best = torch.nn.functional.one_hot(four_sq.argmax(-1), 4).to(r.dtype)
     q = (best[..., None] * cand).sum(-2)
     q = q * torch.where(q[..., :1] < 0, -torch.ones_like(q[..., :1]), torch.ones_like(q[..., :1]))
@@ -239,9 +242,7 @@ def matrix_to_euler(r: Tensor, order: str = "XYZ", *, intrinsic: bool = False, d
     b = torch.atan2(-s * r[..., k, i], cos_b)
     lock = cos_b < 1e-6 if r.dtype == torch.float64 else cos_b < 1e-3
     a = torch.where(lock, torch.zeros_like(b), torch.atan2(s * r[..., k, j], r[..., k, k]))
-    c = torch.where(
-        lock, torch.atan2(-s * r[..., i, j], r[..., j, j]), torch.atan2(s * r[..., j, i], r[..., i, i])
-    )
+    c = torch.where(lock, torch.atan2(-s * r[..., i, j], r[..., j, j]), torch.atan2(s * r[..., j, i], r[..., i, i]))
     out = torch.stack([a, b, c], dim=-1)
     return torch.rad2deg(out) if degrees else out
 

@@ -152,7 +152,9 @@ class Skeleton:
             else:
                 i = int(item)
                 if not 0 <= i < self.num_joints:
-                    raise KeyError(f"joint index {i} out of range for skeleton {self.name!r} ({self.num_joints} joints)")
+                    raise KeyError(
+                        f"joint index {i} out of range for skeleton {self.name!r} ({self.num_joints} joints)"
+                    )
                 idx.add(i)
         return tuple(sorted(idx))
 

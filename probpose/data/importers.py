@@ -93,7 +93,7 @@ def _float_array(path: Path, field: str, value: object, shape: tuple[int | None,
     arr = np.asarray(value)
     if arr.dtype.kind not in "fiu":
         raise DataError(str(path), field, f"expected numbers, got dtype {arr.dtype}")
-    if arr.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, arr.shape)):
+    if arr.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, arr.shape, strict=True)):
         want = "(" + ", ".join("N" if s is None else str(s) for s in shape) + ")"
         raise DataError(str(path), field, f"expected shape {want}, got {arr.shape}")
     arr = arr.astype(np.float64)
@@ -221,7 +221,9 @@ def load_smplcodec(path: str | Path, fps: float | None = None) -> PoseSet:
         raise DataError(str(p), "smplVersion", f"missing: not an SMPL codec file (keys: {sorted(data)})")
     version = int(np.asarray(data["smplVersion"]).reshape(-1)[0])
     if version not in _CODEC_VERSIONS:
-        raise DataError(str(p), "smplVersion", f"unsupported model version {version}; supported: 0 SMPL, 1 SMPL-H, 2 SMPL-X")
+        raise DataError(
+            str(p), "smplVersion", f"unsupported model version {version}; supported: 0 SMPL, 1 SMPL-H, 2 SMPL-X"
+        )
     skel = _CODEC_VERSIONS[version][1]
     if "bodyPose" not in data:
         raise DataError(str(p), "bodyPose", "missing")
@@ -384,7 +386,7 @@ def import_poses(
     target = get_skeleton(skeleton)
     joints = joints or DEFAULT_JOINTS.get(target.name, "all")
     out = []
-    for path, s in zip(paths, sets):
+    for path, s in zip(paths, sets, strict=True):
         try:
             out.append(s.to_skeleton(target).select(joints))
         except DataError as e:

@@ -106,7 +106,8 @@ class PoseSet:
                 present[j] = self.present[k]
         if not present.any():
             raise ValueError(f"skeleton {self.skeleton.name!r} shares no joints with {target.name!r}")
-        dropped = [n for n, p in zip(self.skeleton.joint_names, self.present) if p and n not in target.joint_names]
+        names = self.skeleton.joint_names
+        dropped = [n for n, p in zip(names, self.present, strict=True) if p and n not in target.joint_names]
         sources = [dict(s) for s in self.sources]
         if dropped:
             for s in sources:
@@ -149,7 +150,7 @@ class PoseSet:
             skeleton=first.skeleton,
             poses=np.concatenate([s.poses for s in sets]),
             present=first.present.copy(),
-            sequence=np.concatenate([s.sequence + o for s, o in zip(sets, offsets)]).astype(np.int64),
+            sequence=np.concatenate([s.sequence + o for s, o in zip(sets, offsets, strict=True)]).astype(np.int64),
             frame=np.concatenate([s.frame for s in sets]).astype(np.int64),
             sequences=[q for s in sets for q in s.sequences],
             sources=[src for s in sets for src in s.sources],

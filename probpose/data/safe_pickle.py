@@ -42,7 +42,9 @@ class _RestrictedUnpickler(pickle.Unpickler):
         try:
             return _ALLOWED[(module, name)]
         except KeyError:
-            raise UnsafePickleError(f"refusing to load global {module}.{name}: only NumPy arrays are admitted") from None
+            raise UnsafePickleError(
+                f"refusing to load global {module}.{name}: only NumPy arrays are admitted"
+            ) from None
 
     def persistent_load(self, pid: Any) -> Any:
         raise UnsafePickleError("refusing persistent ids")

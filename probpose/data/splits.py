@@ -122,7 +122,7 @@ def split_poses(
     for seq_units in by_seq.values():
         seq_units.sort()
         order = [ui for _, ui in seq_units]
-        for a, b in zip(order[:-1], order[1:]):
+        for a, b in zip(order[:-1], order[1:], strict=False):
             if unit_split[a] == unit_split[b]:
                 continue
             for ui, side in ((a, "end"), (b, "start")):
@@ -141,7 +141,10 @@ def split_poses(
         name = SPLIT_NAMES[unit_split[ui]]
         indices[name].append(members[keep[ui]])
         n_units[name] += 1
-    out = {k: (np.sort(np.concatenate(v)) if v else np.zeros(0, dtype=np.int64)).astype(np.int64) for k, v in indices.items()}
+    out = {
+        k: (np.sort(np.concatenate(v)) if v else np.zeros(0, dtype=np.int64)).astype(np.int64)
+        for k, v in indices.items()
+    }
 
     # 5. exact duplicates across splits: the later split loses them.
     cross_dupes = 0

@@ -70,7 +70,11 @@ def write_store(path: str | Path, poses: PoseSet, split: Split, joints: str, bas
                 data = np.ascontiguousarray(poses.poses[idx], dtype=np.float32)
                 opts = {}
                 if len(idx):
-                    opts = {"chunks": (min(len(idx), _CHUNK_ROWS), *data.shape[1:]), "compression": "gzip", "shuffle": True}
+                    opts = {
+                        "chunks": (min(len(idx), _CHUNK_ROWS), *data.shape[1:]),
+                        "compression": "gzip",
+                        "shuffle": True,
+                    }
                 g.create_dataset("poses", data=data, **opts)
                 g.create_dataset("sequence", data=poses.sequence[idx].astype(np.int64))
                 g.create_dataset("frame", data=poses.frame[idx].astype(np.int64))
