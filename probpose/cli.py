@@ -63,8 +63,12 @@ def _cmd_import(args: argparse.Namespace) -> int:
         for note in src.get("notes", []):
             print(f"      note: {note}")
     n_seq = sum(s.ordered for s in poses.sequences)
+    n_sets = len(poses.sequences) - n_seq
+    groups = ", ".join(
+        part for part, n in ((f"{n_seq} sequence(s)", n_seq), (f"{n_sets} unordered set(s)", n_sets)) if n
+    )
     print(
-        f"{len(poses)} poses, {n_seq} sequence(s); skeleton {base}, joints {joints!r}: "
+        f"{len(poses)} poses, {groups}; skeleton {base}, joints {joints!r}: "
         f"J = {poses.num_joints}, D = {3 * poses.num_joints}"
     )
     rule = split.rule
@@ -78,6 +82,12 @@ def _cmd_import(args: argparse.Namespace) -> int:
         f"dropped: {st['duplicates_dropped']} duplicate poses, {st['cross_split_duplicates_dropped']} "
         f"cross-split duplicates, {st['guard_frames_dropped']} guard frames"
     )
+    if st["empty_splits"]:
+        print(
+            f"warning: {', '.join(st['empty_splits'])} empty: too few {args.segment_seconds:g} s segments for "
+            f"{shares}; import more data or pass a shorter --segment-seconds",
+            file=sys.stderr,
+        )
     print(f"wrote {out}")
     return 0
 

@@ -81,3 +81,10 @@ def test_console_script_exit_code(tmp_path):
     r = subprocess.run([sys.executable, "-m", "probpose.cli", "import", str(tmp_path / "x.npz"), "--out",
                         str(tmp_path / "o.h5")], capture_output=True, text=True)  # fmt: skip
     assert r.returncode == 1 and "no such file" in r.stderr and not (tmp_path / "o.h5").exists()
+
+
+def test_empty_split_is_warned_about(tmp_path, smplx_files, capsys):
+    out = tmp_path / "a.h5"
+    assert main(["import", str(smplx_files["aistpp_style_sample.pkl"]), "--joints", "body", "--out", str(out)]) == 0
+    assert "warning: test empty" in capsys.readouterr().err
+    assert read_info(out).sizes["test"] == 0

@@ -177,3 +177,13 @@ def test_dataset_lazy_per_worker(tmp_path, zebra):
     assert torch.equal(batches, ref)
     with pytest.raises(ValueError, match="unknown split"):
         PoseDataset(path, "dev")
+
+
+def test_few_segments_still_fill_every_split_or_say_so(smplx_files):
+    avatar = import_poses([smplx_files["smplcodec_avatar.smpl"]])  # 601 frames at 120 fps: 5 segments
+    sp = split_poses(avatar)
+    assert all(len(v) > 0 for v in sp.indices.values()) and sp.stats["empty_splits"] == []
+    aist = import_poses([smplx_files["aistpp_style_sample.pkl"]], joints="body")  # 2 segments
+    sp = split_poses(aist)
+    assert sp.stats["empty_splits"] == ["test"] and len(sp.indices["val"]) > 0
+    assert split_poses(aist, "100/0/0").stats["empty_splits"] == []

@@ -10,8 +10,9 @@ generalisation. The rule (stored with every HDF5 store):
 2. **Order.** Units are ordered by SHA-256 of ``seed`` and the unit's identity (sequence name and
    segment index, or the pose's bytes), so the order depends on nothing else.
 3. **Assignment.** In that order each unit goes to the split furthest below its target share of
-   the poses assigned so far. Every split with a non-zero share gets whole units as soon as there
-   are enough of them, even with three sequences.
+   the poses assigned so far. A split with a non-zero share that is still empty then takes the
+   last unit of the split with the most units, so with at least three units every split holds
+   real, unseen motion; with fewer, the empty splits are listed in ``stats["empty_splits"]``.
 4. **Guard.** In time series, the ``guard_seconds`` of an evaluation segment next to a segment of
    another split are dropped, so no test frame has a near-copy neighbour in train.
 5. **Duplicates.** A pose in val or test that is bit-identical to one in an earlier split (train,
@@ -111,6 +112,16 @@ def split_poses(
         k = int(np.argmax(deficit))
         unit_split.append(k)
         assigned[k] += len(members)
+    # A split with a non-zero share must not end up empty while another has units to spare: give
+    # it the latest (in hash order) unit of the split holding the most units.
+    for k in range(3):
+        if frac[k] > 0 and k not in unit_split:
+            counts = [unit_split.count(i) for i in range(3)]
+            donor = int(np.argmax(counts))
+            if counts[donor] < 2:
+                break  # too few units: the split stays empty (reported in stats)
+            last = max(i for i, sk in enumerate(unit_split) if sk == donor)
+            unit_split[last] = k
 
     # 4. guard frames of evaluation segments next to another split's segment.
     by_seq: dict[int, list[tuple[int, int]]] = {}
@@ -157,7 +168,7 @@ def split_poses(
         earlier.update(row_bytes[i] for i in out[name])
 
     rule = {
-        "method": "hash-ordered units, assigned to the split furthest below its share",
+        "method": "hash-ordered units, assigned to the split furthest below its share; no non-zero split left empty",
         "fractions": list(frac),
         "seed": seed,
         "segment_seconds": segment_seconds,
@@ -171,5 +182,6 @@ def split_poses(
         "duplicates_dropped": unordered_dupes,
         "cross_split_duplicates_dropped": cross_dupes,
         "guard_frames_dropped": guard_dropped,
+        "empty_splits": [k for k in SPLIT_NAMES if frac[SPLIT_NAMES.index(k)] > 0 and not len(out[k])],
     }
     return Split(out, rule, stats)
