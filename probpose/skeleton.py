@@ -18,6 +18,7 @@ joints it actually holds; :func:`flatten` goes back.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -127,23 +128,27 @@ class Skeleton:
     def selection_indices(self, selection: str | Sequence[str] | Sequence[int]) -> tuple[int, ...]:
         """Indices (into this skeleton, ascending) of a joint selection.
 
-        ``selection`` is a named selection of this skeleton (see :data:`SELECTIONS`), several joined
-        with ``+`` (``"body+hands"``), ``"all"``, or an explicit sequence of joint names or indices.
+        ``selection`` is a named selection of this skeleton (see :data:`SELECTIONS`), a joint name,
+        or ``"all"``; terms combine left to right with ``+`` (add) and ``-`` (remove), e.g.
+        ``"body+hands-feet"``. It may also be an explicit sequence of joint names or indices.
         Unknown names raise ``KeyError`` listing the valid ones.
         """
         if isinstance(selection, str):
             named = SELECTIONS.get(self.name, {})
             out: set[int] = set()
-            for part in (p.strip() for p in selection.split("+")):
+            tokens = re.split(r"([+-])", selection.replace(" ", ""))
+            ops = ["+", *tokens[1::2]]
+            for op, part in zip(ops, tokens[0::2], strict=True):
                 if part == "all":
-                    out.update(range(self.num_joints))
+                    idx = set(range(self.num_joints))
                 elif part in named:
-                    out.update(self.index(name) for name in named[part])
+                    idx = {self.index(name) for name in named[part]}
                 elif part in self.joint_names:
-                    out.add(self.index(part))
+                    idx = {self.index(part)}
                 else:
                     valid = ", ".join(["all", *named])
                     raise KeyError(f"unknown joint selection {part!r} for skeleton {self.name!r}; valid: {valid}")
+                out = out | idx if op == "+" else out - idx
             return tuple(sorted(out))
         idx: set[int] = set()
         for item in selection:
@@ -251,6 +256,7 @@ SELECTIONS: dict[str, dict[str, tuple[str, ...]]] = {
     "smplx": {
         "global": ("pelvis",),
         "body": _BODY21,
+        "feet": ("left_foot", "right_foot"),
         "jaw": ("jaw",),
         "eyes": ("left_eye", "right_eye"),
         "left_hand": LEFT_HAND_NAMES,
@@ -261,12 +267,18 @@ SELECTIONS: dict[str, dict[str, tuple[str, ...]]] = {
     "smplh": {
         "global": ("pelvis",),
         "body": _BODY21,
+        "feet": ("left_foot", "right_foot"),
         "left_hand": LEFT_HAND_NAMES,
         "right_hand": RIGHT_HAND_NAMES,
         "hands": LEFT_HAND_NAMES + RIGHT_HAND_NAMES,
         "body+hands": _BODY21 + LEFT_HAND_NAMES + RIGHT_HAND_NAMES,
     },
-    "smpl": {"global": ("pelvis",), "body": _BODY21, "hand_roots": ("left_hand", "right_hand")},
+    "smpl": {
+        "global": ("pelvis",),
+        "body": _BODY21,
+        "feet": ("left_foot", "right_foot"),
+        "hand_roots": ("left_hand", "right_hand"),
+    },
     "hand_left": {"hand": LEFT_HAND_NAMES},
     "hand_right": {"hand": RIGHT_HAND_NAMES},
     "zebra_legs": {
@@ -275,7 +287,7 @@ SELECTIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "hind_legs": ZEBRA_LEGS.joint_names[6:],
     },
 }
-"""Named joint selections per preset skeleton (joint names). Combine with ``+``."""
+"""Named joint selections per preset skeleton (joint names). Combine with ``+`` and ``-``."""
 
 
 # ---------------------------------------------------------------------- flat layouts

@@ -42,6 +42,7 @@ __all__ = [
     "load_aistpp",
     "load_pasyn",
     "import_poses",
+    "import_recording",
     "DEFAULT_JOINTS",
 ]
 
@@ -397,3 +398,23 @@ def import_poses(
     if len(result) == 0:
         raise DataError(", ".join(map(str, paths)), None, "no poses imported")
     return result
+
+
+def import_recording(
+    paths: Sequence[str | Path], skeleton: str | None = None, joints: str | None = None
+) -> tuple[PoseSet, list[str]]:
+    """Like :func:`import_poses`, but leaves out files that do not record the selected joints.
+
+    Returns the pose set and one line per file left out (say them to the user). At least one file
+    must remain."""
+    kept, skipped = [], []
+    for path in paths:
+        try:
+            kept.append(import_poses([path], skeleton=skeleton, joints=joints))
+        except DataError as e:
+            if "does not record" not in e.reason:
+                raise
+            skipped.append(f"left out {Path(path).name}: {e.reason.split(';')[0]}")
+    if not kept:
+        raise DataError(", ".join(map(str, paths)), None, f"no file records joint selection {joints!r}")
+    return PoseSet.concatenate(kept), skipped

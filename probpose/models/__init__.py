@@ -1,0 +1,6 @@
+"""Trainable pose models: modules that build the prior distributions, and the Pyro VAEs."""
+
+from probpose.models.base import PoseModel, PriorModel
+from probpose.models.gaussian import GaussianOptions, JointGaussianModel
+
+__all__ = ["PoseModel", "PriorModel", "GaussianOptions", "JointGaussianModel"]

@@ -1,0 +1,78 @@
+"""The trainable per-joint Gaussian prior."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from probpose.distributions import JointGaussianPrior
+from probpose.models.base import PriorModel
+from probpose.skeleton import Skeleton
+
+__all__ = ["GaussianOptions", "JointGaussianModel"]
+
+
+@dataclass
+class GaussianOptions:
+    """``covariance``: ``full`` (a 3x3 covariance per joint) or ``diag``; ``init_scale``: initial
+    standard deviation in radians."""
+
+    covariance: Literal["full", "diag"] = "full"
+    init_scale: float = 0.5
+
+
+class JointGaussianModel(PriorModel):
+    """Builds a :class:`JointGaussianPrior` with per-joint mean and Cholesky factor.
+
+    Parameters: ``loc`` ``(J, 3)``; ``log_diag`` ``(J, 3)`` (log of the Cholesky diagonal); for the
+    full variant ``offdiag`` ``(J, 3)`` (the strictly lower entries (1,0), (2,0), (2,1)).
+    """
+
+    has_closed_form = True
+
+    def __init__(self, skeleton: Skeleton, options: GaussianOptions | None = None) -> None:
+        super().__init__(skeleton)
+        self.options = options or GaussianOptions()
+        if self.options.covariance not in ("full", "diag"):
+            raise ValueError(f"covariance must be 'full' or 'diag', got {self.options.covariance!r}")
+        if not self.options.init_scale > 0:
+            raise ValueError(f"init_scale must be positive, got {self.options.init_scale}")
+        j = skeleton.num_joints
+        self.loc = nn.Parameter(torch.zeros(j, 3))
+        self.log_diag = nn.Parameter(torch.full((j, 3), math.log(self.options.init_scale)))
+        self.offdiag = nn.Parameter(torch.zeros(j, 3)) if self.options.covariance == "full" else None
+
+    def scale_tril(self) -> Tensor:
+        """``(J, 3, 3)`` lower-triangular Cholesky factors."""
+        tril = torch.diag_embed(self.log_diag.exp())
+        if self.offdiag is not None:
+            off = torch.zeros_like(tril)
+            off[:, (1, 2, 2), (0, 0, 1)] = self.offdiag
+            tril = tril + off
+        return tril
+
+    def forward(self, context: Tensor | None = None) -> JointGaussianPrior:
+        if context is not None:
+            raise ValueError("JointGaussianModel is not conditional: context must be None")
+        return JointGaussianPrior(self.loc, self.scale_tril())
+
+    @torch.no_grad()
+    def fit_closed_form(self, train_poses: Tensor) -> None:
+        """Maximum likelihood: per-joint sample mean and covariance (divided by N)."""
+        x = train_poses.to(self.loc)
+        if x.dim() != 3 or x.shape[1:] != (self.num_joints, 3):
+            raise ValueError(f"expected (N, {self.num_joints}, 3) poses, got {tuple(x.shape)}")
+        mean = x.mean(0)
+        d = x - mean
+        if self.offdiag is None:
+            self.log_diag.copy_(0.5 * (d * d).mean(0).log())
+        else:
+            cov = torch.einsum("nja,njb->jab", d, d) / x.shape[0]
+            tril = torch.linalg.cholesky(cov)
+            self.log_diag.copy_(tril.diagonal(dim1=-2, dim2=-1).log())
+            self.offdiag.copy_(tril[:, (1, 2, 2), (0, 0, 1)])
+        self.loc.copy_(mean)

@@ -1,0 +1,81 @@
+"""The one registry of models: name -> how to build it. Used by the CLI, the trainer and the
+benchmarks alike."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from probpose.models import GaussianOptions, JointGaussianModel, PoseModel
+from probpose.skeleton import Skeleton
+
+__all__ = ["ModelSpec", "MODELS", "register", "get_model_spec", "build_model"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered model.
+
+    Attributes:
+        name: registry key (``model.name`` in configs).
+        options: dataclass of the model's options (``model.*`` config keys).
+        build: ``(skeleton, options) -> PoseModel``.
+        description: one line for listings.
+        defaults: option values this entry fixes (e.g. the diagonal Gaussian).
+        bench_training: training settings ``probpose bench`` uses for it (``training.*`` keys).
+    """
+
+    name: str
+    options: type
+    build: Callable[[Skeleton, Any], PoseModel]
+    description: str
+    defaults: dict = field(default_factory=dict)
+    bench_training: dict = field(default_factory=dict)
+
+    def default_options(self) -> Any:
+        return self.options(**self.defaults)
+
+
+MODELS: dict[str, ModelSpec] = {}
+
+
+def register(spec: ModelSpec) -> ModelSpec:
+    if spec.name in MODELS:
+        raise ValueError(f"model {spec.name!r} is already registered")
+    MODELS[spec.name] = spec
+    return spec
+
+
+def get_model_spec(name: str) -> ModelSpec:
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise KeyError(f"unknown model {name!r}; registered: {', '.join(MODELS)}") from None
+
+
+def build_model(name: str, skeleton: Skeleton, options: Any = None) -> PoseModel:
+    """Build a registered model for ``skeleton`` (default options when ``options`` is None)."""
+    spec = get_model_spec(name)
+    return spec.build(skeleton, options if options is not None else spec.default_options())
+
+
+register(
+    ModelSpec(
+        "gaussian",
+        GaussianOptions,
+        JointGaussianModel,
+        "per-joint Gaussian, full 3x3 covariance per joint",
+        bench_training={"fit": "closed_form"},
+    )
+)
+register(
+    ModelSpec(
+        "gaussian_diag",
+        GaussianOptions,
+        JointGaussianModel,
+        "per-joint Gaussian, diagonal covariance",
+        defaults={"covariance": "diag"},
+        bench_training={"fit": "closed_form"},
+    )
+)
