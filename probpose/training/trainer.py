@@ -118,7 +118,8 @@ class Trainer:
         for name, low in limits.items():
             value = checkpoint_every if name == "checkpoint_every" else getattr(config, name)
             if not value > low:
-                raise TrainingError(f"training.{name} must be > {low}, got {value}")
+                section = "output" if name == "checkpoint_every" else "training"
+                raise TrainingError(f"{section}.{name} must be > {low}, got {value}")
         if config.fit == "closed_form" and not model.has_closed_form:
             raise TrainingError(f"{type(model).__name__} has no closed-form fit; use training.fit=svi")
         self.optimizer = self._make_optimizer()
