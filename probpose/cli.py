@@ -141,8 +141,13 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
                    "constant zero, and a density of a constant dimension diverges)")  # fmt: skip
     p.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS), help="models (default: all)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--segment-seconds", type=float, default=0.25,
+                   help="split segment length for the bundled data (default 0.25: with two recordings, 1 s "
+                   "segments would make a whole recording the validation set)")  # fmt: skip
+    p.add_argument("--guard-seconds", type=float, default=0.05,
+                   help="evaluation frames dropped next to another split (default 0.05)")  # fmt: skip
     p.add_argument("--out", type=Path, default=Path("bench_results"), help="folder for bench.md/.json")
-    p.add_argument("--batch", type=int, default=4096, help="poses per throughput measurement (default 4096)")
+    p.add_argument("--batch", type=int, default=1024, help="poses per throughput measurement (default 1024)")
     p.set_defaults(func=_cmd_bench)
 
 
@@ -155,7 +160,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     if args.batch < 1:
         raise ValueError(f"--batch must be positive, got {args.batch}")
-    cfg = DataConfig(path=str(args.data) if args.data else None, joints=None if args.data else args.joints)
+    cfg = DataConfig(
+        path=str(args.data) if args.data else None,
+        joints=None if args.data else args.joints,
+        segment_seconds=args.segment_seconds,
+        guard_seconds=args.guard_seconds,
+    )
     data = prepare_data(cfg, args.out)
     for note in data.notes:
         print(f"note: {note}")
@@ -165,7 +175,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     print(f"data {data.store}: joints {data.joints!r}, {sizes}")
     rows = bench_models(args.models, data.train, data.val, data.test, data.skeleton, args.device, args.batch)
     print(format_table(rows))
-    context = {"data": str(data.store), "joints": data.joints, "batch": args.batch, "notes": data.notes,
+    split = (
+        "" if args.data else f" split 80/10/10 in {args.segment_seconds:g} s segments, {args.guard_seconds:g} s guard"
+    )
+    context = {"data": str(data.store) + split, "joints": data.joints, "batch": args.batch, "notes": data.notes,
                "machine": machine_description(args.device)}  # fmt: skip
     md, js = write_results(args.out, rows, context)
     print(f"wrote {md} and {js}")

@@ -134,7 +134,12 @@ class Skeleton:
         Unknown names raise ``KeyError`` listing the valid ones.
         """
         if isinstance(selection, str):
-            named = SELECTIONS.get(self.name, {})
+            # a derived skeleton ("smplx[body+hands]") knows its preset's named selections,
+            # restricted to the joints it has
+            named = {
+                k: tuple(n for n in v if n in self.joint_names)
+                for k, v in SELECTIONS.get(self.name.split("[", 1)[0], {}).items()
+            }
             out: set[int] = set()
             tokens = re.split(r"([+-])", selection.replace(" ", ""))
             ops = ["+", *tokens[1::2]]

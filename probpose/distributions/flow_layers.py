@@ -227,7 +227,9 @@ def coupling_stack(
             mask[(k % 2) :: 2] = True
             out.append(AffineCoupling(mask, context_dim, hidden, layers))
         elif kind == "spline":
-            out.append(spline_coupling(dim, context_dim, hidden, layers, num_bins, tail_bound, reverse_mask=bool(k % 2)))
+            out.append(
+                spline_coupling(dim, context_dim, hidden, layers, num_bins, tail_bound, reverse_mask=bool(k % 2))
+            )
         else:
             raise ValueError(f"unknown coupling kind {kind!r}; affine or spline")
         if k < K - 1:

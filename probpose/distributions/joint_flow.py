@@ -36,6 +36,8 @@ class JointFlowPrior(TorchDistribution):
         flow: a flow on R^3 with ``context_dim == 6 + E``.
         embedding: ``(J, E)`` joint embeddings.
         parents: parent index per joint (``-1`` for roots), as in :class:`~probpose.skeleton.Skeleton`.
+        loc, log_scale: optional ``(J, 3)`` per-joint affine normalisation applied before the
+            flow, ``u_j = (x_j - loc_j) exp(-log_scale_j)`` (its log|det| is included).
         batch_shape: batch shape (the prior has no per-batch parameters; default ``()``).
     """
 
@@ -48,10 +50,14 @@ class JointFlowPrior(TorchDistribution):
         flow: FlowStack,
         embedding: Tensor,
         parents: Sequence[int],
+        loc: Tensor | None = None,
+        log_scale: Tensor | None = None,
         batch_shape: torch.Size | tuple[int, ...] = (),
         validate_args: bool | None = None,
     ) -> None:
         j = len(parents)
+        self.loc = loc if loc is not None else torch.zeros(j, 3, dtype=embedding.dtype, device=embedding.device)
+        self.log_scale = log_scale if log_scale is not None else torch.zeros_like(self.loc)
         if flow.dim != 3 or flow.context_dim != 6 + embedding.shape[-1] or embedding.shape[0] != j:
             raise ValueError("flow must be 3-D with context 6 + E and embedding (J, E)")
         self.flow = flow
@@ -69,6 +75,7 @@ class JointFlowPrior(TorchDistribution):
     def expand(self, batch_shape, _instance=None) -> JointFlowPrior:
         new = self._get_checked_instance(JointFlowPrior, _instance)
         new.flow, new.embedding, new.parents, new.levels = self.flow, self.embedding, self.parents, self.levels
+        new.loc, new.log_scale = self.loc, self.log_scale
         super(JointFlowPrior, new).__init__(torch.Size(batch_shape), self.event_shape, validate_args=False)
         new._validate_args = self._validate_args
         return new
@@ -84,7 +91,9 @@ class JointFlowPrior(TorchDistribution):
         lead = value.shape[:-2]
         x = value.reshape(-1, *self.event_shape)
         ctx = self._context(parent_features(x, self.parents))
-        return self.flow.log_prob(x.reshape(-1, 3), ctx).reshape(lead + (self.event_shape[0],))
+        u = (x - self.loc) * torch.exp(-self.log_scale)
+        lp = self.flow.log_prob(u.reshape(-1, 3), ctx).reshape(-1, self.event_shape[0])
+        return (lp - self.log_scale.sum(-1)).reshape(lead + (self.event_shape[0],))
 
     def log_prob(self, value: Tensor) -> Tensor:
         if self._validate_args:
@@ -106,9 +115,11 @@ class JointFlowPrior(TorchDistribution):
             else:
                 feats = matrix_to_rotation_6d(axis_angle_to_matrix(torch.stack([cols[q] for q in par], 1)))
             z = torch.randn(m * len(level), 3, dtype=p.dtype, device=p.device)
-            x, log_det = self.flow.forward_and_log_det(z, self._context(feats, level))
-            total = total + (self.flow.base_log_prob(z) - log_det).reshape(m, len(level)).sum(-1)
-            x = x.reshape(m, len(level), 3)
+            u, log_det = self.flow.forward_and_log_det(z, self._context(feats, level))
+            lvl = list(level)
+            x = self.loc[lvl] + torch.exp(self.log_scale[lvl]) * u.reshape(m, len(level), 3)
+            path = (self.flow.base_log_prob(z) - log_det).reshape(m, len(level)) - self.log_scale[lvl].sum(-1)
+            total = total + path.sum(-1)
             for i, k in enumerate(level):
                 cols[k] = x[:, i]
         return torch.stack(cols, 1).reshape(lead + self.event_shape), total.reshape(lead)

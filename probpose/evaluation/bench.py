@@ -99,8 +99,8 @@ def bench_models(
     test: torch.Tensor,
     skeleton,
     device: str = "cpu",
-    batch: int = 4096,
-    repeats: int = 5,
+    batch: int = 1024,
+    repeats: int = 3,
     training_overrides: dict | None = None,
 ) -> list[BenchRow]:
     """Fit each registered model in ``names`` on ``train`` (early stopping on ``val``) with its

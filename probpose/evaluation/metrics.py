@@ -65,8 +65,9 @@ def evaluate(model, poses: Tensor, batch_size: int = 8192, check: bool = True, j
 
     Refuses data with a constant dimension (``check``), naming the joint."""
     names = joint_names or model.skeleton.joint_names
+    modelled = list(getattr(model, "modelled", range(poses.shape[1])))
     if check:
-        check_not_constant(poses, names)
+        check_not_constant(poses[:, modelled], [names[j] for j in modelled])
     param = next(model.parameters(), None)
     device = param.device if param is not None else poses.device
     dtype = param.dtype if param is not None else poses.dtype
@@ -74,6 +75,6 @@ def evaluate(model, poses: Tensor, batch_size: int = 8192, check: bool = True, j
     if not torch.isfinite(lp).all():
         raise ValueError(f"log_prob is not finite for {int((~torch.isfinite(lp)).sum())} of {len(lp)} poses")
     nll = -lp.mean().item()
-    dim = 3 * poses.shape[1]
-    nll_haar = nll + haar_offset(poses).mean().item()
+    dim = 3 * len(modelled)
+    nll_haar = nll + haar_offset(poses[:, modelled]).mean().item()
     return Evaluation(nll, nll / (dim * math.log(2)), nll_haar, dim, int(poses.shape[0]), model.exact_log_prob)

@@ -24,7 +24,9 @@ class PoseModel(nn.Module):
     - ``model(poses)`` / ``guide(poses)``: a Pyro model and guide; ``-ELBO / N`` is the training
       loss in nats per pose (for a pure likelihood model the guide is empty and this is the NLL).
     - ``log_prob(poses) -> (N,)``: the log-density of each pose in nats (Lebesgue on R^(3J)), or,
-      where ``exact_log_prob`` is ``False``, a lower bound on it.
+      where ``exact_log_prob`` is ``False``, a lower bound on it. A model may condition on some
+      joints of the input (``modelled`` lists the others); its log_prob is then the conditional
+      density of the modelled joints given the rest.
     - ``sample(n) -> (n, J, 3)``.
     - optionally ``initialize(train_poses)`` for data-dependent initialisation (never on
       evaluation data) and ``fit_closed_form(train_poses)`` where a closed form exists.
@@ -33,21 +35,28 @@ class PoseModel(nn.Module):
     exact_log_prob: bool = True
     has_closed_form: bool = False
 
-    def __init__(self, skeleton: Skeleton) -> None:
+    def __init__(self, skeleton: Skeleton, modelled: tuple[int, ...] | None = None) -> None:
         super().__init__()
         self.skeleton = skeleton
+        self.modelled = tuple(range(skeleton.num_joints)) if modelled is None else tuple(modelled)
         # a unique Pyro name per instance: a stale param-store entry under a shared name would
         # otherwise be returned instead of this module's parameters (DESIGN.md section 7)
         self.pyro_name = f"{type(self).__name__}_{next(_instance_ids)}"
 
     @property
     def num_joints(self) -> int:
+        """J of the input poses ``(N, J, 3)`` (the skeleton's joints)."""
         return self.skeleton.num_joints
 
     @property
     def event_dim(self) -> int:
-        """D = 3J, the number of modelled numbers per pose."""
-        return 3 * self.skeleton.num_joints
+        """D = 3 x the number of modelled joints (all joints, unless the model conditions on some)."""
+        return 3 * len(self.modelled)
+
+    @property
+    def conditional(self) -> bool:
+        """True when some input joints are context, not modelled: ``log_prob`` is conditional."""
+        return len(self.modelled) < self.skeleton.num_joints
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)

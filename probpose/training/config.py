@@ -3,7 +3,7 @@
 A config file has four sections (every key optional; defaults below)::
 
     name: gaussian_prior
-    data:     {path: null, bundled: smplx, joints: body+hands, split: 80/10/10, split_seed: 0}
+    data:     {path: null, bundled: smplx, joints: body+hands, split: 80/10/10, split_seed: 0, ...}
     model:    {name: gaussian, ...options of that model (see the registry)...}
     training: {fit: svi, optimizer: adam, lr: 0.01, ...}
     output:   {dir: runs, tensorboard: true, checkpoint_every: 500}
@@ -69,13 +69,16 @@ def _yaml_load(text: str) -> Any:
 @dataclass
 class DataConfig:
     """``path``: an HDF5 store from ``probpose import``; ``null`` imports the ``bundled`` set
-    (only its files that record ``joints``) with ``split`` and ``split_seed``."""
+    (only its files that record ``joints``) with ``split``, ``split_seed``, ``segment_seconds``
+    and ``guard_seconds`` (see :func:`probpose.data.split_poses`)."""
 
     path: str | None = None
     bundled: str = "smplx"
     joints: str = "body+hands"
     split: str = "80/10/10"
     split_seed: int = 0
+    segment_seconds: float = 1.0
+    guard_seconds: float = 0.1
 
 
 @dataclass

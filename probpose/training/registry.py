@@ -7,7 +7,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from probpose.models import GaussianOptions, JointGaussianModel, PoseModel
+from probpose.models import (
+    GaussianOptions,
+    GlobalFlowModel,
+    GlobalFlowOptions,
+    JointFlowModel,
+    JointFlowOptions,
+    JointGaussianModel,
+    PoseModel,
+)
 from probpose.skeleton import Skeleton
 
 __all__ = ["ModelSpec", "MODELS", "register", "get_model_spec", "build_model"]
@@ -77,5 +85,35 @@ register(
         "per-joint Gaussian, diagonal covariance",
         defaults={"covariance": "diag"},
         bench_training={"fit": "closed_form"},
+    )
+)
+
+_FLOW_BENCH = {"lr": 1e-3, "batch_size": 256, "max_steps": 800, "eval_every": 25, "patience": 6, "schedule": "none"}
+register(
+    ModelSpec(
+        "global_flow",
+        GlobalFlowOptions,
+        GlobalFlowModel,
+        "normalizing flow over the whole pose: RealNVP affine couplings, LU mixing, ActNorm",
+        bench_training=_FLOW_BENCH,
+    )
+)
+register(
+    ModelSpec(
+        "global_flow_spline",
+        GlobalFlowOptions,
+        GlobalFlowModel,
+        "normalizing flow over the whole pose: rational-quadratic spline couplings",
+        defaults={"coupling": "spline", "K": 4, "hidden": 64},
+        bench_training=_FLOW_BENCH,
+    )
+)
+register(
+    ModelSpec(
+        "joint_flow",
+        JointFlowOptions,
+        JointFlowModel,
+        "per-joint conditional spline flows, each joint given its parent's rotation",
+        bench_training=_FLOW_BENCH,
     )
 )

@@ -55,7 +55,7 @@ def prepare_data(cfg: DataConfig, workdir: str | Path) -> PreparedData:
             raise ValueError(f"{store}: holds joints {info.joints!r} but data.joints is {cfg.joints!r}")
     else:
         poses, notes = import_recording(bundled(cfg.bundled), joints=cfg.joints or None)
-        split = split_poses(poses, cfg.split, seed=cfg.split_seed)
+        split = split_poses(poses, cfg.split, cfg.split_seed, cfg.segment_seconds, cfg.guard_seconds)
         base = poses.skeleton.name.split("[", 1)[0]
         store = write_store(
             Path(workdir) / "data.h5", poses, split, joints=cfg.joints or DEFAULT_JOINTS[base], base_skeleton=base

@@ -177,7 +177,8 @@ class Trainer:
         names = self.model.skeleton.joint_names
         if train.dim() != 3 or train.shape[1:] != (self.model.num_joints, 3):
             raise TrainingError(f"expected training poses (N, {self.model.num_joints}, 3), got {tuple(train.shape)}")
-        check_not_constant(train, names)
+        modelled = list(self.model.modelled)
+        check_not_constant(train[:, modelled], [names[j] for j in modelled])
         train = train.to(self.device, self.dtype)
         val = val.to(self.device, self.dtype) if val is not None and len(val) else None
         start = time.perf_counter()
