@@ -148,6 +148,8 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
                    help="evaluation frames dropped next to another split (default 0.05)")  # fmt: skip
     p.add_argument("--out", type=Path, default=Path("bench_results"), help="folder for bench.md/.json")
     p.add_argument("--batch", type=int, default=1024, help="poses per throughput measurement (default 1024)")
+    p.add_argument("--fit-seconds", type=float, default=60.0,
+                   help="wall-clock budget per model fit (default 60; 0: none, train to early stopping)")  # fmt: skip
     p.set_defaults(func=_cmd_bench)
 
 
@@ -173,13 +175,16 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         raise ValueError(f"{data.store}: the test split is empty")
     sizes = f"train {len(data.train)}, val {len(data.val)}, test {len(data.test)}"
     print(f"data {data.store}: joints {data.joints!r}, {sizes}")
-    rows = bench_models(args.models, data.train, data.val, data.test, data.skeleton, args.device, args.batch)
+    budget = {"max_seconds": args.fit_seconds} if args.fit_seconds > 0 else {}
+    rows = bench_models(
+        args.models, data.train, data.val, data.test, data.skeleton, args.device, args.batch, training_overrides=budget
+    )
     print(format_table(rows))
     split = (
         "" if args.data else f" split 80/10/10 in {args.segment_seconds:g} s segments, {args.guard_seconds:g} s guard"
     )
     context = {"data": str(data.store) + split, "joints": data.joints, "batch": args.batch, "notes": data.notes,
-               "machine": machine_description(args.device)}  # fmt: skip
+               "fit_seconds_budget": args.fit_seconds, "machine": machine_description(args.device)}  # fmt: skip
     md, js = write_results(args.out, rows, context)
     print(f"wrote {md} and {js}")
     return 0

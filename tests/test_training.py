@@ -55,7 +55,7 @@ def test_unknown_keys_list_the_valid_ones():
         config_from_dict({"model": {"name": "gaussian", "width": 3}})
     with pytest.raises(ConfigError, match=r"unknown key 'trainin'.*valid keys: name, data, model"):
         config_from_dict({"trainin": {}})
-    with pytest.raises(ConfigError, match="unknown model 'flowz'; registered: gaussian"):
+    with pytest.raises(ConfigError, match="unknown model 'flowz'; registered: gaussian, gaussian_diag, global_flow"):
         config_from_dict({"model": {"name": "flowz"}})
 
 
@@ -196,13 +196,16 @@ def test_bench_end_to_end_on_a_small_store(tmp_path, zebra_files, capsys):
     store = tmp_path / "z.h5"
     assert main(["import", str(zebra_files["test_poses_refine.npz"]), "--out", str(store)]) == 0
     out = tmp_path / "bench"
-    assert main(["bench", "--data", str(store), "--out", str(out), "--batch", "256"]) == 0
+    models = ["gaussian", "gaussian_diag", "joint_flow"]
+    args = ["--data", str(store), "--out", str(out), "--batch", "256", "--fit-seconds", "3", "--models", *models]
+    assert main(["bench", *args]) == 0
     text = capsys.readouterr().out
-    assert "| gaussian |" in text and "| gaussian_diag |" in text
+    assert "| gaussian |" in text and "| gaussian_diag |" in text and "| joint_flow |" in text
     res = json.loads((out / "bench.json").read_text())
     cols = {"model", "parameters", "fit_seconds", "test_nll", "bpd", "nll_haar", "logprob_per_s",
             "logprob_backward_per_s", "sample_per_s", "device", "n_test"}  # fmt: skip
-    assert [r["model"] for r in res["rows"]] == ["gaussian", "gaussian_diag"]
+    assert [r["model"] for r in res["rows"]] == models
+    assert res["rows"][2]["fit_seconds"] < 3 + 5  # the budget holds (plus one step and a validation)
     for row in res["rows"]:
         assert cols <= set(row)
         assert row["dim"] == 36 and row["n_test"] == 25 and row["logprob_per_s"] > 0

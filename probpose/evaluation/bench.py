@@ -191,7 +191,8 @@ def write_results(out_dir: str | Path, rows: Sequence[BenchRow], context: dict) 
         f"train {rows[0].n_train if rows else '?'} / test {rows[0].n_test if rows else '?'} poses.",
         "NLL in nats per pose (Lebesgue on axis-angle); BPD = NLL / (D ln 2); NLL vs Haar: with respect to the "
         "normalised Haar measure on SO(3)^J (uniform rotations score 0). Throughputs: medians, batch "
-        f"{context.get('batch')}.",
+        f"{context.get('batch')}. Fit: each model's registry settings, early stopping on validation, "
+        f"at most {context.get('fit_seconds_budget', 0):g} s of training (0 = no limit).",
         "",
         format_table(rows),
         "",

@@ -90,7 +90,8 @@ class TrainingConfig:
     better validation NLL before stopping (0: never stop early). ``clip_norm``: gradient norm
     clipping (``null``: none). ``schedule``: ``none``, ``step`` (x ``gamma`` every ``step_size``
     steps), ``cosine`` (to 0 at ``max_steps``) or ``plateau`` (x ``gamma`` after
-    ``plateau_patience`` evaluations without improvement).
+    ``plateau_patience`` evaluations without improvement). ``max_seconds``: stop (after a final
+    validation) once this much wall-clock time has been spent (``null``: no limit).
     """
 
     fit: Literal["svi", "closed_form"] = "svi"
@@ -106,6 +107,7 @@ class TrainingConfig:
     clip_norm: float | None = 10.0
     eval_every: int = 50
     patience: int = 20
+    max_seconds: float | None = None
     seed: int = 0
     device: str = "cpu"
     dtype: Literal["float32", "float64"] = "float32"

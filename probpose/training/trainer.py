@@ -243,7 +243,8 @@ class Trainer:
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{loss.item():.3f}")
-                if self.step % c.eval_every == 0 or self.step == c.max_steps:
+                out_of_time = c.max_seconds is not None and time.perf_counter() - start > c.max_seconds
+                if self.step % c.eval_every == 0 or self.step == c.max_steps or out_of_time:
                     ev = self._validate(val)
                     record = {"step": self.step, "train_loss": loss.item()}
                     if ev is not None:
@@ -261,6 +262,9 @@ class Trainer:
                     history.append(record)
                     if c.patience and bad_evals >= c.patience:
                         stopped = f"early stop: no better val NLL for {bad_evals} evaluations"
+                        break
+                    if out_of_time:
+                        stopped = f"time budget of {c.max_seconds:g} s reached"
                         break
                 if self.run_dir is not None and self.step % self.checkpoint_every == 0:
                     save_checkpoint(self.run_dir / "checkpoint.pt", self._payload(best_state, best_step, best_nll))

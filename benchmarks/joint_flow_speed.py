@@ -1,0 +1,118 @@
+"""Speed of the batched per-joint flow against a per-joint loop running the same maths.
+
+Both compute log p(x) = sum_j log p(x_j | x_parent(j)) with the same shared conditional flow,
+per-joint normalisation and context (parent's 6D rotation + joint embedding); the loop makes one
+flow call per joint, the batched prior one call for all joints. Timed: a training step
+(log_prob forward + backward) and log_prob forward alone, medians, same process, same data.
+
+    python benchmarks/joint_flow_speed.py --out benchmarks/results/joint_flow_speed_cpu
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from probpose.distributions.joint_flow import parent_features
+from probpose.evaluation.bench import machine_description
+from probpose.models import JointFlowModel, JointFlowOptions
+from probpose.skeleton import get_skeleton
+
+
+def loop_log_prob(model: JointFlowModel, x: torch.Tensor) -> torch.Tensor:
+    """The same density, one flow call per joint."""
+    feats = parent_features(x, model.skeleton.parents)
+    total = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
+    for j in range(model.num_joints):
+        ctx = torch.cat([feats[:, j], model.embedding[j].expand(x.shape[0], -1)], -1)
+        u = (x[:, j] - model.loc[j]) * torch.exp(-model.log_scale[j])
+        total = total + model.flow.log_prob(u, ctx) - model.log_scale[j].sum()
+    return total
+
+
+def median_seconds(fn, repeats: int, device: torch.device) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def time_model(model: JointFlowModel, x: torch.Tensor, repeats: int, dev: torch.device) -> dict[str, float]:
+    """Median seconds of a training step and of a forward pass, batched and looped."""
+
+    def step(f) -> None:
+        model.zero_grad(set_to_none=True)
+        (-f(x).mean()).backward()
+
+    def fwd(f) -> None:
+        with torch.no_grad():
+            f(x)
+
+    def loop(v: torch.Tensor) -> torch.Tensor:
+        return loop_log_prob(model, v)
+
+    return {
+        "batched_step": median_seconds(lambda: step(model.log_prob), repeats, dev),
+        "loop_step": median_seconds(lambda: step(loop), repeats, dev),
+        "batched_forward": median_seconds(lambda: fwd(model.log_prob), repeats, dev),
+        "loop_forward": median_seconds(lambda: fwd(loop), repeats, dev),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--joints", default="body+hands")
+    ap.add_argument("--batch", type=int, default=512)
+    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/joint_flow_speed_cpu"))
+    args = ap.parse_args()
+    dev = torch.device(args.device)
+    skel = get_skeleton("smplx").select(args.joints)
+    rows = []
+    for coupling in ("spline", "affine"):
+        model = JointFlowModel(skel, JointFlowOptions(coupling=coupling)).to(dev)
+        g = torch.Generator().manual_seed(0)
+        x = (0.3 * torch.randn(args.batch, skel.num_joints, 3, generator=g)).to(dev)
+        model.initialize(x)
+        with torch.no_grad():
+            assert torch.allclose(model.log_prob(x), loop_log_prob(model, x), rtol=1e-4, atol=1e-3)
+
+        t = time_model(model, x, args.repeats, dev)
+        row = {"coupling": coupling, "joints": skel.num_joints, "batch": args.batch, **t,
+               "step_speedup": t["loop_step"] / t["batched_step"],
+               "forward_speedup": t["loop_forward"] / t["batched_forward"],
+               "batched_step_poses_per_s": args.batch / t["batched_step"]}  # fmt: skip
+        rows.append(row)
+        ms = {k: v * 1e3 for k, v in t.items()}
+        print(f"{coupling}: training step batched {ms['batched_step']:.1f} ms vs loop {ms['loop_step']:.1f} ms "
+              f"-> {row['step_speedup']:.1f}x; forward {row['forward_speedup']:.1f}x", flush=True)  # fmt: skip
+    args.out.mkdir(parents=True, exist_ok=True)
+    machine = machine_description(args.device)
+    (args.out / "joint_flow_speed.json").write_text(json.dumps({"rows": rows, "machine": machine}, indent=2))
+    lines = ["# Batched per-joint flow vs a per-joint loop (same maths)", "",
+             f"J = {skel.num_joints} (D = {3 * skel.num_joints}), batch {args.batch}, medians of {args.repeats}.", "",
+             "| coupling | batched step ms | loop step ms | step speed-up | forward speed-up | poses/s (step) |",
+             "|---|---|---|---|---|---|",
+             *(f"| {r['coupling']} | {r['batched_step'] * 1e3:.1f} | {r['loop_step'] * 1e3:.1f} | "
+               f"{r['step_speedup']:.1f}x | {r['forward_speedup']:.1f}x | {r['batched_step_poses_per_s']:,.0f} |"
+               for r in rows), "",
+             "Machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()), ""]  # fmt: skip
+    (args.out / "joint_flow_speed.md").write_text("\n".join(lines))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
