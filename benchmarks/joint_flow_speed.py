@@ -74,7 +74,7 @@ def time_model(model: JointFlowModel, x: torch.Tensor, repeats: int, dev: torch.
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--joints", default="body+hands")
-    ap.add_argument("--batch", type=int, default=512)
+    ap.add_argument("--batches", type=int, nargs="+", default=[256, 512])
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/joint_flow_speed_cpu"))
@@ -82,31 +82,33 @@ def main() -> None:
     dev = torch.device(args.device)
     skel = get_skeleton("smplx").select(args.joints)
     rows = []
-    for coupling in ("spline", "affine"):
-        model = JointFlowModel(skel, JointFlowOptions(coupling=coupling)).to(dev)
-        g = torch.Generator().manual_seed(0)
-        x = (0.3 * torch.randn(args.batch, skel.num_joints, 3, generator=g)).to(dev)
-        model.initialize(x)
-        with torch.no_grad():
-            assert torch.allclose(model.log_prob(x), loop_log_prob(model, x), rtol=1e-4, atol=1e-3)
+    for batch in args.batches:
+        for coupling in ("spline", "affine"):
+            model = JointFlowModel(skel, JointFlowOptions(coupling=coupling)).to(dev)
+            g = torch.Generator().manual_seed(0)
+            x = (0.3 * torch.randn(batch, skel.num_joints, 3, generator=g)).to(dev)
+            model.initialize(x)
+            with torch.no_grad():
+                assert torch.allclose(model.log_prob(x), loop_log_prob(model, x), rtol=1e-4, atol=1e-3)
 
-        t = time_model(model, x, args.repeats, dev)
-        row = {"coupling": coupling, "joints": skel.num_joints, "batch": args.batch, **t,
-               "step_speedup": t["loop_step"] / t["batched_step"],
-               "forward_speedup": t["loop_forward"] / t["batched_forward"],
-               "batched_step_poses_per_s": args.batch / t["batched_step"]}  # fmt: skip
-        rows.append(row)
-        ms = {k: v * 1e3 for k, v in t.items()}
-        print(f"{coupling}: training step batched {ms['batched_step']:.1f} ms vs loop {ms['loop_step']:.1f} ms "
-              f"-> {row['step_speedup']:.1f}x; forward {row['forward_speedup']:.1f}x", flush=True)  # fmt: skip
+            t = time_model(model, x, args.repeats, dev)
+            row = {"coupling": coupling, "joints": skel.num_joints, "batch": batch, **t,
+                 "step_speedup": t["loop_step"] / t["batched_step"],
+                 "forward_speedup": t["loop_forward"] / t["batched_forward"],
+                 "batched_step_poses_per_s": batch / t["batched_step"]}  # fmt: skip
+            rows.append(row)
+            ms = {k: v * 1e3 for k, v in t.items()}
+            print(f"{coupling}: training step batched {ms['batched_step']:.1f} ms vs loop {ms['loop_step']:.1f} ms "
+                f"-> {row['step_speedup']:.1f}x; forward {row['forward_speedup']:.1f}x", flush=True)  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     machine = machine_description(args.device)
     (args.out / "joint_flow_speed.json").write_text(json.dumps({"rows": rows, "machine": machine}, indent=2))
     lines = ["# Batched per-joint flow vs a per-joint loop (same maths)", "",
-             f"J = {skel.num_joints} (D = {3 * skel.num_joints}), batch {args.batch}, medians of {args.repeats}.", "",
-             "| coupling | batched step ms | loop step ms | step speed-up | forward speed-up | poses/s (step) |",
-             "|---|---|---|---|---|---|",
-             *(f"| {r['coupling']} | {r['batched_step'] * 1e3:.1f} | {r['loop_step'] * 1e3:.1f} | "
+             f"J = {skel.num_joints} (D = {3 * skel.num_joints}), medians of {args.repeats}.", "",
+             "| batch | coupling | batched step ms | loop step ms | step speed-up | forward speed-up "
+             "| poses/s (step) |",
+             "|---|---|---|---|---|---|---|",
+             *(f"| {r['batch']} | {r['coupling']} | {r['batched_step'] * 1e3:.1f} | {r['loop_step'] * 1e3:.1f} | "
                f"{r['step_speedup']:.1f}x | {r['forward_speedup']:.1f}x | {r['batched_step_poses_per_s']:,.0f} |"
                for r in rows), "",
              "Machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()), ""]  # fmt: skip

@@ -33,6 +33,7 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     ap.add_argument("--max-steps", type=int, default=3000, help="SVI steps for the flows")
     ap.add_argument("--patience", type=int, default=10)
+    ap.add_argument("--fit-seconds", type=float, default=240.0, help="wall-clock budget per flow fit")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/known_density_cpu"))
@@ -51,7 +52,8 @@ def main() -> None:
         spec = get_model_spec(name)
         settings = {**spec.bench_training, "device": args.device}
         if settings.get("fit") != "closed_form":
-            settings.update(max_steps=args.max_steps, patience=args.patience, eval_every=50)
+            budget = {"max_steps": args.max_steps, "patience": args.patience, "max_seconds": args.fit_seconds}
+            settings.update(eval_every=50, **budget)
         model = build_model(name, skel)
         t0 = time.perf_counter()
         result = Trainer(model, TrainingConfig(**settings)).fit(train, val)

@@ -57,7 +57,7 @@ class _MLP(nn.Sequential):
         mods: list[nn.Module] = []
         d = d_in
         for _ in range(layers):
-            mods += [nn.Linear(d, hidden), nn.GELU()]
+            mods += [nn.Linear(d, hidden), nn.ReLU()]
             d = hidden
         last = nn.Linear(d, d_out)
         nn.init.zeros_(last.weight)  # the coupling starts as the identity
@@ -77,9 +77,14 @@ class AffineCoupling(nf.flows.Flow):
         self, mask: Tensor, context_dim: int = 0, hidden: int = 128, layers: int = 2, scale_cap: float = 3.0
     ) -> None:
         super().__init__()
-        self.register_buffer("mask", mask.bool())
+        mask = mask.bool()
+        self.register_buffer("mask", mask)
         self.n_cond = int(mask.sum())
-        self.n_out = int((~mask.bool()).sum())
+        self.n_out = int((~mask).sum())
+        # passive dims first, then active: gather with one index_select, scatter back with its inverse
+        order = torch.cat([mask.nonzero().flatten(), (~mask).nonzero().flatten()])
+        self.register_buffer("order", order, persistent=False)
+        self.register_buffer("inv_order", torch.argsort(order), persistent=False)
         self.context_dim = context_dim
         self.scale_cap = scale_cap
         self.net = _MLP(self.n_cond + context_dim, 2 * self.n_out, hidden, layers)
@@ -92,17 +97,21 @@ class AffineCoupling(nf.flows.Flow):
         shift, raw = self.net(cond).chunk(2, dim=-1)
         return shift, self.scale_cap * torch.tanh(raw / self.scale_cap)
 
+    def _split(self, v: Tensor) -> tuple[Tensor, Tensor]:
+        return v.index_select(1, self.order).split([self.n_cond, self.n_out], dim=1)
+
+    def _join(self, passive: Tensor, active: Tensor) -> Tensor:
+        return torch.cat([passive, active], dim=1).index_select(1, self.inv_order)
+
     def forward(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        shift, s = self._params(z[:, self.mask], context)
-        x = z.clone()
-        x[:, ~self.mask] = z[:, ~self.mask] * s.exp() + shift
-        return x, s.sum(-1)
+        passive, active = self._split(z)
+        shift, s = self._params(passive, context)
+        return self._join(passive, active * s.exp() + shift), s.sum(-1)
 
     def inverse(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        shift, s = self._params(x[:, self.mask], context)
-        z = x.clone()
-        z[:, ~self.mask] = (x[:, ~self.mask] - shift) * torch.exp(-s)
-        return z, -s.sum(-1)
+        passive, active = self._split(x)
+        shift, s = self._params(passive, context)
+        return self._join(passive, (active - shift) * torch.exp(-s)), -s.sum(-1)
 
 
 def spline_coupling(
