@@ -4,6 +4,7 @@ Commands:
     import   read pose files (AMASS .npz, SMPL codec .smpl, AIST++ .pkl, PASyn .npz) into an HDF5 store
     train    fit a model from a YAML config (experiments/configs/NAME.yaml) with --override a.b=c
     bench    fit every registered model on one split and print NLL, BPD, Haar NLL and speed
+    sample   draw poses (or, from a VAE, smooth sequences) from a trained model
 """
 
 from __future__ import annotations
@@ -190,6 +191,61 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_sample(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sample", help="draw poses from a trained model", description=_cmd_sample.__doc__)
+    p.add_argument("--model", required=True, type=Path, help="checkpoint.pt of a trained model")
+    p.add_argument("--n", type=int, default=3000, help="poses (or frames, with --sequence); default 3000")
+    p.add_argument("--out", required=True, type=Path, help="output .npy: (n, J, 3) float32 axis-angle, radians")
+    p.add_argument("--sequence", action="store_true", help="VAEs: one smooth sequence through latent space")
+    p.add_argument("--mode", choices=["walk", "slerp"], default="walk", help="sequence: latent random walk or slerp")
+    p.add_argument("--step", type=float, default=0.05, help="sequence: latent step size (default 0.05)")
+    p.add_argument("--pasyn", action="store_true",
+                   help="zebra legs: also write OUT_pasyn.npy, (n, 36) Euler degrees, R = Rz Ry Rx")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_sample)
+
+
+def _cmd_sample(args: argparse.Namespace) -> int:
+    """Draw --n poses from a trained model (VAEs: decoder means; --sequence: frames of a smooth
+    latent path) and save them as (n, J, 3) float32 axis-angle in radians, in the model's joint
+    order; --pasyn also writes PASyn's (n, 36) layout: per leg joint (x, y, z) Euler angles in
+    degrees with R = Rz Ry Rx, the layout PASyn's Blender script reads."""
+    import numpy as np
+    import torch
+
+    from probpose.rotations import axis_angle_to_matrix, matrix_to_euler
+    from probpose.skeleton import ZEBRA_LEGS
+    from probpose.training.run import load_model
+
+    if args.n < 1:
+        raise ValueError(f"--n must be positive, got {args.n}")
+    model = load_model(args.model)
+    model.eval()
+    gen = torch.Generator().manual_seed(args.seed)
+    with torch.random.fork_rng():
+        torch.manual_seed(args.seed)
+        if args.sequence:
+            if not hasattr(model, "sequence"):
+                raise ValueError(f"--sequence needs a VAE; {args.model} holds a {type(model).__name__}")
+            poses = model.sequence(args.n, step=args.step, mode=args.mode, generator=gen)
+        else:
+            poses = model.sample(args.n)
+    poses = poses.detach().float().cpu()
+    names = [model.skeleton.joint_names[j] for j in model.modelled]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    out = args.out if args.out.suffix == ".npy" else args.out.with_suffix(".npy")
+    np.save(out, poses.numpy())
+    print(f"wrote {out}: {tuple(poses.shape)} axis-angle, radians; joints {', '.join(names)}")
+    if args.pasyn:
+        if names != list(ZEBRA_LEGS.joint_names):
+            raise ValueError(f"--pasyn needs the 12 zebra leg joints in PASyn order; the model has {names}")
+        euler = matrix_to_euler(axis_angle_to_matrix(poses.double()), "XYZ", degrees=True)
+        pasyn = out.with_name(out.stem + "_pasyn.npy")
+        np.save(pasyn, euler.reshape(len(poses), 36).numpy())
+        print(f"wrote {pasyn}: ({len(poses)}, 36) Euler angles in degrees, R = Rz Ry Rx (PASyn layout)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from probpose import __version__
 
@@ -200,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_import(sub)
     _add_train(sub)
     _add_bench(sub)
+    _add_sample(sub)
     return parser
 
 

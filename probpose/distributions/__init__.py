@@ -4,6 +4,7 @@ from probpose.distributions.flow_layers import ActNorm, AffineCoupling, FlowStac
 from probpose.distributions.global_flow import GlobalFlowPrior
 from probpose.distributions.joint_flow import JointFlowPrior, parent_features
 from probpose.distributions.joint_gaussian import JointGaussianPrior
+from probpose.distributions.so3 import TangentGaussianSO3
 
 __all__ = [
     "JointGaussianPrior",
@@ -15,4 +16,5 @@ __all__ = [
     "FlowStack",
     "coupling_stack",
     "spline_coupling",
+    "TangentGaussianSO3",
 ]

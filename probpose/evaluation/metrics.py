@@ -60,10 +60,13 @@ class Evaluation:
 
 
 @torch.no_grad()
-def evaluate(model, poses: Tensor, batch_size: int = 8192, check: bool = True, joint_names=None) -> Evaluation:
+def evaluate(
+    model, poses: Tensor, batch_size: int = 8192, check: bool = True, joint_names=None, validation: bool = False
+) -> Evaluation:
     """Evaluate a :class:`~probpose.models.PoseModel` on poses ``(N, J, 3)``.
 
-    Refuses data with a constant dimension (``check``), naming the joint."""
+    Refuses data with a constant dimension (``check``), naming the joint. ``validation``: use the
+    model's cheaper validation bound (what the trainer monitors), not its reported one."""
     names = joint_names or model.skeleton.joint_names
     modelled = list(getattr(model, "modelled", range(poses.shape[1])))
     if check:
@@ -71,7 +74,8 @@ def evaluate(model, poses: Tensor, batch_size: int = 8192, check: bool = True, j
     param = next(model.parameters(), None)
     device = param.device if param is not None else poses.device
     dtype = param.dtype if param is not None else poses.dtype
-    lp = torch.cat([model.log_prob(b.to(device, dtype)).double().cpu() for b in poses.split(batch_size)])
+    fn = model.validation_log_prob if validation else model.log_prob
+    lp = torch.cat([fn(b.to(device, dtype)).double().cpu() for b in poses.split(batch_size)])
     if not torch.isfinite(lp).all():
         raise ValueError(f"log_prob is not finite for {int((~torch.isfinite(lp)).sum())} of {len(lp)} poses")
     nll = -lp.mean().item()

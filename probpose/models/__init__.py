@@ -3,6 +3,7 @@
 from probpose.models.base import PoseModel, PriorModel
 from probpose.models.flows import GlobalFlowModel, GlobalFlowOptions, JointFlowModel, JointFlowOptions
 from probpose.models.gaussian import GaussianOptions, JointGaussianModel
+from probpose.models.vae import PoseVAE, VAEOptions
 
 __all__ = [
     "PoseModel",
@@ -13,4 +14,6 @@ __all__ = [
     "GlobalFlowModel",
     "JointFlowOptions",
     "JointFlowModel",
+    "VAEOptions",
+    "PoseVAE",
 ]

@@ -64,6 +64,13 @@ class PoseModel(nn.Module):
     def initialize(self, train_poses: Tensor) -> None:  # noqa: B027 - optional hook
         """Data-dependent initialisation from training poses ``(N, J, 3)``; default: nothing."""
 
+    def set_step(self, step: int) -> None:  # noqa: B027 - optional hook
+        """Told the training step before each SVI step (for schedules such as KL annealing)."""
+
+    def validation_log_prob(self, poses: Tensor) -> Tensor:
+        """What the trainer validates with: ``log_prob`` unless a cheaper bound serves (VAEs)."""
+        return self.log_prob(poses)
+
     def fit_closed_form(self, train_poses: Tensor) -> None:
         raise NotImplementedError(f"{type(self).__name__} has no closed-form fit")
 

@@ -15,6 +15,8 @@ from probpose.models import (
     JointFlowOptions,
     JointGaussianModel,
     PoseModel,
+    PoseVAE,
+    VAEOptions,
 )
 from probpose.skeleton import Skeleton
 
@@ -115,5 +117,25 @@ register(
         JointFlowModel,
         "per-joint conditional spline flows, each joint given its parent's rotation",
         bench_training=_FLOW_BENCH,
+    )
+)
+_VAE_BENCH = {"lr": 1e-3, "batch_size": 256, "max_steps": 3000, "eval_every": 50, "patience": 10, "schedule": "none"}
+register(
+    ModelSpec(
+        "vae",
+        VAEOptions,
+        PoseVAE,
+        "VAE, Gaussian likelihood on axis-angle (NLL reported as the IWAE upper bound)",
+        bench_training=_VAE_BENCH,
+    )
+)
+register(
+    ModelSpec(
+        "vae_so3",
+        VAEOptions,
+        PoseVAE,
+        "VAE, 6D decoder and a normalised SO(3) likelihood per joint (NLL: IWAE upper bound)",
+        defaults={"type": "so3"},
+        bench_training=_VAE_BENCH,
     )
 )

@@ -184,19 +184,19 @@ class Trainer:
         start = time.perf_counter()
         if c.fit == "closed_form":
             self.model.fit_closed_form(train)
-            result = TrainResult(0, 0, self._validate(val), time.perf_counter() - start, "closed form")
+            result = TrainResult(0, 0, self._validate(val, final=True), time.perf_counter() - start, "closed form")
             return self._finish(result, self.model.state_dict(), 0)
 
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             torch.manual_seed(c.seed)
             return self._fit_svi(train, val, resume, start)
 
-    def _validate(self, val: Tensor | None) -> Evaluation | None:
+    def _validate(self, val: Tensor | None, final: bool = False) -> Evaluation | None:
         if val is None:
             return None
         self.model.eval()
         try:
-            return evaluate(self.model, val, check=False)
+            return evaluate(self.model, val, check=False, validation=not final)
         finally:
             self.model.train()
 
@@ -222,6 +222,7 @@ class Trainer:
         params = [p for p in self.model.parameters() if p.requires_grad]
         try:
             while self.step < c.max_steps:
+                self.model.set_step(self.step)
                 idx = torch.randint(len(train), (min(c.batch_size, len(train)),), generator=gen)
                 loss = self.loss(train[idx.to(self.device)])
                 if not torch.isfinite(loss):
@@ -276,7 +277,7 @@ class Trainer:
         else:
             best_step = self.step
         result = TrainResult(
-            self.step, best_step, self._validate(val), time.perf_counter() - start, stopped, history=history
+            self.step, best_step, self._validate(val, final=True), time.perf_counter() - start, stopped, history=history
         )
         return self._finish(result, best_state or self.model.state_dict(), best_step, writer)
 

@@ -1,0 +1,222 @@
+"""Pose VAEs as Pyro model/guide pairs, trained by SVI through the one trainer.
+
+``z ~ N(0, I)`` (``z_dim``), a decoder to the ``J`` joints of any skeleton (a hand: the hand VAE;
+the zebra legs: PASyn's leg VAE), an encoder network as the guide.
+
+- ``type: standard``: a Gaussian likelihood on the axis-angle vector (decoder mean, one learned
+  standard deviation per dimension).
+- ``type: so3``: the decoder outputs 6D per joint -> a rotation matrix (Gram-Schmidt), and each
+  joint's likelihood is :class:`~probpose.distributions.TangentGaussianSO3`, a normalised density
+  on SO(3) (an isotropic Gaussian in the tangent space with its exact normaliser; one learned
+  angular spread per joint), expressed over axis-angle.
+
+Both likelihoods are densities over the axis-angle pose in nats (DESIGN.md section 2), so the
+ELBO and the importance-weighted bound (IWAE, ``K`` samples) are upper bounds on the same NLL
+the priors report exactly. ``kl_weight`` (PASyn's ``w1``) and ``rec_weight`` (``w2``) scale the two
+ELBO terms through ``poutine.scale`` during training only -- exactly as named (PASyn-v2's code
+applies them swapped); ``kl_anneal_steps`` warms the KL weight up linearly from 0.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import pyro
+import pyro.distributions as dist
+import torch
+from pyro import poutine
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from probpose.distributions.so3 import MIN_SCALE, TangentGaussianSO3
+from probpose.models.base import PoseModel
+from probpose.rotations import matrix_to_axis_angle, rotation_6d_to_matrix
+from probpose.skeleton import Skeleton
+
+__all__ = ["VAEOptions", "PoseVAE", "MIRROR"]
+
+MIRROR = torch.tensor([1.0, -1.0, -1.0])
+"""Mirroring an axis-angle rotation through the body's sagittal (y-z) plane: (x, y, z) -> (x, -y, -z).
+A left-hand pose mirrored this way is a right-hand pose (the MANO/SMPL-X convention)."""
+
+
+@dataclass
+class VAEOptions:
+    """``type``: ``standard`` or ``so3`` likelihood; ``z_dim`` latent size; encoder and decoder MLPs
+    of ``layers`` x ``hidden``; ``kl_weight``/``rec_weight`` (training only); ``kl_anneal_steps``;
+    ``init_scale`` of the likelihood (radians); ``iwae_k`` importance samples for the reported
+    bound, ``val_iwae_k`` during training; ``mirror``: mirror poses (left hand into the right-hand
+    frame) at the model's boundary (a volume-preserving map: densities are unchanged)."""
+
+    type: Literal["standard", "so3"] = "standard"
+    z_dim: int = 24
+    hidden: int = 256
+    layers: int = 2
+    kl_weight: float = 1.0
+    rec_weight: float = 1.0
+    kl_anneal_steps: int = 0
+    init_scale: float = 0.1
+    iwae_k: int = 1000
+    val_iwae_k: int = 16
+    mirror: bool = False
+
+
+def _mlp(d_in: int, d_out: int, hidden: int, layers: int) -> nn.Sequential:
+    mods: list[nn.Module] = []
+    d = d_in
+    for _ in range(layers):
+        mods += [nn.Linear(d, hidden), nn.ReLU()]
+        d = hidden
+    mods.append(nn.Linear(d, d_out))
+    return nn.Sequential(*mods)
+
+
+class PoseVAE(PoseModel):
+    """A VAE over ``(J, 3)`` axis-angle poses of ``skeleton``. ``log_prob`` is the IWAE lower
+    bound (``exact_log_prob = False``): evaluation reports ``-log_prob`` as an upper bound on NLL."""
+
+    exact_log_prob = False
+
+    def __init__(self, skeleton: Skeleton, options: VAEOptions | None = None) -> None:
+        super().__init__(skeleton)
+        o = options or VAEOptions()
+        if o.z_dim < 1 or o.iwae_k < 1 or o.val_iwae_k < 1:
+            raise ValueError("z_dim, iwae_k and val_iwae_k must be positive")
+        if not o.init_scale > MIN_SCALE:
+            raise ValueError(f"init_scale must exceed {MIN_SCALE}")
+        self.options = o
+        j = skeleton.num_joints
+        self.encoder = _mlp(3 * j, 2 * o.z_dim, o.hidden, o.layers)
+        out = 3 * j if o.type == "standard" else 6 * j
+        self.decoder = _mlp(o.z_dim, out, o.hidden, o.layers)
+        n_scale = 3 * j if o.type == "standard" else j
+        self.log_scale = nn.Parameter(torch.full((n_scale,), math.log(o.init_scale)))
+        self.register_buffer("step", torch.zeros((), dtype=torch.long))
+        self.register_buffer("mirror_sign", MIRROR.clone() if o.mirror else torch.ones(3), persistent=False)
+
+    # ------------------------------------------------------------------ pieces
+    def set_step(self, step: int) -> None:
+        self.step.fill_(step)
+
+    def _kl_weight(self) -> float:
+        w = self.options.kl_weight
+        if self.options.kl_anneal_steps > 0:
+            w *= min(1.0, (float(self.step) + 1) / self.options.kl_anneal_steps)  # > 0: Pyro needs it
+        return w
+
+    def encode(self, poses: Tensor) -> tuple[Tensor, Tensor]:
+        """``(N, J, 3)`` -> ``q(z | x)`` location and scale, ``(N, z_dim)`` each."""
+        h = self.encoder((poses * self.mirror_sign).flatten(-2))
+        loc, raw = h.chunk(2, dim=-1)
+        return loc, F.softplus(raw) + 1e-4
+
+    def likelihood(self, z: Tensor) -> dist.TorchDistribution:
+        """``p(x | z)`` over ``(..., J, 3)`` axis-angle poses (in the mirrored frame if ``mirror``)."""
+        out = self.decoder(z)
+        j = self.skeleton.num_joints
+        if self.options.type == "standard":
+            mean = out.reshape(z.shape[:-1] + (j, 3))
+            scale = self.log_scale.exp().reshape(j, 3).expand_as(mean)
+            return dist.Normal(mean, scale).to_event(2)
+        rot = rotation_6d_to_matrix(out.reshape(z.shape[:-1] + (j, 6)))
+        return TangentGaussianSO3(rot, self.log_scale.exp() + MIN_SCALE).to_event(1)  # scale (J,) broadcasts
+
+    def decode_mean(self, z: Tensor) -> Tensor:
+        """The decoder's most likely pose ``(..., J, 3)`` for latents ``(..., z_dim)``, in the data frame."""
+        out = self.decoder(z)
+        j = self.skeleton.num_joints
+        if self.options.type == "standard":
+            poses = out.reshape(z.shape[:-1] + (j, 3))
+        else:
+            poses = matrix_to_axis_angle(rotation_6d_to_matrix(out.reshape(z.shape[:-1] + (j, 6))))
+        return poses * self.mirror_sign
+
+    def _prior(self, shape: torch.Size) -> dist.TorchDistribution:
+        p = self.log_scale
+        return dist.Normal(torch.zeros((), dtype=p.dtype, device=p.device), 1.0).expand(shape).to_event(1)
+
+    # ------------------------------------------------------------------ Pyro
+    def model(self, poses: Tensor) -> None:
+        pyro.module(self.pyro_name, self)
+        n = poses.shape[0]
+        with pyro.plate("poses", n):
+            with poutine.scale(scale=self._kl_weight()):
+                z = pyro.sample("z", self._prior(torch.Size((n, self.options.z_dim))))
+            with poutine.scale(scale=self.options.rec_weight):
+                pyro.sample("pose", self.likelihood(z), obs=poses * self.mirror_sign)
+
+    def guide(self, poses: Tensor) -> None:
+        pyro.module(self.pyro_name, self)
+        loc, scale = self.encode(poses)
+        with pyro.plate("poses", poses.shape[0]), poutine.scale(scale=self._kl_weight()):
+            pyro.sample("z", dist.Normal(loc, scale).to_event(1))
+
+    # ------------------------------------------------------------------ bounds
+    def log_weights(self, poses: Tensor, k: int) -> Tensor:
+        """``(k, N)`` importance log-weights ``log p(x, z_k) - log q(z_k | x)``, z_k ~ q (unscaled)."""
+        loc, scale = self.encode(poses)
+        q = dist.Normal(loc, scale).to_event(1)
+        z = q.rsample((k,))
+        x = poses * self.mirror_sign
+        return self.likelihood(z).log_prob(x) + self._prior(z.shape).log_prob(z) - q.log_prob(z)
+
+    def iwae(self, poses: Tensor, k: int, chunk: int = 64) -> Tensor:
+        """Importance-weighted lower bound on log p(x), ``(N,)`` nats; ``k = 1`` is the ELBO."""
+        out = []
+        for block in poses.split(max(1, chunk)):
+            lw = self.log_weights(block, k)
+            out.append(torch.logsumexp(lw, 0) - math.log(k))
+        return torch.cat(out)
+
+    def elbo(self, poses: Tensor, samples: int = 100) -> Tensor:
+        """Per-pose ELBO ``(N,)`` (unscaled), averaged over ``samples`` draws of z."""
+        return self.log_weights(poses, samples).mean(0)
+
+    def log_prob(self, poses: Tensor) -> Tensor:
+        """The IWAE bound with ``options.iwae_k`` samples: a lower bound on log p(x)."""
+        return self.iwae(poses, self.options.iwae_k)
+
+    def validation_log_prob(self, poses: Tensor) -> Tensor:
+        return self.iwae(poses, self.options.val_iwae_k)
+
+    @torch.no_grad()
+    def sample(self, n: int) -> Tensor:
+        """``(n, J, 3)``: decoder means of ``z ~ N(0, I)``."""
+        p = self.log_scale
+        return self.decode_mean(torch.randn(n, self.options.z_dim, dtype=p.dtype, device=p.device))
+
+    @torch.no_grad()
+    def sequence(self, n_frames: int, step: float = 0.05, mode: Literal["walk", "slerp"] = "walk",
+                 generator: torch.Generator | None = None) -> Tensor:  # fmt: skip
+        """A smooth pose sequence ``(n_frames, J, 3)`` by moving slowly through latent space.
+
+        ``walk``: z_t = sqrt(1 - step^2) z_{t-1} + step eps_t (keeps z ~ N(0, I) at every frame);
+        ``slerp``: spherical interpolation between successive random latents, ``1/step`` frames apart."""
+        if n_frames < 1 or not 0 < step < 1:
+            raise ValueError("n_frames >= 1 and 0 < step < 1 required")
+        p = self.log_scale
+        d = self.options.z_dim
+
+        def randn(*shape: int) -> Tensor:
+            return torch.randn(*shape, generator=generator, dtype=p.dtype).to(p.device)
+
+        if mode == "walk":
+            zs = [randn(d)]
+            for _ in range(n_frames - 1):
+                zs.append(math.sqrt(1 - step**2) * zs[-1] + step * randn(d))
+            z = torch.stack(zs)
+        elif mode == "slerp":
+            per = max(2, int(round(1 / step)))
+            keys = randn(n_frames // per + 2, d)
+            frames = []
+            for t in range(n_frames):
+                a, b, u = keys[t // per], keys[t // per + 1], (t % per) / per
+                omega = torch.arccos(torch.clamp((F.normalize(a, dim=0) * F.normalize(b, dim=0)).sum(), -1, 1))
+                so = torch.sin(omega).clamp_min(1e-8)
+                frames.append((torch.sin((1 - u) * omega) * a + torch.sin(u * omega) * b) / so)
+            z = torch.stack(frames)
+        else:
+            raise ValueError(f"mode must be 'walk' or 'slerp', got {mode!r}")
+        return self.decode_mean(z)
