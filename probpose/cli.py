@@ -42,23 +42,31 @@ def _add_import(sub: argparse._SubParsersAction) -> None:
                    help="evaluation frames dropped next to another split's segment (default 0.1)")  # fmt: skip
     p.add_argument("--format", choices=["auto", *FORMATS], default="auto", help="source format (default: auto)")
     p.add_argument("--fps", type=float, default=None, help="frame rate for files that do not state one")
+    p.add_argument("--skip-incomplete", action="store_true",
+                   help="leave out (and list) files lacking the selected joints, instead of failing")  # fmt: skip
     p.set_defaults(func=_cmd_import)
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
-    from probpose.data import DEFAULT_JOINTS, bundled, import_poses, split_poses, write_store
+    from probpose.data import DEFAULT_JOINTS, bundled, import_poses, import_recording, split_poses, write_store
 
     sources = [*args.sources, *(p for name in args.bundled for p in bundled(name))]
     if not sources:
         raise ValueError("no source files: give SRC paths or --bundled NAME")
     if args.fps is not None and not args.fps > 0:
         raise ValueError(f"--fps must be positive, got {args.fps}")
-    poses = import_poses(sources, skeleton=args.skeleton, joints=args.joints, format=args.format, fps=args.fps)
+    skipped: list[str] = []
+    if args.skip_incomplete:
+        poses, skipped = import_recording(sources, args.skeleton, args.joints, args.format, args.fps)
+    else:
+        poses = import_poses(sources, skeleton=args.skeleton, joints=args.joints, format=args.format, fps=args.fps)
     base = poses.skeleton.name.split("[", 1)[0]
     joints = args.joints or DEFAULT_JOINTS.get(base, "all")
     split = split_poses(poses, args.split, args.seed, args.segment_seconds, args.guard_seconds)
     out = write_store(args.out, poses, split, joints=joints, base_skeleton=base)
 
+    for line in skipped:
+        print(line)
     print(f"read {len(poses.sources)} file(s):")
     for src, seq in zip(poses.sources, poses.sequences, strict=True):
         rate = "unordered poses" if seq.fps is None else f"{seq.fps:g} fps" + (" (assumed)" if seq.fps_assumed else "")
@@ -149,8 +157,8 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
                    help="evaluation frames dropped next to another split (default 0.05)")  # fmt: skip
     p.add_argument("--out", type=Path, default=Path("bench_results"), help="folder for bench.md/.json")
     p.add_argument("--batch", type=int, default=1024, help="poses per throughput measurement (default 1024)")
-    p.add_argument("--fit-seconds", type=float, default=60.0,
-                   help="wall-clock budget per model fit (default 60; 0: none, train to early stopping)")  # fmt: skip
+    p.add_argument("--fit-seconds", type=float, default=35.0,
+                   help="wall-clock budget per model fit (default 35; 0: none, train to early stopping)")  # fmt: skip
     p.set_defaults(func=_cmd_bench)
 
 

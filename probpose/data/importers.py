@@ -401,7 +401,11 @@ def import_poses(
 
 
 def import_recording(
-    paths: Sequence[str | Path], skeleton: str | None = None, joints: str | None = None
+    paths: Sequence[str | Path],
+    skeleton: str | None = None,
+    joints: str | None = None,
+    format: str = "auto",
+    fps: float | None = None,
 ) -> tuple[PoseSet, list[str]]:
     """Like :func:`import_poses`, but leaves out files that do not record the selected joints.
 
@@ -410,7 +414,7 @@ def import_recording(
     kept, skipped = [], []
     for path in paths:
         try:
-            kept.append(import_poses([path], skeleton=skeleton, joints=joints))
+            kept.append(import_poses([path], skeleton=skeleton, joints=joints, format=format, fps=fps))
         except DataError as e:
             if "does not record" not in e.reason:
                 raise

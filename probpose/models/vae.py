@@ -32,7 +32,7 @@ from torch.nn import functional as F
 
 from probpose.distributions.so3 import MIN_SCALE, TangentGaussianSO3
 from probpose.models.base import PoseModel
-from probpose.rotations import matrix_to_axis_angle, rotation_6d_to_matrix
+from probpose.rotations import axis_angle_to_matrix, geodesic_distance, matrix_to_axis_angle, rotation_6d_to_matrix
 from probpose.skeleton import Skeleton
 
 __all__ = ["VAEOptions", "PoseVAE", "MIRROR"]
@@ -180,6 +180,15 @@ class PoseVAE(PoseModel):
 
     def validation_log_prob(self, poses: Tensor) -> Tensor:
         return self.iwae(poses, self.options.val_iwae_k)
+
+    @torch.no_grad()
+    def reconstruction_error(self, poses: Tensor) -> Tensor:
+        """Mean geodesic angle in degrees between each pose ``(N, J, 3)`` and the decoder mean of
+        its encoder mean, averaged over joints: ``(N,)``."""
+        loc, _ = self.encode(poses)
+        rec = self.decode_mean(loc)
+        angle = geodesic_distance(axis_angle_to_matrix(rec.double()), axis_angle_to_matrix(poses.double()))
+        return torch.rad2deg(angle).mean(-1)
 
     @torch.no_grad()
     def sample(self, n: int) -> Tensor:

@@ -187,7 +187,10 @@ class Trainer:
             result = TrainResult(0, 0, self._validate(val, final=True), time.perf_counter() - start, "closed form")
             return self._finish(result, self.model.state_dict(), 0)
 
-        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+        cuda_ids = []
+        if self.device.type == "cuda":
+            cuda_ids = [self.device.index if self.device.index is not None else torch.cuda.current_device()]
+        with torch.random.fork_rng(devices=cuda_ids):
             torch.manual_seed(c.seed)
             return self._fit_svi(train, val, resume, start)
 
