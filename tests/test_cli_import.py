@@ -88,3 +88,11 @@ def test_empty_split_is_warned_about(tmp_path, smplx_files, capsys):
     assert main(["import", str(smplx_files["aistpp_style_sample.pkl"]), "--joints", "body", "--out", str(out)]) == 0
     assert "warning: test empty" in capsys.readouterr().err
     assert read_info(out).sizes["test"] == 0
+
+
+def test_skip_incomplete_leaves_out_and_lists_files(tmp_path, capsys):
+    out = tmp_path / "hands.h5"
+    assert main(["import", "--bundled", "smplx", "--joints", "right_hand", "--skip-incomplete", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "left out aistpp_style_sample.pkl" in text and "read 2 file(s)" in text
+    assert read_info(out).skeleton.num_joints == 15

@@ -212,3 +212,16 @@ def test_bench_end_to_end_on_a_small_store(tmp_path, zebra_files, capsys):
         assert math.isclose(row["bpd"], row["test_nll"] / (36 * math.log(2)), rel_tol=1e-9)
     assert res["machine"]["cpu_count"] and res["machine"]["torch"] == torch.__version__
     assert (out / "bench.md").read_text().startswith("# probpose bench")
+
+
+def test_sample_command_for_a_prior(tmp_path, capsys):
+    import numpy as np
+
+    cfg = config_from_dict({"name": "s", "data": {"joints": "body+hands-feet"}, "training": {"fit": "closed_form"},
+                            "output": {"dir": str(tmp_path), "tensorboard": False}})  # fmt: skip
+    run_experiment(cfg)
+    out = tmp_path / "poses.npy"
+    assert main(["sample", "--model", str(tmp_path / "s" / "checkpoint.pt"), "--n", "25", "--out", str(out)]) == 0
+    assert np.load(out).shape == (25, 49, 3)
+    assert main(["sample", "--model", str(tmp_path / "s" / "checkpoint.pt"), "--sequence", "--out", str(out)]) == 1
+    assert "needs a VAE" in capsys.readouterr().err
