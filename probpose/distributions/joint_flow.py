@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import torch
@@ -10,8 +11,15 @@ from torch import Tensor
 
 from probpose.distributions.flow_layers import FlowStack
 from probpose.rotations import axis_angle_to_matrix, matrix_to_rotation_6d
+from probpose.skeleton import Skeleton
 
 __all__ = ["JointFlowPrior", "parent_features"]
+
+
+@functools.lru_cache(maxsize=64)
+def _levels(parents: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
+    """Depth levels of a tree given by its parents (the skeleton's own rule, computed once)."""
+    return Skeleton("tree", tuple(str(k) for k in range(len(parents))), parents).levels
 
 
 def parent_features(poses: Tensor, parents: Sequence[int]) -> Tensor:
@@ -63,13 +71,7 @@ class JointFlowPrior(TorchDistribution):
         self.flow = flow
         self.embedding = embedding
         self.parents = tuple(int(p) for p in parents)
-        depth = [0] * j
-        for k in range(j):
-            p, d = self.parents[k], 0
-            while p >= 0:
-                p, d = self.parents[p], d + 1
-            depth[k] = d
-        self.levels = tuple(tuple(k for k in range(j) if depth[k] == lv) for lv in range(max(depth) + 1))
+        self.levels = _levels(self.parents)
         super().__init__(torch.Size(batch_shape), torch.Size((j, 3)), validate_args=validate_args)
 
     def expand(self, batch_shape, _instance=None) -> JointFlowPrior:
