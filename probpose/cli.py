@@ -48,7 +48,7 @@ def _add_import(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
-    from probpose.data import DEFAULT_JOINTS, bundled, import_poses, import_recording, split_poses, write_store
+    from probpose.data import bundled, import_poses, import_recording, split_poses, write_store
 
     sources = [*args.sources, *(p for name in args.bundled for p in bundled(name))]
     if not sources:
@@ -60,10 +60,9 @@ def _cmd_import(args: argparse.Namespace) -> int:
         poses, skipped = import_recording(sources, args.skeleton, args.joints, args.format, args.fps)
     else:
         poses = import_poses(sources, skeleton=args.skeleton, joints=args.joints, format=args.format, fps=args.fps)
-    base = poses.skeleton.name.split("[", 1)[0]
-    joints = args.joints or DEFAULT_JOINTS.get(base, "all")
+    base, joints = poses.skeleton.base_name, poses.skeleton.selection
     split = split_poses(poses, args.split, args.seed, args.segment_seconds, args.guard_seconds)
-    out = write_store(args.out, poses, split, joints=joints, base_skeleton=base)
+    out = write_store(args.out, poses, split)
 
     for line in skipped:
         print(line)

@@ -85,6 +85,16 @@ class Skeleton:
     def __len__(self) -> int:
         return self.num_joints
 
+    @property
+    def base_name(self) -> str:
+        """The preset this skeleton was selected from (``"smplx"`` for ``"smplx[body+hands]"``)."""
+        return self.name.split("[", 1)[0]
+
+    @property
+    def selection(self) -> str:
+        """The selection expression that made it (``"body+hands"``), ``"all"`` for a preset."""
+        return self.name[len(self.base_name) + 1 : -1] if "[" in self.name else "all"
+
     def index(self, joint: str) -> int:
         """Index of a joint by name; ``KeyError`` naming the skeleton if absent."""
         try:
@@ -137,8 +147,7 @@ class Skeleton:
             # a derived skeleton ("smplx[body+hands]") knows its preset's named selections,
             # restricted to the joints it has
             named = {
-                k: tuple(n for n in v if n in self.joint_names)
-                for k, v in SELECTIONS.get(self.name.split("[", 1)[0], {}).items()
+                k: tuple(n for n in v if n in self.joint_names) for k, v in SELECTIONS.get(self.base_name, {}).items()
             }
             out: set[int] = set()
             tokens = re.split(r"([+-])", selection.replace(" ", ""))

@@ -36,13 +36,18 @@ UNITS = "axis-angle, radians, canonical (angle in [0, pi]), relative to the pare
 _CHUNK_ROWS = 4096
 
 
-def write_store(path: str | Path, poses: PoseSet, split: Split, joints: str, base_skeleton: str) -> Path:
+def write_store(
+    path: str | Path, poses: PoseSet, split: Split, joints: str | None = None, base_skeleton: str | None = None
+) -> Path:
     """Write ``poses`` split by ``split`` to an HDF5 store at ``path``, atomically.
 
-    ``joints`` is the selection expression and ``base_skeleton`` the preset it selects from; both
-    are stored so readers can check them. Returns the final path."""
+    ``joints`` is the selection expression and ``base_skeleton`` the preset it selects from (by
+    default both as recorded by the skeleton's selection); both are stored so readers can check
+    them. Returns the final path."""
     from probpose import __version__
 
+    joints = joints or poses.skeleton.selection
+    base_skeleton = base_skeleton or poses.skeleton.base_name
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

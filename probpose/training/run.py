@@ -11,7 +11,6 @@ import torch
 import yaml
 
 from probpose.data import (
-    DEFAULT_JOINTS,
     bundled,
     import_recording,
     read_info,
@@ -56,10 +55,7 @@ def prepare_data(cfg: DataConfig, workdir: str | Path) -> PreparedData:
     else:
         poses, notes = import_recording(bundled(cfg.bundled), joints=cfg.joints or None)
         split = split_poses(poses, cfg.split, cfg.split_seed, cfg.segment_seconds, cfg.guard_seconds)
-        base = poses.skeleton.name.split("[", 1)[0]
-        store = write_store(
-            Path(workdir) / "data.h5", poses, split, joints=cfg.joints or DEFAULT_JOINTS[base], base_skeleton=base
-        )
+        store = write_store(Path(workdir) / "data.h5", poses, split)
         info = read_info(store)
     tensors = {k: torch.from_numpy(read_split(store, k)[0]).double() for k in ("train", "val", "test")}
     return PreparedData(store, info.skeleton, info.joints, tensors["train"], tensors["val"], tensors["test"], notes)
