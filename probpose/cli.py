@@ -14,6 +14,10 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from probpose.evaluation import Evaluation
 
 __all__ = ["main"]
 
@@ -111,7 +115,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_train)
 
 
-def _fmt_eval(ev) -> str:
+def _fmt_eval(ev: Evaluation) -> str:
     kind = "" if ev.exact else " (upper bound)"
     return (
         f"NLL {ev.nll:.3f} nats/pose{kind}, BPD {ev.bpd:.4f}, NLL vs Haar {ev.nll_haar:.3f} (N = {ev.n}, D = {ev.dim})"

@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import Dataset
 
 from probpose.data.store import read_info
+from probpose.skeleton import Skeleton
 
 __all__ = ["PoseDataset"]
 
@@ -35,7 +36,7 @@ class PoseDataset(Dataset):
         self._pid: int | None = None
 
     @property
-    def skeleton(self):
+    def skeleton(self) -> Skeleton:
         return self.info.skeleton
 
     def __len__(self) -> int:

@@ -51,7 +51,9 @@ class GlobalFlowPrior(TorchDistribution):
         self.context = context
         super().__init__(torch.Size(batch_shape), torch.Size((num_joints, 3)), validate_args=validate_args)
 
-    def expand(self, batch_shape, _instance=None) -> GlobalFlowPrior:
+    def expand(
+        self, batch_shape: torch.Size | tuple[int, ...], _instance: TorchDistribution | None = None
+    ) -> GlobalFlowPrior:
         new = self._get_checked_instance(GlobalFlowPrior, _instance)
         batch_shape = torch.Size(batch_shape)
         new.flow = self.flow

@@ -74,7 +74,9 @@ class JointFlowPrior(TorchDistribution):
         self.levels = _levels(self.parents)
         super().__init__(torch.Size(batch_shape), torch.Size((j, 3)), validate_args=validate_args)
 
-    def expand(self, batch_shape, _instance=None) -> JointFlowPrior:
+    def expand(
+        self, batch_shape: torch.Size | tuple[int, ...], _instance: TorchDistribution | None = None
+    ) -> JointFlowPrior:
         new = self._get_checked_instance(JointFlowPrior, _instance)
         new.flow, new.embedding, new.parents, new.levels = self.flow, self.embedding, self.parents, self.levels
         new.loc, new.log_scale = self.loc, self.log_scale

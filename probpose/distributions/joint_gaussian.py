@@ -48,7 +48,9 @@ class JointGaussianPrior(TorchDistribution):
     def num_joints(self) -> int:
         return self.event_shape[0]
 
-    def expand(self, batch_shape, _instance=None) -> JointGaussianPrior:
+    def expand(
+        self, batch_shape: torch.Size | tuple[int, ...], _instance: TorchDistribution | None = None
+    ) -> JointGaussianPrior:
         new = self._get_checked_instance(JointGaussianPrior, _instance)
         batch_shape = torch.Size(batch_shape)
         new.loc = self.loc.expand(batch_shape + self.event_shape)

@@ -34,11 +34,11 @@ MIN_SCALE = 0.005
 """Smallest supported sigma (radians): the quadrature resolves the peak down to here."""
 
 
-def _phi_grid(dtype: torch.dtype, device) -> Tensor:  # quadrature nodes
+def _phi_grid(dtype: torch.dtype, device: torch.device | str | None) -> Tensor:  # quadrature nodes
     return torch.linspace(0, math.pi, _GRID, dtype=dtype, device=device)
 
 
-def _simpson_weights(dtype: torch.dtype, device) -> Tensor:
+def _simpson_weights(dtype: torch.dtype, device: torch.device | str | None) -> Tensor:
     w = torch.ones(_GRID, dtype=dtype, device=device)
     w[1:-1:2] = 4
     w[2:-1:2] = 2
@@ -80,7 +80,9 @@ class TangentGaussianSO3(TorchDistribution):
         self._log_z = log_normaliser(scale).expand(batch_shape)
         super().__init__(batch_shape, torch.Size((3,)), validate_args=validate_args)
 
-    def expand(self, batch_shape, _instance=None) -> TangentGaussianSO3:
+    def expand(
+        self, batch_shape: torch.Size | tuple[int, ...], _instance: TorchDistribution | None = None
+    ) -> TangentGaussianSO3:
         new = self._get_checked_instance(TangentGaussianSO3, _instance)
         batch_shape = torch.Size(batch_shape)
         new.mean_rotation = self.mean_rotation.expand(batch_shape + (3, 3))

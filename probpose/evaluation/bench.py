@@ -21,6 +21,8 @@ from pathlib import Path
 import torch
 
 from probpose.evaluation.metrics import evaluate
+from probpose.models import PoseModel
+from probpose.skeleton import Skeleton
 
 __all__ = ["BenchRow", "machine_description", "bench_models", "format_table", "write_results"]
 
@@ -99,7 +101,7 @@ def bench_models(
     train: torch.Tensor,
     val: torch.Tensor,
     test: torch.Tensor,
-    skeleton,
+    skeleton: Skeleton,
     device: str = "cpu",
     batch: int = 1024,
     repeats: int = 3,
@@ -161,7 +163,7 @@ def bench_models(
     return rows
 
 
-def _reconstruction(model, test: torch.Tensor) -> float | None:
+def _reconstruction(model: PoseModel, test: torch.Tensor) -> float | None:
     """Mean geodesic reconstruction error in degrees, for models that reconstruct (VAEs)."""
     if not hasattr(model, "reconstruction_error"):
         return None
@@ -170,7 +172,7 @@ def _reconstruction(model, test: torch.Tensor) -> float | None:
 
 
 @torch.no_grad()
-def _elbo_nll(model, test: torch.Tensor, samples: int = 100) -> float | None:
+def _elbo_nll(model: PoseModel, test: torch.Tensor, samples: int = 100) -> float | None:
     """-ELBO per pose (nats), an upper bound on NLL looser than the IWAE bound, for VAEs."""
     if not hasattr(model, "elbo"):
         return None

@@ -6,11 +6,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from probpose.rotations import log_haar_correction
+
+if TYPE_CHECKING:
+    from probpose.models import PoseModel
 
 __all__ = ["ConstantDimensionError", "check_not_constant", "Evaluation", "evaluate", "haar_offset"]
 
@@ -61,7 +65,12 @@ class Evaluation:
 
 @torch.no_grad()
 def evaluate(
-    model, poses: Tensor, batch_size: int = 8192, check: bool = True, joint_names=None, validation: bool = False
+    model: PoseModel,
+    poses: Tensor,
+    batch_size: int = 8192,
+    check: bool = True,
+    joint_names: Sequence[str] | None = None,
+    validation: bool = False,
 ) -> Evaluation:
     """Evaluate a :class:`~probpose.models.PoseModel` on poses ``(N, J, 3)``.
 
