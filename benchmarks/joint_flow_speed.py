@@ -11,15 +11,12 @@ flow call per joint, the batched prior one call for all joints. Timed: a trainin
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
-import time
 from pathlib import Path
 
 import torch
 
+from probpose.bench import Column, machine_description, markdown_table, median_seconds, set_threads, write_results
 from probpose.distributions.joint_flow import parent_features
-from probpose.evaluation.bench import machine_description
 from probpose.models import JointFlowModel, JointFlowOptions
 from probpose.skeleton import get_skeleton
 
@@ -33,20 +30,6 @@ def loop_log_prob(model: JointFlowModel, x: torch.Tensor) -> torch.Tensor:
         u = (x[:, j] - model.loc[j]) * torch.exp(-model.log_scale[j])
         total = total + model.flow.log_prob(u, ctx) - model.log_scale[j].sum()
     return total
-
-
-def median_seconds(fn, repeats: int, device: torch.device) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def time_model(model: JointFlowModel, x: torch.Tensor, repeats: int, dev: torch.device) -> dict[str, float]:
@@ -77,8 +60,10 @@ def main() -> None:
     ap.add_argument("--batches", type=int, nargs="+", default=[256, 512])
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/joint_flow_speed_cpu"))
     args = ap.parse_args()
+    threads = set_threads(args.threads)
     dev = torch.device(args.device)
     skel = get_skeleton("smplx").select(args.joints)
     rows = []
@@ -100,19 +85,19 @@ def main() -> None:
             ms = {k: v * 1e3 for k, v in t.items()}
             print(f"{coupling}: training step batched {ms['batched_step']:.1f} ms vs loop {ms['loop_step']:.1f} ms "
                 f"-> {row['step_speedup']:.1f}x; forward {row['forward_speedup']:.1f}x", flush=True)  # fmt: skip
-    args.out.mkdir(parents=True, exist_ok=True)
-    machine = machine_description(args.device)
-    (args.out / "joint_flow_speed.json").write_text(json.dumps({"rows": rows, "machine": machine}, indent=2))
-    lines = ["# Batched per-joint flow vs a per-joint loop (same maths)", "",
-             f"J = {skel.num_joints} (D = {3 * skel.num_joints}), medians of {args.repeats}.", "",
-             "| batch | coupling | batched step ms | loop step ms | step speed-up | forward speed-up "
-             "| poses/s (step) |",
-             "|---|---|---|---|---|---|---|",
-             *(f"| {r['batch']} | {r['coupling']} | {r['batched_step'] * 1e3:.1f} | {r['loop_step'] * 1e3:.1f} | "
-               f"{r['step_speedup']:.1f}x | {r['forward_speedup']:.1f}x | {r['batched_step_poses_per_s']:,.0f} |"
-               for r in rows), "",
-             "Machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()), ""]  # fmt: skip
-    (args.out / "joint_flow_speed.md").write_text("\n".join(lines))
+    columns = [
+        Column("batch", "batch"),
+        Column("coupling", "coupling"),
+        Column("batched_step", "batched step ms", lambda r: f"{r['batched_step'] * 1e3:.1f}"),
+        Column("loop_step", "loop step ms", lambda r: f"{r['loop_step'] * 1e3:.1f}"),
+        Column("step_speedup", "step speed-up", "{:.1f}x"),
+        Column("forward_speedup", "forward speed-up", "{:.1f}x"),
+        Column("batched_step_poses_per_s", "poses/s (step)", "{:,.0f}"),
+    ]
+    intro = f"J = {skel.num_joints} (D = {3 * skel.num_joints}), medians of {args.repeats}, {threads} thread(s)."
+    write_results(args.out, "joint_flow_speed", "Batched per-joint flow vs a per-joint loop (same maths)", intro,
+                  markdown_table(columns, rows), {"rows": rows, "threads": threads},
+                  machine_description(args.device))  # fmt: skip
     print(f"wrote {args.out}")
 
 

@@ -10,17 +10,18 @@ same test poses is a paired estimate of KL(teacher || model) in nats/pose (>= 0 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 from pathlib import Path
 
 import torch
 
-from probpose.evaluation.bench import machine_description
+from probpose.bench import Column, machine_description, markdown_table, set_threads, write_results
+from probpose.evaluation import evaluate
 from probpose.evaluation.synthetic import TreeMixtureTeacher
+from probpose.models import MODELS, build_model, get_model_spec
 from probpose.skeleton import get_skeleton
-from probpose.training import MODELS, Trainer, TrainingConfig, build_model, get_model_spec
+from probpose.training import Trainer, TrainingConfig
 
 
 def main() -> None:
@@ -35,9 +36,11 @@ def main() -> None:
     ap.add_argument("--patience", type=int, default=10)
     ap.add_argument("--fit-seconds", type=float, default=240.0, help="wall-clock budget per flow fit")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/known_density_cpu"))
     args = ap.parse_args()
+    threads = set_threads(args.threads)
 
     skel = get_skeleton(args.skeleton).select(args.joints)
     teacher = TreeMixtureTeacher(skel, seed=args.seed)
@@ -46,7 +49,8 @@ def main() -> None:
     teacher_lp = teacher.log_prob(test)
     entropy = -teacher_lp.mean().item()
     print(f"teacher: D = {3 * skel.num_joints}, test NLL (entropy estimate) {entropy:.2f} nats/pose "
-          f"+- {teacher_lp.std().item() / math.sqrt(len(test)):.2f}; train {len(train)}, test {len(test)}")  # fmt: skip
+          f"+- {teacher_lp.std().item() / math.sqrt(len(test)):.2f}; train {len(train)}, test {len(test)}; "
+          f"{threads} thread(s)")  # fmt: skip
     rows = []
     for name in args.models:
         spec = get_model_spec(name)
@@ -58,15 +62,15 @@ def main() -> None:
         t0 = time.perf_counter()
         result = Trainer(model, TrainingConfig(**settings)).fit(train, val)
         seconds = time.perf_counter() - t0
+        ev = evaluate(model, test)
         with torch.no_grad():
-            lp = torch.cat([model.log_prob(b.to(args.device, next(model.parameters()).dtype)).double().cpu()
-                            for b in test.split(2048)])  # fmt: skip
+            lp = torch.cat([model.log_prob(b.to(**model.factory())).double().cpu() for b in test.split(2048)])
         gap = teacher_lp - lp
         row = {
             "model": name,
             "parameters": model.num_parameters(),
-            "test_nll": -lp.mean().item(),
-            "kl_gap": gap.mean().item(),
+            "test_nll": ev.nll,
+            "kl_gap": ev.nll - entropy,
             "kl_gap_se": gap.std().item() / math.sqrt(len(gap)),
             "steps": result.steps,
             "fit_seconds": seconds,
@@ -74,30 +78,26 @@ def main() -> None:
         rows.append(row)
         print(f"{name:<20} test NLL {row['test_nll']:9.2f}  KL gap {row['kl_gap']:8.2f} +- {row['kl_gap_se']:.2f}"
               f"  ({row['steps']} steps, {seconds:.0f} s)", flush=True)  # fmt: skip
-    args.out.mkdir(parents=True, exist_ok=True)
-    context = {"teacher": "TreeMixtureTeacher (SYNTHETIC, exact density)", "skeleton": skel.name,
-               "dim": 3 * skel.num_joints, "n_train": len(train), "n_test": len(test), "seed": args.seed,
-               "teacher_test_nll": entropy, "machine": machine_description(args.device)}  # fmt: skip
-    (args.out / "known_density.json").write_text(json.dumps({"rows": rows, **context}, indent=2))
-    lines = [
-        "# Known-density benchmark (synthetic teacher)",
-        "",
+    columns = [
+        Column("model", "model"),
+        Column("parameters", "params", "{:,}"),
+        Column("test_nll", "test NLL", "{:.2f}"),
+        Column("kl_gap", "KL gap", lambda r: f"{r['kl_gap']:.2f} +- {r['kl_gap_se']:.2f}"),
+        Column("steps", "steps"),
+        Column("fit_seconds", "fit s", "{:.0f}"),
+    ]
+    intro = (
         f"SYNTHETIC poses from `TreeMixtureTeacher` on {skel.name} (D = {3 * skel.num_joints}); "
         f"train {len(train)}, test {len(test)}. Teacher test NLL (entropy estimate): {entropy:.2f} nats/pose. "
-        "KL gap = model test NLL - teacher test NLL on the same poses (nats/pose, +- standard error).",
-        "",
-        "| model | params | test NLL | KL gap | steps | fit s |",
-        "|---|---|---|---|---|---|",
-        *(
-            f"| {r['model']} | {r['parameters']:,} | {r['test_nll']:.2f} | {r['kl_gap']:.2f} +- {r['kl_gap_se']:.2f} "
-            f"| {r['steps']} | {r['fit_seconds']:.0f} |"
-            for r in rows
-        ),  # fmt: skip
-        "",
-        "Machine: " + ", ".join(f"{k} {v}" for k, v in context["machine"].items()),
-        "",
-    ]
-    (args.out / "known_density.md").write_text("\n".join(lines))
+        "KL gap = model test NLL - teacher test NLL on the same poses (nats/pose, +- standard error)."
+    )
+    context = {"teacher": "TreeMixtureTeacher (SYNTHETIC, exact density)", "skeleton": skel.name,
+               "dim": 3 * skel.num_joints, "n_train": len(train), "n_test": len(test), "seed": args.seed,
+               "teacher_test_nll": entropy, "threads": threads}  # fmt: skip
+    table = markdown_table(columns, rows)
+    title = "Known-density benchmark (synthetic teacher)"
+    write_results(args.out, "known_density", title, intro, table, {"rows": rows, **context},
+                  machine_description(args.device))  # fmt: skip
     print(f"wrote {args.out}")
 
 

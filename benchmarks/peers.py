@@ -12,15 +12,12 @@ process on the same data. The peers are an optional extra: pip install -e ".[ben
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
-import time
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from probpose.evaluation.bench import machine_description
+from probpose.bench import Column, machine_description, markdown_table, median_seconds, set_threads, write_results
 from probpose.models import GlobalFlowModel, GlobalFlowOptions
 from probpose.skeleton import get_skeleton
 
@@ -88,22 +85,14 @@ def pyro_flow():
 PEERS = {"probpose": ours, "zuko": zuko_flow, "nflows": nflows_flow, "pyro": pyro_flow}
 
 
-def median_seconds(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--batch", type=int, default=512)
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/peers_cpu"))
+    ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
+    threads = set_threads(args.threads)
     rows = []
     for name, make in PEERS.items():
         try:
@@ -133,17 +122,19 @@ def main() -> None:
     fastest = min(r["forward_backward_ms"] for r in rows)
     for r in rows:
         r["forward_backward_vs_fastest"] = r["forward_backward_ms"] / fastest
-    args.out.mkdir(parents=True, exist_ok=True)
-    machine = machine_description("cpu")
-    (args.out / "peers.json").write_text(json.dumps({"rows": rows, "batch": args.batch, "machine": machine}, indent=2))
-    lines = ["# Affine coupling flow: probpose vs peers (same architecture)", "",
-             f"D = {D}, K = {K} blocks, MLP 2 x {H} ReLU, batch {args.batch}, medians of {args.repeats}.", "",
-             "| library | params | log_prob ms | log_prob+backward ms | poses/s (fwd+bwd) | vs fastest |",
-             "|---|---|---|---|---|---|",
-             *(f"| {r['library']} | {r['parameters']:,} | {r['forward_ms']:.1f} | {r['forward_backward_ms']:.1f} | "
-               f"{r['forward_backward_poses_per_s']:,.0f} | {r['forward_backward_vs_fastest']:.2f}x |" for r in rows),
-             "", "Machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()), ""]  # fmt: skip
-    (args.out / "peers.md").write_text("\n".join(lines))
+    columns = [
+        Column("library", "library"),
+        Column("parameters", "params", "{:,}"),
+        Column("forward_ms", "log_prob ms", "{:.1f}"),
+        Column("forward_backward_ms", "log_prob+backward ms", "{:.1f}"),
+        Column("forward_backward_poses_per_s", "poses/s (fwd+bwd)", "{:,.0f}"),
+        Column("forward_backward_vs_fastest", "vs fastest", "{:.2f}x"),
+    ]
+    intro = (f"D = {D}, K = {K} blocks, MLP 2 x {H} ReLU, batch {args.batch}, medians of {args.repeats}, "
+             f"{threads} thread(s).")  # fmt: skip
+    write_results(args.out, "peers", "Affine coupling flow: probpose vs peers (same architecture)", intro,
+                  markdown_table(columns, rows), {"rows": rows, "batch": args.batch, "threads": threads},
+                  machine_description("cpu"))  # fmt: skip
     print(f"wrote {args.out}")
 
 

@@ -5,23 +5,61 @@ Commands:
     train    fit a model from a YAML config (experiments/configs/NAME.yaml) with --override a.b=c
     bench    fit every registered model on one split and print NLL, BPD, Haar NLL and speed
     sample   draw poses (or, from a VAE, smooth sequences) from a trained model
+
+A mistake in what the user gave (a file, a setting, an argument) prints
+``probpose COMMAND: error: FILE: field: reason`` and exits with 1; Ctrl-C exits with 130 (SIGTERM
+with 143) and leaves every output as it was. Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from probpose.errors import DataError, ProbposeError
+
 if TYPE_CHECKING:
     from probpose.evaluation import Evaluation
 
-__all__ = ["main"]
+__all__ = ["main", "build_parser"]
 
 
+def _number(low: float, inclusive: bool):
+    """An argparse type: a finite number above ``low`` (or equal to it, if ``inclusive``)."""
+    word = "non-negative" if (low, inclusive) == (0, True) else "positive" if low == 0 else f"> {low}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not (math.isfinite(value) and (value >= low if inclusive else value > low)):
+            raise argparse.ArgumentTypeError(f"expected a {word} finite number, got {text!r}")
+        return value
+
+    return parse
+
+
+_positive_float = _number(0, inclusive=False)
+_non_negative_float = _number(0, inclusive=True)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+# ---------------------------------------------------------------------- import
 def _add_import(sub: argparse._SubParsersAction) -> None:
     from probpose.data import BUNDLED, FORMATS
     from probpose.skeleton import SKELETONS
@@ -34,31 +72,40 @@ def _add_import(sub: argparse._SubParsersAction) -> None:
     p.add_argument("sources", nargs="*", type=Path, metavar="SRC", help="pose files (.npz, .smpl, .pkl)")
     p.add_argument("--bundled", choices=sorted(BUNDLED), action="append", default=[],
                    help="also import a data set shipped with probpose")  # fmt: skip
-    p.add_argument("--out", required=True, type=Path, help="HDF5 file to write")
+    p.add_argument("--out", required=True, type=Path, help="HDF5 file to write (replaced only when complete)")
     p.add_argument("--skeleton", choices=sorted(SKELETONS), default=None,
                    help="target skeleton (default: zebra_legs for PASyn files, smplx otherwise)")  # fmt: skip
     p.add_argument("--joints", default=None,
-                   help="joint selection, e.g. body+hands (default), body, hands, legs; '+' combines")  # fmt: skip
+                   help="joint selection, e.g. body+hands (default), body, legs; + adds, - removes")  # fmt: skip
     p.add_argument("--split", default="80/10/10", help="train/val/test shares (default 80/10/10)")
     p.add_argument("--seed", type=int, default=0, help="seed of the split hash (default 0)")
-    p.add_argument("--segment-seconds", type=float, default=1.0, help="length of split segments (default 1.0)")
-    p.add_argument("--guard-seconds", type=float, default=0.1,
+    p.add_argument("--segment-seconds", type=_positive_float, default=1.0,
+                   help="length of split segments (default 1.0)")  # fmt: skip
+    p.add_argument("--guard-seconds", type=_non_negative_float, default=0.1,
                    help="evaluation frames dropped next to another split's segment (default 0.1)")  # fmt: skip
     p.add_argument("--format", choices=["auto", *FORMATS], default="auto", help="source format (default: auto)")
-    p.add_argument("--fps", type=float, default=None, help="frame rate for files that do not state one")
+    p.add_argument("--fps", type=_positive_float, default=None, help="frame rate for files that do not state one")
     p.add_argument("--skip-incomplete", action="store_true",
                    help="leave out (and list) files lacking the selected joints, instead of failing")  # fmt: skip
     p.set_defaults(func=_cmd_import)
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
-    from probpose.data import bundled, import_poses, import_recording, split_poses, write_store
+    from probpose.data import (
+        bundled,
+        import_poses,
+        import_recording,
+        selection_without,
+        split_poses,
+        static_joints,
+        write_store,
+    )
+    from probpose.files import check_output_path
 
     sources = [*args.sources, *(p for name in args.bundled for p in bundled(name))]
     if not sources:
-        raise ValueError("no source files: give SRC paths or --bundled NAME")
-    if args.fps is not None and not args.fps > 0:
-        raise ValueError(f"--fps must be positive, got {args.fps}")
+        raise DataError("import", None, "no source files: give SRC paths or --bundled NAME")
+    check_output_path(args.out, sources, "store")
     skipped: list[str] = []
     if args.skip_incomplete:
         poses, skipped = import_recording(sources, args.skeleton, args.joints, args.format, args.fps)
@@ -102,10 +149,22 @@ def _cmd_import(args: argparse.Namespace) -> int:
             f"{shares}; import more data or pass a shorter --segment-seconds",
             file=sys.stderr,
         )
+    train = poses.poses[split.indices["train"]]
+    static = static_joints(train, poses.skeleton.joint_names)
+    if static:
+        listed = ", ".join(f"{s.name} (moves in {s.moving} of {s.total})" for s in static)
+        suggestion = selection_without(base, joints, [s.name for s in static])
+        print(
+            f"warning: joints that hold one value in most training poses: {listed}. A likelihood fitted to them is "
+            f"dominated by the repeated value and fails on data where they move; training refuses exactly constant "
+            f"ones. Consider --joints {suggestion!r}",
+            file=sys.stderr,
+        )
     print(f"wrote {out}")
     return 0
 
 
+# ---------------------------------------------------------------------- train
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="fit a model from a YAML config", description=_cmd_train.__doc__)
     p.add_argument("--config", required=True, help="config name in experiments/configs, or a .yaml path")
@@ -124,13 +183,13 @@ def _fmt_eval(ev: Evaluation) -> str:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     """Fit a model from a YAML config, write checkpoint.pt, config.yaml, metrics.json and
-    TensorBoard events to <output.dir>/<name>, and print validation and test metrics."""
-    from probpose.training.config import load_config
-    from probpose.training.run import run_experiment
+    TensorBoard events to <output.dir>/<name> (a new <name>-2, ... if that already holds a run;
+    --resume continues it), and print validation and test metrics."""
+    from probpose.training import load_config, run_experiment
 
     cfg = load_config(args.config, args.override)
     summary = run_experiment(cfg, resume=args.resume)
-    for note in summary.data.notes:
+    for note in summary.notes:
         print(f"note: {note}")
     r = summary.train
     print(f"model {cfg.model.name} ({summary.model.num_parameters():,} parameters) on {summary.data.store}")
@@ -143,8 +202,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------- bench
 def _add_bench(sub: argparse._SubParsersAction) -> None:
-    from probpose.training.registry import MODELS
+    from probpose.models import MODELS
 
     p = sub.add_parser("bench", help="fit and compare every registered model", description=_cmd_bench.__doc__)
     p.add_argument("--data", type=Path, default=None, help="HDF5 store (default: import the bundled SMPL-X data)")
@@ -153,63 +213,69 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
                    "constant zero, and a density of a constant dimension diverges)")  # fmt: skip
     p.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS), help="models (default: all)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    p.add_argument("--segment-seconds", type=float, default=0.25,
+    p.add_argument("--segment-seconds", type=_positive_float, default=0.25,
                    help="split segment length for the bundled data (default 0.25: with two recordings, 1 s "
                    "segments would make a whole recording the validation set)")  # fmt: skip
-    p.add_argument("--guard-seconds", type=float, default=0.05,
+    p.add_argument("--guard-seconds", type=_non_negative_float, default=0.05,
                    help="evaluation frames dropped next to another split (default 0.05)")  # fmt: skip
-    p.add_argument("--out", type=Path, default=Path("bench_results"), help="folder for bench.md/.json")
-    p.add_argument("--batch", type=int, default=1024, help="poses per throughput measurement (default 1024)")
-    p.add_argument("--fit-seconds", type=float, default=35.0,
-                   help="wall-clock budget per model fit (default 35; 0: none, train to early stopping)")  # fmt: skip
+    p.add_argument("--out", type=Path, default=Path("bench_results"),
+                   help="folder for bench.md/.json and models/NAME.pt (default bench_results)")  # fmt: skip
+    p.add_argument("--batch", type=_positive_int, default=1024,
+                   help="poses per throughput measurement (default 1024)")  # fmt: skip
+    p.add_argument("--fit-seconds", type=_non_negative_float, default=0.0,
+                   help="optional wall-clock cap per model fit (default 0: none; fits are step budgets)")  # fmt: skip
+    p.add_argument("--threads", type=_positive_int, default=None,
+                   help="torch threads (default: the number of CPU cores, at most 8)")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     p.set_defaults(func=_cmd_bench)
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    """Fit every registered model (or --models) on the same training split, evaluate on the same
-    test split, time log_prob and sampling, print one table and write it as Markdown and JSON."""
-    from probpose.evaluation.bench import bench_models, format_table, machine_description, write_results
-    from probpose.training.config import DataConfig
-    from probpose.training.run import prepare_data
+    """Fit every registered model (or --models) on the same training split with its registry
+    budget of optimisation steps, evaluate on the same test split, time log_prob and sampling,
+    save each fitted model to OUT/models/NAME.pt, print one table and write it as Markdown and JSON."""
+    import os
 
-    if args.batch < 1:
-        raise ValueError(f"--batch must be positive, got {args.batch}")
-    cfg = DataConfig(
-        path=str(args.data) if args.data else None,
-        joints=None if args.data else args.joints,
-        segment_seconds=args.segment_seconds,
-        guard_seconds=args.guard_seconds,
-    )
-    data = prepare_data(cfg, args.out)
+    from probpose.bench import bench_models, format_table, machine_description, set_threads, write_bench
+    from probpose.data import prepare_data
+
+    threads = set_threads(args.threads or min(os.cpu_count() or 1, 8))
+    data = prepare_data(
+        args.data, joints=None if args.data else args.joints, segment_seconds=args.segment_seconds,
+        guard_seconds=args.guard_seconds, workdir=args.out,
+    )  # fmt: skip
     for note in data.notes:
         print(f"note: {note}")
     if not len(data.test):
-        raise ValueError(f"{data.store}: the test split is empty")
+        raise DataError(str(data.store), "test", "the test split is empty")
     sizes = f"train {len(data.train)}, val {len(data.val)}, test {len(data.test)}"
-    print(f"data {data.store}: joints {data.joints!r}, {sizes}")
-    budget = {"max_seconds": args.fit_seconds} if args.fit_seconds > 0 else {}
+    print(f"data {data.store}: joints {data.joints!r}, {sizes}; {threads} torch thread(s)")
+    overrides = {"seed": args.seed, **({"max_seconds": args.fit_seconds} if args.fit_seconds > 0 else {})}
     rows = bench_models(
-        args.models, data.train, data.val, data.test, data.skeleton, args.device, args.batch, training_overrides=budget
-    )
+        args.models, data.train, data.val, data.test, data.skeleton, args.device, args.batch,
+        training_overrides=overrides, save_dir=args.out / "models",
+    )  # fmt: skip
     print(format_table(rows))
     split = (
         "" if args.data else f" split 80/10/10 in {args.segment_seconds:g} s segments, {args.guard_seconds:g} s guard"
     )
     context = {"data": str(data.store) + split, "joints": data.joints, "batch": args.batch, "notes": data.notes,
-               "fit_seconds_budget": args.fit_seconds, "machine": machine_description(args.device)}  # fmt: skip
-    md, js = write_results(args.out, rows, context)
-    print(f"wrote {md} and {js}")
+               "fit_seconds_budget": args.fit_seconds, "threads": threads, "seed": args.seed,
+               "machine": machine_description(args.device)}  # fmt: skip
+    md, js = write_bench(args.out, rows, context)
+    print(f"wrote {md}, {js} and {args.out / 'models'}/")
     return 0
 
 
+# ---------------------------------------------------------------------- sample
 def _add_sample(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sample", help="draw poses from a trained model", description=_cmd_sample.__doc__)
-    p.add_argument("--model", required=True, type=Path, help="checkpoint.pt of a trained model")
-    p.add_argument("--n", type=int, default=3000, help="poses (or frames, with --sequence); default 3000")
+    p.add_argument("--model", required=True, type=Path, help="checkpoint of a trained model")
+    p.add_argument("--n", type=_positive_int, default=3000, help="poses (or frames, with --sequence); default 3000")
     p.add_argument("--out", required=True, type=Path, help="output .npy: (n, J, 3) float32 axis-angle, radians")
     p.add_argument("--sequence", action="store_true", help="VAEs: one smooth sequence through latent space")
     p.add_argument("--mode", choices=["walk", "slerp"], default="walk", help="sequence: latent random walk or slerp")
-    p.add_argument("--step", type=float, default=0.05, help="sequence: latent step size (default 0.05)")
+    p.add_argument("--step", type=float, default=0.05, help="sequence: latent step size in (0, 1) (default 0.05)")
     p.add_argument("--pasyn", action="store_true",
                    help="zebra legs: also write OUT_pasyn.npy, (n, 36) Euler degrees, R = Rz Ry Rx")  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
@@ -224,39 +290,48 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from probpose.rotations import axis_angle_to_matrix, matrix_to_euler
+    from probpose.data import axis_angle_to_pasyn
+    from probpose.files import atomic_path, check_output_path
+    from probpose.models import LatentPoseModel, load_model
     from probpose.skeleton import ZEBRA_LEGS
-    from probpose.training.run import load_model
 
-    if args.n < 1:
-        raise ValueError(f"--n must be positive, got {args.n}")
+    out = args.out if args.out.suffix == ".npy" else args.out.with_suffix(".npy")
+    pasyn = out.with_name(out.stem + "_pasyn.npy")
+    check_output_path(out, [args.model], "poses")
+    if args.pasyn:
+        check_output_path(pasyn, [args.model], "PASyn poses")
+    if args.sequence and not 0 < args.step < 1:
+        raise DataError("--step", None, f"must be in (0, 1), got {args.step}")
     model = load_model(args.model)
     model.eval()
+    names = model.modelled_names
+    if args.pasyn and names != list(ZEBRA_LEGS.joint_names):
+        raise DataError(
+            str(args.model), "joints", f"--pasyn needs a model of the 12 zebra leg joints in PASyn order; this model "
+            f"has {len(names)} joints ({', '.join(names[:4])}{', ...' if len(names) > 4 else ''})",
+        )  # fmt: skip
+    if args.sequence and not isinstance(model, LatentPoseModel):
+        raise DataError(str(args.model), None, f"--sequence needs a VAE; this is a {type(model).__name__}")
     gen = torch.Generator().manual_seed(args.seed)
     with torch.random.fork_rng():
         torch.manual_seed(args.seed)
         if args.sequence:
-            if not hasattr(model, "sequence"):
-                raise ValueError(f"--sequence needs a VAE; {args.model} holds a {type(model).__name__}")
             poses = model.sequence(args.n, step=args.step, mode=args.mode, generator=gen)
         else:
             poses = model.sample(args.n)
     poses = poses.detach().float().cpu()
-    names = [model.skeleton.joint_names[j] for j in model.modelled]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    out = args.out if args.out.suffix == ".npy" else args.out.with_suffix(".npy")
-    np.save(out, poses.numpy())
+    with atomic_path(out) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, poses.numpy())
     print(f"wrote {out}: {tuple(poses.shape)} axis-angle, radians; joints {', '.join(names)}")
     if args.pasyn:
-        if names != list(ZEBRA_LEGS.joint_names):
-            raise ValueError(f"--pasyn needs the 12 zebra leg joints in PASyn order; the model has {names}")
-        euler = matrix_to_euler(axis_angle_to_matrix(poses.double()), "XYZ", degrees=True)
-        pasyn = out.with_name(out.stem + "_pasyn.npy")
-        np.save(pasyn, euler.reshape(len(poses), 36).numpy())
+        euler = axis_angle_to_pasyn(poses).reshape(len(poses), 36).numpy()
+        with atomic_path(pasyn) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, euler)
         print(f"wrote {pasyn}: ({len(poses)}, 36) Euler angles in degrees, R = Rz Ry Rx (PASyn layout)")
     return 0
 
 
+# ---------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     from probpose import __version__
 
@@ -273,15 +348,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``probpose`` console script; returns the exit code."""
+    from probpose.files import Interrupted, handle_signals
+
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     try:
-        return args.func(args)
-    except (ValueError, KeyError, FileNotFoundError, RuntimeError) as e:  # DataError, ConfigError: ValueError
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-        print(f"probpose {args.command}: error: {msg}", file=sys.stderr)
+        with handle_signals():
+            return args.func(args)
+    except ProbposeError as e:
+        print(f"probpose {args.command}: error: {e}", file=sys.stderr)
         return 1
+    except Interrupted as e:
+        print(f"probpose {args.command}: {e}; no output was left half-written", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print(f"probpose {args.command}: interrupted; no output was left half-written", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

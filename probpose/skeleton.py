@@ -25,6 +25,8 @@ from functools import cached_property
 
 import numpy as np
 
+from probpose.errors import SelectionError
+
 __all__ = [
     "Skeleton",
     "SMPLX",
@@ -49,17 +51,25 @@ class Skeleton:
     """A kinematic tree.
 
     Attributes:
-        name: preset name (``"smplx"``, ``"zebra_legs"``, ...) or a derived name such as
-            ``"smplx[body+hands]"`` for a selection.
+        name: preset name (``"smplx"``, ``"zebra_legs"``, ...) or, for a selection, the preset's
+            name with the selection in brackets (``"smplx[body+hands]"``); a label only.
         joint_names: one name per joint, unique.
         parents: parent index per joint, ``-1`` for a root. Parents need not precede children.
+        base_name: the preset this skeleton was selected from (its own ``name`` for a preset).
+        selection: the selection expression that picks these joints from ``base_name``'s preset
+            (``"all"`` for a preset). Data, not parsed from ``name``: selecting from a selection
+            gives an expression that is valid on the preset itself.
     """
 
     name: str
     joint_names: tuple[str, ...]
     parents: tuple[int, ...]
+    base_name: str = ""
+    selection: str = "all"
 
     def __post_init__(self) -> None:
+        if not self.base_name:
+            object.__setattr__(self, "base_name", self.name)
         n = len(self.joint_names)
         if len(self.parents) != n:
             raise ValueError(f"skeleton {self.name!r}: {n} joint names but {len(self.parents)} parents")
@@ -85,22 +95,12 @@ class Skeleton:
     def __len__(self) -> int:
         return self.num_joints
 
-    @property
-    def base_name(self) -> str:
-        """The preset this skeleton was selected from (``"smplx"`` for ``"smplx[body+hands]"``)."""
-        return self.name.split("[", 1)[0]
-
-    @property
-    def selection(self) -> str:
-        """The selection expression that made it (``"body+hands"``), ``"all"`` for a preset."""
-        return self.name[len(self.base_name) + 1 : -1] if "[" in self.name else "all"
-
     def index(self, joint: str) -> int:
         """Index of a joint by name; ``KeyError`` naming the skeleton if absent."""
         try:
             return self.joint_names.index(joint)
         except ValueError:
-            raise KeyError(f"skeleton {self.name!r} has no joint {joint!r}") from None
+            raise SelectionError(f"skeleton {self.name!r} has no joint {joint!r}") from None
 
     @cached_property
     def depth(self) -> tuple[int, ...]:
@@ -131,9 +131,6 @@ class Skeleton:
     def roots(self) -> tuple[int, ...]:
         return tuple(j for j, p in enumerate(self.parents) if p < 0)
 
-    def children(self, joint: int) -> tuple[int, ...]:
-        return tuple(j for j, p in enumerate(self.parents) if p == joint)
-
     # ------------------------------------------------------------------ selections
     def selection_indices(self, selection: str | Sequence[str] | Sequence[int]) -> tuple[int, ...]:
         """Indices (into this skeleton, ascending) of a joint selection.
@@ -141,7 +138,8 @@ class Skeleton:
         ``selection`` is a named selection of this skeleton (see :data:`SELECTIONS`), a joint name,
         or ``"all"``; terms combine left to right with ``+`` (add) and ``-`` (remove), e.g.
         ``"body+hands-feet"``. It may also be an explicit sequence of joint names or indices.
-        Unknown names raise ``KeyError`` listing the valid ones.
+        Unknown names raise :class:`~probpose.errors.SelectionError` (a ``KeyError``) listing the
+        valid ones.
         """
         if isinstance(selection, str):
             # a derived skeleton ("smplx[body+hands]") knows its preset's named selections,
@@ -161,7 +159,9 @@ class Skeleton:
                     idx = {self.index(part)}
                 else:
                     valid = ", ".join(["all", *named])
-                    raise KeyError(f"unknown joint selection {part!r} for skeleton {self.name!r}; valid: {valid}")
+                    raise SelectionError(
+                        f"unknown joint selection {part!r} for skeleton {self.name!r}; valid: {valid}"
+                    )
                 out = out | idx if op == "+" else out - idx
             return tuple(sorted(out))
         idx: set[int] = set()
@@ -171,7 +171,7 @@ class Skeleton:
             else:
                 i = int(item)
                 if not 0 <= i < self.num_joints:
-                    raise KeyError(
+                    raise SelectionError(
                         f"joint index {i} out of range for skeleton {self.name!r} ({self.num_joints} joints)"
                     )
                 idx.add(i)
@@ -179,10 +179,12 @@ class Skeleton:
 
     def select(self, selection: str | Sequence[str] | Sequence[int]) -> Skeleton:
         """The sub-skeleton of a selection. A joint's parent becomes its nearest selected ancestor;
-        joints with no selected ancestor become roots."""
+        joints with no selected ancestor become roots. Its ``selection`` is an expression that
+        picks the same joints from the preset ``base_name`` (the given one where it does, else
+        the joint names joined by ``+``)."""
         idx = self.selection_indices(selection)
         if not idx:
-            raise ValueError(f"joint selection {selection!r} of skeleton {self.name!r} is empty")
+            raise SelectionError(f"joint selection {selection!r} of skeleton {self.name!r} is empty")
         new_index = {old: new for new, old in enumerate(idx)}
         parents = []
         for j in idx:
@@ -190,16 +192,43 @@ class Skeleton:
             while p >= 0 and p not in new_index:
                 p = self.parents[p]
             parents.append(new_index[p] if p >= 0 else -1)
-        label = selection if isinstance(selection, str) else "custom"
-        return Skeleton(f"{self.name}[{label}]", tuple(self.joint_names[j] for j in idx), tuple(parents))
+        names = tuple(self.joint_names[j] for j in idx)
+        label = selection if isinstance(selection, str) else "+".join(names)
+        if self.selection != "all" and _selected_names(self.base_name, label) != names:
+            label = "+".join(names)  # the expression meant this skeleton's joints, not the preset's
+        return Skeleton(f"{self.base_name}[{label}]", names, tuple(parents), self.base_name, label)
 
     def to_dict(self) -> dict:
-        """JSON-serialisable description (name, joint names, parents)."""
-        return {"name": self.name, "joint_names": list(self.joint_names), "parents": list(self.parents)}
+        """JSON-serialisable description (name, joint names, parents, base preset, selection)."""
+        return {
+            "name": self.name,
+            "joint_names": list(self.joint_names),
+            "parents": list(self.parents),
+            "base_name": self.base_name,
+            "selection": self.selection,
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> Skeleton:
-        return cls(str(d["name"]), tuple(d["joint_names"]), tuple(int(p) for p in d["parents"]))
+        return cls(
+            str(d["name"]),
+            tuple(str(n) for n in d["joint_names"]),
+            tuple(int(p) for p in d["parents"]),
+            str(d.get("base_name") or d["name"]),
+            str(d.get("selection", "all")),
+        )
+
+
+def _selected_names(base: str, expression: str) -> tuple[str, ...] | None:
+    """Joint names an expression selects from the preset ``base`` (None if it is no preset or the
+    expression does not apply to it)."""
+    preset = SKELETONS.get(base)
+    if preset is None:
+        return None
+    try:
+        return tuple(preset.joint_names[j] for j in preset.selection_indices(expression))
+    except SelectionError:
+        return None
 
 
 # ---------------------------------------------------------------------- presets
@@ -258,11 +287,11 @@ SKELETONS: dict[str, Skeleton] = {s.name: s for s in (SMPLX, SMPLH, SMPL, HAND_L
 
 
 def get_skeleton(name: str) -> Skeleton:
-    """A preset skeleton by name (``KeyError`` listing the presets otherwise)."""
+    """A preset skeleton by name (:class:`~probpose.errors.SelectionError` listing the presets otherwise)."""
     try:
         return SKELETONS[name]
     except KeyError:
-        raise KeyError(f"unknown skeleton {name!r}; presets: {', '.join(SKELETONS)}") from None
+        raise SelectionError(f"unknown skeleton {name!r}; presets: {', '.join(SKELETONS)}") from None
 
 
 _BODY21 = _BODY_NAMES[1:]
@@ -315,7 +344,6 @@ class Layout:
 
     name: str
     joints: tuple[str, ...]
-    description: str
 
     @property
     def size(self) -> int:
@@ -326,14 +354,14 @@ _L = Layout
 LAYOUTS: dict[str, Layout] = {
     lay.name: lay
     for lay in (
-        _L("smplx", SMPLX.joint_names, "SMPL-X, 55 x 3: root, body, jaw, eyes, left hand, right hand"),
-        _L("smplh", SMPLH.joint_names, "SMPL+H, 52 x 3: root, body, left hand, right hand"),
-        _L("smpl", SMPL.joint_names, "SMPL, 24 x 3: root, body, two hand roots"),
-        _L("smplx53", SMPLX.joint_names[:23] + SMPLX.joint_names[25:], "SMPL-X without eyes, 53 x 3"),
-        _L("body", _BODY21, "21 body joints, 63 numbers (SMPL-X/AMASS pose_body)"),
-        _L("hands", LEFT_HAND_NAMES + RIGHT_HAND_NAMES, "both hands, 90 numbers (AMASS pose_hand)"),
-        _L("left_hand", LEFT_HAND_NAMES, "one hand, 45 numbers"),
-        _L("right_hand", RIGHT_HAND_NAMES, "one hand, 45 numbers"),
+        _L("smplx", SMPLX.joint_names),
+        _L("smplh", SMPLH.joint_names),
+        _L("smpl", SMPL.joint_names),
+        _L("smplx53", SMPLX.joint_names[:23] + SMPLX.joint_names[25:]),
+        _L("body", _BODY21),
+        _L("hands", LEFT_HAND_NAMES + RIGHT_HAND_NAMES),
+        _L("left_hand", LEFT_HAND_NAMES),
+        _L("right_hand", RIGHT_HAND_NAMES),
     )
 }
 

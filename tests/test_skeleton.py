@@ -69,6 +69,31 @@ def test_selection_sizes_and_reparenting():
     assert s.parents == (-1, -1, 1)
 
 
+@pytest.mark.parametrize(
+    "chain, selection",
+    [
+        (("body", "left_hip+left_knee"), "left_hip+left_knee"),
+        (("body+hands", "hands"), "hands"),
+        (("body+hands-feet", "left_hand+right_wrist"), "left_hand+right_wrist"),
+        (("body", "all"), "+".join(SMPLX.select("body").joint_names)),  # "all" of the body is not all of SMPL-X
+        (("hands", "body"), None),  # the body is empty within the hands
+        ((["neck", "head"], "head"), "head"),
+    ],
+)
+def test_a_selection_is_data_and_chains_validly(chain, selection):
+    """The selection of a selection is an expression on the preset itself (today's main gave the
+    string 'body][left_hip+left_knee')."""
+    if selection is None:
+        with pytest.raises(KeyError, match="empty"):
+            SMPLX.select(chain[0]).select(chain[1])
+        return
+    sub = SMPLX.select(chain[0]).select(chain[1])
+    assert sub.base_name == "smplx" and sub.selection == selection and "][" not in sub.name
+    direct = SMPLX.select(selection)
+    assert (direct.joint_names, direct.parents) == (sub.joint_names, sub.parents)
+    assert Skeleton.from_dict(sub.to_dict()) == sub
+
+
 def test_selection_errors():
     with pytest.raises(KeyError, match="valid: all, global, body"):
         SMPLX.selection_indices("bodyy")

@@ -10,53 +10,13 @@ import torch
 
 from probpose.cli import main
 from probpose.data import bundled, import_recording, load_pasyn, split_poses
-from probpose.distributions.so3 import TangentGaussianSO3, log_normaliser
-from probpose.models import PoseVAE, VAEOptions
-from probpose.rotations import axis_angle_to_matrix, geodesic_distance, log_haar_correction, random_rotations
+from probpose.models import PoseVAE, VAEOptions, load_model
+from probpose.rotations import axis_angle_to_matrix, geodesic_distance
 from probpose.skeleton import Skeleton
 from probpose.training import Trainer, TrainingConfig
-from probpose.training.run import load_model
 
 F64 = torch.float64
 PAIR = Skeleton("pair", ("a", "b"), (-1, 0))
-
-
-# ---------------------------------------------------------------------- SO(3) likelihood
-@pytest.mark.parametrize("sigma", [0.3, 1.0, 3.0])
-def test_so3_likelihood_integrates_to_one_over_haar(sigma):
-    g = torch.Generator().manual_seed(0)
-    mean = random_rotations((), generator=g, dtype=F64)
-    d = TangentGaussianSO3(mean, torch.tensor(sigma, dtype=F64))
-    w = d.log_prob_haar(random_rotations((400_000,), generator=g, dtype=F64)).exp()
-    assert abs(w.mean().item() - 1) < 4 * w.std().item() / math.sqrt(len(w))
-
-
-def test_so3_likelihood_integrates_to_one_over_axis_angle():
-    """The axis-angle form: uniform proposal on the pi-ball (Lebesgue)."""
-    g = torch.Generator().manual_seed(1)
-    mean = axis_angle_to_matrix(torch.tensor([0.4, -0.2, 0.9], dtype=F64))
-    d = TangentGaussianSO3(mean, torch.tensor(0.7, dtype=F64))
-    n = 400_000
-    u = torch.nn.functional.normalize(torch.randn(n, 3, generator=g, dtype=F64), dim=-1)
-    v = u * math.pi * torch.rand(n, 1, generator=g, dtype=F64) ** (1 / 3)
-    w = d.log_prob(v).exp() * (4 / 3 * math.pi**4)
-    assert abs(w.mean().item() - 1) < 4 * w.std().item() / math.sqrt(n)
-    haar = d.log_prob_haar(axis_angle_to_matrix(v[:10]))
-    assert torch.allclose(d.log_prob(v[:10]) - log_haar_correction(v[:10]), haar)
-
-
-def test_so3_normaliser_small_sigma_limit_and_sampler():
-    s = torch.tensor(0.01, dtype=F64)  # Z ~ sigma^3 sqrt(pi/2) / (2 pi) for small sigma
-    assert abs(log_normaliser(s).item() - math.log(0.01**3 * math.sqrt(math.pi / 2) / (2 * math.pi))) < 1e-3
-    mean = axis_angle_to_matrix(torch.tensor([1.0, 2.0, 0.5], dtype=F64))
-    for sigma in (0.05, 0.8):
-        torch.manual_seed(2)
-        x = TangentGaussianSO3(mean, torch.tensor(sigma, dtype=F64)).sample((100_000,))
-        phi = geodesic_distance(mean.expand(len(x), 3, 3), axis_angle_to_matrix(x))
-        grid = torch.linspace(0, math.pi, 200_001, dtype=F64)
-        f = torch.exp(-(grid**2) / (2 * sigma**2)) * (1 - torch.cos(grid))
-        expected = (grid * f).sum() / f.sum()
-        assert abs(phi.mean() - expected) < 4 * phi.std() / math.sqrt(len(phi))
 
 
 # ---------------------------------------------------------------------- bounds vs exact marginal

@@ -1,11 +1,13 @@
 """Pose data: importers for the formats users have, one in-memory container, the HDF5 store,
-leak-free splits and a torch Dataset."""
+leak-free splits, data checks, preparation for training and a torch Dataset."""
 
 from probpose.data.bundled import BUNDLED, bundled
+from probpose.data.checks import StaticJoint, check_not_constant, selection_without, static_joints
 from probpose.data.dataset import PoseDataset
 from probpose.data.importers import (
     DEFAULT_JOINTS,
     FORMATS,
+    axis_angle_to_pasyn,
     detect_format,
     import_poses,
     import_recording,
@@ -14,17 +16,25 @@ from probpose.data.importers import (
     load_pasyn,
     load_smplcodec,
     load_source,
+    pasyn_to_axis_angle,
 )
-from probpose.data.poseset import DataError, PoseSet, SequenceInfo
+from probpose.data.poseset import PoseSet, SequenceInfo
+from probpose.data.prepare import PreparedData, prepare_data
 from probpose.data.splits import SPLIT_NAMES, Split, parse_fractions, split_poses
 from probpose.data.store import LAYOUT_VERSION, StoreInfo, read_info, read_split, write_store
+from probpose.errors import DataError
 
 __all__ = [
     "BUNDLED",
     "bundled",
+    "StaticJoint",
+    "check_not_constant",
+    "selection_without",
+    "static_joints",
     "PoseDataset",
     "DEFAULT_JOINTS",
     "FORMATS",
+    "axis_angle_to_pasyn",
     "detect_format",
     "import_poses",
     "import_recording",
@@ -33,9 +43,12 @@ __all__ = [
     "load_pasyn",
     "load_smplcodec",
     "load_source",
+    "pasyn_to_axis_angle",
     "DataError",
     "PoseSet",
     "SequenceInfo",
+    "PreparedData",
+    "prepare_data",
     "SPLIT_NAMES",
     "Split",
     "parse_fractions",

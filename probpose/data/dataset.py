@@ -10,7 +10,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from probpose.data.store import read_info
+from probpose.data.store import check_poses, read_info
+from probpose.errors import DataError
 from probpose.skeleton import Skeleton
 
 __all__ = ["PoseDataset"]
@@ -19,9 +20,10 @@ __all__ = ["PoseDataset"]
 class PoseDataset(Dataset):
     """Poses of one split: item ``i`` is a ``(J, 3)`` tensor (axis-angle, radians).
 
-    The HDF5 file is checked once here and then opened on first access in each process, so the
-    dataset can be used with ``DataLoader(num_workers > 0)`` (h5py handles must not cross a fork).
-    ``__getitems__`` reads a whole batch in one sorted HDF5 read.
+    The HDF5 file's attributes and datasets are checked once here, every row read is checked finite,
+    and the file is opened on first access in each process, so the dataset can be used with
+    ``DataLoader(num_workers > 0)`` (h5py handles must not cross a fork). ``__getitems__`` reads a
+    whole batch in one sorted HDF5 read.
     """
 
     def __init__(self, path: str | Path, split: str = "train", dtype: torch.dtype = torch.float32) -> None:
@@ -30,7 +32,7 @@ class PoseDataset(Dataset):
         self.dtype = dtype
         self.info = read_info(self.path)
         if split not in self.info.sizes:
-            raise ValueError(f"unknown split {split!r}; one of {tuple(self.info.sizes)}")
+            raise DataError(str(self.path), None, f"unknown split {split!r}; one of {', '.join(self.info.sizes)}")
         self._len = self.info.sizes[split]
         self._file: h5py.File | None = None
         self._pid: int | None = None
@@ -51,13 +53,15 @@ class PoseDataset(Dataset):
     def __getitem__(self, i: int) -> torch.Tensor:
         if not -self._len <= i < self._len:
             raise IndexError(f"index {i} out of range for {self._len} poses")
-        return torch.as_tensor(self._poses()[i % self._len], dtype=self.dtype)
+        row = check_poses(self._poses()[i % self._len][None], self.path, self.split, i % self._len)[0]
+        return torch.as_tensor(row, dtype=self.dtype)
 
     def __getitems__(self, indices: list[int]) -> list[torch.Tensor]:
         idx = np.asarray(indices, dtype=np.int64) % max(self._len, 1)
         order = np.argsort(idx)
         uniq, inverse = np.unique(idx[order], return_inverse=True)
         block = self._poses()[uniq]  # h5py needs increasing unique indices
+        check_poses(block, self.path, self.split, int(uniq[0]) if len(uniq) else 0)
         rows = np.empty((len(idx),) + block.shape[1:], dtype=block.dtype)
         rows[order] = block[inverse]
         return list(torch.as_tensor(rows, dtype=self.dtype).unbind(0))

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,8 +27,10 @@ import numpy as np
 import torch
 
 from probpose import rotations
-from probpose.data.poseset import DataError, PoseSet, SequenceInfo
+from probpose.data.npz import NpzArchive
+from probpose.data.poseset import PoseSet, SequenceInfo
 from probpose.data.safe_pickle import UnsafePickleError, safe_load
+from probpose.errors import DataError, SelectionError
 from probpose.skeleton import SMPL, SMPLH, SMPLX, ZEBRA_LEGS, Skeleton, get_skeleton, unflatten
 
 __all__ = [
@@ -44,12 +45,16 @@ __all__ = [
     "import_poses",
     "import_recording",
     "DEFAULT_JOINTS",
+    "pasyn_to_axis_angle",
+    "axis_angle_to_pasyn",
 ]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_FPS = 30.0
 """Frame rate assumed (and recorded as assumed) when a time series does not state one."""
+MAX_FPS = 10_000.0
+"""Highest frame rate accepted (motion capture runs at up to a few hundred frames per second)."""
 AISTPP_FPS = 60.0
 """AIST++ SMPL motions are sampled at 60 frames per second."""
 
@@ -73,52 +78,62 @@ def _existing(path: str | Path) -> Path:
     return p
 
 
-def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            out = {}
-            for key in z.files:
-                try:
-                    out[key] = z[key]
-                except ValueError as e:  # object arrays need pickle: refused
-                    raise DataError(str(path), key, f"cannot be read without unpickling ({e})") from None
-            return out
-    except DataError:
-        raise
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
-        raise DataError(str(path), None, f"not a NumPy .npz archive ({e})") from None
-
-
 def _float_array(path: Path, field: str, value: object, shape: tuple[int | None, ...]) -> np.ndarray:
-    """``value`` as float64 with the given shape (``None`` = any), finite."""
+    """``value`` as float64 with the given shape (``None`` = any), finite (no copy if it already is)."""
     arr = np.asarray(value)
     if arr.dtype.kind not in "fiu":
         raise DataError(str(path), field, f"expected numbers, got dtype {arr.dtype}")
     if arr.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, arr.shape, strict=True)):
         want = "(" + ", ".join("N" if s is None else str(s) for s in shape) + ")"
         raise DataError(str(path), field, f"expected shape {want}, got {arr.shape}")
-    arr = arr.astype(np.float64)
-    bad = ~np.isfinite(arr)
-    if bad.any():
+    arr = np.asarray(arr, dtype=np.float64)
+    if not np.isfinite(arr).all():
+        bad = ~np.isfinite(arr)
         row = int(np.argwhere(bad)[0][0])
         raise DataError(str(path), field, f"{int(bad.sum())} NaN/inf values (first in row {row})")
     return arr
 
 
+_CHUNK = 1 << 15
+
+
 def _canonical(poses: np.ndarray) -> np.ndarray:
-    """(N, J, 3) float64 axis-angle -> canonical (angle in [0, pi]) float32."""
-    v = rotations.canonical_axis_angle(torch.from_numpy(np.ascontiguousarray(poses, dtype=np.float64)))
-    return v.numpy().astype(np.float32)
+    """(N, J, 3) float64 axis-angle -> canonical (angle in [0, pi]) float32, in chunks of rows so
+    the temporaries stay small whatever N is."""
+    out = np.empty(poses.shape, dtype=np.float32)
+    for start in range(0, len(poses), _CHUNK):
+        block = torch.from_numpy(np.ascontiguousarray(poses[start : start + _CHUNK], dtype=np.float64))
+        out[start : start + _CHUNK] = rotations.canonical_axis_angle(block).numpy()
+    return out
 
 
-def _scalar(path: Path, data: dict, *keys: str) -> float | None:
+def _scalar(path: Path, data: NpzArchive, *keys: str) -> float | None:
+    """The first of ``keys`` present, as one positive finite number (a frame rate)."""
     for key in keys:
         if key in data:
-            arr = np.asarray(data[key])
-            if arr.size != 1 or arr.dtype.kind not in "fiu" or not np.isfinite(arr).all() or float(arr) <= 0:
-                raise DataError(str(path), key, f"expected one positive number, got {arr!r}")
-            return float(arr.reshape(()))
+            arr = data.read(key)
+            if arr.size != 1 or arr.dtype.kind not in "fiu" or not np.isfinite(arr).all() or float(arr.item()) <= 0:
+                raise DataError(str(path), key, f"expected one positive number, got {_describe(arr)}")
+            return float(arr.item())
     return None
+
+
+def _integer(path: Path, data: NpzArchive, key: str) -> int:
+    """``key`` as one integer (a version number, a frame count)."""
+    arr = data.read(key)
+    value = arr.item() if arr.size == 1 and arr.dtype.kind in "fiu" else None
+    if value is None or not np.isfinite(value) or float(value) != int(value):
+        raise DataError(str(path), key, f"expected one integer, got {_describe(arr)}")
+    return int(value)
+
+
+def _describe(arr: np.ndarray) -> str:
+    if arr.size == 0:
+        return f"an empty array of shape {arr.shape}"
+    if arr.size == 1:
+        text = repr(arr.item())
+        return text if len(text) <= 40 else text[:37] + "..."
+    return f"an array of shape {arr.shape} and dtype {arr.dtype}"
 
 
 def _one_sequence(
@@ -166,18 +181,22 @@ def load_amass(path: str | Path, fps: float | None = None) -> PoseSet:
     When both ``poses`` and split keys are present they must agree.
     """
     p = _existing(path)
-    data = _read_npz(p)
+    with NpzArchive(p) as data:
+        return _load_amass(p, data, fps)
+
+
+def _load_amass(p: Path, data: NpzArchive, fps: float | None) -> PoseSet:
     file_fps = _scalar(p, data, "mocap_frame_rate", "mocap_framerate", "frame_rate", "fps")
     fps = fps if fps is not None else file_fps
     split = {}
     for key, cols, names in _AMASS_SPLIT_KEYS:
         if key in data:
-            split[key] = (_float_array(p, key, data[key], (None, cols)), names)
+            split[key] = (_float_array(p, key, data.read(key), (None, cols)), names)
     if "poses" in data:
-        flat = np.asarray(data["poses"])
-        if flat.ndim != 2 or flat.shape[1] not in (165, 159, 156, 72):
-            raise DataError(str(p), "poses", f"expected (N, 165|159|156|72) axis-angle columns, got {flat.shape}")
-        flat = _float_array(p, "poses", flat, (None, flat.shape[1]))
+        shape = data.shape("poses")
+        if len(shape) != 2 or shape[1] not in (165, 159, 156, 72):
+            raise DataError(str(p), "poses", f"expected (N, 165|159|156|72) axis-angle columns, got {shape}")
+        flat = _float_array(p, "poses", data.read("poses"), (None, shape[1]))
         skel = SMPL if flat.shape[1] == 72 else SMPLX
         poses, present = unflatten(flat, skel)
         for key, (arr, names) in split.items():
@@ -201,7 +220,7 @@ def load_amass(path: str | Path, fps: float | None = None) -> PoseSet:
             present[idx] = True
     else:
         raise DataError(
-            str(p), "poses", f"unknown layout: need 'poses' or 'root_orient' + 'pose_body'; keys: {sorted(data)}"
+            str(p), "poses", f"unknown layout: need 'poses' or 'root_orient' + 'pose_body'; keys: {sorted(data.keys)}"
         )
     return _one_sequence(p, "amass", skel, poses, present, fps)
 
@@ -217,10 +236,14 @@ def load_smplcodec(path: str | Path, fps: float | None = None) -> PoseSet:
     are absent are marked absent. A single pose ``(J, 3)`` is one frame.
     """
     p = _existing(path)
-    data = _read_npz(p)
+    with NpzArchive(p) as data:
+        return _load_smplcodec(p, data, fps)
+
+
+def _load_smplcodec(p: Path, data: NpzArchive, fps: float | None) -> PoseSet:
     if "smplVersion" not in data:
-        raise DataError(str(p), "smplVersion", f"missing: not an SMPL codec file (keys: {sorted(data)})")
-    version = int(np.asarray(data["smplVersion"]).reshape(-1)[0])
+        raise DataError(str(p), "smplVersion", f"missing: not an SMPL codec file (keys: {sorted(data.keys)})")
+    version = _integer(p, data, "smplVersion")
     if version not in _CODEC_VERSIONS:
         raise DataError(
             str(p), "smplVersion", f"unsupported model version {version}; supported: 0 SMPL, 1 SMPL-H, 2 SMPL-X"
@@ -239,7 +262,7 @@ def load_smplcodec(path: str | Path, fps: float | None = None) -> PoseSet:
     for key, names in parts:
         if key not in data:
             continue
-        arr = np.asarray(data[key])
+        arr = data.read(key)
         if arr.ndim == 2:
             arr = arr[None]
         arr = _float_array(p, key, arr, (None, len(names), 3))
@@ -252,8 +275,8 @@ def load_smplcodec(path: str | Path, fps: float | None = None) -> PoseSet:
         idx = [skel.index(n) for n in names]
         poses[:, idx] = arr
         present[idx] = True
-    if "frameCount" in data and int(np.asarray(data["frameCount"]).reshape(-1)[0]) != frames:
-        raise DataError(str(p), "frameCount", f"says {int(data['frameCount'])} but bodyPose has {frames} frames")
+    if "frameCount" in data and (count := _integer(p, data, "frameCount")) != frames:
+        raise DataError(str(p), "frameCount", f"says {count} but bodyPose has {frames} frames")
     fps = fps if fps is not None else _scalar(p, data, "frameRate")
     return _one_sequence(p, "smplcodec", skel, poses, present, fps)
 
@@ -273,7 +296,9 @@ def load_aistpp(path: str | Path, fps: float | None = None) -> PoseSet:
     if not isinstance(obj, dict):
         raise DataError(str(p), None, f"expected a dict of arrays, got {type(obj).__name__}")
     if "smpl_poses" not in obj:
-        raise DataError(str(p), "smpl_poses", f"missing: unknown layout (keys: {sorted(map(str, obj))})")
+        raise DataError(str(p), "smpl_poses", f"missing: unknown layout (keys: {sorted(map(str, obj))[:20]})")
+    if not isinstance(obj["smpl_poses"], np.ndarray):  # nested lists could expand to any size
+        raise DataError(str(p), "smpl_poses", f"expected a NumPy array, got {type(obj['smpl_poses']).__name__}")
     flat = _float_array(p, "smpl_poses", obj["smpl_poses"], (None, 72))
     poses, present = unflatten(flat, SMPL)
     return _one_sequence(p, "aistpp", SMPL, poses, present, fps if fps is not None else AISTPP_FPS)
@@ -291,13 +316,13 @@ def load_pasyn(path: str | Path, fps: float | None = None) -> PoseSet:
     (no placeholder) is accepted. Rows are independent poses (``fps`` is ignored)."""
     del fps
     p = _existing(path)
-    data = _read_npz(p)
-    if "poses" not in data:
-        raise DataError(str(p), "poses", f"missing: unknown layout (keys: {sorted(data)})")
-    raw = np.asarray(data["poses"])
-    if raw.ndim != 2 or raw.shape[1] not in (39, 36):
-        raise DataError(str(p), "poses", f"expected (N, 39) or (N, 36) Euler angles in degrees, got {raw.shape}")
-    raw = _float_array(p, "poses", raw, (None, raw.shape[1]))
+    with NpzArchive(p) as data:
+        if "poses" not in data:
+            raise DataError(str(p), "poses", f"missing: unknown layout (keys: {sorted(data.keys)})")
+        shape = data.shape("poses")
+        if len(shape) != 2 or shape[1] not in (39, 36):
+            raise DataError(str(p), "poses", f"expected (N, 39) or (N, 36) Euler angles in degrees, got {shape}")
+        raw = _float_array(p, "poses", data.read("poses"), (None, shape[1]))
     notes = []
     if raw.shape[1] == 39:
         if np.any(raw[:, :3] != 0):
@@ -307,18 +332,28 @@ def load_pasyn(path: str | Path, fps: float | None = None) -> PoseSet:
     n = len(raw)
     if n == 0:
         raise DataError(str(p), "poses", "holds no rows")
-    euler = torch.from_numpy(raw.reshape(n, 12, 3))
-    mats = rotations.euler_to_matrix(euler, PASYN_EULER_ORDER, degrees=True)
-    aa = rotations.matrix_to_axis_angle(mats).numpy()
     return PoseSet(
         skeleton=ZEBRA_LEGS,
-        poses=aa.astype(np.float32),
+        poses=pasyn_to_axis_angle(raw.reshape(n, 12, 3)),
         present=np.ones(12, dtype=bool),
         sequence=np.zeros(n, dtype=np.int64),
         frame=np.arange(n, dtype=np.int64),
         sequences=[SequenceInfo(p.name, p.name, None, ordered=False)],
         sources=[{"file": p.name, "format": "pasyn", "sha256": _sha256(p), "frames": n, "notes": notes}],
     )
+
+
+def pasyn_to_axis_angle(euler_degrees: np.ndarray) -> np.ndarray:
+    """PASyn Euler angles ``(..., 3)`` in degrees (``R = Rz Ry Rx``) -> canonical axis-angle
+    ``(..., 3)`` float32 radians."""
+    euler = torch.from_numpy(np.ascontiguousarray(euler_degrees, dtype=np.float64))
+    mats = rotations.euler_to_matrix(euler, PASYN_EULER_ORDER, degrees=True)
+    return rotations.matrix_to_axis_angle(mats).numpy().astype(np.float32)
+
+
+def axis_angle_to_pasyn(poses: torch.Tensor) -> torch.Tensor:
+    """Axis-angle ``(..., 3)`` radians -> PASyn Euler angles ``(..., 3)`` in degrees (``R = Rz Ry Rx``)."""
+    return rotations.matrix_to_euler(rotations.axis_angle_to_matrix(poses.double()), PASYN_EULER_ORDER, degrees=True)
 
 
 FORMATS = {"amass": load_amass, "smplcodec": load_smplcodec, "aistpp": load_aistpp, "pasyn": load_pasyn}
@@ -333,12 +368,9 @@ def detect_format(path: str | Path) -> str:
     if suffix in (".pkl", ".pickle"):
         return "aistpp"
     if suffix == ".npz":
-        try:
-            with np.load(p, allow_pickle=False) as z:
-                keys = set(z.files)
-                shape = z["poses"].shape if "poses" in keys else None
-        except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
-            raise DataError(str(p), None, f"not a NumPy .npz archive ({e})") from None
+        with NpzArchive(p) as z:
+            keys = set(z.keys)
+            shape = z.shape("poses") if "poses" in keys else None
         cols = shape[1] if shape is not None and len(shape) == 2 else None
         if "smplVersion" in keys:
             return "smplcodec"
@@ -360,7 +392,9 @@ def load_source(path: str | Path, format: str = "auto", fps: float | None = None
     """Import one file with the importer for ``format`` (``"auto"``: :func:`detect_format`)."""
     fmt = detect_format(path) if format == "auto" else format
     if fmt not in FORMATS:
-        raise ValueError(f"unknown format {format!r}; known: auto, {', '.join(FORMATS)}")
+        raise DataError(str(path), None, f"unknown format {format!r}; known: auto, {', '.join(FORMATS)}")
+    if fps is not None and not (np.isfinite(fps) and 0 < fps <= MAX_FPS):
+        raise DataError(str(path), "fps", f"must be a frame rate in (0, {MAX_FPS:g}], got {fps!r}")
     return FORMATS[fmt](path, fps=fps)
 
 
@@ -377,12 +411,12 @@ def import_poses(
     :data:`DEFAULT_JOINTS` of that skeleton. A file lacking a selected joint is an error (never
     padded), as is an empty result."""
     if not paths:
-        raise ValueError("no source files given")
+        raise DataError("import", None, "no source files given")
     sets = [load_source(p, format, fps) for p in paths]
     animal = [s.skeleton.name == "zebra_legs" for s in sets]
     if skeleton is None:
         if any(animal) and not all(animal):
-            raise ValueError("cannot mix zebra (PASyn) and human sources in one store")
+            raise DataError(", ".join(map(str, paths)), None, "cannot mix zebra (PASyn) and human sources in one store")
         skeleton = "zebra_legs" if all(animal) else "smplx"
     target = get_skeleton(skeleton)
     joints = joints or DEFAULT_JOINTS.get(target.name, "all")
@@ -392,6 +426,8 @@ def import_poses(
             out.append(s.to_skeleton(target).select(joints))
         except DataError as e:
             raise DataError(str(path), None, e.reason) from None
+        except SelectionError as e:
+            raise DataError(str(path), "joints", str(e)) from None
         except ValueError as e:  # no joints in common with the target skeleton
             raise DataError(str(path), None, str(e)) from None
     result = PoseSet.concatenate(out)

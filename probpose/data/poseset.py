@@ -7,18 +7,10 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from probpose.errors import DataError
 from probpose.skeleton import Skeleton, get_skeleton
 
 __all__ = ["DataError", "SequenceInfo", "PoseSet"]
-
-
-class DataError(ValueError):
-    """Bad input data. The message names the file, the field and the reason."""
-
-    def __init__(self, file: str, field: str | None, reason: str) -> None:
-        self.file, self.field, self.reason = file, field, reason
-        where = f"{file}: field {field!r}" if field else file
-        super().__init__(f"{where}: {reason}")
 
 
 @dataclass(frozen=True)

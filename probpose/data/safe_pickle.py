@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["safe_load", "UnsafePickleError"]
+__all__ = ["safe_load", "UnsafePickleError", "MAX_DEPTH", "MAX_NODES"]
 
 # (module, name) -> the object to return. numpy.core was renamed numpy._core in NumPy 2; pickles
 # written by either version name one of them.
@@ -50,26 +50,52 @@ class _RestrictedUnpickler(pickle.Unpickler):
         raise UnsafePickleError("refusing persistent ids")
 
 
-def _check_plain(obj: Any, where: str = "root") -> None:
-    if isinstance(obj, np.ndarray):
-        if obj.dtype.hasobject:
-            raise UnsafePickleError(f"{where}: object arrays are not admitted")
-    elif isinstance(obj, dict):
-        for k, v in obj.items():
-            if not isinstance(k, (str, int)):
-                raise UnsafePickleError(f"{where}: dict key of type {type(k).__name__} is not admitted")
-            _check_plain(v, f"{where}[{k!r}]")
-    elif isinstance(obj, (list, tuple)):
-        for i, v in enumerate(obj):
-            _check_plain(v, f"{where}[{i}]")
-    elif not isinstance(obj, (str, bytes, int, float, bool, type(None), np.generic)):
-        raise UnsafePickleError(f"{where}: value of type {type(obj).__name__} is not admitted")
+MAX_DEPTH = 64
+"""Deepest nesting of containers admitted (pose files nest two or three levels)."""
+MAX_NODES = 1_000_000
+"""Most containers and values admitted in one pickle."""
+
+
+def _check_plain(root: Any) -> None:
+    """Walk the unpickled object once, iteratively: each container is visited once however often it
+    is shared (a pickle of shared nested lists would otherwise take exponential time), nesting is
+    limited to :data:`MAX_DEPTH` and the number of nodes to :data:`MAX_NODES`."""
+    seen: set[int] = set()
+    stack: list[tuple[Any, str, int]] = [(root, "root", 0)]
+    nodes = 0
+    while stack:
+        obj, where, depth = stack.pop()
+        nodes += 1
+        if nodes > MAX_NODES:
+            raise UnsafePickleError(f"more than {MAX_NODES:,} objects: refused")
+        if isinstance(obj, np.ndarray):
+            if obj.dtype.hasobject:
+                raise UnsafePickleError(f"{where}: object arrays are not admitted")
+            continue
+        if isinstance(obj, (str, bytes, int, float, bool, type(None), np.generic)):
+            continue
+        if not isinstance(obj, (dict, list, tuple)):
+            raise UnsafePickleError(f"{where}: value of type {type(obj).__name__} is not admitted")
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if depth >= MAX_DEPTH:
+            raise UnsafePickleError(f"{where}: nested deeper than {MAX_DEPTH} levels: refused")
+        if isinstance(obj, dict):
+            for k, v in obj.items():
+                if not isinstance(k, (str, int)):
+                    raise UnsafePickleError(f"{where}: dict key of type {type(k).__name__} is not admitted")
+                stack.append((v, f"{where}[{k!r:.40}]", depth + 1))
+        else:
+            stack.extend((v, f"{where}[{i}]", depth + 1) for i, v in enumerate(obj))
 
 
 def safe_load(data: bytes) -> Any:
     """Unpickle ``data`` admitting only NumPy arrays, NumPy scalars and plain containers.
 
-    Raises :class:`UnsafePickleError` for anything else (before constructing it, for globals)."""
+    Raises :class:`UnsafePickleError` for anything else (before constructing it, for globals), and
+    for containers nested deeper than :data:`MAX_DEPTH` or more than :data:`MAX_NODES` objects.
+    Time is linear in the pickle's size."""
     obj = _RestrictedUnpickler(io.BytesIO(data)).load()
     _check_plain(obj)
     return obj

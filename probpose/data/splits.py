@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from probpose.data.poseset import PoseSet
+from probpose.errors import ConfigError, short_repr
 
 __all__ = ["SPLIT_NAMES", "Split", "parse_fractions", "split_poses"]
 
@@ -45,15 +46,12 @@ class Split:
 
 def parse_fractions(spec: str | Sequence[float]) -> tuple[float, float, float]:
     """``"80/10/10"`` (or three numbers) -> fractions summing to 1."""
-    if isinstance(spec, str):
-        try:
-            parts = [float(x) for x in spec.split("/")]
-        except ValueError:
-            raise ValueError(f"split must look like 80/10/10, got {spec!r}") from None
-    else:
-        parts = [float(x) for x in spec]
+    try:
+        parts = [float(x) for x in (spec.split("/") if isinstance(spec, str) else spec)]
+    except (TypeError, ValueError):
+        raise ConfigError(f"split must look like 80/10/10, got {short_repr(spec)}") from None
     if len(parts) != 3 or any(not np.isfinite(x) or x < 0 for x in parts) or sum(parts) <= 0 or parts[0] <= 0:
-        raise ValueError(f"split needs three non-negative shares (train > 0), got {spec!r}")
+        raise ConfigError(f"split needs three non-negative shares (train > 0), got {short_repr(spec)}")
     total = sum(parts)
     return parts[0] / total, parts[1] / total, parts[2] / total
 
@@ -71,8 +69,10 @@ def split_poses(
 ) -> Split:
     """Split ``poses`` by the rule in the module docstring. Deterministic in its arguments."""
     frac = parse_fractions(fractions)
-    if segment_seconds <= 0 or guard_seconds < 0:
-        raise ValueError("segment_seconds must be > 0 and guard_seconds >= 0")
+    if not (np.isfinite(segment_seconds) and segment_seconds > 0 and np.isfinite(guard_seconds) and guard_seconds >= 0):
+        raise ConfigError(
+            f"segment_seconds must be > 0 and guard_seconds >= 0 (finite), got {segment_seconds!r}, {guard_seconds!r}"
+        )
     rows = np.ascontiguousarray(poses.poses.reshape(len(poses), -1))
     row_bytes = [r.tobytes() for r in rows]
 

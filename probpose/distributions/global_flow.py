@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
-from pyro.distributions import TorchDistribution, constraints
+from pyro.distributions import TorchDistribution
 from torch import Tensor
 
-from probpose.distributions.flow_layers import FlowStack
+from probpose.distributions.flow import FlowDistribution
+from probpose.flows import FlowStack
 
 __all__ = ["GlobalFlowPrior"]
 
 
-class GlobalFlowPrior(TorchDistribution):
+class GlobalFlowPrior(FlowDistribution):
     """The pose ``(J, 3)`` flattened to one vector in R^(3J) and modelled by a :class:`FlowStack`.
 
     ``log_prob`` is exact (nats, Lebesgue on R^(3J)); ``rsample`` is reparameterised (base noise
-    pushed through the flow). The adapter flattens ``sample_shape + batch_shape`` into the flow's
-    batch and restores it.
+    pushed through the flow); ``rsample_and_log_prob`` gives both without inverting. The adapter
+    flattens ``sample_shape + batch_shape`` into the flow's batch and restores it.
 
     Args:
         flow: a flow on R^(3J) (``flow.dim == 3 * num_joints``).
@@ -26,10 +25,6 @@ class GlobalFlowPrior(TorchDistribution):
         context: ``batch_shape + (C,)`` for a conditional flow (``flow.context_dim == C``), else None.
         batch_shape: for an unconditional flow, the batch shape (default ``()``).
     """
-
-    arg_constraints: dict = {}
-    support = constraints.independent(constraints.real, 2)
-    has_rsample = True
 
     def __init__(
         self,
@@ -62,9 +57,6 @@ class GlobalFlowPrior(TorchDistribution):
         new._validate_args = self._validate_args
         return new
 
-    def _param(self) -> Tensor:
-        return next(self.flow.parameters())
-
     def _flat_context(self, lead: torch.Size) -> Tensor | None:
         if self.context is None:
             return None
@@ -77,23 +69,9 @@ class GlobalFlowPrior(TorchDistribution):
         x = value.expand(lead + self.event_shape).reshape(-1, self.flow.dim)
         return self.flow.log_prob(x, self._flat_context(lead)).reshape(lead)
 
-    def rsample_with_log_prob(self, sample_shape: torch.Size | tuple[int, ...] = ()) -> tuple[Tensor, Tensor]:
-        """Samples and their log-density computed along the generating path (base density minus
-        the forward log|det|), without inverting the flow."""
+    def rsample_and_log_prob(self, sample_shape: torch.Size | tuple[int, ...] = ()) -> tuple[Tensor, Tensor]:
         lead = torch.Size(sample_shape) + self.batch_shape
-        p = self._param()
-        z = torch.randn(lead.numel(), self.flow.dim, dtype=p.dtype, device=p.device)
+        z = torch.randn(lead.numel(), self.flow.dim, **self._factory())
         x, log_det = self.flow.forward_and_log_det(z, self._flat_context(lead))
         lp = self.flow.base_log_prob(z) - log_det
         return x.reshape(lead + self.event_shape), lp.reshape(lead)
-
-    def rsample(self, sample_shape: torch.Size | tuple[int, ...] = ()) -> Tensor:
-        return self.rsample_with_log_prob(sample_shape)[0]
-
-    @property
-    def dim(self) -> int:
-        return self.flow.dim
-
-    def bits_per_dim(self, value: Tensor) -> Tensor:
-        """``-log_prob / (D ln 2)``."""
-        return -self.log_prob(value) / (self.dim * math.log(2))

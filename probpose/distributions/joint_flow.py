@@ -6,10 +6,11 @@ import functools
 from collections.abc import Sequence
 
 import torch
-from pyro.distributions import TorchDistribution, constraints
+from pyro.distributions import TorchDistribution
 from torch import Tensor
 
-from probpose.distributions.flow_layers import FlowStack
+from probpose.distributions.flow import FlowDistribution
+from probpose.flows import FlowStack
 from probpose.rotations import axis_angle_to_matrix, matrix_to_rotation_6d
 from probpose.skeleton import Skeleton
 
@@ -31,7 +32,7 @@ def parent_features(poses: Tensor, parents: Sequence[int]) -> Tensor:
     return feats.masked_fill(is_root[None, :, None], 0.0)
 
 
-class JointFlowPrior(TorchDistribution):
+class JointFlowPrior(FlowDistribution):
     """``log p(x) = sum_j log p(x_j | x_parent(j))`` with one shared 3-D conditional flow.
 
     The context of joint ``j`` is the 6D rotation of its parent (zeros for a root of the
@@ -48,10 +49,6 @@ class JointFlowPrior(TorchDistribution):
             flow, ``u_j = (x_j - loc_j) exp(-log_scale_j)`` (its log|det| is included).
         batch_shape: batch shape (the prior has no per-batch parameters; default ``()``).
     """
-
-    arg_constraints: dict = {}
-    support = constraints.independent(constraints.real, 2)
-    has_rsample = True
 
     def __init__(
         self,
@@ -105,20 +102,21 @@ class JointFlowPrior(TorchDistribution):
         lead = torch.broadcast_shapes(value.shape[:-2], self.batch_shape)
         return self.joint_log_prob(value.expand(lead + self.event_shape)).sum(-1)
 
-    def rsample_with_log_prob(self, sample_shape: torch.Size | tuple[int, ...] = ()) -> tuple[Tensor, Tensor]:
-        """Samples drawn level by level and their log-density along the generating path."""
+    def rsample_and_log_prob(self, sample_shape: torch.Size | tuple[int, ...] = ()) -> tuple[Tensor, Tensor]:
+        """Samples drawn level by level (one flow call per depth level) and their log-density along
+        the generating path."""
         lead = torch.Size(sample_shape) + self.batch_shape
         m = lead.numel()
-        p = next(self.flow.parameters())
+        f = self._factory()
         cols: list[Tensor | None] = [None] * self.event_shape[0]
-        total = torch.zeros(m, dtype=p.dtype, device=p.device)
+        total = torch.zeros(m, **f)
         for level in self.levels:
             par = [self.parents[k] for k in level]
             if par[0] < 0:  # a level holds either only roots (level 0) or only children
-                feats = torch.zeros(m, len(level), 6, dtype=p.dtype, device=p.device)
+                feats = torch.zeros(m, len(level), 6, **f)
             else:
                 feats = matrix_to_rotation_6d(axis_angle_to_matrix(torch.stack([cols[q] for q in par], 1)))
-            z = torch.randn(m * len(level), 3, dtype=p.dtype, device=p.device)
+            z = torch.randn(m * len(level), 3, **f)
             u, log_det = self.flow.forward_and_log_det(z, self._context(feats, level))
             lvl = list(level)
             x = self.loc[lvl] + torch.exp(self.log_scale[lvl]) * u.reshape(m, len(level), 3)
@@ -127,6 +125,3 @@ class JointFlowPrior(TorchDistribution):
             for i, k in enumerate(level):
                 cols[k] = x[:, i]
         return torch.stack(cols, 1).reshape(lead + self.event_shape), total.reshape(lead)
-
-    def rsample(self, sample_shape: torch.Size | tuple[int, ...] = ()) -> Tensor:
-        return self.rsample_with_log_prob(sample_shape)[0]

@@ -8,6 +8,8 @@ import torch
 from pyro.distributions import TorchDistribution, constraints
 from torch import Tensor
 
+from probpose.distributions.constraints import pose_space
+
 __all__ = ["JointGaussianPrior"]
 
 
@@ -31,7 +33,7 @@ class JointGaussianPrior(TorchDistribution):
         "loc": constraints.independent(constraints.real, 2),
         "scale_tril": constraints.independent(constraints.lower_cholesky, 1),
     }
-    support = constraints.independent(constraints.real, 2)
+    support = pose_space
     has_rsample = True
 
     def __init__(self, loc: Tensor, scale_tril: Tensor, validate_args: bool | None = None) -> None:

@@ -19,6 +19,7 @@ import torch
 from pyro.distributions import TorchDistribution, constraints
 from torch import Tensor
 
+from probpose.distributions.constraints import axis_angle_ball, rotation_matrix
 from probpose.rotations import (
     axis_angle_to_matrix,
     canonical_axis_angle,
@@ -56,25 +57,26 @@ def log_normaliser(scale: Tensor) -> Tensor:
 
 
 class TangentGaussianSO3(TorchDistribution):
-    """Rotations near ``mean`` with isotropic angular spread ``scale``, over axis-angle vectors.
+    """Rotations near ``loc`` with isotropic angular spread ``scale``, over axis-angle vectors.
 
     Args:
-        mean: ``batch_shape + (3, 3)`` rotation matrices.
-        scale: ``batch_shape`` (broadcastable) standard deviation in radians, >= ``MIN_SCALE``.
+        loc: ``batch_shape + (3, 3)`` rotation matrices, the mode.
+        scale: ``batch_shape`` (broadcastable) standard deviation in radians, > ``MIN_SCALE``.
 
-    ``event_shape == (3,)``: a canonical axis-angle vector (angle in [0, pi], radians);
-    ``log_prob`` in nats with respect to Lebesgue measure on that ball. Not reparameterised.
+    ``event_shape == (3,)``: a canonical axis-angle vector (angle in [0, pi], radians), so the
+    support is the ball of radius pi; ``log_prob`` in nats with respect to Lebesgue measure on
+    that ball. Not reparameterised.
     """
 
-    arg_constraints = {"scale": constraints.greater_than(MIN_SCALE)}
-    support = constraints.independent(constraints.real, 1)
+    arg_constraints = {"loc": rotation_matrix, "scale": constraints.greater_than(MIN_SCALE)}
+    support = axis_angle_ball
 
-    def __init__(self, mean: Tensor, scale: Tensor, validate_args: bool | None = None) -> None:
-        if mean.shape[-2:] != (3, 3):
-            raise ValueError(f"mean must be (..., 3, 3) rotation matrices, got {tuple(mean.shape)}")
-        scale = torch.as_tensor(scale, dtype=mean.dtype, device=mean.device)
-        batch_shape = torch.broadcast_shapes(mean.shape[:-2], scale.shape)
-        self.mean_rotation = mean.expand(batch_shape + (3, 3))
+    def __init__(self, loc: Tensor, scale: Tensor | float, validate_args: bool | None = None) -> None:
+        if loc.shape[-2:] != (3, 3):
+            raise ValueError(f"loc must be (..., 3, 3) rotation matrices, got {tuple(loc.shape)}")
+        scale = torch.as_tensor(scale, dtype=loc.dtype, device=loc.device)
+        batch_shape = torch.broadcast_shapes(loc.shape[:-2], scale.shape)
+        self.loc = loc.expand(batch_shape + (3, 3))
         self.scale = scale.expand(batch_shape)
         # the normaliser depends on the distinct scales only: compute it before broadcasting
         self._log_z = log_normaliser(scale).expand(batch_shape)
@@ -85,7 +87,7 @@ class TangentGaussianSO3(TorchDistribution):
     ) -> TangentGaussianSO3:
         new = self._get_checked_instance(TangentGaussianSO3, _instance)
         batch_shape = torch.Size(batch_shape)
-        new.mean_rotation = self.mean_rotation.expand(batch_shape + (3, 3))
+        new.loc = self.loc.expand(batch_shape + (3, 3))
         new.scale = self.scale.expand(batch_shape)
         new._log_z = self._log_z.expand(batch_shape)
         super(TangentGaussianSO3, new).__init__(batch_shape, self.event_shape, validate_args=False)
@@ -94,7 +96,7 @@ class TangentGaussianSO3(TorchDistribution):
 
     def log_prob_haar(self, rotation: Tensor) -> Tensor:
         """Log-density of rotation matrices ``(..., 3, 3)`` with respect to normalised Haar."""
-        phi = geodesic_distance(self.mean_rotation, rotation)
+        phi = geodesic_distance(self.loc, rotation)
         return -phi.pow(2) / (2 * self.scale.pow(2)) - self._log_z
 
     def log_prob(self, value: Tensor) -> Tensor:
@@ -124,5 +126,5 @@ class TangentGaussianSO3(TorchDistribution):
         if todo.any():
             raise RuntimeError("rejection sampling did not finish")
         axis = torch.nn.functional.normalize(torch.randn(shape + (3,), dtype=dtype, device=device), dim=-1)
-        rot = self.mean_rotation.expand(shape + (3, 3)) @ axis_angle_to_matrix(axis * phi.reshape(shape).unsqueeze(-1))
+        rot = self.loc.expand(shape + (3, 3)) @ axis_angle_to_matrix(axis * phi.reshape(shape).unsqueeze(-1))
         return canonical_axis_angle(matrix_to_axis_angle(rot))

@@ -1,11 +1,5 @@
-"""Evaluation: NLL / BPD / Haar metrics and the benchmark runner."""
+"""Evaluation: NLL / BPD / Haar metrics, and synthetic data of known density."""
 
-from probpose.evaluation.metrics import (
-    ConstantDimensionError,
-    Evaluation,
-    check_not_constant,
-    evaluate,
-    haar_offset,
-)
+from probpose.evaluation.metrics import Evaluation, EvaluationError, evaluate, haar_offset
 
-__all__ = ["ConstantDimensionError", "Evaluation", "check_not_constant", "evaluate", "haar_offset"]
+__all__ = ["Evaluation", "EvaluationError", "evaluate", "haar_offset"]

@@ -1,13 +1,18 @@
-"""Trainable pose models: modules that build the prior distributions, and the Pyro VAEs."""
+"""Trainable pose models (modules that build the prior distributions, and the Pyro VAEs), the
+registry, and model files."""
 
-from probpose.models.base import PoseModel, PriorModel
+from probpose.models.base import LatentPoseModel, PoseModel, PriorModel, TrainerHooks
 from probpose.models.flows import GlobalFlowModel, GlobalFlowOptions, JointFlowModel, JointFlowOptions
 from probpose.models.gaussian import GaussianOptions, JointGaussianModel
+from probpose.models.io import CHECKPOINT_FORMAT, load_model, model_payload, read_checkpoint, save_model
+from probpose.models.registry import MODELS, ModelSpec, build_model, get_model_spec, model_options, register
 from probpose.models.vae import PoseVAE, VAEOptions
 
 __all__ = [
+    "TrainerHooks",
     "PoseModel",
     "PriorModel",
+    "LatentPoseModel",
     "GaussianOptions",
     "JointGaussianModel",
     "GlobalFlowOptions",
@@ -16,4 +21,15 @@ __all__ = [
     "JointFlowModel",
     "VAEOptions",
     "PoseVAE",
+    "MODELS",
+    "ModelSpec",
+    "build_model",
+    "get_model_spec",
+    "model_options",
+    "register",
+    "CHECKPOINT_FORMAT",
+    "load_model",
+    "model_payload",
+    "read_checkpoint",
+    "save_model",
 ]

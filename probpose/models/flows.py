@@ -9,8 +9,10 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from probpose.distributions import GlobalFlowPrior, JointFlowPrior, coupling_stack
+from probpose.distributions import GlobalFlowPrior, JointFlowPrior, parent_features
+from probpose.flows import coupling_stack
 from probpose.models.base import PriorModel
+from probpose.options import option
 from probpose.rotations import axis_angle_to_matrix, matrix_to_rotation_6d
 from probpose.skeleton import Skeleton
 
@@ -28,16 +30,16 @@ class GlobalFlowOptions:
     ``seed`` fixes the permutations."""
 
     coupling: Literal["affine", "spline"] = "affine"
-    K: int = 8
-    hidden: int = 256
-    layers: int = 2
+    K: int = option(8, ge=1)
+    hidden: int = option(256, ge=1)
+    layers: int = option(2, ge=0)
     mixing: Literal["lu", "permute", "none"] = "lu"
     use_actnorm: bool = True
-    num_bins: int = 8
-    tail_bound: float = 5.0
+    num_bins: int = option(8, ge=2)
+    tail_bound: float = option(5.0, gt=0)
     use_conditioning: bool = False
     condition_on: str = "body"
-    seed: int = 0
+    seed: int = option(0, ge=0)
 
 
 class GlobalFlowModel(PriorModel):
@@ -71,18 +73,8 @@ class GlobalFlowModel(PriorModel):
         return GlobalFlowPrior(self.flow, len(self.modelled), context)
 
     def initialize(self, train_poses: Tensor) -> None:
-        x = train_poses[:, list(self.modelled)].to(next(self.parameters()))
+        x = train_poses[:, list(self.modelled)].to(**self.factory())
         self.flow.initialize(x.reshape(len(x), -1), self.context_of(train_poses.to(x)))
-
-    def model(self, poses: Tensor) -> None:
-        import pyro
-
-        pyro.module(self.pyro_name, self)
-        with pyro.plate("poses", poses.shape[0]):
-            pyro.sample("pose", self(self.context_of(poses)), obs=poses[:, list(self.modelled)])
-
-    def log_prob(self, poses: Tensor) -> Tensor:
-        return self(self.context_of(poses)).log_prob(poses[:, list(self.modelled)])
 
     @torch.no_grad()
     def sample(self, n: int, context: Tensor | None = None) -> Tensor:
@@ -101,16 +93,16 @@ class JointFlowOptions:
     training data)."""
 
     coupling: Literal["affine", "spline"] = "spline"
-    K: int = 4
-    hidden: int = 64
-    layers: int = 2
-    embedding_dim: int = 16
+    K: int = option(4, ge=1)
+    hidden: int = option(64, ge=1)
+    layers: int = option(2, ge=0)
+    embedding_dim: int = option(16, ge=1)
     mixing: Literal["lu", "permute", "none"] = "lu"
     use_actnorm: bool = True
     per_joint_norm: bool = True
-    num_bins: int = 8
-    tail_bound: float = 5.0
-    seed: int = 0
+    num_bins: int = option(8, ge=2)
+    tail_bound: float = option(5.0, gt=0)
+    seed: int = option(0, ge=0)
 
 
 class JointFlowModel(PriorModel):
@@ -145,7 +137,5 @@ class JointFlowModel(PriorModel):
             self.loc.copy_(x.mean(0))
             self.log_scale.copy_(x.std(0).clamp_min(1e-6).log())
         prior = self()
-        from probpose.distributions.joint_flow import parent_features
-
         u = (x - prior.loc) * torch.exp(-prior.log_scale)
         self.flow.initialize(u.reshape(-1, 3), prior._context(parent_features(x, self.skeleton.parents)))

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from probpose.distributions import JointGaussianPrior
 from probpose.models.base import PriorModel
+from probpose.options import option
 from probpose.skeleton import Skeleton
 
 __all__ = ["GaussianOptions", "JointGaussianModel"]
@@ -22,7 +23,7 @@ class GaussianOptions:
     standard deviation in radians."""
 
     covariance: Literal["full", "diag"] = "full"
-    init_scale: float = 0.5
+    init_scale: float = option(0.5, gt=0)
 
 
 class JointGaussianModel(PriorModel):

@@ -31,7 +31,9 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from probpose.distributions.so3 import MIN_SCALE, TangentGaussianSO3
-from probpose.models.base import PoseModel
+from probpose.flows import MLP
+from probpose.models.base import LatentPoseModel
+from probpose.options import option
 from probpose.rotations import axis_angle_to_matrix, geodesic_distance, matrix_to_axis_angle, rotation_6d_to_matrix
 from probpose.skeleton import Skeleton
 
@@ -51,33 +53,21 @@ class VAEOptions:
     frame) at the model's boundary (a volume-preserving map: densities are unchanged)."""
 
     type: Literal["standard", "so3"] = "standard"
-    z_dim: int = 24
-    hidden: int = 256
-    layers: int = 2
-    kl_weight: float = 1.0
-    rec_weight: float = 1.0
-    kl_anneal_steps: int = 0
-    init_scale: float = 0.1
-    iwae_k: int = 1000
-    val_iwae_k: int = 16
+    z_dim: int = option(24, ge=1)
+    hidden: int = option(256, ge=1)
+    layers: int = option(2, ge=0)
+    kl_weight: float = option(1.0, gt=0)
+    rec_weight: float = option(1.0, gt=0)
+    kl_anneal_steps: int = option(0, ge=0)
+    init_scale: float = option(0.1, gt=MIN_SCALE)
+    iwae_k: int = option(1000, ge=1)
+    val_iwae_k: int = option(16, ge=1)
     mirror: bool = False
 
 
-def _mlp(d_in: int, d_out: int, hidden: int, layers: int) -> nn.Sequential:
-    mods: list[nn.Module] = []
-    d = d_in
-    for _ in range(layers):
-        mods += [nn.Linear(d, hidden), nn.ReLU()]
-        d = hidden
-    mods.append(nn.Linear(d, d_out))
-    return nn.Sequential(*mods)
-
-
-class PoseVAE(PoseModel):
+class PoseVAE(LatentPoseModel):
     """A VAE over ``(J, 3)`` axis-angle poses of ``skeleton``. ``log_prob`` is the IWAE lower
     bound (``exact_log_prob = False``): evaluation reports ``-log_prob`` as an upper bound on NLL."""
-
-    exact_log_prob = False
 
     def __init__(self, skeleton: Skeleton, options: VAEOptions | None = None) -> None:
         super().__init__(skeleton)
@@ -88,9 +78,9 @@ class PoseVAE(PoseModel):
             raise ValueError(f"init_scale must exceed {MIN_SCALE}")
         self.options = o
         j = skeleton.num_joints
-        self.encoder = _mlp(3 * j, 2 * o.z_dim, o.hidden, o.layers)
+        self.encoder = MLP(3 * j, 2 * o.z_dim, o.hidden, o.layers)
         out = 3 * j if o.type == "standard" else 6 * j
-        self.decoder = _mlp(o.z_dim, out, o.hidden, o.layers)
+        self.decoder = MLP(o.z_dim, out, o.hidden, o.layers)
         n_scale = 3 * j if o.type == "standard" else j
         self.log_scale = nn.Parameter(torch.full((n_scale,), math.log(o.init_scale)))
         self.register_buffer("step", torch.zeros((), dtype=torch.long))

@@ -1,19 +1,18 @@
-"""Training: configs, the model registry, the one trainer, and experiment runs."""
+"""Training: configs, the one trainer, and experiment runs."""
 
-from probpose.training.config import ConfigError, ExperimentConfig, TrainingConfig, load_config
-from probpose.training.registry import MODELS, ModelSpec, build_model, get_model_spec, register
-from probpose.training.trainer import Trainer, TrainingError, TrainResult, load_checkpoint, save_checkpoint
+from probpose.errors import ConfigError, TrainingError
+from probpose.training.config import ExperimentConfig, TrainingConfig, config_from_dict, load_config
+from probpose.training.run import RunSummary, run_experiment
+from probpose.training.trainer import Trainer, TrainResult, load_checkpoint, save_checkpoint
 
 __all__ = [
     "ConfigError",
     "ExperimentConfig",
     "TrainingConfig",
+    "config_from_dict",
     "load_config",
-    "MODELS",
-    "ModelSpec",
-    "build_model",
-    "get_model_spec",
-    "register",
+    "RunSummary",
+    "run_experiment",
     "Trainer",
     "TrainingError",
     "TrainResult",

@@ -3,26 +3,36 @@
 A config file has four sections (every key optional; defaults below)::
 
     name: gaussian_prior
-    data:     {path: null, bundled: smplx, joints: body+hands, split: 80/10/10, split_seed: 0, ...}
+    data:     {path: null, bundled: smplx, joints: null, split: 80/10/10, split_seed: 0, ...}
     model:    {name: gaussian, ...options of that model (see the registry)...}
     training: {fit: svi, optimizer: adam, lr: 0.01, ...}
     output:   {dir: runs, tensorboard: true, checkpoint_every: 500}
 
 ``--override a.b=c`` sets one key; ``c`` is parsed as YAML (so ``1e-3`` is a float, ``null`` is
-``None``) and must have the key's type. An unknown key is an error listing the valid keys.
+``None``) and must have the key's type and lie in its range. An unknown key is an error listing
+the valid keys. Configs are small: a file over :data:`MAX_CONFIG_BYTES`, an override over
+:data:`MAX_OVERRIDE_BYTES`, YAML anchors/aliases (which can expand a few hundred bytes into
+gigabytes) and more than :data:`MAX_NODES` YAML nodes are refused before anything is built.
+
+Overriding ``model.name`` builds that model: its registry defaults, then the file's model keys that
+apply to it (the others are dropped, with a warning), then the overrides. Overriding ``data.path``
+alone takes the joints from that store.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+
+from probpose.errors import ConfigError, ProbposeError, short_repr
+from probpose.models import get_model_spec, model_options
+from probpose.options import from_dict, option
 
 __all__ = [
     "ConfigError",
@@ -31,7 +41,11 @@ __all__ = [
     "OutputConfig",
     "ModelConfig",
     "ExperimentConfig",
+    "MAX_CONFIG_BYTES",
+    "MAX_OVERRIDE_BYTES",
+    "MAX_NODES",
     "parse_override",
+    "apply_overrides",
     "load_config",
     "config_from_dict",
     "config_to_dict",
@@ -39,13 +53,36 @@ __all__ = [
     "find_config",
 ]
 
+log = logging.getLogger(__name__)
 
-class ConfigError(ValueError):
-    """A config file or override that does not fit the schema."""
+MAX_CONFIG_BYTES = 64 * 1024
+"""Largest config file read (the shipped ones are about 1 KB)."""
+MAX_OVERRIDE_BYTES = 1024
+"""Longest ``--override`` accepted."""
+MAX_NODES = 5000
+"""Most YAML nodes in one config or override."""
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+"""A run name is one folder name: letters, digits, '.', '_' and '-' (it cannot leave output.dir)."""
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that also reads ``1e-3`` (no dot) as a float, as YAML 1.2 does."""
+    """SafeLoader that reads ``1e-3`` (no dot) as a float, as YAML 1.2 does, refuses anchors and
+    aliases, and counts nodes."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._nodes = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.events.AliasEvent):
+            raise ConfigError("YAML aliases (*name) are not allowed in probpose configs")
+        event = self.peek_event()
+        if getattr(event, "anchor", None):
+            raise ConfigError("YAML anchors (&name) are not allowed in probpose configs")
+        self._nodes += 1
+        if self._nodes > MAX_NODES:
+            raise ConfigError(f"more than {MAX_NODES} YAML nodes: not a probpose config")
+        return super().compose_node(parent, index)
 
 
 _Loader.add_implicit_resolver(
@@ -62,23 +99,32 @@ _Loader.add_implicit_resolver(
 )
 
 
-def _yaml_load(text: str) -> Any:
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+def _yaml_load(text: str, what: str, limit: int) -> Any:
+    if len(text.encode("utf-8", "surrogatepass")) > limit:
+        raise ConfigError(f"{what}: larger than {limit:,} bytes; refused")
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or type(e).__name__
+        raise ConfigError(f"{what}: not valid YAML ({short_repr(problem, 80)}{where})") from None
 
 
 @dataclass
 class DataConfig:
     """``path``: an HDF5 store from ``probpose import``; ``null`` imports the ``bundled`` set
     (only its files that record ``joints``) with ``split``, ``split_seed``, ``segment_seconds``
-    and ``guard_seconds`` (see :func:`probpose.data.split_poses`)."""
+    and ``guard_seconds`` (see :func:`probpose.data.split_poses`). ``joints``: ``null`` takes the
+    store's joints (or, for the bundled data, the skeleton's default selection)."""
 
     path: str | None = None
     bundled: str = "smplx"
-    joints: str = "body+hands"
+    joints: str | None = None
     split: str = "80/10/10"
-    split_seed: int = 0
-    segment_seconds: float = 1.0
-    guard_seconds: float = 0.1
+    split_seed: int = option(0, ge=0)
+    segment_seconds: float = option(1.0, gt=0)
+    guard_seconds: float = option(0.1, ge=0)
 
 
 @dataclass
@@ -96,19 +142,19 @@ class TrainingConfig:
 
     fit: Literal["svi", "closed_form"] = "svi"
     optimizer: Literal["adam", "clipped_adam"] = "adam"
-    lr: float = 1e-2
-    weight_decay: float = 0.0
-    batch_size: int = 256
-    max_steps: int = 2000
+    lr: float = option(1e-2, gt=0)
+    weight_decay: float = option(0.0, ge=0)
+    batch_size: int = option(256, ge=1)
+    max_steps: int = option(2000, ge=0)
     schedule: Literal["none", "step", "cosine", "plateau"] = "none"
-    step_size: int = 1000
-    gamma: float = 0.5
-    plateau_patience: int = 5
-    clip_norm: float | None = 10.0
-    eval_every: int = 50
-    patience: int = 20
-    max_seconds: float | None = None
-    seed: int = 0
+    step_size: int = option(1000, ge=1)
+    gamma: float = option(0.5, gt=0, le=1)
+    plateau_patience: int = option(5, ge=0)
+    clip_norm: float | None = option(10.0, gt=0)
+    eval_every: int = option(50, ge=1)
+    patience: int = option(20, ge=0)
+    max_seconds: float | None = option(None, gt=0)
+    seed: int = option(0, ge=0)
     device: str = "cpu"
     dtype: Literal["float32", "float64"] = "float32"
 
@@ -119,7 +165,7 @@ class OutputConfig:
 
     dir: str = "runs"
     tensorboard: bool = True
-    checkpoint_every: int = 500
+    checkpoint_every: int = option(500, ge=1)
 
 
 @dataclass
@@ -134,99 +180,45 @@ class ModelConfig:
 class ExperimentConfig:
     name: str = "experiment"
     data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=lambda: ModelConfig("gaussian", None))
+    model: ModelConfig = field(default_factory=lambda: ModelConfig("gaussian", model_options("gaussian")))
     training: TrainingConfig = field(default_factory=TrainingConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
 
 
-# ---------------------------------------------------------------------- typed construction
-def _check_value(value: Any, hint: Any, key: str) -> Any:
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(hint)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _check_value(value, arg, key)
-            except ConfigError as e:
-                errors.append(str(e))
-        raise ConfigError(errors[0] if errors else f"{key}: invalid value {value!r}")
-    if origin is Literal:
-        allowed = typing.get_args(hint)
-        if value not in allowed:
-            raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(repr, allowed))}")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{key}: expected a number, got {value!r}")
-        return float(value)
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key}: expected an integer, got {value!r}")
-        return value
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key}: expected true or false, got {value!r}")
-        return value
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{key}: expected a string, got {value!r}")
-        return value
-    raise ConfigError(f"{key}: unsupported config type {hint!r}")
+def _check_name(name: Any) -> str:
+    if not isinstance(name, str) or not RUN_NAME.fullmatch(name) or name in (".", ".."):
+        raise ConfigError(
+            f"name: {short_repr(name)} is not a run name: use letters, digits, '.', '_' and '-' "
+            "(one folder inside output.dir)"
+        )
+    return name
 
 
-def _build(cls: type, values: dict, prefix: str) -> Any:
-    if not isinstance(values, dict):
-        raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {values!r}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    unknown = [k for k in values if k not in names]
-    if unknown:
-        where = prefix or "top level"
-        raise ConfigError(f"unknown key {prefix + unknown[0]!r} ({where}); valid keys: {', '.join(names)}")
-    kwargs = {k: _check_value(v, hints[k], prefix + k) for k, v in values.items()}
-    return cls(**kwargs)
-
-
-def _model_options_cls(name: str) -> type:
-    from probpose.training.registry import get_model_spec
-
-    try:
-        return get_model_spec(name).options
-    except KeyError as e:
-        raise ConfigError(str(e.args[0])) from None
-
-
-def config_from_dict(d: dict) -> ExperimentConfig:
+def config_from_dict(d: Any) -> ExperimentConfig:
     """Validate a plain dict (as in a YAML file) into an :class:`ExperimentConfig`."""
     if not isinstance(d, dict):
         raise ConfigError(f"a config must be a mapping, got {type(d).__name__}")
     top = [f.name for f in dataclasses.fields(ExperimentConfig)]
     unknown = [k for k in d if k not in top]
     if unknown:
-        raise ConfigError(f"unknown key {unknown[0]!r} (top level); valid keys: {', '.join(top)}")
-    model = dict(d.get("model") or {})
+        raise ConfigError(f"unknown key {short_repr(unknown[0])} (top level); valid keys: {', '.join(top)}")
+    model = d.get("model") or {}
+    if not isinstance(model, dict):
+        raise ConfigError(f"model: expected a mapping, got {short_repr(model)}")
+    model = dict(model)
     name = model.pop("name", "gaussian")
     if not isinstance(name, str):
-        raise ConfigError(f"model.name: expected a string, got {name!r}")
-    options_cls = _model_options_cls(name)
+        raise ConfigError(f"model.name: expected a string, got {short_repr(name)}")
     try:
-        options = _build(options_cls, model, "model.")
-    except ConfigError as e:
-        if "unknown key" in str(e):
-            valid = ", ".join(["name", *(f.name for f in dataclasses.fields(options_cls))])
-            raise ConfigError(f"{str(e).split(';')[0]}; valid keys: {valid}") from None
-        raise
+        get_model_spec(name)
+    except ProbposeError as e:
+        raise ConfigError(f"model.name: {e}") from None
     return ExperimentConfig(
-        name=_check_value(d.get("name", "experiment"), str, "name"),
-        data=_build(DataConfig, d.get("data") or {}, "data."),
-        model=ModelConfig(name, options),
-        training=_build(TrainingConfig, d.get("training") or {}, "training."),
-        output=_build(OutputConfig, d.get("output") or {}, "output."),
+        name=_check_name(d.get("name", "experiment")),
+        data=from_dict(DataConfig, d.get("data") or {}, "data."),
+        model=ModelConfig(name, model_options(name, model)),
+        training=from_dict(TrainingConfig, d.get("training") or {}, "training."),
+        output=from_dict(OutputConfig, d.get("output") or {}, "output."),
     )
 
 
@@ -254,31 +246,64 @@ def flatten_dict(d: dict, prefix: str = "") -> dict[str, Any]:
 
 def parse_override(text: str) -> tuple[list[str], Any]:
     """``"training.lr=1e-3"`` -> ``(["training", "lr"], 0.001)``; the value is parsed as YAML."""
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_OVERRIDE_BYTES:
+        raise ConfigError(f"override {short_repr(text)}: longer than {MAX_OVERRIDE_BYTES} bytes; refused")
     if "=" not in text:
-        raise ConfigError(f"override {text!r} must look like section.key=value")
+        raise ConfigError(f"override {short_repr(text)} must look like section.key=value")
     key, raw = text.split("=", 1)
     parts = key.strip().split(".")
     if not all(parts):
-        raise ConfigError(f"override {text!r}: empty key part")
-    try:
-        value = _yaml_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as e:
-        raise ConfigError(f"override {text!r}: value is not valid YAML ({e})") from None
+        raise ConfigError(f"override {short_repr(text)}: empty key part")
+    value = _yaml_load(raw, f"override {short_repr(key)}", MAX_OVERRIDE_BYTES) if raw.strip() else ""
     return parts, value
 
 
+def _copy(d: Any) -> Any:
+    """A deep copy of plain YAML data (dicts and lists; anchors are refused, so it is a tree)."""
+    if isinstance(d, dict):
+        return {k: _copy(v) for k, v in d.items()}
+    if isinstance(d, list):
+        return [_copy(v) for v in d]
+    return d
+
+
 def apply_overrides(d: dict, overrides: list[str]) -> dict:
-    """Return a copy of the config dict with ``overrides`` applied (validated later)."""
-    out = _yaml_load(yaml.safe_dump(d)) or {}
-    for text in overrides:
-        parts, value = parse_override(text)
+    """Return a copy of the config dict with ``overrides`` applied (validated later).
+
+    Overriding ``model.name`` to another model keeps only the file's model keys that the new
+    model has and that do not contradict what its name fixes (the rest are dropped, with a
+    warning); overriding ``data.path`` without ``data.joints`` drops the file's ``data.joints``
+    (the store's joints are used)."""
+    if not isinstance(d, dict):
+        raise ConfigError(f"a config must be a mapping, got {type(d).__name__}")
+    out = _copy(d)
+    parsed = [parse_override(text) for text in overrides]
+    keys = {".".join(parts) for parts, _ in parsed}
+    new_model = next((v for parts, v in reversed(parsed) if parts == ["model", "name"]), None)
+    file_model = out.get("model") if isinstance(out.get("model"), dict) else None
+    if isinstance(new_model, str) and file_model is not None and new_model != file_model.get("name", "gaussian"):
+        try:
+            spec = get_model_spec(new_model)
+        except ProbposeError as e:
+            raise ConfigError(f"model.name: {e}") from None
+        kept = {k: v for k, v in file_model.items() if k in spec.option_names and k not in spec.fixed}
+        dropped = sorted(k for k in file_model if k != "name" and k not in kept)
+        if dropped:
+            log.warning("model.name=%s: the config file's model keys %s do not apply to it; dropped",
+                        new_model, ", ".join(dropped))  # fmt: skip
+        out["model"] = kept
+        if "name" not in keys:
+            out["name"] = f"{out.get('name', 'experiment')}-{new_model}"
+    if "data.path" in keys and "data.joints" not in keys and isinstance(out.get("data"), dict):
+        out["data"].pop("joints", None)
+    for text, (parts, value) in zip(overrides, parsed, strict=True):
         node = out
         for i, part in enumerate(parts[:-1]):
             nxt = node.get(part)
             if nxt is None:
                 nxt = node[part] = {}
             if not isinstance(nxt, dict):
-                raise ConfigError(f"override {text!r}: {'.'.join(parts[: i + 1])} is not a section")
+                raise ConfigError(f"override {short_repr(text)}: {'.'.join(parts[: i + 1])} is not a section")
             node = nxt
         node[parts[-1]] = value
     return out
@@ -288,8 +313,10 @@ def find_config(name: str) -> Path:
     """A config by path, or by name in ``experiments/configs/`` (current folder, then the source
     checkout that holds this package)."""
     p = Path(name)
-    if p.suffix in (".yaml", ".yml") and p.is_file():
-        return p
+    if p.suffix in (".yaml", ".yml"):
+        if p.is_file():
+            return p
+        raise ConfigError(f"{name}: no such config file")
     candidates = [
         Path.cwd() / "experiments" / "configs" / f"{name}.yaml",
         Path(__file__).resolve().parents[2] / "experiments" / "configs" / f"{name}.yaml",
@@ -298,14 +325,22 @@ def find_config(name: str) -> Path:
         if c.is_file():
             return c
     searched = ", ".join(str(c) for c in candidates)
-    raise ConfigError(f"no config {name!r}: give a .yaml path or a name in experiments/configs (searched {searched})")
+    raise ConfigError(f"no config {short_repr(name)}: give a .yaml path or a name in experiments/configs "
+                      f"(searched {searched})")  # fmt: skip
 
 
 def load_config(name_or_path: str, overrides: list[str] | None = None) -> ExperimentConfig:
     """Load a YAML config (see :func:`find_config`), apply ``overrides`` and validate."""
     path = find_config(name_or_path)
     try:
-        raw = _yaml_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({e})") from None
-    return config_from_dict(apply_overrides(raw, overrides or []))
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES:,} bytes; not a probpose config")
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot be read ({type(e).__name__})") from None
+    raw = _yaml_load(text, str(path), MAX_CONFIG_BYTES) or {}
+    try:
+        return config_from_dict(apply_overrides(raw, overrides or []))
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None

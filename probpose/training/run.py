@@ -1,64 +1,30 @@
-"""One training run from an :class:`ExperimentConfig`: data, model, trainer, test metrics, files."""
+"""One training run from an :class:`ExperimentConfig`: data, model, trainer, test metrics, files.
+
+A run never replaces another: ``<output.dir>/<name>`` is used if it is new (or empty); if it
+already holds a run, the next free ``<name>-2``, ``<name>-3``, ... is created and the summary says
+so. ``resume=True`` continues the run in ``<output.dir>/<name>`` instead.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 import yaml
 
-from probpose.data import (
-    bundled,
-    import_recording,
-    read_info,
-    read_split,
-    split_poses,
-    write_store,
-)
+from probpose.data import PreparedData, prepare_data
+from probpose.errors import TrainingError
 from probpose.evaluation.metrics import Evaluation, evaluate
-from probpose.models import PoseModel
-from probpose.skeleton import Skeleton
-from probpose.training.config import DataConfig, ExperimentConfig, config_from_dict, config_to_dict
-from probpose.training.registry import build_model
-from probpose.training.trainer import Trainer, TrainResult, load_checkpoint
+from probpose.files import atomic_path
+from probpose.models import PoseModel, build_model
+from probpose.training.config import ExperimentConfig, config_to_dict
+from probpose.training.trainer import Trainer, TrainResult
 
-__all__ = ["PreparedData", "prepare_data", "RunSummary", "run_experiment", "load_model"]
+__all__ = ["RunSummary", "run_folder", "run_experiment"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class PreparedData:
-    """The three splits as float64 tensors ``(N, J, 3)`` and what they are."""
-
-    store: Path
-    skeleton: Skeleton
-    joints: str
-    train: torch.Tensor
-    val: torch.Tensor
-    test: torch.Tensor
-    notes: list[str]
-
-
-def prepare_data(cfg: DataConfig, workdir: str | Path) -> PreparedData:
-    """Read ``cfg.path``, or import the bundled set into ``workdir/data.h5`` (files that do not
-    record ``cfg.joints`` are left out and said in ``notes``)."""
-    notes: list[str] = []
-    if cfg.path is not None:
-        store = Path(cfg.path)
-        info = read_info(store)
-        if cfg.joints and cfg.joints != info.joints:
-            raise ValueError(f"{store}: holds joints {info.joints!r} but data.joints is {cfg.joints!r}")
-    else:
-        poses, notes = import_recording(bundled(cfg.bundled), joints=cfg.joints or None)
-        split = split_poses(poses, cfg.split, cfg.split_seed, cfg.segment_seconds, cfg.guard_seconds)
-        store = write_store(Path(workdir) / "data.h5", poses, split)
-        info = read_info(store)
-    tensors = {k: torch.from_numpy(read_split(store, k)[0]).double() for k in ("train", "val", "test")}
-    return PreparedData(store, info.skeleton, info.joints, tensors["train"], tensors["val"], tensors["test"], notes)
 
 
 @dataclass
@@ -68,23 +34,53 @@ class RunSummary:
     train: TrainResult
     test: Evaluation | None
     data: PreparedData
+    notes: list[str] = field(default_factory=list)
+
+
+def run_folder(output_dir: str | Path, name: str, resume: bool = False) -> tuple[Path, str | None]:
+    """The folder of a run and, when it is not ``output_dir/name``, a note saying why.
+
+    ``resume``: ``output_dir/name`` must hold a checkpoint. Otherwise a new (or empty) folder is
+    created atomically (two runs started at once never share one)."""
+    base = Path(output_dir) / name
+    if resume:
+        if not (base / "checkpoint.pt").is_file():
+            raise TrainingError(f"nothing to resume: no {base / 'checkpoint.pt'}")
+        return base, None
+    base.parent.mkdir(parents=True, exist_ok=True)
+    for k in range(1, 10_000):
+        folder = base if k == 1 else base.with_name(f"{name}-{k}")
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            if folder.is_dir() and not any(folder.iterdir()):
+                return folder, None if k == 1 else _moved(base, folder)
+            continue
+        return folder, None if k == 1 else _moved(base, folder)
+    raise TrainingError(f"no free run folder next to {base}")
+
+
+def _moved(base: Path, folder: Path) -> str:
+    return f"{base} already holds a run; writing {folder} instead (--resume continues {base})"
 
 
 def run_experiment(cfg: ExperimentConfig, resume: bool = False) -> RunSummary:
     """Train ``cfg``'s model on its data; write ``checkpoint.pt``, ``config.yaml`` and
-    ``metrics.json`` (and TensorBoard events) to ``<output.dir>/<name>``."""
-    run_dir = Path(cfg.output.dir) / cfg.name
-    run_dir.mkdir(parents=True, exist_ok=True)
-    data = prepare_data(cfg.data, run_dir)
+    ``metrics.json`` (and TensorBoard events) to the run folder (see :func:`run_folder`)."""
+    run_dir, moved = run_folder(cfg.output.dir, cfg.name, resume)
+    notes = [moved] if moved else []
+    d = cfg.data
+    data = prepare_data(
+        d.path, bundled=d.bundled, joints=d.joints, split=d.split, seed=d.split_seed,
+        segment_seconds=d.segment_seconds, guard_seconds=d.guard_seconds, workdir=run_dir,
+    )  # fmt: skip
     model = build_model(cfg.model.name, data.skeleton, cfg.model.options)
     as_dict = config_to_dict(cfg)
     trainer = Trainer(model, cfg.training, run_dir, as_dict, cfg.output.tensorboard, cfg.output.checkpoint_every)
-    ckpt = run_dir / "checkpoint.pt"
-    if resume and not ckpt.is_file():
-        raise FileNotFoundError(f"nothing to resume: no {ckpt}")
-    result = trainer.fit(data.train, data.val, resume=ckpt if resume else None)
+    result = trainer.fit(data.train, data.val, resume=run_dir / "checkpoint.pt" if resume else None)
     test = evaluate(trainer.model, data.test) if len(data.test) else None
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(as_dict, sort_keys=False))
+    with atomic_path(run_dir / "config.yaml") as tmp:
+        tmp.write_text(yaml.safe_dump(as_dict, sort_keys=False))
     metrics = {
         "model": cfg.model.name,
         "joints": data.joints,
@@ -98,15 +94,6 @@ def run_experiment(cfg: ExperimentConfig, resume: bool = False) -> RunSummary:
         "data": str(data.store),
         "notes": data.notes,
     }
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    return RunSummary(run_dir, trainer.model, result, test, data)
-
-
-def load_model(path: str | Path, map_location: str = "cpu") -> PoseModel:
-    """Rebuild a trained model from a checkpoint (``weights_only=True``): the best weights."""
-    ck = load_checkpoint(path, map_location=map_location)
-    cfg = config_from_dict(ck["config"])
-    model = build_model(cfg.model.name, Skeleton.from_dict(ck["skeleton"]), cfg.model.options)
-    state = ck.get("best_model") or ck["model"]
-    model.load_state_dict(state)
-    return model.to(dtype=next(iter(state.values())).dtype)
+    with atomic_path(run_dir / "metrics.json") as tmp:
+        tmp.write_text(json.dumps(metrics, indent=2))
+    return RunSummary(run_dir, trainer.model, result, test, data, notes + data.notes)

@@ -2,44 +2,51 @@
 
 Stochastic variational inference: the loss is Pyro's ``Trace_ELBO`` of the model's
 ``model``/``guide`` pair, negated and divided by the batch size (nats per pose), minimised by a
-torch optimiser over the module's parameters -- Pyro's custom-objective form of SVI. For a
-likelihood model the guide is empty and the loss is the NLL. Models with a closed form can be
-fitted exactly instead (``training.fit: closed_form``).
+torch optimiser over the module's parameters -- Pyro's custom-objective form of SVI -- inside a
+Pyro parameter store scoped to the fit (nothing stays registered afterwards). For a likelihood
+model the guide is empty and the loss is the NLL. Models with a closed form can be fitted exactly
+instead (``training.fit: closed_form``).
 
 Around that: Adam or Pyro's ClippedAdam, step/cosine/plateau schedules, gradient clipping, early
-stopping on validation NLL (the best weights are restored), a clear stop on a NaN/inf loss,
-TensorBoard scalars and hparams, a tqdm bar on a terminal only, atomic checkpoints
-``{model, optimiser, scheduler, step, config, ...}`` that load with ``weights_only=True``, resume.
+stopping on validation NLL (the best weights are restored), TensorBoard scalars and hparams, a
+tqdm bar on a terminal, resume. Checkpoints never lose the best weights: ``checkpoint.pt`` is
+written atomically before the first step, whenever validation improves, every
+``checkpoint_every`` steps and at the end, and always holds the best weights so far
+(``best_model``) beside the resumable state. A non-finite loss or validation NLL stops training
+with a message naming that file.
+
+The inner loop makes no host-device synchronisation per step: losses stay on the device and are
+read (and checked for NaN/inf) once per validation.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import math
-import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyro
 import torch
 from pyro.infer import Trace_ELBO
 from pyro.optim.clipped_adam import ClippedAdam
 from torch import Tensor
 
-from probpose.evaluation.metrics import Evaluation, check_not_constant, evaluate
-from probpose.models import PoseModel
+from probpose.data.checks import check_not_constant
+from probpose.errors import ConfigError, TrainingError
+from probpose.evaluation.metrics import Evaluation, EvaluationError, evaluate
+from probpose.files import atomic_path
+from probpose.models import PoseModel, model_payload, read_checkpoint
+from probpose.options import from_dict
 from probpose.training.config import TrainingConfig, flatten_dict
 
 __all__ = ["TrainingError", "TrainResult", "Trainer", "save_checkpoint", "load_checkpoint"]
 
 log = logging.getLogger(__name__)
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (for example the loss became NaN)."""
 
 
 @dataclass
@@ -56,27 +63,17 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
 
 
-def save_checkpoint(path: Path, payload: dict) -> Path:
+def save_checkpoint(path: str | Path, payload: dict) -> Path:
     """``torch.save`` to a temporary file in the same folder, then rename (never a half file)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
     """Load a checkpoint with ``weights_only=True``: tensors and plain containers only."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    return torch.load(path, map_location=map_location, weights_only=True)
+    return read_checkpoint(path, map_location)
 
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -87,12 +84,12 @@ class Trainer:
 
     Args:
         model: the model (moved to ``config.device`` / ``config.dtype``).
-        config: :class:`TrainingConfig`.
-        run_dir: where checkpoints and TensorBoard events go (``None``: nothing is written).
+        config: :class:`TrainingConfig` (checked: every setting in its range).
+        run_dir: where ``checkpoint.pt`` and TensorBoard events go (``None``: nothing is written).
         hparams: the whole experiment config as a dict, stored in checkpoints and logged as
             TensorBoard hparams (flattened to dotted keys).
         tensorboard: write TensorBoard events (needs ``run_dir``).
-        checkpoint_every: steps between resumable checkpoints.
+        checkpoint_every: steps between resumable checkpoints (besides the best-weight ones).
     """
 
     def __init__(
@@ -104,28 +101,28 @@ class Trainer:
         tensorboard: bool = True,
         checkpoint_every: int = 500,
     ) -> None:
-        self.config = config
+        self.config = from_dict(TrainingConfig, dataclasses.asdict(config), "training.")
+        if not (isinstance(checkpoint_every, int) and checkpoint_every >= 1):
+            raise ConfigError(f"output.checkpoint_every: must be a positive integer, got {checkpoint_every!r}")
         self.device = torch.device(config.device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise TrainingError("training.device is cuda but no CUDA device is available")
         self.dtype = _DTYPES[config.dtype]
         self.model = model.to(self.device, self.dtype)
         self.run_dir = Path(run_dir) if run_dir is not None else None
-        self.hparams = hparams or {"training": vars(config)}
+        self.hparams = hparams or {"training": dataclasses.asdict(self.config)}
         self.tensorboard = tensorboard and self.run_dir is not None
         self.checkpoint_every = checkpoint_every
-        limits = {"lr": 0, "batch_size": 0, "max_steps": -1, "eval_every": 0, "checkpoint_every": 0}
-        for name, low in limits.items():
-            value = checkpoint_every if name == "checkpoint_every" else getattr(config, name)
-            if not value > low:
-                section = "output" if name == "checkpoint_every" else "training"
-                raise TrainingError(f"{section}.{name} must be > {low}, got {value}")
         if config.fit == "closed_form" and not model.has_closed_form:
             raise TrainingError(f"{type(model).__name__} has no closed-form fit; use training.fit=svi")
         self.optimizer = self._make_optimizer()
         self.scheduler = self._make_scheduler()
         self.elbo = Trace_ELBO()
         self.step = 0
+
+    @property
+    def checkpoint_path(self) -> Path | None:
+        return self.run_dir / "checkpoint.pt" if self.run_dir is not None else None
 
     # ------------------------------------------------------------------ setup
     def _make_optimizer(self) -> torch.optim.Optimizer:
@@ -152,7 +149,7 @@ class Trainer:
 
     def _payload(self, best_state: dict, best_step: int, best_nll: float) -> dict:
         return {
-            "model": self.model.state_dict(),
+            **model_payload(self.model),
             "best_model": best_state,
             "optimiser": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else {},
@@ -160,8 +157,20 @@ class Trainer:
             "best_step": best_step,
             "best_val_nll": best_nll,
             "config": self.hparams,
-            "skeleton": self.model.skeleton.to_dict(),
         }
+
+    def _save(self, best_state: dict, best_step: int, best_nll: float) -> Path | None:
+        if self.checkpoint_path is None:
+            return None
+        return save_checkpoint(self.checkpoint_path, self._payload(best_state, best_step, best_nll))
+
+    def _stop_message(self, what: str, best_step: int) -> str:
+        where = (
+            f"; the best weights so far (step {best_step}) are in {self.checkpoint_path}"
+            if self.checkpoint_path is not None and self.checkpoint_path.is_file()
+            else ""
+        )
+        return f"{what}: stopping. Lower training.lr, set training.clip_norm, or check the data{where}"
 
     # ------------------------------------------------------------------ training
     def loss(self, batch: Tensor) -> Tensor:
@@ -171,8 +180,8 @@ class Trainer:
     def fit(self, train: Tensor, val: Tensor | None = None, resume: str | Path | None = None) -> TrainResult:
         """Fit on training poses ``(N, J, 3)``; validate (and stop early) on ``val``.
 
-        Refuses data with a (nearly) constant dimension, naming the joint. ``resume``: a
-        checkpoint written by this trainer to continue from."""
+        Refuses training data with a (nearly) constant modelled dimension, naming the joint.
+        ``resume``: a checkpoint written by this trainer to continue from."""
         c = self.config
         names = self.model.skeleton.joint_names
         if train.dim() != 3 or train.shape[1:] != (self.model.num_joints, 3):
@@ -182,33 +191,38 @@ class Trainer:
         train = train.to(self.device, self.dtype)
         val = val.to(self.device, self.dtype) if val is not None and len(val) else None
         start = time.perf_counter()
-        if c.fit == "closed_form":
-            self.model.fit_closed_form(train)
-            result = TrainResult(0, 0, self._validate(val, final=True), time.perf_counter() - start, "closed form")
-            return self._finish(result, self.model.state_dict(), 0)
+        with pyro.get_param_store().scope():
+            if c.fit == "closed_form":
+                self.model.fit_closed_form(train)
+                ev = self._validate(val, final=True)
+                result = TrainResult(0, 0, ev, time.perf_counter() - start, "closed form")
+                state = self.model.state_dict()
+                result.checkpoint = self._save(state, 0, ev.nll if ev is not None else math.nan)
+                return self._finish(result)
+            cuda_ids = []
+            if self.device.type == "cuda":
+                cuda_ids = [self.device.index if self.device.index is not None else torch.cuda.current_device()]
+            with torch.random.fork_rng(devices=cuda_ids):
+                torch.manual_seed(c.seed)
+                return self._fit_svi(train, val, resume, start)
 
-        cuda_ids = []
-        if self.device.type == "cuda":
-            cuda_ids = [self.device.index if self.device.index is not None else torch.cuda.current_device()]
-        with torch.random.fork_rng(devices=cuda_ids):
-            torch.manual_seed(c.seed)
-            return self._fit_svi(train, val, resume, start)
-
-    def _validate(self, val: Tensor | None, final: bool = False) -> Evaluation | None:
+    def _validate(self, val: Tensor | None, final: bool = False, best_step: int = 0) -> Evaluation | None:
         if val is None:
             return None
         self.model.eval()
         try:
-            return evaluate(self.model, val, check=False, validation=not final)
+            return evaluate(self.model, val, validation=not final)
+        except EvaluationError as e:
+            raise TrainingError(self._stop_message(f"validation at step {self.step} failed ({e})", best_step)) from None
         finally:
             self.model.train()
 
-    def _fit_svi(self, train: Tensor, val: Tensor | None, resume, start: float) -> TrainResult:
+    def _fit_svi(self, train: Tensor, val: Tensor | None, resume: str | Path | None, start: float) -> TrainResult:
         c = self.config
         best_nll, best_step, best_state = math.inf, 0, None
         history: list[dict] = []
         if resume is not None:
-            ck = load_checkpoint(resume, map_location=self.device)
+            ck = read_checkpoint(resume, map_location=self.device)
             self.model.load_state_dict(ck["model"])
             self.optimizer.load_state_dict(ck["optimiser"])
             if self.scheduler is not None and ck.get("scheduler"):
@@ -218,39 +232,56 @@ class Trainer:
             log.info("resumed from %s at step %d", resume, self.step)
         else:
             self.model.initialize(train)
+            ev = self._validate(val)
+            if ev is not None:
+                best_nll = ev.nll
+                history.append({"step": 0, "val_nll": ev.nll, "val_bpd": ev.bpd})
+            best_state = copy.deepcopy(self.model.state_dict())
+            self._save(best_state, 0, best_nll)  # before the first step: a file always exists
         writer = self._writer()
         gen = torch.Generator(device="cpu").manual_seed(c.seed + self.step)
         bad_evals, stopped = 0, "max_steps"
         bar = _progress(c.max_steps, self.step)
         params = [p for p in self.model.parameters() if p.requires_grad]
+        losses: list[Tensor] = []  # since the last validation, on the device: no sync per step
+        first = self.step
+        sync_each_step = self.device.type == "cpu"  # free on the CPU: stop at the first bad step
         try:
             while self.step < c.max_steps:
                 self.model.set_step(self.step)
                 idx = torch.randint(len(train), (min(c.batch_size, len(train)),), generator=gen)
-                loss = self.loss(train[idx.to(self.device)])
-                if not torch.isfinite(loss):
-                    raise TrainingError(
-                        f"loss is {loss.item()} at step {self.step}: stopping. Lower training.lr, set "
-                        "training.clip_norm, or check the data"
-                        + (f"; the last checkpoint is in {self.run_dir}" if self.run_dir else "")
-                    )
+                try:
+                    loss = self.loss(train[idx.to(self.device)])
+                except (ValueError, RuntimeError):  # e.g. Pyro's argument check, after NaN weights
+                    self._check_losses(losses, first, best_step)
+                    raise
+                if sync_each_step:
+                    self._check_losses([loss.detach()], self.step, best_step)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if c.clip_norm is not None and c.optimizer == "adam":
                     torch.nn.utils.clip_grad_norm_(params, c.clip_norm)
                 self.optimizer.step()
                 self.step += 1
+                losses.append(loss.detach())
                 if self.scheduler is not None and c.schedule != "plateau":
                     self.scheduler.step()
-                if writer is not None:
-                    writer.add_scalar("train/loss", loss.item(), self.step)
                 if bar is not None:
                     bar.update(1)
-                    bar.set_postfix(loss=f"{loss.item():.3f}")
                 out_of_time = c.max_seconds is not None and time.perf_counter() - start > c.max_seconds
-                if self.step % c.eval_every == 0 or self.step == c.max_steps or out_of_time:
-                    ev = self._validate(val)
-                    record = {"step": self.step, "train_loss": loss.item()}
+                due = self.step % c.eval_every == 0 or self.step == c.max_steps or out_of_time
+                if not due and self.step % self.checkpoint_every != 0:
+                    continue
+                recent = self._check_losses(losses, first, best_step)  # one transfer per validation
+                if writer is not None:
+                    for k, value in enumerate(recent.tolist()):
+                        writer.add_scalar("train/loss", value, first + k + 1)
+                first, losses = self.step, []
+                if due:
+                    ev = self._validate(val, best_step=best_step)
+                    record = {"step": self.step, "train_loss": recent[-1].item()}
+                    if bar is not None:
+                        bar.set_postfix(loss=f"{recent[-1].item():.3f}")
                     if ev is not None:
                         record.update(val_nll=ev.nll, val_bpd=ev.bpd)
                         if writer is not None:
@@ -261,8 +292,11 @@ class Trainer:
                         if ev.nll < best_nll:
                             best_nll, best_step, bad_evals = ev.nll, self.step, 0
                             best_state = copy.deepcopy(self.model.state_dict())
+                            self._save(best_state, best_step, best_nll)
                         else:
                             bad_evals += 1
+                    else:  # nothing to validate on: the latest weights are the ones kept
+                        best_step, best_state = self.step, copy.deepcopy(self.model.state_dict())
                     history.append(record)
                     if c.patience and bad_evals >= c.patience:
                         stopped = f"early stop: no better val NLL for {bad_evals} evaluations"
@@ -270,30 +304,34 @@ class Trainer:
                     if out_of_time:
                         stopped = f"time budget of {c.max_seconds:g} s reached"
                         break
-                if self.run_dir is not None and self.step % self.checkpoint_every == 0:
-                    save_checkpoint(self.run_dir / "checkpoint.pt", self._payload(best_state, best_step, best_nll))
+                if self.step % self.checkpoint_every == 0:
+                    self._save(best_state, best_step, best_nll)
         finally:
             if bar is not None:
                 bar.close()
-        if best_state is not None:
-            self.model.load_state_dict(best_state)  # keep the weights with the best validation NLL
-        else:
-            best_step = self.step
-        result = TrainResult(
-            self.step, best_step, self._validate(val, final=True), time.perf_counter() - start, stopped, history=history
-        )
-        return self._finish(result, best_state or self.model.state_dict(), best_step, writer)
+        self.model.load_state_dict(best_state)  # keep the weights with the best validation NLL
+        ev = self._validate(val, final=True, best_step=best_step)
+        result = TrainResult(self.step, best_step, ev, time.perf_counter() - start, stopped, history=history)
+        result.checkpoint = self._save(best_state, best_step, best_nll)
+        return self._finish(result, writer)
 
-    def _finish(self, result: TrainResult, best_state: dict, best_step: int, writer=None) -> TrainResult:
+    def _check_losses(self, losses: list[Tensor], first: int, best_step: int) -> Tensor:
+        """The losses of steps ``first, first + 1, ...`` on the CPU; a non-finite one stops training."""
+        recent = torch.stack(losses).cpu() if losses else torch.zeros(0)
+        if not torch.isfinite(recent).all():
+            k = int((~torch.isfinite(recent)).nonzero()[0])
+            raise TrainingError(
+                self._stop_message(f"the training loss is {recent[k].item()} at step {first + k}", best_step)
+            )
+        return recent
+
+    def _finish(self, result: TrainResult, writer=None) -> TrainResult:
         if self.run_dir is None:
             return result
-        best_nll = result.val.nll if result.val is not None else math.nan
-        result.checkpoint = save_checkpoint(
-            self.run_dir / "checkpoint.pt", self._payload(best_state, best_step, best_nll)
-        )
         writer = writer or self._writer()
         if writer is not None:
-            metrics = {"hparam/val_nll": best_nll, "hparam/val_bpd": result.val.bpd if result.val else math.nan}
+            nll = result.val.nll if result.val is not None else math.nan
+            metrics = {"hparam/val_nll": nll, "hparam/val_bpd": result.val.bpd if result.val else math.nan}
             flat = {
                 k: (v if isinstance(v, (int, float, str, bool)) else str(v))
                 for k, v in flatten_dict(self.hparams).items()

@@ -1,0 +1,176 @@
+"""``probpose bench``: every registered model fitted and evaluated on the same split.
+
+One table: model, parameters, steps, fit time, test NLL (nats/pose), BPD, NLL vs Haar, log_prob
+throughput (poses/s, forward and forward+backward), sampling throughput, device, N. Fits are
+budgeted in optimisation steps (each model's registry ``bench_training``), so the same command
+gives the same numbers on any machine up to float noise; wall time is reported and an optional
+wall-clock cap exists. Each fitted model is saved (``models/NAME.pt``, loadable with
+:func:`probpose.models.load_model`). Throughputs are medians at one batch size; compare them
+within one run (as ratios), not across machines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from probpose.bench.report import Column, markdown_table, write_results
+from probpose.bench.timing import per_second
+from probpose.evaluation import evaluate
+from probpose.models import LatentPoseModel, PoseModel, build_model, get_model_spec, save_model
+from probpose.skeleton import Skeleton
+from probpose.training import Trainer, TrainingConfig
+
+__all__ = ["BenchRow", "bench_models", "format_table", "write_bench"]
+
+
+@dataclass
+class BenchRow:
+    model: str
+    parameters: int
+    steps: int
+    fit_seconds: float
+    test_nll: float
+    bpd: float
+    nll_haar: float
+    logprob_per_s: float
+    logprob_backward_per_s: float
+    sample_per_s: float
+    device: str
+    n_test: int
+    n_train: int
+    dim: int
+    exact: bool
+    recon_deg: float | None = None
+    elbo_nll: float | None = None
+    checkpoint: str | None = None
+
+
+def bench_models(
+    names: Sequence[str],
+    train: torch.Tensor,
+    val: torch.Tensor,
+    test: torch.Tensor,
+    skeleton: Skeleton,
+    device: str = "cpu",
+    batch: int = 1024,
+    repeats: int = 3,
+    training_overrides: dict | None = None,
+    save_dir: str | Path | None = None,
+) -> list[BenchRow]:
+    """Fit each registered model in ``names`` on ``train`` (early stopping on ``val``) with its
+    registry ``bench_training`` settings (``training_overrides`` on top), evaluate on ``test``,
+    time it on ``device`` and, with ``save_dir``, save it as ``save_dir/NAME.pt``."""
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda, but no CUDA device is available")
+    rows = []
+    for name in names:
+        spec = get_model_spec(name)
+        model = build_model(name, skeleton)
+        cfg = TrainingConfig(**{**spec.bench_training, **(training_overrides or {}), "device": device})
+        result = Trainer(model, cfg).fit(train, val)  # the trainer moves the model to the device
+        model.eval()
+        ckpt = save_model(Path(save_dir) / f"{name}.pt", model) if save_dir is not None else None
+        ev = evaluate(model, test)
+        # a bound with K importance samples costs K decoder passes per pose: time fewer poses
+        n_time = batch if ev.exact else max(1, batch // 64)
+        reps = (n_time + len(test) - 1) // len(test)
+        x = test.repeat(reps, 1, 1)[:n_time].to(**model.factory())
+
+        def forward(model=model, x=x) -> None:
+            with torch.no_grad():
+                model.log_prob(x)
+
+        def backward(model=model, x=x) -> None:
+            model.zero_grad(set_to_none=True)
+            model.log_prob(x).sum().backward()
+
+        def sample(model=model) -> None:
+            model.sample(batch)
+
+        latent = isinstance(model, LatentPoseModel)
+        rows.append(
+            BenchRow(
+                model=name,
+                parameters=model.num_parameters(),
+                steps=result.steps,
+                fit_seconds=result.seconds,
+                test_nll=ev.nll,
+                bpd=ev.bpd,
+                nll_haar=ev.nll_haar,
+                logprob_per_s=per_second(n_time, forward, repeats, dev),
+                logprob_backward_per_s=per_second(n_time, backward, repeats, dev),
+                sample_per_s=per_second(batch, sample, repeats, dev),
+                device=device,
+                n_test=len(test),
+                n_train=len(train),
+                dim=ev.dim,
+                exact=ev.exact,
+                recon_deg=_reconstruction(model, test) if latent else None,
+                elbo_nll=_elbo_nll(model, test) if latent else None,
+                checkpoint=str(ckpt) if ckpt is not None else None,
+            )
+        )
+    return rows
+
+
+def _reconstruction(model: LatentPoseModel, test: torch.Tensor) -> float:
+    """Mean geodesic reconstruction error in degrees."""
+    return model.reconstruction_error(test.to(**model.factory())).mean().item()
+
+
+@torch.no_grad()
+def _elbo_nll(model: PoseModel, test: torch.Tensor, samples: int = 100) -> float:
+    """-ELBO per pose (nats), an upper bound on NLL looser than the IWAE bound."""
+    f = model.factory()
+    return -torch.cat([model.elbo(b.to(**f), samples) for b in test.split(256)]).mean().item()
+
+
+def _nll(row: dict) -> str:
+    return f"{row['test_nll']:.2f}" + ("" if row["exact"] else " (IWAE bound)")
+
+
+COLUMNS = [
+    Column("model", "model"),
+    Column("parameters", "params", "{:,}"),
+    Column("steps", "steps"),
+    Column("fit_seconds", "fit s", "{:.1f}"),
+    Column("test_nll", "test NLL (nats/pose)", _nll),
+    Column("elbo_nll", "-ELBO (bound)", "{:.2f}"),
+    Column("bpd", "BPD", "{:.4f}"),
+    Column("nll_haar", "NLL vs Haar", "{:.2f}"),
+    Column("logprob_per_s", "log_prob poses/s", "{:,.0f}"),
+    Column("logprob_backward_per_s", "log_prob+grad poses/s", "{:,.0f}"),
+    Column("sample_per_s", "sample poses/s", "{:,.0f}"),
+    Column("recon_deg", "recon. error (deg)", "{:.2f}"),
+    Column("device", "device"),
+    Column("n_test", "N test"),
+]
+
+
+def format_table(rows: Sequence[BenchRow]) -> str:
+    """The bench's Markdown table."""
+    return markdown_table(COLUMNS, [asdict(r) for r in rows])
+
+
+def write_bench(out_dir: str | Path, rows: Sequence[BenchRow], context: dict) -> tuple[Path, Path]:
+    """Write ``bench.md`` and ``bench.json`` (rows, data description, machine) to ``out_dir``."""
+    dim = rows[0].dim if rows else "?"
+    sizes = f"train {rows[0].n_train} / test {rows[0].n_test}" if rows else "?"
+    cap = context.get("fit_seconds_budget")
+    intro = (
+        f"Data: {context.get('data')}; joints {context.get('joints')!r} (D = {dim}); {sizes} poses. "
+        "NLL in nats per pose (Lebesgue on axis-angle); BPD = NLL / (D ln 2); NLL vs Haar: with respect to the "
+        "normalised Haar measure on SO(3)^J (uniform rotations score 0). VAEs: the importance-weighted bound "
+        "(K = 1000), an upper bound on their NLL, and the looser -ELBO bound; recon. error: mean geodesic "
+        "angle of the test poses' reconstructions. Throughputs (VAE log_prob: the K = 1000 bound, timed on "
+        f"batch/64 poses): medians, batch {context.get('batch')}, {context.get('threads')} torch thread(s). "
+        "Fit: each model's registry bench settings (a budget of optimisation steps, early stopping on "
+        "validation)" + (f", capped at {cap:g} s of training" if cap else "") + f"; seed {context.get('seed', 0)}."
+    )
+    payload = {"rows": [asdict(r) for r in rows], **{k: v for k, v in context.items() if k != "machine"}}
+    return write_results(out_dir, "bench", "probpose bench", intro, format_table(rows), payload, context["machine"])

@@ -1,0 +1,81 @@
+"""Checks of pose data that more than one layer needs: constant dimensions and barely moving joints.
+
+A density fitted to a constant dimension diverges, so fitting refuses one (:func:`check_not_constant`);
+evaluating a trained model on data with constant joints is fine. Real data often holds joints that
+are constant in most frames (unposed feet or hands stored as zeros); :func:`static_joints` finds
+them so ``probpose import`` can warn by name and suggest a selection without them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from probpose.errors import ConstantDimensionError
+from probpose.skeleton import SELECTIONS
+
+__all__ = ["check_not_constant", "StaticJoint", "static_joints", "selection_without"]
+
+
+def check_not_constant(poses: torch.Tensor | np.ndarray, joint_names: Sequence[str], tol: float = 1e-6) -> None:
+    """Refuse poses ``(N, J, 3)`` in which a joint's axis-angle component has standard deviation
+    below ``tol`` radians (for example SMPL-X jaw and eyes, all zero in common data): fitting a
+    density to such data drives it to infinity. Raises :class:`ConstantDimensionError` naming them."""
+    x = torch.as_tensor(poses)
+    if x.shape[0] < 2:
+        raise ConstantDimensionError(f"need at least 2 poses to fit a model, got {x.shape[0]}")
+    std = x.double().std(0)
+    bad = (std < tol).nonzero().tolist()
+    if bad:
+        listed = ", ".join(f"{joint_names[j]} ({'xyz'[c]})" for j, c in bad[:6])
+        more = f" and {len(bad) - 6} more" if len(bad) > 6 else ""
+        raise ConstantDimensionError(
+            f"(nearly) constant dimension(s) in the training data: {listed}{more} (std < {tol:g} rad); a density "
+            "fitted to a constant diverges -- leave these joints out of the selection"
+        )
+
+
+@dataclass(frozen=True)
+class StaticJoint:
+    """A joint that holds one value in most poses: ``moving`` of ``total`` poses differ from it."""
+
+    name: str
+    moving: int
+    total: int
+
+    @property
+    def fraction_moving(self) -> float:
+        return self.moving / max(self.total, 1)
+
+
+def static_joints(
+    poses: np.ndarray, joint_names: Sequence[str], max_moving: float = 0.5, tol: float = 1e-6
+) -> list[StaticJoint]:
+    """Joints of ``poses`` ``(N, J, 3)`` that differ from their most common value (estimated by the
+    per-component median, which is that value whenever more than half the poses hold it) by more
+    than ``tol`` radians in at most ``max_moving`` of the poses."""
+    x = np.asarray(poses)
+    if len(x) == 0:
+        return []
+    out = []
+    for j, name in enumerate(joint_names):
+        col = x[:, j].astype(np.float64)
+        moving = int((np.abs(col - np.median(col, axis=0)).max(-1) > tol).sum())
+        if moving <= max_moving * len(x):
+            out.append(StaticJoint(name, moving, len(x)))
+    return out
+
+
+def selection_without(base: str, selection: str, names: Sequence[str]) -> str:
+    """``selection`` minus ``names``, using the preset's named groups where they match exactly
+    (``"body"`` minus both feet -> ``"body-feet"``)."""
+    left = list(names)
+    terms = []
+    for group, members in SELECTIONS.get(base, {}).items():
+        if len(members) > 1 and set(members) <= set(left):
+            terms.append(group)
+            left = [n for n in left if n not in members]
+    return selection + "".join(f"-{t}" for t in [*terms, *left])

@@ -1,0 +1,38 @@
+"""What the flow priors share: exact ``log_prob`` and reparameterised samples whose log-density comes
+from the generating path (zuko's ``rsample_and_log_prob``), over ``(J, 3)`` axis-angle poses."""
+
+from __future__ import annotations
+
+import torch
+from pyro.distributions import TorchDistribution
+from torch import Tensor
+
+from probpose.distributions.constraints import pose_space
+from probpose.flows import FlowStack
+
+__all__ = ["FlowDistribution"]
+
+
+class FlowDistribution(TorchDistribution):
+    """Base of the flow priors: ``event_shape == (J, 3)``, support R^(3J), reparameterised.
+
+    Subclasses set ``self.flow`` (a :class:`~probpose.flows.FlowStack`) and implement
+    :meth:`rsample_and_log_prob` and ``log_prob``."""
+
+    arg_constraints: dict = {}
+    support = pose_space
+    has_rsample = True
+    flow: FlowStack
+
+    def _factory(self) -> dict:
+        """dtype and device of the flow's parameters (for base noise)."""
+        p = next(self.flow.parameters())
+        return {"dtype": p.dtype, "device": p.device}
+
+    def rsample_and_log_prob(self, sample_shape: torch.Size | tuple[int, ...] = ()) -> tuple[Tensor, Tensor]:
+        """Samples ``sample_shape + batch_shape + (J, 3)`` and their log-density (nats), computed
+        along the generating path (base density minus the forward log|det|) without inverting."""
+        raise NotImplementedError
+
+    def rsample(self, sample_shape: torch.Size | tuple[int, ...] = ()) -> Tensor:
+        return self.rsample_and_log_prob(sample_shape)[0]

@@ -1,0 +1,183 @@
+"""Writing files so that no failure, interruption or bad path destroys or half-writes one.
+
+- :func:`atomic_path` gives a temporary name beside the destination; the caller writes it; on
+  success it is flushed and renamed over the destination in one step, on any failure (an
+  exception, Ctrl-C, a caught signal) it is removed and the destination is untouched.
+- Temporary names carry the host and process id, so temporaries left by a process that was killed
+  outright (SIGKILL, power loss) are recognised and removed by the next write to the same place.
+- :func:`check_output_path` refuses a destination that is a folder, sits under a file, or is one of
+  the inputs.
+- :func:`handle_signals` turns SIGTERM/SIGHUP into an exception, and remembers any interruption so
+  that a commit never happens after one, even if some library swallowed the ``KeyboardInterrupt``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from probpose.errors import DataError
+
+__all__ = [
+    "Interrupted",
+    "atomic_path",
+    "check_output_path",
+    "handle_signals",
+    "raise_if_interrupted",
+    "remove_stale_temporaries",
+]
+
+_STALE_OTHER_HOST_SECONDS = 24 * 3600
+_interrupts = 0  # signals seen while handle_signals() was active
+_last_signum = signal.SIGINT
+
+
+class Interrupted(KeyboardInterrupt):
+    """The process was interrupted (Ctrl-C or a termination signal): nothing is committed."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+def _host() -> str:
+    return "".join(c if c.isalnum() or c == "-" else "-" for c in socket.gethostname())[:40] or "host"
+
+
+def _temp_name(final: Path) -> Path:
+    return final.with_name(f".{final.name}.{_host()}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+def remove_stale_temporaries(final: str | Path) -> list[Path]:
+    """Remove temporaries of ``final`` left by processes that no longer run (on this host), or older
+    than a day (from another host). Returns what was removed."""
+    final = Path(final)
+    removed = []
+    if not final.parent.is_dir():
+        return removed
+    host = _host()
+    for tmp in final.parent.glob(f".{final.name}.*.tmp"):
+        parts = tmp.name[len(final.name) + 2 : -len(".tmp")].rsplit(".", 2)
+        if len(parts) != 3 or not parts[1].isdigit():
+            continue  # not one of ours
+        tmp_host, pid = parts[0], int(parts[1])
+        try:
+            if tmp_host == host:
+                stale = pid != os.getpid() and not _pid_alive(pid)
+            else:
+                stale = time.time() - tmp.stat().st_mtime > _STALE_OTHER_HOST_SECONDS
+            if stale:
+                tmp.unlink()
+                removed.append(tmp)
+        except OSError:
+            continue  # vanished meanwhile, or not ours to remove
+    return removed
+
+
+def check_output_path(path: str | Path, inputs: Iterable[str | Path] = (), what: str = "output") -> Path:
+    """Refuse an output path that is a folder, whose parent is a file, or that is one of ``inputs``.
+
+    Raises :class:`~probpose.errors.DataError` naming the path; returns it as a ``Path``."""
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(str(path), None, f"is a folder; give a file name for the {what}")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise DataError(str(path), None, f"cannot create it: {parent} is a file, not a folder")
+            break
+    target = path.resolve()
+    for src in inputs:
+        src = Path(src)
+        same = src.resolve() == target
+        if not same and src.exists() and path.exists():
+            with contextlib.suppress(OSError):
+                same = os.path.samefile(src, path)
+        if same:
+            raise DataError(str(path), None, f"is also an input; the {what} would overwrite it -- choose another name")
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(final: str | Path, mode: int = 0o666) -> Iterator[Path]:
+    """Yield a temporary path beside ``final``; commit it to ``final`` when the block succeeds.
+
+    The caller writes the temporary (any library, any number of opens). On success the file is
+    fsynced and renamed over ``final`` (permissions ``mode`` minus the umask). On any exception,
+    and if an interruption was seen during the block (:func:`handle_signals`), the temporary is
+    removed, ``final`` is left as it was and the exception (or :class:`Interrupted`) propagates."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(final)
+    tmp = _temp_name(final)
+    seen_before = _interrupts
+    try:
+        yield tmp
+        if _interrupts != seen_before:
+            raise Interrupted(_last_signum)
+        if tmp.exists():
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, mode & ~umask)
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, final)
+        else:
+            raise FileNotFoundError(f"nothing was written to the temporary file for {final}")
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+def raise_if_interrupted() -> None:
+    """Raise :class:`Interrupted` if a signal was seen since :func:`handle_signals` started."""
+    if _interrupts:
+        raise Interrupted(_last_signum)
+
+
+@contextlib.contextmanager
+def handle_signals() -> Iterator[None]:
+    """For a command's duration: SIGINT, SIGTERM and SIGHUP raise :class:`Interrupted` and are
+    remembered (so :func:`atomic_path` never commits after one). Restores the previous handlers."""
+    global _interrupts
+    signums = [s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
+
+    def handler(signum: int, frame: object) -> None:
+        global _interrupts, _last_signum
+        _interrupts += 1
+        _last_signum = signum
+        raise Interrupted(signum)
+
+    previous = {}
+    try:
+        for s in signums:
+            previous[s] = signal.signal(s, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        previous = {}
+    _interrupts = 0
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+        _interrupts = 0

@@ -1,0 +1,12 @@
+"""Flow building blocks (not distributions): the MLP conditioner, ActNorm, affine and spline
+couplings, and the stack that runs them over a standard-normal base. normflows is the container:
+every layer is a ``normflows.flows.Flow`` (``forward``: base -> data, ``inverse``: data -> base,
+each returning its own log|det|)."""
+
+from probpose.flows.actnorm import ActNorm
+from probpose.flows.affine import AffineCoupling
+from probpose.flows.mlp import MLP
+from probpose.flows.spline import spline_coupling
+from probpose.flows.stack import FlowStack, coupling_stack
+
+__all__ = ["MLP", "ActNorm", "AffineCoupling", "spline_coupling", "FlowStack", "coupling_stack"]

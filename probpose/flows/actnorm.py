@@ -1,0 +1,38 @@
+"""ActNorm with an explicit, data-dependent initialisation (DESIGN.md section 7)."""
+
+from __future__ import annotations
+
+import normflows as nf
+import torch
+from torch import Tensor, nn
+
+__all__ = ["ActNorm"]
+
+
+class ActNorm(nf.flows.Flow):
+    """Per-dimension affine map ``x = z * exp(log_scale) + shift`` (base ``z`` to data ``x``).
+
+    Unlike normflows' ActNorm it accepts (and ignores) ``context``, and it is initialised only by
+    an explicit :meth:`initialize` on a training batch, never by whichever call comes first."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.shift = nn.Parameter(torch.zeros(dim))
+        self.log_scale = nn.Parameter(torch.zeros(dim))
+        self.register_buffer("initialized", torch.tensor(False))
+
+    @torch.no_grad()
+    def initialize(self, x: Tensor) -> None:
+        """Set the map so that the batch ``x`` (data side, ``(N, D)``) becomes zero-mean, unit-variance."""
+        std = x.std(0).clamp_min(1e-6)
+        self.shift.copy_(x.mean(0))
+        self.log_scale.copy_(std.log())
+        self.initialized.fill_(True)
+
+    def forward(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        x = z * self.log_scale.exp() + self.shift
+        return x, self.log_scale.sum().expand(z.shape[0])
+
+    def inverse(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        z = (x - self.shift) * torch.exp(-self.log_scale)
+        return z, (-self.log_scale.sum()).expand(x.shape[0])

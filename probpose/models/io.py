@@ -1,0 +1,118 @@
+"""Model files: what a checkpoint holds, writing one atomically, and loading one safely.
+
+A checkpoint is a dict of tensors and plain containers, loaded with ``torch.load(...,
+weights_only=True)`` (nothing is unpickled)::
+
+    format: "probpose-checkpoint", version: 1,
+    model_name, model_options (dict), skeleton (dict),
+    model (state dict), best_model (state dict, optional: the weights to use), ...
+
+The trainer adds its resumable state (optimiser, step, config) to the same dict. Every way a file
+can fail to be such a checkpoint is a :class:`~probpose.errors.CheckpointError` naming the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from probpose.errors import CheckpointError, ProbposeError
+from probpose.files import atomic_path
+from probpose.models.base import PoseModel
+from probpose.models.registry import build_model, get_model_spec, registry_name_of
+from probpose.skeleton import Skeleton
+
+__all__ = ["CHECKPOINT_FORMAT", "model_payload", "save_model", "read_checkpoint", "load_model"]
+
+CHECKPOINT_FORMAT = "probpose-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+def model_payload(model: PoseModel, state: dict | None = None) -> dict:
+    """The model part of a checkpoint: how to rebuild it and its weights (``state``, default the
+    model's own)."""
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "model_name": registry_name_of(model),
+        "model_options": dataclasses.asdict(model.options),
+        "skeleton": model.skeleton.to_dict(),
+        "model": state if state is not None else model.state_dict(),
+    }
+
+
+def save_model(path: str | Path, model: PoseModel, **extra: Any) -> Path:
+    """Write ``model`` (and ``extra`` entries of tensors and plain containers) to ``path``,
+    atomically; it loads back with :func:`load_model`."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save({**model_payload(model), **extra}, tmp)
+    return path
+
+
+def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """Load a checkpoint dict with ``weights_only=True`` (tensors and plain containers only)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(str(path), None, "no such file" if not path.exists() else "not a regular file")
+    try:
+        ck = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "GLOBAL" in str(e):  # a pickled object other than tensors and plain containers
+            raise CheckpointError(
+                str(path), None, "holds objects that safe loading refuses; probpose loads checkpoints only with "
+                "weights_only=True (tensors and plain containers) and never unpickles anything else",
+            ) from None  # fmt: skip
+        raise CheckpointError(str(path), None, "not a torch checkpoint (unreadable or corrupt data)") from None
+    except (EOFError, zipfile.BadZipFile, OSError, RuntimeError, ValueError, TypeError, KeyError, IndexError) as e:
+        reason = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
+        raise CheckpointError(str(path), None, f"not a readable torch checkpoint ({reason})") from None
+    if not isinstance(ck, dict):
+        raise CheckpointError(
+            str(path), None, f"expected a dict, found a {type(ck).__name__}: not a probpose checkpoint"
+        )
+    return ck
+
+
+def _identity(ck: dict, path: Path) -> tuple[str, dict, Skeleton]:
+    if "model_name" in ck:
+        name, options = ck["model_name"], ck.get("model_options", {})
+    elif isinstance(ck.get("config"), dict) and isinstance(ck["config"].get("model"), dict):
+        options = dict(ck["config"]["model"])  # written before checkpoints named their model
+        name = options.pop("name", None)
+    else:
+        raise CheckpointError(str(path), "model_name", "missing: not a probpose model checkpoint")
+    if not isinstance(name, str) or not isinstance(options, dict):
+        raise CheckpointError(str(path), "model_name", "malformed model name or options")
+    try:
+        skeleton = Skeleton.from_dict(ck["skeleton"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(str(path), "skeleton", f"missing or invalid ({e})") from None
+    return name, options, skeleton
+
+
+def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> PoseModel:
+    """Rebuild a trained model from a checkpoint: its registry name and options, skeleton and the
+    weights to use (``best_model`` where present, else ``model``), in the dtype they were saved in."""
+    path = Path(path)
+    ck = read_checkpoint(path, map_location)
+    name, options, skeleton = _identity(ck, path)
+    state = ck.get("best_model") or ck.get("model")
+    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(str(path), "model", "missing or not a state dict of tensors")
+    try:
+        get_model_spec(name)
+        model = build_model(name, skeleton, options)
+    except ProbposeError as e:
+        raise CheckpointError(str(path), "model_name", str(e)) from None
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        reason = str(e).splitlines()[0][:200]
+        raise CheckpointError(str(path), "model", f"weights do not fit model {name!r} ({reason})") from None
+    return model.to(dtype=next(iter(state.values())).dtype)

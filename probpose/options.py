@@ -1,0 +1,134 @@
+"""Typed option dataclasses built from plain dicts (YAML configs, checkpoints), with type and range
+checks that name the key and the valid range.
+
+A field declares its range with :func:`option`::
+
+    @dataclass
+    class TrainingConfig:
+        lr: float = option(1e-2, gt=0)
+        gamma: float = option(0.5, gt=0, le=1)
+
+Floats must be finite unless a field says otherwise. Values in error messages are cut short
+(:func:`~probpose.errors.short_repr`), so a huge value is never echoed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import MISSING, Field
+from typing import Any, Literal
+
+from probpose.errors import ConfigError, short_repr
+
+__all__ = ["option", "from_dict", "check_value", "field_names"]
+
+
+def option(
+    default: Any = MISSING,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    allow_inf: bool = False,
+    default_factory: Any = MISSING,
+) -> Any:
+    """A dataclass field with a numeric range (inclusive ``ge``/``le``, exclusive ``gt``/``lt``)."""
+    meta = {"range": (ge, gt, le, lt), "allow_inf": allow_inf}
+    if default_factory is not MISSING:
+        return dataclasses.field(default_factory=default_factory, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def _range_text(ge: float | None, gt: float | None, le: float | None, lt: float | None) -> str:
+    lo = f"[{ge:g}" if ge is not None else f"({gt:g}" if gt is not None else "(-inf"
+    hi = f"{le:g}]" if le is not None else f"{lt:g})" if lt is not None else "inf)"
+    return f"{lo}, {hi}"
+
+
+def _check_range(value: Any, f: Field, key: str) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return
+    if isinstance(value, float) and not math.isfinite(value) and not f.metadata.get("allow_inf", False):
+        raise ConfigError(f"{key}: must be a finite number, got {short_repr(value)}")
+    ge, gt, le, lt = f.metadata.get("range", (None, None, None, None))
+    ok = (
+        (ge is None or value >= ge)
+        and (gt is None or value > gt)
+        and (le is None or value <= le)
+        and (lt is None or value < lt)
+    )
+    if not ok:
+        raise ConfigError(f"{key}: {short_repr(value)} is outside the valid range {_range_text(ge, gt, le, lt)}")
+
+
+def check_value(value: Any, hint: Any, key: str) -> Any:
+    """``value`` converted to the annotation ``hint`` (int -> float where a float is expected),
+    or :class:`ConfigError` naming ``key``."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return check_value(value, arg, key)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if errors else f"{key}: invalid value {short_repr(value)}")
+    if origin is Literal:
+        allowed = typing.get_args(hint)
+        if value not in allowed:
+            raise ConfigError(f"{key}: {short_repr(value)} is not one of {', '.join(map(repr, allowed))}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {short_repr(value)}")
+        try:
+            return float(value)
+        except OverflowError:
+            raise ConfigError(f"{key}: {short_repr(value)} is too large for a number") from None
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {short_repr(value)}")
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {short_repr(value)}")
+        return value
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {short_repr(value)}")
+        return value
+    raise ConfigError(f"{key}: unsupported option type {hint!r}")
+
+
+def field_names(cls: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def from_dict(cls: type, values: Any, prefix: str = "") -> Any:
+    """An instance of the dataclass ``cls`` from a mapping: unknown keys, wrong types and values
+    out of range are :class:`ConfigError` naming ``prefix + key`` (and, for unknown keys, the valid
+    ones). Missing keys take the field defaults."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {short_repr(values)}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = [k for k in values if k not in fields]
+    if unknown:
+        where = prefix.rstrip(".") or "top level"
+        raise ConfigError(
+            f"unknown key {short_repr(prefix + str(unknown[0]))} ({where}); valid keys: {', '.join(fields)}"
+        )
+    kwargs = {}
+    for k, v in values.items():
+        kwargs[k] = check_value(v, hints[k], prefix + k)
+        _check_range(kwargs[k], fields[k], prefix + k)
+    return cls(**kwargs)

@@ -1,0 +1,208 @@
+"""Contract tests (pyro's tests/distributions/conftest.py style).
+
+``PRIORS`` lists every prior distribution as (name, factory, batch shape, sample shape,
+normalisation check); generic tests check the distribution API of DESIGN.md section 3 on each.
+``test_every_registered_model`` runs over the registry. A new prior is covered by adding one line
+to ``PRIORS``; a new model by registering it."""
+
+import dataclasses
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+import torch
+from helpers import perturb
+
+from probpose.distributions import GlobalFlowPrior, JointFlowPrior, JointGaussianPrior, TangentGaussianSO3
+from probpose.flows import coupling_stack
+from probpose.models import MODELS, build_model, load_model, save_model
+from probpose.rotations import random_rotations
+from probpose.skeleton import Skeleton
+from probpose.training import Trainer, TrainingConfig
+
+F64 = torch.float64
+TINY = Skeleton("tiny", ("a", "b", "c"), (-1, 0, 1))
+
+
+def _gaussian(batch, diag=False, validate_args=None):
+    g = torch.Generator().manual_seed(0)
+    loc = (0.3 * torch.randn(*batch, 2, 3, generator=g, dtype=F64)).requires_grad_()
+    tril = torch.randn(*batch, 2, 3, 3, generator=g, dtype=F64).tril(-1) * (0 if diag else 0.2)
+    tril = (tril + torch.diag_embed(0.2 + torch.rand(*batch, 2, 3, generator=g, dtype=F64))).requires_grad_()
+    return JointGaussianPrior(loc, tril, validate_args=validate_args), [loc, tril]
+
+
+def _global(kind, context=False):
+    def make(batch, validate_args=None):
+        flow = perturb(coupling_stack(6, 2, kind, context_dim=4 if context else 0, hidden=8, layers=1,
+                                       tail_bound=3.0).double())  # fmt: skip
+        ctx = torch.randn(*batch, 4, generator=torch.Generator().manual_seed(1), dtype=F64) if context else None
+        return GlobalFlowPrior(flow, 2, ctx, batch_shape=() if context else batch,
+                               validate_args=validate_args), list(flow.parameters())  # fmt: skip
+
+    return make
+
+
+def _joint(kind):
+    def make(batch, validate_args=None):
+        flow = perturb(coupling_stack(3, 2, kind, context_dim=6 + 2, hidden=8, layers=1, tail_bound=3.0).double())
+        emb = torch.randn(3, 2, generator=torch.Generator().manual_seed(2), dtype=F64).requires_grad_()
+        return JointFlowPrior(flow, emb, TINY.parents, batch_shape=batch, validate_args=validate_args), [emb]
+
+    return make
+
+
+def _so3(batch, validate_args=None):
+    g = torch.Generator().manual_seed(3)
+    loc = random_rotations(batch, generator=g, dtype=F64)
+    scale = 0.2 + torch.rand(batch, generator=g, dtype=F64)
+    return TangentGaussianSO3(loc, scale, validate_args=validate_args), []
+
+
+@dataclass(frozen=True)
+class Prior:
+    name: str
+    make: Callable  # (batch_shape, validate_args=None) -> (distribution, parameters to differentiate)
+    batch_shape: tuple = ()
+    sample_shape: tuple = (5,)
+    normalise: bool = True  # check normalisation by importance sampling (cheap in a few dimensions)
+
+
+PRIORS = [
+    Prior("joint_gaussian_full", _gaussian, (4,), (3, 2)),
+    Prior("joint_gaussian_diag", lambda b, validate_args=None: _gaussian(b, True, validate_args), (2, 3)),
+    Prior("global_flow_affine", _global("affine"), (4,)),
+    Prior("global_flow_spline", _global("spline"), ()),
+    Prior("global_flow_conditional", _global("affine", context=True), (4,), (3,)),
+    Prior("joint_flow_spline", _joint("spline"), (2,)),
+    Prior("joint_flow_affine", _joint("affine"), ()),
+    Prior("tangent_gaussian_so3", _so3, (3,), (4,), normalise=False),  # own tests: tests/test_so3.py
+]
+IDS = [p.name for p in PRIORS]
+
+
+@pytest.mark.parametrize("prior", PRIORS, ids=IDS)
+def test_sample_and_log_prob_shapes(prior):
+    d, _ = prior.make(prior.batch_shape)
+    assert d.batch_shape == torch.Size(prior.batch_shape)
+    x = d.sample(prior.sample_shape)
+    assert x.shape == torch.Size(prior.sample_shape) + d.batch_shape + d.event_shape
+    lp = d.log_prob(x)
+    assert lp.shape == torch.Size(prior.sample_shape) + d.batch_shape and torch.isfinite(lp).all()
+    assert d.sample().shape == d.batch_shape + d.event_shape
+    # a single value broadcasts against the batch
+    assert d.log_prob(x.reshape(-1, *d.event_shape)[0]).shape == d.batch_shape
+
+
+@pytest.mark.parametrize("prior", PRIORS, ids=IDS)
+def test_expand_and_the_instance_path(prior):
+    d, _ = prior.make(prior.batch_shape)
+    new_shape = (2,) + tuple(prior.batch_shape)
+    e = d.expand(new_shape)
+    assert e.batch_shape == torch.Size(new_shape) and type(e) is type(d)
+    x = d.sample((3,))
+    assert torch.allclose(e.log_prob(x[:, None]), d.log_prob(x[:, None]).expand(3, *new_shape), atol=1e-12)
+    assert e.sample((2,)).shape == torch.Size((2, *new_shape)) + d.event_shape
+
+    class Sub(type(d)):  # a subclass reuses expand through the _instance argument
+        pass
+
+    inst = Sub.__new__(Sub)
+    out = d.expand(new_shape, _instance=inst)
+    assert out is inst and out.batch_shape == torch.Size(new_shape)
+    assert torch.allclose(out.log_prob(x[:, None]), e.log_prob(x[:, None]), atol=1e-12)
+
+
+@pytest.mark.parametrize("prior", PRIORS, ids=IDS)
+def test_validation_is_gated_and_refuses_bad_values(prior):
+    checked, _ = prior.make(prior.batch_shape, validate_args=True)
+    unchecked, _ = prior.make(prior.batch_shape, validate_args=False)
+    x = checked.sample((2,))
+    event = checked.event_shape
+    wrong = torch.zeros(2, *prior.batch_shape, *event[:-1], event[-1] + 1, dtype=F64)
+    with pytest.raises(ValueError):
+        checked.log_prob(wrong)
+    bad = x.clone()
+    bad.reshape(-1)[0] = math.nan
+    with pytest.raises(ValueError):
+        checked.log_prob(bad)
+    bad.reshape(-1)[0] = math.inf
+    with pytest.raises(ValueError):
+        checked.log_prob(bad)
+    assert unchecked.log_prob(bad).shape == (2, *prior.batch_shape)  # gated: no check without validate_args
+    assert checked.support.check(checked.sample((50,))).all()
+
+
+@pytest.mark.parametrize("prior", [p for p in PRIORS if p.make(p.batch_shape)[0].has_rsample], ids=lambda p: p.name)
+def test_gradients_through_rsample(prior):
+    d, params = prior.make(prior.batch_shape)
+    x = d.rsample((4,))
+    assert x.requires_grad
+    (x.square().sum() + d.log_prob(x.detach()).sum()).backward()
+    for p in params:
+        assert p.grad is not None and p.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("prior", [p for p in PRIORS if p.normalise], ids=lambda p: p.name)
+def test_normalised_by_importance_sampling(prior):
+    """E_q[p / q] = 1 with a wide Gaussian proposal fitted to samples (first batch element)."""
+    d, _ = prior.make(())
+    if d.batch_shape:  # conditional priors: fix one context
+        d = d.expand(d.batch_shape)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        ref = d.sample((4000,)).reshape(4000, *d.batch_shape, -1)
+        ref = ref[:, 0] if d.batch_shape else ref
+        q = torch.distributions.MultivariateNormal(ref.mean(0), covariance_matrix=torch.cov(ref.T) * 2.25)
+        y = q.sample((100_000,))
+        lp = d.log_prob(y.reshape(-1, *([1] * len(d.batch_shape)), *d.event_shape))
+        lp = lp.reshape(len(y), -1)[:, 0]
+        w = torch.exp(lp - q.log_prob(y))
+    est, se = w.mean().item(), w.std().item() / math.sqrt(len(w))
+    assert abs(est - 1) < max(4 * se, 0.02), (est, se)
+
+
+# ---------------------------------------------------------------------- every registered model
+SMALL = {  # faster options for the contract run; a model not listed runs with its defaults
+    "global_flow": {"K": 2, "hidden": 16},
+    "global_flow_spline": {"K": 2, "hidden": 16},
+    "joint_flow": {"K": 2, "hidden": 16, "embedding_dim": 4},
+    "vae": {"hidden": 16, "z_dim": 3, "iwae_k": 20},
+    "vae_so3": {"hidden": 16, "z_dim": 3, "iwae_k": 20},
+}
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_every_registered_model(name, tmp_path):
+    spec = MODELS[name]
+    g = torch.Generator().manual_seed(0)
+    train = 0.4 * torch.randn(300, 3, 3, generator=g) + 0.1
+    val = 0.4 * torch.randn(60, 3, 3, generator=g) + 0.1
+    model = build_model(name, TINY, SMALL.get(name, {}))
+    assert model.registry_name == name and isinstance(model.options, spec.options)
+    settings = {"max_steps": 5, "eval_every": 5, "patience": 0}
+    if spec.bench_training.get("fit") == "closed_form":
+        settings = {"fit": "closed_form"}
+    result = Trainer(model, TrainingConfig(**settings)).fit(train, val)
+    assert result.val is not None and math.isfinite(result.val.nll)
+    model.eval()
+    torch.manual_seed(1)
+    lp = model.log_prob(val)
+    assert lp.shape == (60,) and torch.isfinite(lp).all()
+    s = model.sample(7)
+    assert s.shape == (7, len(model.modelled), 3) and torch.isfinite(s).all()
+    path = save_model(tmp_path / f"{name}.pt", model)
+    back = load_model(path)
+    assert type(back) is type(model) and back.registry_name == name
+    assert dataclasses.asdict(back.options) == dataclasses.asdict(model.options)
+    for (k, a), (k2, b) in zip(model.state_dict().items(), back.state_dict().items(), strict=True):
+        assert k == k2 and torch.equal(a, b), k
+    torch.manual_seed(2)
+    a = model.log_prob(val)
+    torch.manual_seed(2)
+    assert torch.equal(back.log_prob(val), a)
+    torch.manual_seed(3)
+    a = model.sample(4)
+    torch.manual_seed(3)
+    assert torch.equal(back.sample(4), a)
