@@ -211,7 +211,9 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--joints", default="body+hands-feet",
                    help="joints for the bundled data (default body+hands-feet: the bundled avatar records both feet as "
                    "constant zero, and a density of a constant dimension diverges)")  # fmt: skip
-    p.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS), help="models (default: all)")
+    listing = "; ".join(f"{name}: {spec.description}" for name, spec in MODELS.items())
+    p.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS), metavar="MODEL",
+                   help=f"registered models to fit (default: all) -- {listing}")  # fmt: skip
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--segment-seconds", type=_positive_float, default=0.25,
                    help="split segment length for the bundled data (default 0.25: with two recordings, 1 s "
@@ -224,6 +226,8 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
                    help="poses per throughput measurement (default 1024)")  # fmt: skip
     p.add_argument("--fit-seconds", type=_non_negative_float, default=0.0,
                    help="optional wall-clock cap per model fit (default 0: none; fits are step budgets)")  # fmt: skip
+    p.add_argument("--max-steps", type=_positive_int, default=None,
+                   help="cap every model's budget of optimisation steps (default: the registry's budgets)")  # fmt: skip
     p.add_argument("--threads", type=_positive_int, default=None,
                    help="torch threads (default: the number of CPU cores, at most 8)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
@@ -236,10 +240,20 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     save each fitted model to OUT/models/NAME.pt, print one table and write it as Markdown and JSON."""
     import os
 
+    import torch
+
+    previous = torch.get_num_threads()
+    try:
+        return _bench(args, args.threads or min(os.cpu_count() or 1, 8))
+    finally:
+        torch.set_num_threads(previous)  # the command's setting does not outlive it (tests call main())
+
+
+def _bench(args: argparse.Namespace, threads: int) -> int:
     from probpose.bench import bench_models, format_table, machine_description, set_threads, write_bench
     from probpose.data import prepare_data
 
-    threads = set_threads(args.threads or min(os.cpu_count() or 1, 8))
+    threads = set_threads(threads)
     data = prepare_data(
         args.data, joints=None if args.data else args.joints, segment_seconds=args.segment_seconds,
         guard_seconds=args.guard_seconds, workdir=args.out,
@@ -251,6 +265,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     sizes = f"train {len(data.train)}, val {len(data.val)}, test {len(data.test)}"
     print(f"data {data.store}: joints {data.joints!r}, {sizes}; {threads} torch thread(s)")
     overrides = {"seed": args.seed, **({"max_seconds": args.fit_seconds} if args.fit_seconds > 0 else {})}
+    if args.max_steps is not None:
+        overrides["max_steps"] = args.max_steps
     rows = bench_models(
         args.models, data.train, data.val, data.test, data.skeleton, args.device, args.batch,
         training_overrides=overrides, save_dir=args.out / "models",
@@ -260,8 +276,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         "" if args.data else f" split 80/10/10 in {args.segment_seconds:g} s segments, {args.guard_seconds:g} s guard"
     )
     context = {"data": str(data.store) + split, "joints": data.joints, "batch": args.batch, "notes": data.notes,
-               "fit_seconds_budget": args.fit_seconds, "threads": threads, "seed": args.seed,
-               "machine": machine_description(args.device)}  # fmt: skip
+               "fit_seconds_budget": args.fit_seconds, "max_steps": args.max_steps, "threads": threads,
+               "seed": args.seed, "machine": machine_description(args.device)}  # fmt: skip
     md, js = write_bench(args.out, rows, context)
     print(f"wrote {md}, {js} and {args.out / 'models'}/")
     return 0

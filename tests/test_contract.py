@@ -14,9 +14,16 @@ import pytest
 import torch
 from helpers import perturb
 
-from probpose.distributions import GlobalFlowPrior, JointFlowPrior, JointGaussianPrior, TangentGaussianSO3
+from probpose.distributions import (
+    FullGaussianPrior,
+    GaussianMixturePrior,
+    GlobalFlowPrior,
+    JointFlowPrior,
+    JointGaussianPrior,
+    TangentGaussianSO3,
+)
 from probpose.flows import coupling_stack
-from probpose.models import MODELS, build_model, load_model, save_model
+from probpose.models import MODELS, JointFlowModel, JointFlowOptions, build_model, load_model, save_model
 from probpose.rotations import random_rotations
 from probpose.skeleton import Skeleton
 from probpose.training import Trainer, TrainingConfig
@@ -33,10 +40,31 @@ def _gaussian(batch, diag=False, validate_args=None):
     return JointGaussianPrior(loc, tril, validate_args=validate_args), [loc, tril]
 
 
+def _full_gaussian(batch, validate_args=None):
+    g = torch.Generator().manual_seed(4)
+    loc = (0.3 * torch.randn(*batch, 2, 3, generator=g, dtype=F64)).requires_grad_()
+    tril = torch.randn(*batch, 6, 6, generator=g, dtype=F64).tril(-1) * 0.1
+    tril = (tril + torch.diag_embed(0.2 + torch.rand(*batch, 6, generator=g, dtype=F64))).requires_grad_()
+    return FullGaussianPrior(loc, tril, validate_args=validate_args), [loc, tril]
+
+
+def _gmm(batch, validate_args=None):
+    g = torch.Generator().manual_seed(5)
+    logits = torch.randn(*batch, 3, generator=g, dtype=F64)
+    loc = 0.5 * torch.randn(*batch, 3, 2, 3, generator=g, dtype=F64)
+    tril = torch.randn(*batch, 3, 6, 6, generator=g, dtype=F64).tril(-1) * 0.1
+    tril = tril + torch.diag_embed(0.15 + torch.rand(*batch, 3, 6, generator=g, dtype=F64))
+    return GaussianMixturePrior(logits, loc, tril, validate_args=validate_args), []
+
+
 def _global(kind, context=False):
     def make(batch, validate_args=None):
-        flow = perturb(coupling_stack(6, 2, kind, context_dim=4 if context else 0, hidden=8, layers=1,
-                                       tail_bound=3.0).double())  # fmt: skip
+        flow = coupling_stack(6, 2, kind, context_dim=4 if context else 0, hidden=8, layers=1, tail_bound=3.0,
+                              gaussian=True).double()  # fmt: skip
+        g = torch.Generator().manual_seed(6)
+        data = 0.4 * torch.randn(200, 6, generator=g, dtype=F64) @ torch.randn(6, 6, generator=g, dtype=F64)
+        flow.initialize(data, torch.randn(200, 4, generator=g, dtype=F64) if context else None)
+        flow = perturb(flow, scale=0.15)
         ctx = torch.randn(*batch, 4, generator=torch.Generator().manual_seed(1), dtype=F64) if context else None
         return GlobalFlowPrior(flow, 2, ctx, batch_shape=() if context else batch,
                                validate_args=validate_args), list(flow.parameters())  # fmt: skip
@@ -46,9 +74,12 @@ def _global(kind, context=False):
 
 def _joint(kind):
     def make(batch, validate_args=None):
-        flow = perturb(coupling_stack(3, 2, kind, context_dim=6 + 2, hidden=8, layers=1, tail_bound=3.0).double())
-        emb = torch.randn(3, 2, generator=torch.Generator().manual_seed(2), dtype=F64).requires_grad_()
-        return JointFlowPrior(flow, emb, TINY.parents, batch_shape=batch, validate_args=validate_args), [emb]
+        model = JointFlowModel(TINY, JointFlowOptions(transform=kind, K=2, hidden=8)).double()
+        model.initialize(0.4 * torch.randn(200, 3, 3, generator=torch.Generator().manual_seed(3), dtype=F64))
+        model = perturb(model, scale=0.1)
+        prior = JointFlowPrior(model.flow, TINY.parents, model.gaussian, batch_shape=batch,
+                               validate_args=validate_args)  # fmt: skip
+        return prior, list(model.parameters())
 
     return make
 
@@ -72,6 +103,8 @@ class Prior:
 PRIORS = [
     Prior("joint_gaussian_full", _gaussian, (4,), (3, 2)),
     Prior("joint_gaussian_diag", lambda b, validate_args=None: _gaussian(b, True, validate_args), (2, 3)),
+    Prior("full_gaussian", _full_gaussian, (3,), (2, 2)),
+    Prior("gaussian_mixture", _gmm, (2,), (4,)),
     Prior("global_flow_affine", _global("affine"), (4,)),
     Prior("global_flow_spline", _global("spline"), ()),
     Prior("global_flow_conditional", _global("affine", context=True), (4,), (3,)),
@@ -167,7 +200,7 @@ def test_normalised_by_importance_sampling(prior):
 SMALL = {  # faster options for the contract run; a model not listed runs with its defaults
     "global_flow": {"K": 2, "hidden": 16},
     "global_flow_spline": {"K": 2, "hidden": 16},
-    "joint_flow": {"K": 2, "hidden": 16, "embedding_dim": 4},
+    "joint_flow": {"K": 2, "hidden": 16},
     "vae": {"hidden": 16, "z_dim": 3, "iwae_k": 20},
     "vae_so3": {"hidden": 16, "z_dim": 3, "iwae_k": 20},
 }

@@ -56,7 +56,7 @@ def test_unknown_keys_list_the_valid_ones():
         config_from_dict({"model": {"name": "gaussian", "width": 3}})
     with pytest.raises(ConfigError, match=r"unknown key 'trainin'.*valid keys: name, data, model"):
         config_from_dict({"trainin": {}})
-    with pytest.raises(ConfigError, match="unknown model 'flowz'; registered: gaussian, gaussian_diag, global_flow"):
+    with pytest.raises(ConfigError, match="unknown model 'flowz'; registered: gaussian, gaussian_diag, gaussian_full"):
         config_from_dict({"model": {"name": "flowz"}})
 
 
@@ -195,22 +195,44 @@ def test_bench_end_to_end_on_a_small_store(tmp_path, zebra_files, capsys):
     store = tmp_path / "z.h5"
     assert main(["import", str(zebra_files["test_poses_refine.npz"]), "--out", str(store)]) == 0
     out = tmp_path / "bench"
-    models = ["gaussian", "gaussian_diag", "joint_flow"]
-    args = ["--data", str(store), "--out", str(out), "--batch", "256", "--fit-seconds", "3", "--models", *models]
+    models = ["gaussian", "gaussian_full", "joint_flow"]
+    args = ["--data", str(store), "--out", str(out), "--batch", "256", "--max-steps", "30", "--models", *models]
     assert main(["bench", *args]) == 0
     text = capsys.readouterr().out
-    assert "| gaussian |" in text and "| gaussian_diag |" in text and "| joint_flow |" in text
+    assert "| gaussian |" in text and "| gaussian_full |" in text and "| joint_flow |" in text
+    assert "torch thread(s)" in text
     res = json.loads((out / "bench.json").read_text())
-    cols = {"model", "parameters", "fit_seconds", "test_nll", "bpd", "nll_haar", "logprob_per_s",
-            "logprob_backward_per_s", "sample_per_s", "device", "n_test"}  # fmt: skip
+    cols = {"model", "parameters", "steps", "fit_seconds", "test_nll", "bpd", "nll_haar", "logprob_per_s",
+            "logprob_backward_per_s", "sample_per_s", "device", "n_test", "checkpoint"}  # fmt: skip
     assert [r["model"] for r in res["rows"]] == models
-    assert res["rows"][2]["fit_seconds"] < 3 + 5  # the budget holds (plus one step and a validation)
+    assert res["rows"][2]["steps"] <= 30 and res["threads"] >= 1  # the step cap holds
     for row in res["rows"]:
         assert cols <= set(row)
         assert row["dim"] == 36 and row["n_test"] == 25 and row["logprob_per_s"] > 0
         assert math.isclose(row["bpd"], row["test_nll"] / (36 * math.log(2)), rel_tol=1e-9)
+        back = load_model(row["checkpoint"])  # every fitted model is saved and reloads
+        assert back.registry_name == row["model"]
     assert res["machine"]["cpu_count"] and res["machine"]["torch"] == torch.__version__
     assert (out / "bench.md").read_text().startswith("# probpose bench")
+
+
+def test_bench_with_the_same_seed_gives_identical_numbers(tmp_path, zebra_files):
+    store = tmp_path / "z.h5"
+    assert main(["import", str(zebra_files["test_poses_refine.npz"]), "--out", str(store)]) == 0
+    runs = []
+    for k in range(2):
+        out = tmp_path / f"b{k}"
+        args = ["--data", str(store), "--out", str(out), "--max-steps", "25", "--batch", "64",
+                "--models", "gmm", "global_flow", "joint_flow", "vae", "--threads", "1"]  # fmt: skip
+        assert main(["bench", *args]) == 0
+        rows = json.loads((out / "bench.json").read_text())["rows"]
+        runs.append({r["model"]: (r["test_nll"], r["steps"]) for r in rows})
+    assert runs[0] == runs[1]
+    args = ["--data", str(store), "--out", str(tmp_path / "b2"), "--max-steps", "25", "--batch", "64",
+            "--models", "global_flow", "--threads", "1", "--seed", "1"]  # fmt: skip
+    assert main(["bench", *args]) == 0
+    other = json.loads((tmp_path / "b2" / "bench.json").read_text())["rows"][0]["test_nll"]
+    assert other != runs[0]["global_flow"][0]  # the seed matters
 
 
 def test_sample_command_for_a_prior(tmp_path, capsys):

@@ -70,12 +70,23 @@ def bench_models(
     rows = []
     for name in names:
         spec = get_model_spec(name)
-        model = build_model(name, skeleton)
-        cfg = TrainingConfig(**{**spec.bench_training, **(training_overrides or {}), "device": device})
+        seed = int((training_overrides or {}).get("seed", spec.bench_training.get("seed", 0)))
+        with torch.random.fork_rng():  # initial weights from the bench's seed, the global RNG restored after
+            torch.manual_seed(seed)
+            model = build_model(name, skeleton)
+        settings = {**spec.bench_training, **(training_overrides or {}), "device": device}
+        if "max_steps" in (training_overrides or {}):  # a cap, never a raise
+            settings["max_steps"] = min(spec.bench_training.get("max_steps", 2000), training_overrides["max_steps"])
+        cfg = TrainingConfig(**settings)
         result = Trainer(model, cfg).fit(train, val)  # the trainer moves the model to the device
         model.eval()
         ckpt = save_model(Path(save_dir) / f"{name}.pt", model) if save_dir is not None else None
-        ev = evaluate(model, test)
+        with torch.random.fork_rng():  # bounds that sample (IWAE, ELBO) are seeded too
+            torch.manual_seed(seed)
+            ev = evaluate(model, test)
+            latent = isinstance(model, LatentPoseModel)
+            recon = _reconstruction(model, test) if latent else None
+            elbo = _elbo_nll(model, test) if latent else None
         # a bound with K importance samples costs K decoder passes per pose: time fewer poses
         n_time = batch if ev.exact else max(1, batch // 64)
         reps = (n_time + len(test) - 1) // len(test)
@@ -92,7 +103,6 @@ def bench_models(
         def sample(model=model) -> None:
             model.sample(batch)
 
-        latent = isinstance(model, LatentPoseModel)
         rows.append(
             BenchRow(
                 model=name,
@@ -110,8 +120,8 @@ def bench_models(
                 n_train=len(train),
                 dim=ev.dim,
                 exact=ev.exact,
-                recon_deg=_reconstruction(model, test) if latent else None,
-                elbo_nll=_elbo_nll(model, test) if latent else None,
+                recon_deg=recon,
+                elbo_nll=elbo,
                 checkpoint=str(ckpt) if ckpt is not None else None,
             )
         )
@@ -162,6 +172,7 @@ def write_bench(out_dir: str | Path, rows: Sequence[BenchRow], context: dict) ->
     dim = rows[0].dim if rows else "?"
     sizes = f"train {rows[0].n_train} / test {rows[0].n_test}" if rows else "?"
     cap = context.get("fit_seconds_budget")
+    steps_cap = context.get("max_steps")
     intro = (
         f"Data: {context.get('data')}; joints {context.get('joints')!r} (D = {dim}); {sizes} poses. "
         "NLL in nats per pose (Lebesgue on axis-angle); BPD = NLL / (D ln 2); NLL vs Haar: with respect to the "
@@ -170,7 +181,8 @@ def write_bench(out_dir: str | Path, rows: Sequence[BenchRow], context: dict) ->
         "angle of the test poses' reconstructions. Throughputs (VAE log_prob: the K = 1000 bound, timed on "
         f"batch/64 poses): medians, batch {context.get('batch')}, {context.get('threads')} torch thread(s). "
         "Fit: each model's registry bench settings (a budget of optimisation steps, early stopping on "
-        "validation)" + (f", capped at {cap:g} s of training" if cap else "") + f"; seed {context.get('seed', 0)}."
+        "validation)" + (f", capped at {cap:g} s of training" if cap else "")
+        + (f", at most {steps_cap} steps" if steps_cap else "") + f"; seed {context.get('seed', 0)}."
     )
     payload = {"rows": [asdict(r) for r in rows], **{k: v for k, v in context.items() if k != "machine"}}
     return write_results(out_dir, "bench", "probpose bench", intro, format_table(rows), payload, context["machine"])

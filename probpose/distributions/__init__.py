@@ -2,14 +2,18 @@
 
 from probpose.distributions.constraints import axis_angle_ball, pose_space, rotation_matrix
 from probpose.distributions.flow import FlowDistribution
+from probpose.distributions.full_gaussian import FullGaussianPrior
 from probpose.distributions.global_flow import GlobalFlowPrior
 from probpose.distributions.joint_flow import JointFlowPrior, parent_features
 from probpose.distributions.joint_gaussian import JointGaussianPrior
+from probpose.distributions.mixture import GaussianMixturePrior
 from probpose.distributions.so3 import TangentGaussianSO3
 
 __all__ = [
     "FlowDistribution",
     "JointGaussianPrior",
+    "FullGaussianPrior",
+    "GaussianMixturePrior",
     "GlobalFlowPrior",
     "JointFlowPrior",
     "parent_features",

@@ -10,11 +10,18 @@ from pyro.distributions import TorchDistribution
 from torch import Tensor
 
 from probpose.distributions.flow import FlowDistribution
-from probpose.flows import FlowStack
+from probpose.flows.affine import squash
+from probpose.flows.grouped import GroupedFlowStack
+from probpose.flows.linear import GaussianLayer
 from probpose.rotations import axis_angle_to_matrix, matrix_to_rotation_6d
 from probpose.skeleton import Skeleton
 
-__all__ = ["JointFlowPrior", "parent_features"]
+__all__ = ["JointFlowPrior", "parent_features", "PARENT_FEATURES", "GAUSSIAN_FEATURES"]
+
+PARENT_FEATURES = 9
+"""Context of a joint: its parent's rotation as 6D (continuous) and as axis-angle squashed to +-pi."""
+GAUSSIAN_FEATURES = 3
+"""Extra context with a Gaussian layer: the Gaussian's prediction of the joint from earlier levels."""
 
 
 @functools.lru_cache(maxsize=64)
@@ -23,78 +30,103 @@ def _levels(parents: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
     return Skeleton("tree", tuple(str(k) for k in range(len(parents))), parents).levels
 
 
+@functools.lru_cache(maxsize=64)
+def _earlier_levels(parents: tuple[int, ...]) -> Tensor:
+    """``(3J, 3J)`` bool over the joints' coordinates in level order: column from a strictly
+    earlier level than the row."""
+    level = torch.tensor([k for k, lv in enumerate(_levels(parents)) for _ in lv for _ in range(3)])
+    return level[:, None] > level[None, :]
+
+
 def parent_features(poses: Tensor, parents: Sequence[int]) -> Tensor:
-    """``(M, J, 3)`` axis-angle -> ``(M, J, 6)``: the 6D rotation of each joint's parent, zeros
-    for roots. Continuous in the parent's rotation (unlike axis-angle near pi)."""
+    """``(M, J, 3)`` axis-angle -> ``(M, J, 9)``: each joint's parent rotation as 6D (continuous in
+    the rotation) and as axis-angle squashed to ``+-pi``; zeros for roots."""
     par = torch.as_tensor([max(p, 0) for p in parents], device=poses.device)
-    feats = matrix_to_rotation_6d(axis_angle_to_matrix(poses[:, par]))
+    aa = poses[:, par]
+    feats = torch.cat([matrix_to_rotation_6d(axis_angle_to_matrix(aa)), squash(aa, torch.pi)], -1)
     is_root = torch.as_tensor([p < 0 for p in parents], device=poses.device)
     return feats.masked_fill(is_root[None, :, None], 0.0)
 
 
 class JointFlowPrior(FlowDistribution):
-    """``log p(x) = sum_j log p(x_j | x_parent(j))`` with one shared 3-D conditional flow.
+    """``log p(x) = sum_j log p(x_j | x_before(j))``: per joint a small conditional flow on R^3 with
+    weights of its own (grouped layers), all joints evaluated in one batched call, conditioned on
+    the joint's parent rotation (:func:`parent_features`; zeros for roots of the selection).
 
-    The context of joint ``j`` is the 6D rotation of its parent (zeros for a root of the
-    selection, so roots are unconditioned) concatenated with a learned embedding of ``j``; all
-    joints are evaluated in one batched flow call. Sampling goes level by level down the tree,
-    one flow call per depth level. Exact ``log_prob`` (nats, Lebesgue on R^(3J)); reparameterised
-    ``rsample``.
+    With a ``gaussian`` layer the flows model the pose's full-covariance Gaussian residual: joints
+    are taken in the tree's level order (parents first), ``u = L^-1 (x - mean)`` with ``L``
+    lower-triangular, and ``log p(x) = sum_j log f_j(u_j | c_j) - sum log diag L``, where the
+    context ``c_j`` is the parent's rotation and the Gaussian's prediction of joint ``j`` from the
+    earlier levels, ``mean_j + L[j, earlier] u[earlier]``. Both are functions of earlier levels, so
+    the density is exact; at initialisation (identity flows) it is the data's full-covariance
+    Gaussian, and the flows add each joint's non-Gaussian structure. Without it,
+    ``log p(x) = sum_j log f_j(x_j | x_parent(j))``.
+
+    Sampling goes level by level down the tree, one flow call per depth level. Exact ``log_prob``
+    (nats, Lebesgue on R^(3J)); reparameterised ``rsample``.
 
     Args:
-        flow: a flow on R^3 with ``context_dim == 6 + E``.
-        embedding: ``(J, E)`` joint embeddings.
+        flow: a :class:`~probpose.flows.GroupedFlowStack` on R^3 with one group per joint and
+            ``context_dim == PARENT_FEATURES``.
         parents: parent index per joint (``-1`` for roots), as in :class:`~probpose.skeleton.Skeleton`.
-        loc, log_scale: optional ``(J, 3)`` per-joint affine normalisation applied before the
-            flow, ``u_j = (x_j - loc_j) exp(-log_scale_j)`` (its log|det| is included).
+        gaussian: a :class:`~probpose.flows.GaussianLayer` on R^(3J) over the joints in level order, or None.
         batch_shape: batch shape (the prior has no per-batch parameters; default ``()``).
     """
 
     def __init__(
         self,
-        flow: FlowStack,
-        embedding: Tensor,
+        flow: GroupedFlowStack,
         parents: Sequence[int],
-        loc: Tensor | None = None,
-        log_scale: Tensor | None = None,
+        gaussian: GaussianLayer | None = None,
         batch_shape: torch.Size | tuple[int, ...] = (),
         validate_args: bool | None = None,
     ) -> None:
-        j = len(parents)
-        self.loc = loc if loc is not None else torch.zeros(j, 3, dtype=embedding.dtype, device=embedding.device)
-        self.log_scale = log_scale if log_scale is not None else torch.zeros_like(self.loc)
-        if flow.dim != 3 or flow.context_dim != 6 + embedding.shape[-1] or embedding.shape[0] != j:
-            raise ValueError("flow must be 3-D with context 6 + E and embedding (J, E)")
+        features = PARENT_FEATURES + (GAUSSIAN_FEATURES if gaussian is not None else 0)
+        if flow.dim != 3 or flow.context_dim != features:
+            raise ValueError(f"flow must be 3-D with a context of {features} features")
+        if gaussian is not None and gaussian.dim != 3 * len(parents):
+            raise ValueError(f"gaussian layer must have dimension {3 * len(parents)}, got {gaussian.dim}")
         self.flow = flow
-        self.embedding = embedding
+        self.gaussian = gaussian
         self.parents = tuple(int(p) for p in parents)
         self.levels = _levels(self.parents)
-        super().__init__(torch.Size(batch_shape), torch.Size((j, 3)), validate_args=validate_args)
+        self.order = tuple(j for level in self.levels for j in level)
+        super().__init__(torch.Size(batch_shape), torch.Size((len(self.parents), 3)), validate_args=validate_args)
 
     def expand(
         self, batch_shape: torch.Size | tuple[int, ...], _instance: TorchDistribution | None = None
     ) -> JointFlowPrior:
         new = self._get_checked_instance(JointFlowPrior, _instance)
-        new.flow, new.embedding, new.parents, new.levels = self.flow, self.embedding, self.parents, self.levels
-        new.loc, new.log_scale = self.loc, self.log_scale
+        new.flow, new.gaussian, new.parents = self.flow, self.gaussian, self.parents
+        new.levels, new.order = self.levels, self.order
         super(JointFlowPrior, new).__init__(torch.Size(batch_shape), self.event_shape, validate_args=False)
         new._validate_args = self._validate_args
         return new
 
-    def _context(self, parent_feats: Tensor, joints: Sequence[int] | None = None) -> Tensor:
-        """``(M, K, 6)`` parent features of joints ``joints`` -> ``(M*K, 6+E)`` flow context."""
-        emb = self.embedding if joints is None else self.embedding[list(joints)]
-        emb = emb.to(parent_feats.dtype).expand(parent_feats.shape[0], -1, -1)
-        return torch.cat([parent_feats, emb], dim=-1).reshape(-1, self.flow.context_dim)
+    def _index(self, joints: Sequence[int]) -> Tensor:
+        return torch.tensor(joints, device=self._factory()["device"])
 
     def joint_log_prob(self, value: Tensor) -> Tensor:
-        """Per-joint terms ``log p(x_j | x_parent(j))``: ``(..., J, 3) -> (..., J)``."""
+        """Per-joint terms ``(..., J, 3) -> (..., J)`` that sum to ``log_prob``: ``log f_j(u_j | x_parent)``
+        minus the Gaussian layer's ``sum log diag L`` over joint ``j``'s three rows."""
         lead = value.shape[:-2]
         x = value.reshape(-1, *self.event_shape)
-        ctx = self._context(parent_features(x, self.parents))
-        u = (x - self.loc) * torch.exp(-self.log_scale)
-        lp = self.flow.log_prob(u.reshape(-1, 3), ctx).reshape(-1, self.event_shape[0])
-        return (lp - self.log_scale.sum(-1)).reshape(lead + (self.event_shape[0],))
+        order = list(self.order)
+        ctx = parent_features(x, self.parents)[:, order]  # (M, J, 9), level order
+        xo = x[:, order]
+        if self.gaussian is not None:
+            u, _ = self.gaussian.inverse(xo.reshape(len(xo), -1))
+            earlier = torch.where(_earlier_levels(self.parents).to(u.device), self.gaussian.scale_tril, 0.0)
+            prediction = (self.gaussian.mean + u @ earlier.T).view_as(xo)
+            ctx = torch.cat([ctx, squash(prediction, torch.pi)], -1)
+            xo = u.view_as(xo)
+            log_det = -self.gaussian.scale_tril.diagonal().log().view(-1, 3).sum(-1)  # (J,), in order
+        lp = self.flow.log_prob(xo.permute(1, 2, 0), self._index(order), ctx.permute(1, 2, 0))  # (J, M)
+        if self.gaussian is not None:
+            lp = lp + log_det[:, None]
+        out = torch.empty_like(lp)
+        out[order] = lp
+        return out.transpose(0, 1).reshape(lead + (self.event_shape[0],))
 
     def log_prob(self, value: Tensor) -> Tensor:
         if self._validate_args:
@@ -108,20 +140,37 @@ class JointFlowPrior(FlowDistribution):
         lead = torch.Size(sample_shape) + self.batch_shape
         m = lead.numel()
         f = self._factory()
-        cols: list[Tensor | None] = [None] * self.event_shape[0]
+        j = self.event_shape[0]
+        cols: list[Tensor | None] = [None] * j
+        us: list[Tensor] = []  # the flows' outputs, in level order
         total = torch.zeros(m, **f)
+        done = 0
         for level in self.levels:
             par = [self.parents[k] for k in level]
             if par[0] < 0:  # a level holds either only roots (level 0) or only children
-                feats = torch.zeros(m, len(level), 6, **f)
+                feats = torch.zeros(m, len(level), PARENT_FEATURES, **f)
             else:
-                feats = matrix_to_rotation_6d(axis_angle_to_matrix(torch.stack([cols[q] for q in par], 1)))
-            z = torch.randn(m * len(level), 3, **f)
-            u, log_det = self.flow.forward_and_log_det(z, self._context(feats, level))
-            lvl = list(level)
-            x = self.loc[lvl] + torch.exp(self.log_scale[lvl]) * u.reshape(m, len(level), 3)
-            path = (self.flow.base_log_prob(z) - log_det).reshape(m, len(level)) - self.log_scale[lvl].sum(-1)
-            total = total + path.sum(-1)
+                aa = torch.stack([cols[q] for q in par], 1)  # (M, L, 3)
+                feats = torch.cat([matrix_to_rotation_6d(axis_angle_to_matrix(aa)), squash(aa, torch.pi)], -1)
+            if self.gaussian is not None:  # the Gaussian's prediction of this level from the earlier ones
+                rows = slice(3 * done, 3 * (done + len(level)))
+                prediction = self.gaussian.mean[rows].expand(m, -1)
+                if done:
+                    prediction = prediction + torch.cat(us, -1) @ self.gaussian.scale_tril[rows, : 3 * done].T
+                feats = torch.cat([feats, squash(prediction.view(m, len(level), 3), torch.pi)], -1)
+            z = torch.randn(len(level), 3, m, **f)
+            u, log_det = self.flow.forward_and_log_det(z, self._index(level), feats.permute(1, 2, 0))
+            total = total + (self.flow.base_log_prob(z) - log_det).sum(0)
+            us.extend(u.permute(0, 2, 1))  # (M, 3) each
+            if self.gaussian is None:
+                x = us[done : done + len(level)]
+            else:  # x of this level = prediction + the level's own block of L times its u
+                block = self.gaussian.scale_tril[rows, rows]
+                flat = prediction + torch.cat(us[done:], -1) @ block.T
+                x = list(flat.view(m, len(level), 3).unbind(1))
             for i, k in enumerate(level):
-                cols[k] = x[:, i]
+                cols[k] = x[i]
+            done += len(level)
+        if self.gaussian is not None:
+            total = total - self.gaussian.scale_tril.diagonal().log().sum()
         return torch.stack(cols, 1).reshape(lead + self.event_shape), total.reshape(lead)

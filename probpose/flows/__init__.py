@@ -5,8 +5,22 @@ each returning its own log|det|)."""
 
 from probpose.flows.actnorm import ActNorm
 from probpose.flows.affine import AffineCoupling
+from probpose.flows.autoregressive import AutoregressiveRQS, MaskedMLP
+from probpose.flows.linear import GaussianLayer, floored_covariance
 from probpose.flows.mlp import MLP
-from probpose.flows.spline import spline_coupling
+from probpose.flows.spline import RQSCoupling, rq_spline
 from probpose.flows.stack import FlowStack, coupling_stack
 
-__all__ = ["MLP", "ActNorm", "AffineCoupling", "spline_coupling", "FlowStack", "coupling_stack"]
+__all__ = [
+    "MLP",
+    "ActNorm",
+    "AffineCoupling",
+    "AutoregressiveRQS",
+    "MaskedMLP",
+    "GaussianLayer",
+    "floored_covariance",
+    "RQSCoupling",
+    "rq_spline",
+    "FlowStack",
+    "coupling_stack",
+]

@@ -13,18 +13,25 @@ class ActNorm(nf.flows.Flow):
     """Per-dimension affine map ``x = z * exp(log_scale) + shift`` (base ``z`` to data ``x``).
 
     Unlike normflows' ActNorm it accepts (and ignores) ``context``, and it is initialised only by
-    an explicit :meth:`initialize` on a training batch, never by whichever call comes first."""
+    an explicit :meth:`initialize` on a training batch, never by whichever call comes first.
+    ``data_init=False``: it starts (and stays, until trained) as the identity; for a stack whose
+    data side is already whitened, where standardising again would sharpen floored directions."""
 
-    def __init__(self, dim: int) -> None:
+    def __init__(self, dim: int, data_init: bool = True) -> None:
         super().__init__()
+        self.data_init = data_init
         self.shift = nn.Parameter(torch.zeros(dim))
         self.log_scale = nn.Parameter(torch.zeros(dim))
         self.register_buffer("initialized", torch.tensor(False))
 
     @torch.no_grad()
     def initialize(self, x: Tensor) -> None:
-        """Set the map so that the batch ``x`` (data side, ``(N, D)``) becomes zero-mean, unit-variance."""
-        std = x.std(0).clamp_min(1e-6)
+        """Set the map so that the batch ``x`` (data side, ``(N, D)``) becomes zero-mean, unit-variance
+        (a no-op but for the flag when ``data_init`` is off)."""
+        self.initialized.fill_(True)
+        if not self.data_init:
+            return
+        std = x.std(0, correction=0).clamp_min(1e-6)
         self.shift.copy_(x.mean(0))
         self.log_scale.copy_(std.log())
         self.initialized.fill_(True)

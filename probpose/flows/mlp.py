@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from torch import nn
+import torch
+from torch import Tensor, nn
 
 __all__ = ["MLP"]
 
@@ -28,3 +29,12 @@ class MLP(nn.Sequential):
             nn.init.zeros_(last.bias)
         mods.append(last)
         super().__init__(*mods)
+
+    def forward_feature_major(self, v: Tensor) -> Tensor:
+        """``(N, d_in) -> (d_out, N)``: the output transposed, computed as ``W h^T`` so no copy is
+        made (what a spline wants: its parameters before the elements)."""
+        h = v
+        for layer in list(self)[:-1]:
+            h = layer(h)
+        last = self[-1]
+        return torch.addmm(last.bias[:, None], last.weight, h.T)

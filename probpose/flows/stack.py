@@ -11,7 +11,9 @@ from torch import Tensor, nn
 
 from probpose.flows.actnorm import ActNorm
 from probpose.flows.affine import AffineCoupling
-from probpose.flows.spline import spline_coupling
+from probpose.flows.autoregressive import AutoregressiveRQS
+from probpose.flows.linear import GaussianLayer
+from probpose.flows.spline import RQSCoupling
 
 __all__ = ["FlowStack", "coupling_stack"]
 
@@ -64,11 +66,12 @@ class FlowStack(nn.Module):
 
     @torch.no_grad()
     def initialize(self, x: Tensor, context: Tensor | None = None) -> None:
-        """Initialise every :class:`ActNorm` from a training batch ``x (N, D)``: the batch is
-        pushed from the data side towards the base and each ActNorm standardises its input."""
+        """Initialise every data-dependent layer (:class:`ActNorm`, :class:`GaussianLayer`) from a
+        training batch ``x (N, D)``: the batch is pushed from the data side towards the base and
+        each such layer is fitted to what reaches it."""
         self._check(x, context)
         for layer in reversed(self.layers):
-            if isinstance(layer, ActNorm):
+            if isinstance(layer, (ActNorm, GaussianLayer)):
                 layer.initialize(x)
             x, _ = layer.inverse(x, context=context)
 
@@ -76,7 +79,7 @@ class FlowStack(nn.Module):
 def coupling_stack(
     dim: int,
     K: int,
-    kind: Literal["affine", "spline"] = "affine",
+    kind: Literal["affine", "spline", "autoregressive"] = "affine",
     context_dim: int = 0,
     hidden: int = 128,
     layers: int = 2,
@@ -85,13 +88,20 @@ def coupling_stack(
     num_bins: int = 8,
     tail_bound: float = 5.0,
     seed: int = 0,
+    gaussian: bool = False,
+    min_variance: float = 1e-6,
 ) -> FlowStack:
     """K coupling blocks on R^dim, each ``[ActNorm] -> coupling -> mixing`` (base side first).
 
-    ``kind``: ``affine`` (RealNVP, our :class:`AffineCoupling`) or ``spline`` (normflows'
-    rational-quadratic spline coupling). ``mixing``: a fixed random permutation, an LU-decomposed
+    ``kind``: ``affine`` (RealNVP, :class:`AffineCoupling`), ``spline`` (rational-quadratic,
+    :class:`RQSCoupling`, identity beyond ``tail_bound``) or ``autoregressive`` (a masked
+    autoregressive spline, :class:`AutoregressiveRQS`: for small dimensions; sampling takes one
+    pass per dimension). ``mixing``: a fixed random permutation, an LU-decomposed
     linear map with permutation (normflows' ``LULinearPermute``), or none (masks alternate).
-    ``seed`` fixes the permutations (a local generator; the global RNG is not touched)."""
+    ``seed`` fixes the permutations (a local generator; the global RNG is not touched).
+    ``gaussian``: a learnable full-covariance :class:`GaussianLayer` at the data side (eigenvalues
+    floored at ``min_variance``): initialised on training data, the stack starts as the data's
+    full-covariance Gaussian."""
     if dim < 2:
         raise ValueError("a coupling flow needs at least 2 dimensions")
     if K < 1:
@@ -100,17 +110,18 @@ def coupling_stack(
     out: list[nf.flows.Flow] = []
     for k in range(K):
         if actnorm:
-            out.append(ActNorm(dim))
+            out.append(ActNorm(dim, data_init=not gaussian))
+        mask = torch.zeros(dim, dtype=torch.bool)
+        mask[(k % 2) :: 2] = True  # passive dimensions alternate between blocks
         if kind == "affine":
-            mask = torch.zeros(dim, dtype=torch.bool)
-            mask[(k % 2) :: 2] = True
-            out.append(AffineCoupling(mask, context_dim, hidden, layers))
+            out.append(AffineCoupling(mask, context_dim, hidden, layers, tail_bound=tail_bound))
         elif kind == "spline":
-            out.append(
-                spline_coupling(dim, context_dim, hidden, layers, num_bins, tail_bound, reverse_mask=bool(k % 2))
-            )
+            out.append(RQSCoupling(mask, context_dim, hidden, layers, num_bins, tail_bound))
+        elif kind == "autoregressive":
+            order = torch.arange(dim) if k % 2 == 0 else torch.arange(dim).flip(0)
+            out.append(AutoregressiveRQS(dim, context_dim, hidden, layers, num_bins, tail_bound, order))
         else:
-            raise ValueError(f"unknown coupling kind {kind!r}; affine or spline")
+            raise ValueError(f"unknown coupling kind {kind!r}; affine, spline or autoregressive")
         if k < K - 1:
             if mixing == "permute":
                 perm = nf.flows.Permute(dim, mode="shuffle")
@@ -122,4 +133,6 @@ def coupling_stack(
                 out.append(nf.flows.LULinearPermute(dim, identity_init=True))
             elif mixing != "none":
                 raise ValueError(f"unknown mixing {mixing!r}; permute, lu or none")
+    if gaussian:
+        out.append(GaussianLayer(dim, min_variance))
     return FlowStack(dim, out, context_dim)

@@ -5,6 +5,7 @@ from probpose.models.base import LatentPoseModel, PoseModel, PriorModel, Trainer
 from probpose.models.flows import GlobalFlowModel, GlobalFlowOptions, JointFlowModel, JointFlowOptions
 from probpose.models.gaussian import GaussianOptions, JointGaussianModel
 from probpose.models.io import CHECKPOINT_FORMAT, load_model, model_payload, read_checkpoint, save_model
+from probpose.models.mixture import FullGaussianModel, FullGaussianOptions, GMMModel, GMMOptions
 from probpose.models.registry import MODELS, ModelSpec, build_model, get_model_spec, model_options, register
 from probpose.models.vae import PoseVAE, VAEOptions
 
@@ -15,6 +16,10 @@ __all__ = [
     "LatentPoseModel",
     "GaussianOptions",
     "JointGaussianModel",
+    "FullGaussianOptions",
+    "FullGaussianModel",
+    "GMMOptions",
+    "GMMModel",
     "GlobalFlowOptions",
     "GlobalFlowModel",
     "JointFlowOptions",

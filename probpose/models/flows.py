@@ -10,7 +10,9 @@ import torch
 from torch import Tensor, nn
 
 from probpose.distributions import GlobalFlowPrior, JointFlowPrior, parent_features
-from probpose.flows import coupling_stack
+from probpose.distributions.joint_flow import GAUSSIAN_FEATURES, PARENT_FEATURES
+from probpose.flows import GaussianLayer, coupling_stack
+from probpose.flows.grouped import GroupedActNorm, GroupedAutoregressive, GroupedFlowStack
 from probpose.models.base import PriorModel
 from probpose.options import option
 from probpose.rotations import axis_angle_to_matrix, matrix_to_rotation_6d
@@ -27,7 +29,10 @@ class GlobalFlowOptions:
     coupling, initialised on the training data; spline ``num_bins`` and ``tail_bound`` (linear tails
     beyond it, in standardised units). ``use_conditioning``: model the other joints given the 6D
     rotations of the ``condition_on`` joints (a joint selection); the NLL is then conditional.
-    ``seed`` fixes the permutations."""
+    ``seed`` fixes the permutations. ``gaussian_layer``: a learnable full-covariance Gaussian
+    layer at the data side, fitted to the training data at initialisation (eigenvalues floored at
+    ``min_variance`` rad^2), so the flow starts as the data's full-covariance Gaussian and the
+    couplings only add to it."""
 
     coupling: Literal["affine", "spline"] = "affine"
     K: int = option(8, ge=1)
@@ -40,6 +45,8 @@ class GlobalFlowOptions:
     use_conditioning: bool = False
     condition_on: str = "body"
     seed: int = option(0, ge=0)
+    gaussian_layer: bool = True
+    min_variance: float = option(1e-6, gt=0)
 
 
 class GlobalFlowModel(PriorModel):
@@ -59,7 +66,7 @@ class GlobalFlowModel(PriorModel):
         self.flow = coupling_stack(
             3 * len(modelled), o.K, o.coupling, context_dim=6 * len(context_idx), hidden=o.hidden,
             layers=o.layers, mixing=o.mixing, actnorm=o.use_actnorm, num_bins=o.num_bins,
-            tail_bound=o.tail_bound, seed=o.seed,
+            tail_bound=o.tail_bound, seed=o.seed, gaussian=o.gaussian_layer, min_variance=o.min_variance,
         )  # fmt: skip
 
     def context_of(self, poses: Tensor) -> Tensor | None:
@@ -86,23 +93,24 @@ class GlobalFlowModel(PriorModel):
 
 @dataclass
 class JointFlowOptions:
-    """One 3-D conditional flow shared by all joints: ``K`` coupling blocks (``affine`` or
-    ``spline``) of ``layers`` x ``hidden``; context = parent's 6D rotation + a learned
-    ``embedding_dim`` joint embedding; ``mixing`` between blocks; ``use_actnorm`` inside the flow;
-    ``per_joint_norm``: a per-joint affine standardisation in front of it (initialised on the
-    training data)."""
+    """Per joint a conditional flow on R^3 with weights of its own, all joints in one batched call:
+    ``K`` masked autoregressive layers (alternating variable order) whose transform is a
+    rational-quadratic ``spline`` (``num_bins`` bins on ``+-tail_bound`` standardised units,
+    identity beyond) or ``affine``; each conditioner an MLP of ``layers`` x ``hidden`` per joint;
+    context = the parent's rotation (6D and axis-angle). ``gaussian_layer``: the flows model the
+    residual of the data's full-covariance Gaussian (eigenvalues floored at ``min_variance``
+    rad^2), so the prior starts as that Gaussian; otherwise ``use_actnorm`` standardises each
+    joint at the data side, initialised on the training data."""
 
-    coupling: Literal["affine", "spline"] = "spline"
-    K: int = option(4, ge=1)
-    hidden: int = option(64, ge=1)
+    transform: Literal["spline", "affine"] = "spline"
+    K: int = option(2, ge=1)
+    hidden: int = option(32, ge=1)
     layers: int = option(2, ge=0)
-    embedding_dim: int = option(16, ge=1)
-    mixing: Literal["lu", "permute", "none"] = "lu"
-    use_actnorm: bool = True
-    per_joint_norm: bool = True
     num_bins: int = option(8, ge=2)
     tail_bound: float = option(5.0, gt=0)
-    seed: int = option(0, ge=0)
+    use_actnorm: bool = True
+    gaussian_layer: bool = True
+    min_variance: float = option(1e-6, gt=0)
 
 
 class JointFlowModel(PriorModel):
@@ -110,32 +118,33 @@ class JointFlowModel(PriorModel):
 
     def __init__(self, skeleton: Skeleton, options: JointFlowOptions | None = None) -> None:
         super().__init__(skeleton)
-        o = options or JointFlowOptions()
-        self.options = o
+        self.options = o = options or JointFlowOptions()
         j = skeleton.num_joints
-        self.flow = coupling_stack(
-            3, o.K, o.coupling, context_dim=6 + o.embedding_dim, hidden=o.hidden, layers=o.layers,
-            mixing=o.mixing, actnorm=o.use_actnorm, num_bins=o.num_bins, tail_bound=o.tail_bound, seed=o.seed,
-        )  # fmt: skip
-        gen = torch.Generator().manual_seed(o.seed)
-        self.embedding = nn.Parameter(torch.randn(j, o.embedding_dim, generator=gen))
-        if o.per_joint_norm:
-            self.loc = nn.Parameter(torch.zeros(j, 3))
-            self.log_scale = nn.Parameter(torch.zeros(j, 3))
-        else:
-            self.loc = self.log_scale = None
+        features = PARENT_FEATURES + (GAUSSIAN_FEATURES if o.gaussian_layer else 0)
+        layers: list[nn.Module] = [
+            GroupedAutoregressive(j, 3, features, o.hidden, o.layers, o.transform, o.num_bins, o.tail_bound,
+                                  order=torch.arange(3) if k % 2 == 0 else torch.arange(3).flip(0))  # fmt: skip
+            for k in range(o.K)
+        ]
+        if o.use_actnorm:
+            layers.append(GroupedActNorm(j, 3, data_init=not o.gaussian_layer))
+        self.flow = GroupedFlowStack(3, layers, features)
+        self.gaussian = GaussianLayer(3 * j, o.min_variance) if o.gaussian_layer else None
 
     def forward(self, context: Tensor | None = None) -> JointFlowPrior:
         if context is not None:
             raise ValueError("JointFlowModel conditions each joint on its parent; it takes no external context")
-        return JointFlowPrior(self.flow, self.embedding, self.skeleton.parents, self.loc, self.log_scale)
+        return JointFlowPrior(self.flow, self.skeleton.parents, self.gaussian)
 
     @torch.no_grad()
     def initialize(self, train_poses: Tensor) -> None:
-        x = train_poses.to(self.embedding)
-        if self.loc is not None:
-            self.loc.copy_(x.mean(0))
-            self.log_scale.copy_(x.std(0).clamp_min(1e-6).log())
-        prior = self()
-        u = (x - prior.loc) * torch.exp(-prior.log_scale)
-        self.flow.initialize(u.reshape(-1, 3), prior._context(parent_features(x, self.skeleton.parents)))
+        """Fit the Gaussian layer to the training poses, then initialise the per-joint ActNorms (if
+        they standardise) on what reaches them."""
+        x = train_poses.to(**self.factory())
+        if self.gaussian is not None:
+            order = list(self().order)
+            self.gaussian.initialize(x[:, order].reshape(len(x), -1))
+        if self.options.use_actnorm and not self.options.gaussian_layer:
+            index = torch.arange(self.num_joints, device=x.device)
+            ctx = parent_features(x, self.skeleton.parents).permute(1, 2, 0)
+            self.flow.initialize(x.permute(1, 2, 0), index, ctx)

@@ -137,7 +137,10 @@ class TrainingConfig:
     clipping (``null``: none). ``schedule``: ``none``, ``step`` (x ``gamma`` every ``step_size``
     steps), ``cosine`` (to 0 at ``max_steps``) or ``plateau`` (x ``gamma`` after
     ``plateau_patience`` evaluations without improvement). ``max_seconds``: stop (after a final
-    validation) once this much wall-clock time has been spent (``null``: no limit).
+    validation) once this much wall-clock time has been spent (``null``: no limit). ``noise``:
+    standard deviation (radians) of Gaussian noise added to every training batch -- a regulariser
+    at the scale of motion-capture noise that keeps a flow from fitting structure in directions
+    the training poses barely vary in (0: none).
     """
 
     fit: Literal["svi", "closed_form"] = "svi"
@@ -154,6 +157,7 @@ class TrainingConfig:
     eval_every: int = option(50, ge=1)
     patience: int = option(20, ge=0)
     max_seconds: float | None = option(None, gt=0)
+    noise: float = option(0.0, ge=0)
     seed: int = option(0, ge=0)
     device: str = "cpu"
     dtype: Literal["float32", "float64"] = "float32"

@@ -8,7 +8,6 @@ so. ``resume=True`` continues the run in ``<output.dir>/<name>`` instead.
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,8 +22,6 @@ from probpose.training.config import ExperimentConfig, config_to_dict
 from probpose.training.trainer import Trainer, TrainResult
 
 __all__ = ["RunSummary", "run_folder", "run_experiment"]
-
-log = logging.getLogger(__name__)
 
 
 @dataclass

@@ -235,7 +235,8 @@ class Trainer:
             ev = self._validate(val)
             if ev is not None:
                 best_nll = ev.nll
-                history.append({"step": 0, "val_nll": ev.nll, "val_bpd": ev.bpd})
+                elapsed = time.perf_counter() - start
+                history.append({"step": 0, "seconds": elapsed, "val_nll": ev.nll, "val_bpd": ev.bpd})
             best_state = copy.deepcopy(self.model.state_dict())
             self._save(best_state, 0, best_nll)  # before the first step: a file always exists
         writer = self._writer()
@@ -250,8 +251,11 @@ class Trainer:
             while self.step < c.max_steps:
                 self.model.set_step(self.step)
                 idx = torch.randint(len(train), (min(c.batch_size, len(train)),), generator=gen)
+                batch = train[idx.to(self.device)]
+                if c.noise > 0:
+                    batch = batch + c.noise * torch.randn_like(batch)
                 try:
-                    loss = self.loss(train[idx.to(self.device)])
+                    loss = self.loss(batch)
                 except (ValueError, RuntimeError):  # e.g. Pyro's argument check, after NaN weights
                     self._check_losses(losses, first, best_step)
                     raise
@@ -279,7 +283,8 @@ class Trainer:
                 first, losses = self.step, []
                 if due:
                     ev = self._validate(val, best_step=best_step)
-                    record = {"step": self.step, "train_loss": recent[-1].item()}
+                    elapsed = time.perf_counter() - start
+                    record = {"step": self.step, "seconds": elapsed, "train_loss": recent[-1].item()}
                     if bar is not None:
                         bar.set_postfix(loss=f"{recent[-1].item():.3f}")
                     if ev is not None:

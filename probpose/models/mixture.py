@@ -1,0 +1,267 @@
+"""The field's baselines: one full-covariance Gaussian over the whole pose, and SMPLify's prior, a
+mixture of full-covariance Gaussians fitted by EM.
+
+EM here is exact and chunked: every pass over the data accumulates sufficient statistics (counts,
+first and second moments, in float64) chunk by chunk, so the memory it needs does not grow with the
+data. The start is k-means++ (seeded) and a few Lloyd iterations. Covariances are floored by
+clipping their eigenvalues at ``min_variance`` -- the exact maximiser of EM's M-step objective
+under the constraint ``Sigma >= min_variance I`` -- so the training log-likelihood never decreases
+(recorded per iteration in ``em_history``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from probpose.distributions import FullGaussianPrior, GaussianMixturePrior
+from probpose.errors import TrainingError
+from probpose.flows import floored_covariance
+from probpose.models.base import PriorModel
+from probpose.options import option
+from probpose.skeleton import Skeleton
+
+__all__ = ["FullGaussianOptions", "FullGaussianModel", "GMMOptions", "GMMModel", "fit_gmm"]
+
+Chunks = Callable[[], Iterator[Tensor]]
+"""A re-iterable source of pose chunks ``(n, J, 3)``: called once per pass over the data."""
+
+_CHUNK = 65536
+
+
+def as_chunks(data: Tensor | Chunks, chunk: int = _CHUNK) -> Chunks:
+    """Poses ``(N, J, 3)`` (or an existing chunk source) as a chunk source."""
+    if callable(data):
+        return data
+    return lambda: iter(data.split(chunk))
+
+
+def _component_log_prob(x: Tensor, means: Tensor, chol: Tensor) -> Tensor:
+    """``log N(x_n; mu_k, L_k L_k^T)``: ``x (n, D)`` -> ``(n, K)``."""
+    d = x.shape[-1]
+    out = []
+    for mu, lk in zip(means, chol, strict=True):
+        z = torch.linalg.solve_triangular(lk, (x - mu).T, upper=False)
+        out.append(-0.5 * (z * z).sum(0) - lk.diagonal().log().sum() - 0.5 * d * math.log(2 * math.pi))
+    return torch.stack(out, -1)
+
+
+def _second_moments(r: Tensor, x: Tensor) -> Tensor:
+    """``sum_n r_nk x_n x_n^T`` per component: ``(K, D, D)`` (one matmul per component, no (n, K, D)
+    temporary)."""
+    return torch.stack([(x * r[:, k : k + 1]).T @ x for k in range(r.shape[1])])
+
+
+def fit_gmm(
+    chunks: Chunks,
+    components: int,
+    min_variance: float = 1e-6,
+    max_iter: int = 200,
+    tol: float = 1e-6,
+    kmeans_iter: int = 10,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, Tensor, Tensor, list[float]]:
+    """EM for a Gaussian mixture on flattened poses.
+
+    Args:
+        chunks: a source of ``(n, D)`` chunks (called once per pass).
+        components: K.
+        min_variance: eigenvalue floor of every covariance (rad^2).
+        max_iter: EM iterations at most; ``tol``: stop once the mean training log-likelihood per
+            pose improves by less than this (nats).
+        kmeans_iter: Lloyd iterations after the k-means++ start.
+        generator: for k-means++ (the global RNG is not used).
+
+    Returns:
+        weights ``(K,)``, means ``(K, D)``, covariances ``(K, D, D)`` (float64), and the mean
+        training log-likelihood per pose after the start and after each EM iteration.
+    """
+    gen = generator or torch.Generator().manual_seed(0)
+    n = sum(len(c) for c in chunks())
+    if n < components:
+        raise TrainingError(f"a mixture of {components} components needs at least {components} poses, got {n}")
+    # k-means++ start on a subsample of at most 20,000 rows
+    keep = min(1.0, 20000 / n)
+    sub = torch.cat([c.double()[torch.rand(len(c), generator=gen) < keep] for c in chunks()])
+    if len(sub) < components:
+        sub = torch.cat([c.double() for c in chunks()])
+    centers = [sub[torch.randint(len(sub), (1,), generator=gen)].squeeze(0)]
+    d2 = ((sub - centers[0]) ** 2).sum(-1)
+    for _ in range(1, components):
+        if d2.sum() > 0:
+            pick = torch.multinomial(d2 / d2.sum(), 1, generator=gen)
+        else:  # fewer distinct poses than components
+            pick = torch.randint(len(sub), (1,), generator=gen)
+        centers.append(sub[pick].squeeze(0))
+        d2 = torch.minimum(d2, ((sub - centers[-1]) ** 2).sum(-1))
+    mu = torch.stack(centers)
+    for it in range(kmeans_iter + 1):  # the last pass only collects the hard assignments' statistics
+        counts = torch.zeros(components, dtype=torch.float64)
+        s1 = torch.zeros_like(mu)
+        s2 = torch.zeros(components, mu.shape[1], mu.shape[1], dtype=torch.float64)
+        for c in chunks():
+            x = c.double()
+            label = torch.cdist(x, mu).argmin(-1)
+            onehot = torch.nn.functional.one_hot(label, components).double()
+            counts += onehot.sum(0)
+            s1 += onehot.T @ x
+            if it == kmeans_iter:
+                s2 += _second_moments(onehot, x)
+        filled = counts > 0
+        mu = torch.where(filled[:, None], s1 / counts.clamp_min(1)[:, None], mu)
+    weights, means, covs = _m_step(counts, s1, s2, mu, min_variance, n)
+    history: list[float] = []
+    for _ in range(max_iter + 1):
+        chol = torch.linalg.cholesky(covs)
+        counts = torch.zeros(components, dtype=torch.float64)
+        s1 = torch.zeros_like(means)
+        s2 = torch.zeros_like(covs)
+        total = 0.0
+        for c in chunks():
+            x = c.double()
+            lp = _component_log_prob(x, means, chol) + weights.log()
+            ll = torch.logsumexp(lp, -1)
+            r = torch.exp(lp - ll[:, None])
+            total += ll.sum().item()
+            counts += r.sum(0)
+            s1 += r.T @ x
+            s2 += _second_moments(r, x)
+        history.append(total / n)
+        if len(history) > 1 and history[-1] - history[-2] < tol:
+            break
+        if len(history) == max_iter + 1:
+            break
+        weights, means, covs = _m_step(counts, s1, s2, means, min_variance, n)
+    return weights, means, covs, history
+
+
+def _m_step(
+    counts: Tensor, s1: Tensor, s2: Tensor, previous: Tensor, min_variance: float, n: int
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Weights, means and floored covariances from the (soft) counts and moments; a component with
+    no weight keeps its mean and gets the floor as covariance."""
+    alive = counts > 1e-10 * n
+    safe = counts.clamp_min(1e-300)
+    means = torch.where(alive[:, None], s1 / safe[:, None], previous)
+    covs = s2 / safe[:, None, None] - means[:, :, None] * means[:, None, :]
+    eye = torch.eye(means.shape[1], dtype=torch.float64)
+    covs = torch.where(alive[:, None, None], covs, min_variance * eye)
+    weights = (counts / n).clamp_min(1e-300)
+    return weights / weights.sum(), means, floored_covariance(covs, min_variance)
+
+
+class _CholeskyParameters(nn.Module):
+    """``K`` full covariances over ``D`` dimensions as unconstrained parameters: the log of the
+    Cholesky diagonal and the strictly lower triangle."""
+
+    def __init__(self, k: int, d: int, init_scale: float) -> None:
+        super().__init__()
+        self.log_diag = nn.Parameter(torch.full((k, d), math.log(init_scale)))
+        self.lower = nn.Parameter(torch.zeros(k, d, d))
+        self.register_buffer("mask", torch.ones(d, d).tril(-1).bool(), persistent=False)
+
+    def scale_tril(self) -> Tensor:
+        return torch.diag_embed(self.log_diag.exp()) + torch.where(self.mask, self.lower, 0.0)
+
+    @torch.no_grad()
+    def set_covariances(self, covs: Tensor) -> None:
+        chol = torch.linalg.cholesky(covs)
+        self.log_diag.copy_(chol.diagonal(dim1=-2, dim2=-1).log())
+        self.lower.copy_(chol.tril(-1))
+
+
+@dataclass
+class FullGaussianOptions:
+    """``min_variance``: eigenvalue floor of the covariance (rad^2) in the closed-form fit;
+    ``init_scale``: initial standard deviation (radians) before a fit."""
+
+    min_variance: float = option(1e-6, gt=0)
+    init_scale: float = option(0.5, gt=0)
+
+
+class FullGaussianModel(PriorModel):
+    """A :class:`~probpose.distributions.FullGaussianPrior` over all modelled joints jointly."""
+
+    has_closed_form = True
+
+    def __init__(self, skeleton: Skeleton, options: FullGaussianOptions | None = None) -> None:
+        super().__init__(skeleton)
+        self.options = options or FullGaussianOptions()
+        d = 3 * skeleton.num_joints
+        self.loc = nn.Parameter(torch.zeros(skeleton.num_joints, 3))
+        self.cov = _CholeskyParameters(1, d, self.options.init_scale)
+
+    def forward(self, context: Tensor | None = None) -> FullGaussianPrior:
+        if context is not None:
+            raise ValueError("FullGaussianModel is not conditional: context must be None")
+        return FullGaussianPrior(self.loc, self.cov.scale_tril()[0])
+
+    @torch.no_grad()
+    def fit_closed_form(self, train_poses: Tensor | Chunks) -> None:
+        """Maximum likelihood (sample mean, covariance divided by N) with the eigenvalue floor,
+        from chunked sufficient statistics in float64."""
+        n, s1, s2 = 0, 0.0, 0.0
+        for c in as_chunks(train_poses)():
+            x = c.double().flatten(1)
+            n, s1, s2 = n + len(x), s1 + x.sum(0), s2 + x.T @ x
+        mean = s1 / n
+        cov = floored_covariance(s2 / n - torch.outer(mean, mean), self.options.min_variance)
+        self.loc.copy_(mean.view(-1, 3))
+        self.cov.set_covariances(cov[None])
+
+
+@dataclass
+class GMMOptions:
+    """``components`` (K); ``min_variance``: eigenvalue floor of every covariance (rad^2);
+    ``max_iter`` EM iterations at most, stopping once the training log-likelihood per pose improves
+    by less than ``tol`` nats; ``kmeans_iter`` Lloyd iterations after the k-means++ start (seeded
+    by ``seed``); ``init_scale``: standard deviation (radians) before a fit."""
+
+    components: int = option(8, ge=1)
+    min_variance: float = option(1e-6, gt=0)
+    max_iter: int = option(200, ge=1)
+    tol: float = option(1e-6, ge=0)
+    kmeans_iter: int = option(10, ge=0)
+    init_scale: float = option(0.5, gt=0)
+    seed: int = option(0, ge=0)
+
+
+class GMMModel(PriorModel):
+    """A :class:`~probpose.distributions.GaussianMixturePrior` over all modelled joints, fitted by EM
+    (``fit_closed_form``) or by SVI like any model."""
+
+    has_closed_form = True
+
+    def __init__(self, skeleton: Skeleton, options: GMMOptions | None = None) -> None:
+        super().__init__(skeleton)
+        self.options = o = options or GMMOptions()
+        k, d = o.components, 3 * skeleton.num_joints
+        gen = torch.Generator().manual_seed(o.seed)
+        self.logits = nn.Parameter(torch.zeros(k))
+        self.loc = nn.Parameter(0.1 * torch.randn(k, skeleton.num_joints, 3, generator=gen))
+        self.cov = _CholeskyParameters(k, d, o.init_scale)
+        self.em_history: list[float] = []
+
+    def forward(self, context: Tensor | None = None) -> GaussianMixturePrior:
+        if context is not None:
+            raise ValueError("GMMModel is not conditional: context must be None")
+        return GaussianMixturePrior(self.logits, self.loc, self.cov.scale_tril())
+
+    @torch.no_grad()
+    def fit_closed_form(self, train_poses: Tensor | Chunks) -> None:
+        """EM from a k-means++ start; the mean training log-likelihood per pose after each
+        iteration is kept in ``em_history``."""
+        o = self.options
+        source = as_chunks(train_poses)
+        weights, means, covs, history = fit_gmm(
+            lambda: (c.flatten(1) for c in source()), o.components, o.min_variance, o.max_iter, o.tol,
+            o.kmeans_iter, torch.Generator().manual_seed(o.seed),
+        )  # fmt: skip
+        self.logits.copy_(weights.log())
+        self.loc.copy_(means.view(o.components, -1, 3))
+        self.cov.set_covariances(covs)
+        self.em_history = history

@@ -1,0 +1,128 @@
+"""The field's baselines: the full-covariance Gaussian and the GMM (EM from k-means++, eigenvalue
+floor, monotone log-likelihood), checked against closed forms and independent computations."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from probpose.distributions import FullGaussianPrior, GaussianMixturePrior
+from probpose.models import FullGaussianModel, GMMModel, build_model
+from probpose.skeleton import Skeleton
+
+F64 = torch.float64
+PAIR = Skeleton("pair", ("a", "b"), (-1, 0))
+
+
+def _clusters(n=3000, seed=0):
+    """Three well-separated correlated clusters in R^6 (two joints)."""
+    g = torch.Generator().manual_seed(seed)
+    centers = torch.tensor([[0.5] * 6, [-0.5] * 6, [0.5, -0.5] * 3], dtype=F64)
+    a = torch.randn(3, 6, 6, generator=g, dtype=F64) * 0.05
+    label = torch.randint(3, (n,), generator=g)
+    x = centers[label] + torch.einsum("nab,nb->na", a[label], torch.randn(n, 6, generator=g, dtype=F64))
+    return x.view(n, 2, 3)
+
+
+def test_full_gaussian_closed_form_is_the_sample_mean_and_covariance():
+    x = _clusters()
+    m = build_model("gaussian_full", PAIR).double()
+    m.fit_closed_form(x)
+    flat = x.flatten(1)
+    cov = torch.from_numpy(np.cov(flat.numpy(), rowvar=False, bias=True))
+    assert torch.allclose(m.loc.flatten(), flat.mean(0), atol=1e-12)
+    assert torch.allclose(m().covariance_matrix, cov, atol=1e-10)
+    ref = torch.distributions.MultivariateNormal(flat.mean(0), covariance_matrix=cov)
+    assert torch.allclose(m.log_prob(x), ref.log_prob(flat), atol=1e-8)
+
+
+def test_full_gaussian_floor_and_chunks():
+    x = _clusters(500)
+    x[:, 1, 2] = 0.3 + 1e-5 * x[:, 0, 0]  # a nearly constant dimension: variance far below the floor
+    m = FullGaussianModel(PAIR).double()
+    m.fit_closed_form(x)
+    assert torch.linalg.eigvalsh(m().covariance_matrix).min() >= 1e-6 * (1 - 1e-9)
+    chunked = FullGaussianModel(PAIR).double()
+    chunked.fit_closed_form(lambda: iter(x.split(77)))  # sufficient statistics, chunk by chunk
+    assert torch.allclose(chunked().covariance_matrix, m().covariance_matrix, atol=1e-12)
+
+
+def test_em_never_decreases_the_training_log_likelihood():
+    x = _clusters()
+    m = GMMModel(PAIR, build_model("gmm", PAIR, {"components": 5, "tol": 0.0, "max_iter": 60}).options).double()
+    m.fit_closed_form(x)
+    h = np.array(m.em_history)
+    assert len(h) == 61 and np.all(np.diff(h) >= -1e-9), np.diff(h).min()
+    assert h[-1] > h[0]
+    assert abs(m.log_prob(x).mean().item() - h[-1]) < 1e-6  # the history is the model's own likelihood
+
+
+def test_em_recovers_separated_clusters():
+    x = _clusters(6000)
+    m = build_model("gmm", PAIR, {"components": 3}).double()
+    m.fit_closed_form(x)
+    w = torch.softmax(m.logits, 0).sort().values
+    assert torch.allclose(w, torch.full((3,), 1 / 3, dtype=F64), atol=0.03)
+    found = sorted(m.loc.flatten(1)[:, 0].tolist())
+    assert np.allclose(found, [-0.5, 0.5, 0.5], atol=0.02)
+
+
+def test_gmm_with_one_component_equals_gaussian_full():
+    x = _clusters()
+    g = build_model("gmm", PAIR, {"components": 1}).double()
+    f = build_model("gaussian_full", PAIR).double()
+    g.fit_closed_form(x)
+    f.fit_closed_form(x)
+    assert torch.allclose(g.loc[0], f.loc, atol=1e-12)
+    assert torch.allclose(g.cov.scale_tril()[0], f.cov.scale_tril()[0], atol=1e-10)
+    assert torch.allclose(g.log_prob(x), f.log_prob(x), atol=1e-9)
+
+
+def test_mixture_density_against_an_explicit_sum():
+    g = torch.Generator().manual_seed(4)
+    logits = torch.randn(3, dtype=F64, generator=g)
+    loc = torch.randn(3, 2, 3, dtype=F64, generator=g)
+    tril = torch.randn(3, 6, 6, dtype=F64, generator=g).tril(-1) * 0.1 + torch.diag_embed(
+        0.2 + torch.rand(3, 6, dtype=F64, generator=g)
+    )
+    d = GaussianMixturePrior(logits, loc, tril)
+    x = torch.randn(50, 2, 3, dtype=F64, generator=g)
+    w = torch.softmax(logits, 0)
+    comps = [torch.distributions.MultivariateNormal(loc[k].flatten(), scale_tril=tril[k]) for k in range(3)]
+    ref = torch.log(sum(w[k] * comps[k].log_prob(x.flatten(1)).exp() for k in range(3)))
+    assert torch.allclose(d.log_prob(x), ref, atol=1e-10)
+    # samples follow the mixture: component frequencies and means
+    s = d.sample((40000,))
+    assert torch.allclose(s.mean(0), d.mean, atol=0.02)
+    assert s.shape == (40000, 2, 3)
+
+
+def test_full_gaussian_distribution_sample_statistics():
+    g = torch.Generator().manual_seed(5)
+    loc = torch.randn(2, 3, dtype=F64, generator=g)
+    tril = torch.randn(6, 6, dtype=F64, generator=g).tril(-1) * 0.2 + torch.diag_embed(
+        0.3 + torch.rand(6, dtype=F64, generator=g)
+    )
+    d = FullGaussianPrior(loc, tril)
+    s = d.sample((100000,))
+    assert torch.allclose(s.mean(0), loc, atol=0.01)
+    assert torch.allclose(torch.cov(s.flatten(1).T), tril @ tril.T, atol=0.01)
+    assert abs(-d.log_prob(s).mean().item() - d.entropy().item()) < 0.02
+
+
+def test_gmm_trains_by_svi_too():
+    from probpose.training import Trainer, TrainingConfig
+
+    x = _clusters(2000).float()
+    m = build_model("gmm", PAIR, {"components": 3})
+    before = -m.log_prob(x).mean().item()
+    Trainer(m, TrainingConfig(lr=0.02, max_steps=150, eval_every=50, patience=0)).fit(x, x[:200])
+    assert -m.log_prob(x).mean().item() < before - 3 and math.isfinite(before)
+
+
+def test_too_few_poses_for_the_components_is_an_error():
+    from probpose.errors import TrainingError
+
+    with pytest.raises(TrainingError, match="needs at least 8 poses"):
+        build_model("gmm", PAIR).fit_closed_form(torch.randn(5, 2, 3))
