@@ -1,9 +1,9 @@
 """Speed of the batched per-joint flow against a per-joint loop running the same maths.
 
-Both compute log p(x) = sum_j log p(x_j | x_parent(j)) with the same shared conditional flow,
-per-joint normalisation and context (parent's 6D rotation + joint embedding); the loop makes one
-flow call per joint, the batched prior one call for all joints. Timed: a training step
-(log_prob forward + backward) and log_prob forward alone, medians, same process, same data.
+Both compute log p(x) = sum_j log f_j(u_j | c_j) with the same per-joint (grouped) flows, Gaussian
+layer and contexts; the loop makes one flow call per joint, the batched prior one call for all
+joints. Timed: a training step (log_prob forward + backward) and log_prob forward alone, medians,
+same process, same data.
 
     python benchmarks/joint_flow_speed.py --out benchmarks/results/joint_flow_speed_cpu
 """
@@ -11,6 +11,7 @@ flow call per joint, the batched prior one call for all joints. Timed: a trainin
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 import torch
@@ -23,12 +24,21 @@ from probpose.skeleton import get_skeleton
 
 def loop_log_prob(model: JointFlowModel, x: torch.Tensor) -> torch.Tensor:
     """The same density, one flow call per joint."""
-    feats = parent_features(x, model.skeleton.parents)
-    total = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
-    for j in range(model.num_joints):
-        ctx = torch.cat([feats[:, j], model.embedding[j].expand(x.shape[0], -1)], -1)
-        u = (x[:, j] - model.loc[j]) * torch.exp(-model.log_scale[j])
-        total = total + model.flow.log_prob(u, ctx) - model.log_scale[j].sum()
+    prior = model()
+    order = list(prior.order)
+    levels = [k for k, level in enumerate(prior.levels) for _ in level for _ in range(3)]
+    earlier = torch.tensor([[a > b for b in levels] for a in levels])
+    ctx = parent_features(x, model.skeleton.parents)[:, order]
+    u = x[:, order].reshape(len(x), -1)
+    total = torch.zeros(len(x), dtype=x.dtype, device=x.device)
+    if model.gaussian is not None:
+        z, log_det = model.gaussian.inverse(u)
+        prediction = model.gaussian.mean + z @ (model.gaussian.scale_tril * earlier).T
+        ctx = torch.cat([ctx, math.pi * torch.tanh(prediction.view(len(x), -1, 3) / math.pi)], -1)
+        u, total = z, total + log_det
+    u = u.view(len(x), -1, 3)
+    for k, j in enumerate(order):
+        total = total + model.flow.log_prob(u[:, k].T[None], torch.tensor([j]), ctx[:, k].T[None])[0]
     return total
 
 
@@ -68,33 +78,36 @@ def main() -> None:
     skel = get_skeleton("smplx").select(args.joints)
     rows = []
     for batch in args.batches:
-        for coupling in ("spline", "affine"):
-            model = JointFlowModel(skel, JointFlowOptions(coupling=coupling)).to(dev)
+        for transform in ("spline", "affine"):
+            torch.manual_seed(0)
+            model = JointFlowModel(skel, JointFlowOptions(transform=transform)).to(dev)
             g = torch.Generator().manual_seed(0)
             x = (0.3 * torch.randn(batch, skel.num_joints, 3, generator=g)).to(dev)
             model.initialize(x)
             with torch.no_grad():
+                for p in model.flow.parameters():
+                    p.add_(0.05 * torch.randn_like(p))
                 assert torch.allclose(model.log_prob(x), loop_log_prob(model, x), rtol=1e-4, atol=1e-3)
-
             t = time_model(model, x, args.repeats, dev)
-            row = {"coupling": coupling, "joints": skel.num_joints, "batch": batch, **t,
-                 "step_speedup": t["loop_step"] / t["batched_step"],
-                 "forward_speedup": t["loop_forward"] / t["batched_forward"],
-                 "batched_step_poses_per_s": batch / t["batched_step"]}  # fmt: skip
+            row = {"transform": transform, "joints": skel.num_joints, "batch": batch, **t,
+                   "step_speedup": t["loop_step"] / t["batched_step"],
+                   "forward_speedup": t["loop_forward"] / t["batched_forward"],
+                   "batched_step_poses_per_s": batch / t["batched_step"]}  # fmt: skip
             rows.append(row)
             ms = {k: v * 1e3 for k, v in t.items()}
-            print(f"{coupling}: training step batched {ms['batched_step']:.1f} ms vs loop {ms['loop_step']:.1f} ms "
-                f"-> {row['step_speedup']:.1f}x; forward {row['forward_speedup']:.1f}x", flush=True)  # fmt: skip
+            print(f"{transform}: training step batched {ms['batched_step']:.1f} ms vs loop {ms['loop_step']:.1f} ms "
+                  f"-> {row['step_speedup']:.1f}x; forward {row['forward_speedup']:.1f}x", flush=True)  # fmt: skip
     columns = [
         Column("batch", "batch"),
-        Column("coupling", "coupling"),
+        Column("transform", "transform"),
         Column("batched_step", "batched step ms", lambda r: f"{r['batched_step'] * 1e3:.1f}"),
         Column("loop_step", "loop step ms", lambda r: f"{r['loop_step'] * 1e3:.1f}"),
         Column("step_speedup", "step speed-up", "{:.1f}x"),
         Column("forward_speedup", "forward speed-up", "{:.1f}x"),
         Column("batched_step_poses_per_s", "poses/s (step)", "{:,.0f}"),
     ]
-    intro = f"J = {skel.num_joints} (D = {3 * skel.num_joints}), medians of {args.repeats}, {threads} thread(s)."
+    intro = (f"J = {skel.num_joints} (D = {3 * skel.num_joints}), joint_flow defaults (grouped autoregressive "
+             f"layers, Gaussian layer), medians of {args.repeats}, {threads} thread(s).")  # fmt: skip
     write_results(args.out, "joint_flow_speed", "Batched per-joint flow vs a per-joint loop (same maths)", intro,
                   markdown_table(columns, rows), {"rows": rows, "threads": threads},
                   machine_description(args.device))  # fmt: skip

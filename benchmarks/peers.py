@@ -26,7 +26,8 @@ D, K, H = 153, 8, 256
 
 def ours():
     skel = get_skeleton("smplx").select("body+hands")
-    m = GlobalFlowModel(skel, GlobalFlowOptions(K=K, hidden=H, layers=2, mixing="none", use_actnorm=False))
+    m = GlobalFlowModel(skel, GlobalFlowOptions(K=K, hidden=H, layers=2, mixing="none", use_actnorm=False,
+                                                gaussian_layer=False))  # fmt: skip
     return m, lambda x: m.flow.log_prob(x)
 
 
