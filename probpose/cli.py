@@ -4,6 +4,7 @@ Commands:
     import   read pose files (AMASS .npz, SMPL codec .smpl, AIST++ .pkl, PASyn .npz) into an HDF5 store
     train    fit a model from a YAML config (experiments/configs/NAME.yaml) with --override a.b=c
     bench    fit every registered model on one split and print NLL, BPD, Haar NLL and speed
+    evaluate score a trained model on stores or raw pose files
     sample   draw poses (or, from a VAE, smooth sequences) from a trained model
 
 A mistake in what the user gave (a file, a setting, an argument) prints
@@ -66,10 +67,13 @@ def _add_import(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "import",
-        help="import pose files into an HDF5 store with a leak-free train/val/test split",
-        description="Import pose files into one HDF5 store (DESIGN.md section 4) and print what was read.",
+        help="import pose files or an AMASS tree into an HDF5 store with a leak-free train/val/test split",
+        description="Import pose files (or every pose file under folders, such as an AMASS tree) into one HDF5 "
+        "store (DESIGN.md section 4) and print what was read. With --split amass a tree is streamed: "
+        "files read in parallel, whole sub-datasets per split, memory bounded whatever the tree's size.",
     )
-    p.add_argument("sources", nargs="*", type=Path, metavar="SRC", help="pose files (.npz, .smpl, .pkl)")
+    p.add_argument("sources", nargs="*", type=Path, metavar="SRC",
+                   help="pose files (.npz, .smpl, .pkl) or folders with *_poses.npz / *_stageii.npz files")  # fmt: skip
     p.add_argument("--bundled", choices=sorted(BUNDLED), action="append", default=[],
                    help="also import a data set shipped with probpose")  # fmt: skip
     p.add_argument("--out", required=True, type=Path, help="HDF5 file to write (replaced only when complete)")
@@ -77,14 +81,25 @@ def _add_import(sub: argparse._SubParsersAction) -> None:
                    help="target skeleton (default: zebra_legs for PASyn files, smplx otherwise)")  # fmt: skip
     p.add_argument("--joints", default=None,
                    help="joint selection, e.g. body+hands (default), body, legs; + adds, - removes")  # fmt: skip
-    p.add_argument("--split", default="80/10/10", help="train/val/test shares (default 80/10/10)")
+    p.add_argument("--split", default="80/10/10",
+                   help="train/val/test shares (default 80/10/10), or 'amass': whole AMASS sub-datasets per split "
+                   "(val HumanEva, MPI_HDM05, SFU, MPI_mosh; test Transitions_mocap, SSM_synced)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="seed of the split hash (default 0)")
     p.add_argument("--segment-seconds", type=_positive_float, default=1.0,
                    help="length of split segments (default 1.0)")  # fmt: skip
     p.add_argument("--guard-seconds", type=_non_negative_float, default=0.1,
                    help="evaluation frames dropped next to another split's segment (default 0.1)")  # fmt: skip
     p.add_argument("--format", choices=["auto", *FORMATS], default="auto", help="source format (default: auto)")
-    p.add_argument("--fps", type=_positive_float, default=None, help="frame rate for files that do not state one")
+    p.add_argument("--fps", type=_positive_float, default=None,
+                   help="resample every sequence to this frame rate (slerp between frames; default: keep)")  # fmt: skip
+    p.add_argument("--assume-fps", type=_positive_float, default=None,
+                   help="frame rate of files that state none (default 30, noted per file)")  # fmt: skip
+    p.add_argument("--trim", type=_non_negative_float, default=0.0,
+                   help="drop this fraction of every sequence at both ends, where T- and A-poses sit")  # fmt: skip
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes reading a tree (default: CPU count, at most 4; 0: no pool)")  # fmt: skip
+    p.add_argument("--skip-bad", action="store_true",
+                   help="trees: leave out (and list) unreadable or corrupt files instead of failing")  # fmt: skip
     p.add_argument("--skip-incomplete", action="store_true",
                    help="leave out (and list) files lacking the selected joints, instead of failing")  # fmt: skip
     p.set_defaults(func=_cmd_import)
@@ -95,22 +110,33 @@ def _cmd_import(args: argparse.Namespace) -> int:
         bundled,
         import_poses,
         import_recording,
-        selection_without,
+        scan_tree,
         split_poses,
-        static_joints,
         write_store,
     )
     from probpose.files import check_output_path
 
-    sources = [*args.sources, *(p for name in args.bundled for p in bundled(name))]
+    folders = [p for p in args.sources if p.is_dir()]
+    files = [p for p in args.sources if not p.is_dir()]
+    if args.split == "amass":
+        if len(folders) != 1 or files or args.bundled:
+            raise DataError("--split amass", None, "imports one AMASS tree folder: give exactly one folder as SRC")
+        return _import_tree(args, folders[0])
+    for folder in folders:  # a folder of pose files with a share split: read them all into memory
+        found, skipped_files = scan_tree(folder)
+        files += [f.path for f in found]
+        for rel, reason in skipped_files:
+            print(f"skipped {folder / rel}: {reason}")
+    sources = [*files, *(p for name in args.bundled for p in bundled(name))]
     if not sources:
         raise DataError("import", None, "no source files: give SRC paths or --bundled NAME")
     check_output_path(args.out, sources, "store")
     skipped: list[str] = []
+    timing = {"assume_fps": args.assume_fps, "fps": args.fps, "trim": args.trim}
     if args.skip_incomplete:
-        poses, skipped = import_recording(sources, args.skeleton, args.joints, args.format, args.fps)
+        poses, skipped = import_recording(sources, args.skeleton, args.joints, args.format, **timing)
     else:
-        poses = import_poses(sources, skeleton=args.skeleton, joints=args.joints, format=args.format, fps=args.fps)
+        poses = import_poses(sources, skeleton=args.skeleton, joints=args.joints, format=args.format, **timing)
     base, joints = poses.skeleton.base_name, poses.skeleton.selection
     split = split_poses(poses, args.split, args.seed, args.segment_seconds, args.guard_seconds)
     out = write_store(args.out, poses, split)
@@ -149,8 +175,15 @@ def _cmd_import(args: argparse.Namespace) -> int:
             f"{shares}; import more data or pass a shorter --segment-seconds",
             file=sys.stderr,
         )
-    train = poses.poses[split.indices["train"]]
-    static = static_joints(train, poses.skeleton.joint_names)
+    _warn_static(poses.poses[split.indices["train"]], poses.skeleton.joint_names, base, joints)
+    print(f"wrote {out}")
+    return 0
+
+
+def _warn_static(train, names, base: str, joints: str) -> None:
+    from probpose.data import selection_without, static_joints
+
+    static = static_joints(train, names)
     if static:
         listed = ", ".join(f"{s.name} (moves in {s.moving} of {s.total})" for s in static)
         suggestion = selection_without(base, joints, [s.name for s in static])
@@ -160,7 +193,45 @@ def _cmd_import(args: argparse.Namespace) -> int:
             f"ones. Consider --joints {suggestion!r}",
             file=sys.stderr,
         )
-    print(f"wrote {out}")
+
+
+def _import_tree(args: argparse.Namespace, root: Path) -> int:
+    from probpose.data import import_tree
+    from probpose.data.store import read_sample
+    from probpose.files import check_output_path
+
+    check_output_path(args.out, [], "store")
+    if args.out.resolve().is_relative_to(root.resolve()):
+        raise DataError(str(args.out), None, "is inside the tree being imported; write the store elsewhere")
+    result = import_tree(
+        root, args.out, skeleton=args.skeleton or "smplx", joints=args.joints, fps=args.fps, trim=args.trim,
+        assume_fps=args.assume_fps, workers=args.workers, skip_bad=args.skip_bad,
+    )  # fmt: skip
+    for rel, reason in result.skipped[:20]:
+        print(f"skipped {rel}: {reason}")
+    if len(result.skipped) > 20:
+        print(f"skipped {len(result.skipped) - 20} more non-pose files")
+    print(f"{'sub-dataset':<24} {'split':<5} {'files':>7} {'frames':>11} {'hours':>8}")
+    for name, d in sorted(result.datasets.items()):
+        print(f"{name:<24} {d['split']:<5} {d['files']:>7,} {d['frames']:>11,} {d['seconds'] / 3600:>8.2f}")
+    sizes = ", ".join(f"{k} {v:,}" for k, v in result.sizes.items())
+    rate = f"{result.frames / result.seconds:,.0f} frames/s" if result.seconds > 0 else ""
+    print(f"{result.files:,} files, {result.frames:,} poses ({sizes}); {result.duplicates_dropped:,} cross-split "
+          f"duplicates dropped; {result.seconds:.1f} s, {rate}")  # fmt: skip
+    if result.bad:
+        print(f"left out {len(result.bad)} bad file(s):", file=sys.stderr)
+        for rel, reason in result.bad:
+            print(f"  {rel}: {reason}", file=sys.stderr)
+    for name in ("train", "val", "test"):
+        if result.sizes[name] == 0:
+            print(f"warning: {name} is empty: the tree holds none of its sub-datasets", file=sys.stderr)
+    if result.sizes["train"]:
+        from probpose.data import read_info
+
+        info = read_info(result.path)
+        sample = read_sample(result.path, "train", 100_000)  # evenly spaced: memory stays bounded
+        _warn_static(sample, info.skeleton.joint_names, info.base_skeleton, info.joints)
+    print(f"wrote {result.path}")
     return 0
 
 
@@ -283,6 +354,78 @@ def _bench(args: argparse.Namespace, threads: int) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------- evaluate
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="score a trained model on stores or raw pose files",
+                       description=_cmd_evaluate.__doc__)  # fmt: skip
+    p.add_argument("--model", required=True, type=Path, help="checkpoint of a trained model")
+    p.add_argument("data", nargs="+", type=Path, metavar="DATA",
+                   help="HDF5 stores (.h5) or raw pose files (.npz, .smpl, .pkl: every frame)")  # fmt: skip
+    p.add_argument("--split", default="test", choices=["train", "val", "test", "all"],
+                   help="split of the stores to score (default test; all: each, then together)")  # fmt: skip
+    p.add_argument("--worst", type=int, default=10, help="list this many worst-scored poses (default 10)")
+    p.add_argument("--assume-fps", type=_positive_float, default=None,
+                   help="frame rate of raw files that state none (default 30; it only labels frames)")  # fmt: skip
+    p.add_argument("--out", type=Path, default=Path("eval_results"),
+                   help="folder for evaluation.md and evaluation.json (default eval_results)")  # fmt: skip
+    p.set_defaults(func=_cmd_evaluate)
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    """Score a checkpoint on stores (a split, or all) and on raw pose files (all frames, no split,
+    no guard band): NLL in nats/pose (an upper bound for VAEs), BPD, NLL vs Haar, N, D and the
+    joints; for priors that factorise over joints, the NLL of each joint; the worst-scored poses.
+    Data with constant joints are scored; data that lack the model's joints are an error naming
+    them. Prints the results and writes evaluation.md and evaluation.json to --out."""
+    import json
+
+    from probpose.bench import Column, machine_description, markdown_table
+    from probpose.evaluation import evaluate_files, evaluate_store
+    from probpose.files import atomic_path
+    from probpose.models import load_model
+
+    stores = [p for p in args.data if p.suffix.lower() in (".h5", ".hdf5")]
+    files = [p for p in args.data if p not in stores]
+    model = load_model(args.model)
+    model.eval()
+    reports = [r for p in stores for r in evaluate_store(model, p, args.split, args.worst)]
+    if files:
+        reports.append(evaluate_files(model, files, args.worst, args.assume_fps))
+    rows = [{"data": r.data, **r.evaluation.to_dict()} for r in reports]
+    bound = "" if model.exact_log_prob else " (upper bound)"
+    table = markdown_table([
+        Column("data", "data"),
+        Column("n", "N"),
+        Column("dim", "D"),
+        Column("nll", f"NLL (nats/pose){bound}", "{:.3f}"),
+        Column("bpd", "BPD", "{:.4f}"),
+        Column("nll_haar", "NLL vs Haar", "{:.3f}"),
+    ], rows)  # fmt: skip
+    joints = f"joints {model.skeleton.selection!r} (J = {len(model.modelled)})"
+    print(f"model {model.registry_name} ({args.model}), {joints}")
+    print(table)
+    lines = ["# probpose evaluate", "", f"Model `{args.model}` ({model.registry_name}), joints "
+             f"{model.skeleton.selection!r}: {', '.join(model.modelled_names)}.", "", table, ""]  # fmt: skip
+    for r in reports:
+        if r.per_joint_nll:
+            ranked = sorted(r.per_joint_nll.items(), key=lambda kv: -kv[1])
+            text = ", ".join(f"{k} {v:.2f}" for k, v in ranked)
+            print(f"{r.data}: NLL per joint (worst first): {text}")
+            lines += [f"NLL per joint on {r.data} (nats/pose, worst first): {text}", ""]
+        worst = ", ".join(f"#{i} ({v:.1f})" for i, v in r.worst)
+        print(f"{r.data}: worst poses (index, NLL): {worst}")
+        lines += [f"Worst poses on {r.data} (index: NLL): {worst}", ""]
+    args.out.mkdir(parents=True, exist_ok=True)
+    payload = {"model": str(args.model), "registry_name": model.registry_name, "joints": model.modelled_names,
+               "reports": [r.to_dict() for r in reports], "machine": machine_description("cpu")}  # fmt: skip
+    with atomic_path(args.out / "evaluation.json") as tmp:
+        tmp.write_text(json.dumps(payload, indent=2))
+    with atomic_path(args.out / "evaluation.md") as tmp:
+        tmp.write_text("\n".join(lines))
+    print(f"wrote {args.out / 'evaluation.md'} and {args.out / 'evaluation.json'}")
+    return 0
+
+
 # ---------------------------------------------------------------------- sample
 def _add_sample(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sample", help="draw poses from a trained model", description=_cmd_sample.__doc__)
@@ -358,6 +501,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_import(sub)
     _add_train(sub)
     _add_bench(sub)
+    _add_evaluate(sub)
     _add_sample(sub)
     return parser
 

@@ -157,7 +157,7 @@ def test_interrupted_write_leaves_no_file(tmp_path, smplx_body, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         write_store(target, smplx_body, sp, joints="body", base_skeleton="smplx")
     assert target.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["out.h5"]
-    assert store_module.LAYOUT_VERSION == 1
+    assert store_module.LAYOUT_VERSION == 2
 
 
 def test_dataset_lazy_per_worker(tmp_path, zebra):

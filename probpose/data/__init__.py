@@ -1,6 +1,7 @@
 """Pose data: importers for the formats users have, one in-memory container, the HDF5 store,
 leak-free splits, data checks, preparation for training and a torch Dataset."""
 
+from probpose.data.amass import AMASS_SPLIT_RULE, amass_split, canonical_dataset, scan_tree
 from probpose.data.bundled import BUNDLED, bundled
 from probpose.data.checks import StaticJoint, check_not_constant, selection_without, static_joints
 from probpose.data.dataset import PoseDataset
@@ -20,11 +21,24 @@ from probpose.data.importers import (
 )
 from probpose.data.poseset import PoseSet, SequenceInfo
 from probpose.data.prepare import PreparedData, prepare_data
+from probpose.data.sequences import resample, trim
 from probpose.data.splits import SPLIT_NAMES, Split, parse_fractions, split_poses
-from probpose.data.store import LAYOUT_VERSION, StoreInfo, read_info, read_split, write_store
+from probpose.data.store import LAYOUT_VERSION, StoreInfo, StoreWriter, read_info, read_split, write_store
+from probpose.data.stream import StoreSplit
+from probpose.data.tree import TreeImport, import_tree
 from probpose.errors import DataError
 
 __all__ = [
+    "AMASS_SPLIT_RULE",
+    "amass_split",
+    "canonical_dataset",
+    "scan_tree",
+    "resample",
+    "trim",
+    "StoreWriter",
+    "StoreSplit",
+    "TreeImport",
+    "import_tree",
     "BUNDLED",
     "bundled",
     "StaticJoint",

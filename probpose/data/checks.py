@@ -8,7 +8,7 @@ them so ``probpose import`` can warn by name and suggest a selection without the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,17 +17,37 @@ import torch
 from probpose.errors import ConstantDimensionError
 from probpose.skeleton import SELECTIONS
 
-__all__ = ["check_not_constant", "StaticJoint", "static_joints", "selection_without"]
+__all__ = ["column_std", "check_not_constant", "StaticJoint", "static_joints", "selection_without"]
 
 
-def check_not_constant(poses: torch.Tensor | np.ndarray, joint_names: Sequence[str], tol: float = 1e-6) -> None:
-    """Refuse poses ``(N, J, 3)`` in which a joint's axis-angle component has standard deviation
-    below ``tol`` radians (for example SMPL-X jaw and eyes, all zero in common data): fitting a
-    density to such data drives it to infinity. Raises :class:`ConstantDimensionError` naming them."""
-    x = torch.as_tensor(poses)
-    if x.shape[0] < 2:
-        raise ConstantDimensionError(f"need at least 2 poses to fit a model, got {x.shape[0]}")
-    std = x.double().std(0)
+def column_std(chunks: Iterable[torch.Tensor]) -> tuple[int, torch.Tensor]:
+    """Count and per-column standard deviation ``(J, 3)`` of poses given chunk by chunk (float64,
+    shifted by the first pose so a large mean does not cancel the variance)."""
+    n, s1, s2, shift = 0, 0.0, 0.0, None
+    for c in chunks:
+        x = c.double()
+        if shift is None and len(x):
+            shift = x[0]
+        if len(x):
+            x = x - shift
+            n, s1, s2 = n + len(x), s1 + x.sum(0), s2 + (x * x).sum(0)
+    if n < 2:
+        return n, torch.zeros(0)
+    mean = s1 / n
+    return n, ((s2 - n * mean * mean) / (n - 1)).clamp_min(0).sqrt()
+
+
+def check_not_constant(
+    poses: torch.Tensor | np.ndarray | Iterable[torch.Tensor], joint_names: Sequence[str], tol: float = 1e-6
+) -> None:
+    """Refuse poses ``(N, J, 3)`` (or chunks of them) in which a joint's axis-angle component has
+    standard deviation below ``tol`` radians (for example SMPL-X jaw and eyes, all zero in common
+    data): fitting a density to such data drives it to infinity. Raises
+    :class:`ConstantDimensionError` naming them."""
+    chunks = [torch.as_tensor(poses)] if isinstance(poses, (torch.Tensor, np.ndarray)) else poses
+    n, std = column_std(chunks)
+    if n < 2:
+        raise ConstantDimensionError(f"need at least 2 poses to fit a model, got {n}")
     bad = (std < tol).nonzero().tolist()
     if bad:
         listed = ", ".join(f"{joint_names[j]} ({'xyz'[c]})" for j, c in bad[:6])

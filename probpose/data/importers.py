@@ -177,7 +177,8 @@ _AMASS_SPLIT_KEYS = (  # key, columns, SMPL-X joint names it holds
 def load_amass(path: str | Path, fps: float | None = None) -> PoseSet:
     """AMASS-style ``.npz`` -> :class:`PoseSet` on :data:`SMPLX` (or :data:`SMPL` for 72 columns).
 
-    ``fps`` overrides the file's frame rate; without either, :data:`DEFAULT_FPS` is assumed and noted.
+    The file's own frame rate is used; ``fps`` is assumed (and noted) where it states none, else
+    :data:`DEFAULT_FPS`.
     When both ``poses`` and split keys are present they must agree.
     """
     p = _existing(path)
@@ -187,7 +188,7 @@ def load_amass(path: str | Path, fps: float | None = None) -> PoseSet:
 
 def _load_amass(p: Path, data: NpzArchive, fps: float | None) -> PoseSet:
     file_fps = _scalar(p, data, "mocap_frame_rate", "mocap_framerate", "frame_rate", "fps")
-    fps = fps if fps is not None else file_fps
+    fps = file_fps if file_fps is not None else fps
     split = {}
     for key, cols, names in _AMASS_SPLIT_KEYS:
         if key in data:
@@ -277,7 +278,8 @@ def _load_smplcodec(p: Path, data: NpzArchive, fps: float | None) -> PoseSet:
         present[idx] = True
     if "frameCount" in data and (count := _integer(p, data, "frameCount")) != frames:
         raise DataError(str(p), "frameCount", f"says {count} but bodyPose has {frames} frames")
-    fps = fps if fps is not None else _scalar(p, data, "frameRate")
+    file_fps = _scalar(p, data, "frameRate")
+    fps = file_fps if file_fps is not None else fps
     return _one_sequence(p, "smplcodec", skel, poses, present, fps)
 
 
@@ -389,13 +391,49 @@ def detect_format(path: str | Path) -> str:
 
 
 def load_source(path: str | Path, format: str = "auto", fps: float | None = None) -> PoseSet:
-    """Import one file with the importer for ``format`` (``"auto"``: :func:`detect_format`)."""
+    """Import one file with the importer for ``format`` (``"auto"``: :func:`detect_format`);
+    ``fps``: the frame rate to assume where the file states none (or to use instead of its own)."""
     fmt = detect_format(path) if format == "auto" else format
     if fmt not in FORMATS:
         raise DataError(str(path), None, f"unknown format {format!r}; known: auto, {', '.join(FORMATS)}")
     if fps is not None and not (np.isfinite(fps) and 0 < fps <= MAX_FPS):
-        raise DataError(str(path), "fps", f"must be a frame rate in (0, {MAX_FPS:g}], got {fps!r}")
+        raise DataError(str(path), "fps", f"the assumed frame rate must be in (0, {MAX_FPS:g}], got {fps!r}")
     return FORMATS[fmt](path, fps=fps)
+
+
+def _prepare(
+    ps: PoseSet, path: str | Path, target: Skeleton, joints: str, fps: float | None, trim: float
+) -> PoseSet:
+    """One file's poses on the target skeleton and selection, resampled and trimmed."""
+    try:
+        ps = ps.to_skeleton(target).select(joints)
+    except DataError as e:
+        raise DataError(str(path), None, e.reason) from None
+    except SelectionError as e:
+        raise DataError(str(path), "joints", str(e)) from None
+    except ValueError as e:  # no joints in common with the target skeleton
+        raise DataError(str(path), None, str(e)) from None
+    if fps is not None:
+        ps = ps.resampled(fps)
+    if trim:
+        ps = ps.trimmed(trim)
+    return ps
+
+
+def _check_timing(fps: float | None, trim: float) -> None:
+    if fps is not None and not (np.isfinite(fps) and 0 < fps <= MAX_FPS):
+        raise DataError("--fps", None, f"target frame rate must be in (0, {MAX_FPS:g}], got {fps!r}")
+    if not (np.isfinite(trim) and 0 <= trim < 0.5):
+        raise DataError("--trim", None, f"must be a fraction in [0, 0.5), got {trim!r}")
+
+
+def _target(sets: Sequence[PoseSet], skeleton: str | None, paths: Sequence[str | Path]) -> Skeleton:
+    animal = [s.skeleton.name == "zebra_legs" for s in sets]
+    if skeleton is None:
+        if any(animal) and not all(animal):
+            raise DataError(", ".join(map(str, paths)), None, "cannot mix zebra (PASyn) and human sources in one store")
+        skeleton = "zebra_legs" if all(animal) else "smplx"
+    return get_skeleton(skeleton)
 
 
 def import_poses(
@@ -403,33 +441,24 @@ def import_poses(
     skeleton: str | None = None,
     joints: str | None = None,
     format: str = "auto",
+    assume_fps: float | None = None,
     fps: float | None = None,
+    trim: float = 0.0,
 ) -> PoseSet:
     """Import several files into one :class:`PoseSet` of ``skeleton`` restricted to ``joints``.
 
     ``skeleton`` defaults to ``zebra_legs`` for PASyn files and ``smplx`` otherwise; ``joints`` to
-    :data:`DEFAULT_JOINTS` of that skeleton. A file lacking a selected joint is an error (never
-    padded), as is an empty result."""
+    :data:`DEFAULT_JOINTS` of that skeleton. ``assume_fps``: the frame rate of files that state
+    none (default :data:`DEFAULT_FPS`, noted). ``fps``: resample every time series to this rate;
+    ``trim``: drop this fraction of each time series' frames at both ends. A file lacking a selected
+    joint is an error (never padded), as is an empty result."""
     if not paths:
         raise DataError("import", None, "no source files given")
-    sets = [load_source(p, format, fps) for p in paths]
-    animal = [s.skeleton.name == "zebra_legs" for s in sets]
-    if skeleton is None:
-        if any(animal) and not all(animal):
-            raise DataError(", ".join(map(str, paths)), None, "cannot mix zebra (PASyn) and human sources in one store")
-        skeleton = "zebra_legs" if all(animal) else "smplx"
-    target = get_skeleton(skeleton)
+    _check_timing(fps, trim)
+    sets = [load_source(p, format, assume_fps) for p in paths]
+    target = _target(sets, skeleton, paths)
     joints = joints or DEFAULT_JOINTS.get(target.name, "all")
-    out = []
-    for path, s in zip(paths, sets, strict=True):
-        try:
-            out.append(s.to_skeleton(target).select(joints))
-        except DataError as e:
-            raise DataError(str(path), None, e.reason) from None
-        except SelectionError as e:
-            raise DataError(str(path), "joints", str(e)) from None
-        except ValueError as e:  # no joints in common with the target skeleton
-            raise DataError(str(path), None, str(e)) from None
+    out = [_prepare(s, path, target, joints, fps, trim) for path, s in zip(paths, sets, strict=True)]
     result = PoseSet.concatenate(out)
     if len(result) == 0:
         raise DataError(", ".join(map(str, paths)), None, "no poses imported")
@@ -441,7 +470,9 @@ def import_recording(
     skeleton: str | None = None,
     joints: str | None = None,
     format: str = "auto",
+    assume_fps: float | None = None,
     fps: float | None = None,
+    trim: float = 0.0,
 ) -> tuple[PoseSet, list[str]]:
     """Like :func:`import_poses`, but leaves out files that do not record the selected joints.
 
@@ -450,7 +481,7 @@ def import_recording(
     kept, skipped = [], []
     for path in paths:
         try:
-            kept.append(import_poses([path], skeleton=skeleton, joints=joints, format=format, fps=fps))
+            kept.append(import_poses([path], skeleton, joints, format, assume_fps, fps, trim))
         except DataError as e:
             if "does not record" not in e.reason:
                 raise

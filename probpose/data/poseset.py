@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from probpose.data.sequences import resample, trim
 from probpose.errors import DataError
 from probpose.skeleton import Skeleton, get_skeleton
 
@@ -124,6 +125,41 @@ class PoseSet:
             )
         sub = self.skeleton.select(selection)
         return replace(self, skeleton=sub, poses=self.poses[:, list(idx)], present=np.ones(len(idx), dtype=bool))
+
+    def resampled(self, fps: float) -> PoseSet:
+        """Every time series resampled to ``fps`` frames per second (see
+        :func:`probpose.data.sequences.resample`); unordered pose sets are unchanged."""
+        return self._per_sequence(lambda arr, info: resample(arr, info.fps, fps), fps,
+                                  f"resampled to {fps:g} fps (slerp between frames)")  # fmt: skip
+
+    def trimmed(self, fraction: float) -> PoseSet:
+        """Every time series without its first and last ``fraction`` of frames."""
+        return self._per_sequence(lambda arr, info: trim(arr, fraction), None,
+                                  f"first and last {100 * fraction:g}% of frames trimmed")  # fmt: skip
+
+    def _per_sequence(self, fn, fps: float | None, note: str) -> PoseSet:
+        poses, seq, frame, infos = [], [], [], []
+        for s, info in enumerate(self.sequences):
+            members = np.flatnonzero(self.sequence == s)
+            members = members[np.argsort(self.frame[members], kind="stable")]
+            arr = self.poses[members]
+            if info.ordered:
+                arr = fn(arr, info)
+                info = replace(info, fps=fps if fps is not None else info.fps)
+            poses.append(arr)
+            seq.append(np.full(len(arr), s, dtype=np.int64))
+            frame.append(np.arange(len(arr), dtype=np.int64) if info.ordered else self.frame[members])
+            infos.append(info)
+        sources = [dict(src, notes=[*src.get("notes", []), note]) for src in self.sources]
+        empty = np.zeros((0, self.num_joints, 3), dtype=np.float32)
+        return replace(
+            self,
+            poses=np.concatenate(poses) if poses else empty,
+            sequence=np.concatenate(seq) if seq else np.zeros(0, dtype=np.int64),
+            frame=np.concatenate(frame) if frame else np.zeros(0, dtype=np.int64),
+            sequences=infos,
+            sources=sources,
+        )
 
     @staticmethod
     def concatenate(sets: Sequence[PoseSet]) -> PoseSet:

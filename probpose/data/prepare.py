@@ -12,23 +12,33 @@ from probpose.data.bundled import bundled as bundled_files
 from probpose.data.importers import import_recording
 from probpose.data.splits import split_poses
 from probpose.data.store import read_info, read_split, write_store
+from probpose.data.stream import StoreSplit
 from probpose.errors import DataError
 from probpose.skeleton import Skeleton
 
 __all__ = ["PreparedData", "prepare_data"]
 
 
+STREAM_ABOVE = 500_000
+"""Training splits larger than this are streamed from disk unless told otherwise."""
+
+
 @dataclass
 class PreparedData:
-    """The three splits as float32 tensors ``(N, J, 3)`` (axis-angle, radians) and what they are."""
+    """The three splits -- float32 tensors ``(N, J, 3)`` (axis-angle, radians), or, when streamed,
+    :class:`~probpose.data.StoreSplit` readers -- and what they are."""
 
     store: Path
     skeleton: Skeleton
     joints: str
-    train: torch.Tensor
-    val: torch.Tensor
-    test: torch.Tensor
+    train: torch.Tensor | StoreSplit
+    val: torch.Tensor | StoreSplit
+    test: torch.Tensor | StoreSplit
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def streaming(self) -> bool:
+        return isinstance(self.train, StoreSplit)
 
 
 def prepare_data(
@@ -41,6 +51,7 @@ def prepare_data(
     segment_seconds: float = 1.0,
     guard_seconds: float = 0.1,
     workdir: str | Path = ".",
+    streaming: bool | None = None,
 ) -> PreparedData:
     """Read the store ``path``; or, without one, import the ``bundled`` set into
     ``workdir/data.h5`` (files that do not record ``joints`` are left out and said in ``notes``)
@@ -48,7 +59,9 @@ def prepare_data(
 
     ``joints``: with a store, ``None`` takes the store's joints and anything else must equal them
     (a model trained on one selection never silently reads another); with the bundled data,
-    ``None`` is the skeleton's default selection."""
+    ``None`` is the skeleton's default selection. ``streaming``: read the splits lazily from the
+    store instead of loading them (``None``: when the training split exceeds :data:`STREAM_ABOVE`
+    poses)."""
     notes: list[str] = []
     if path is not None:
         store = Path(path)
@@ -63,5 +76,10 @@ def prepare_data(
         parts = split_poses(poses, split, seed, segment_seconds, guard_seconds)
         store = write_store(Path(workdir) / "data.h5", poses, parts)
         info = read_info(store)
-    tensors = {k: torch.from_numpy(read_split(store, k)[0]) for k in ("train", "val", "test")}
-    return PreparedData(store, info.skeleton, info.joints, tensors["train"], tensors["val"], tensors["test"], notes)
+    if streaming is None:
+        streaming = info.sizes["train"] > STREAM_ABOVE
+    if streaming:
+        parts = {k: StoreSplit(store, k) for k in ("train", "val", "test")}
+    else:
+        parts = {k: torch.from_numpy(read_split(store, k)[0]) for k in ("train", "val", "test")}
+    return PreparedData(store, info.skeleton, info.joints, parts["train"], parts["val"], parts["test"], notes)

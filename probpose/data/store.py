@@ -1,14 +1,21 @@
 """The HDF5 pose store (DESIGN.md section 4).
 
-Layout (``LAYOUT_VERSION`` 1)::
+Layout (``LAYOUT_VERSION`` 2)::
 
-    /                 attributes: layout_version, skeleton (JSON: name, joint_names, parents),
-                      base_skeleton, joints (the selection), units, sources (JSON), sequences (JSON),
+    /                 attributes: layout_version, skeleton (JSON: name, joint names, parents, base,
+                      selection), base_skeleton, joints (the selection), joint_names (JSON), units,
                       split_rule (JSON), split_stats (JSON), probpose_version
+    /meta/sources     uint8, UTF-8 JSON: one dict per source file (file, format, sha256, frames,
+                      notes, and for trees dataset and split)
+    /meta/sequences   uint8, UTF-8 JSON: one dict per sequence (name, source, fps, ...)
     /train /val /test
         poses         (N, J, 3) float32, canonical axis-angle in radians; chunked along N, gzip
-        sequence      (N,) int64, index into the ``sequences`` attribute
+        sequence      (N,) int64, index into the sequences
         frame         (N,) int64, frame (or row) index within that sequence
+
+(Layout 1 kept sources and sequences as attributes, which HDF5 limits to 64 KB -- too small for an
+AMASS tree's 11,000 files; it is still read.) Datasets are resizable and written append by append
+(:class:`StoreWriter`), without timestamps, so the same input gives a byte-identical file.
 
 A store is written to a temporary file in the destination folder and renamed into place, so an
 interrupted import never leaves a half-written file under the final name. Readers check the
@@ -31,11 +38,142 @@ from probpose.errors import DataError, SelectionError, short_repr
 from probpose.files import atomic_path
 from probpose.skeleton import SKELETONS, Skeleton
 
-__all__ = ["LAYOUT_VERSION", "UNITS", "write_store", "StoreInfo", "read_info", "read_split", "check_poses"]
+__all__ = [
+    "LAYOUT_VERSION",
+    "UNITS",
+    "StoreWriter",
+    "write_store",
+    "StoreInfo",
+    "read_info",
+    "read_split",
+    "check_poses",
+    "read_sample",
+]
 
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 UNITS = "axis-angle, radians, canonical (angle in [0, pi]), relative to the parent joint"
 _CHUNK_ROWS = 4096
+
+
+def _row_hashes(poses: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each pose's exact bytes ``(n, J, 3) -> (n,)`` (a vectorised polynomial hash;
+    equal poses hash equal, collisions are checked by comparing the poses)."""
+    words = np.ascontiguousarray(poses, dtype=np.float32).reshape(len(poses), -1).view(np.uint32).astype(np.uint64)
+    mult = np.uint64(0x9E3779B97F4A7C15)
+    h = np.full(len(poses), np.uint64(0xCBF29CE484222325), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for col in words.T:
+            h = (h ^ col) * mult
+    return h
+
+
+class StoreWriter:
+    """Writes a store append by append into ``path`` (a temporary name: callers rename it into place).
+
+    ``append(split, poses, sequence, frame)`` adds rows to a split (``poses (n, J, 3)`` radians);
+    ``drop_cross_split_duplicates()`` removes from val and test the poses bit-identical to an earlier
+    split's (train < val < test); ``close(...)`` writes the attributes and metadata. Memory: one chunk
+    of rows plus 8 bytes per row for the duplicate check."""
+
+    def __init__(self, path: str | Path, skeleton: Skeleton, chunk_rows: int = _CHUNK_ROWS) -> None:
+        self.path, self.skeleton, self.chunk_rows = Path(path), skeleton, chunk_rows
+        self.file = h5py.File(self.path, "w", track_order=True)
+        self.hashes: dict[str, list[np.ndarray]] = {name: [] for name in SPLIT_NAMES}
+        j = skeleton.num_joints
+        for name in SPLIT_NAMES:
+            g = self.file.create_group(name, track_order=True)
+            g.create_dataset(
+                "poses", shape=(0, j, 3), maxshape=(None, j, 3), dtype=np.float32, chunks=(chunk_rows, j, 3),
+                compression="gzip", shuffle=True, track_times=False,
+            )  # fmt: skip
+            for key in ("sequence", "frame"):
+                g.create_dataset(key, shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(chunk_rows,),
+                                 track_times=False)  # fmt: skip
+
+    def size(self, split: str) -> int:
+        return self.file[split]["poses"].shape[0]
+
+    def append(self, split: str, poses: np.ndarray, sequence: np.ndarray, frame: np.ndarray) -> None:
+        g = self.file[split]
+        n, start = len(poses), self.size(split)
+        if n == 0:
+            return
+        for key, value in (("poses", np.asarray(poses, dtype=np.float32)), ("sequence", sequence), ("frame", frame)):
+            d = g[key]
+            d.resize(start + n, axis=0)
+            d[start:] = value
+        self.hashes[split].append(_row_hashes(poses))
+
+    def drop_cross_split_duplicates(self) -> int:
+        """Remove from each later split the poses bit-identical to one in an earlier split; returns
+        how many were dropped."""
+        dropped = 0
+        earlier_hashes = np.zeros(0, dtype=np.uint64)
+        earlier_rows: list[tuple[str, np.ndarray]] = []  # (split, row index) per earlier hash, in order
+        for name in SPLIT_NAMES:
+            h = np.concatenate(self.hashes[name]) if self.hashes[name] else np.zeros(0, dtype=np.uint64)
+            if len(earlier_hashes) and len(h):
+                order = np.argsort(earlier_hashes, kind="stable")
+                sorted_h = earlier_hashes[order]
+                pos = np.searchsorted(sorted_h, h)
+                candidate = np.flatnonzero((pos < len(sorted_h)) & (sorted_h[np.minimum(pos, len(sorted_h) - 1)] == h))
+                duplicate = [i for i in candidate if self._has_equal(name, i, h[i], sorted_h, order, earlier_rows)]
+                if duplicate:
+                    keep = np.ones(len(h), dtype=bool)
+                    keep[duplicate] = False
+                    self._keep_rows(name, keep)
+                    h = h[keep]
+                    dropped += len(duplicate)
+            earlier_rows.append((name, np.arange(len(h))))
+            earlier_hashes = np.concatenate([earlier_hashes, h])
+            self.hashes[name] = [h]
+        return dropped
+
+    def _has_equal(self, split, i, value, sorted_h, order, earlier_rows) -> bool:
+        row = self.file[split]["poses"][i]
+        offsets = np.cumsum([0] + [len(r) for _, r in earlier_rows])
+        k = np.searchsorted(sorted_h, value)
+        while k < len(sorted_h) and sorted_h[k] == value:
+            flat = order[k]
+            s = int(np.searchsorted(offsets, flat, side="right") - 1)
+            name = earlier_rows[s][0]
+            if np.array_equal(self.file[name]["poses"][flat - offsets[s]], row):
+                return True
+            k += 1
+        return False
+
+    def _keep_rows(self, split: str, keep: np.ndarray) -> None:
+        """Rewrite a split's datasets without the rows where ``keep`` is False (chunk by chunk)."""
+        g = self.file[split]
+        n = int(keep.sum())
+        for key in ("poses", "sequence", "frame"):
+            d = g[key]
+            write = 0
+            for start in range(0, len(keep), self.chunk_rows):
+                block = d[start : start + self.chunk_rows][keep[start : start + self.chunk_rows]]
+                d[write : write + len(block)] = block  # write never passes start: rows only move down
+                write += len(block)
+            d.resize(n, axis=0)
+
+    def close(self, *, sources: list, sequences: list, split_rule: dict, split_stats: dict) -> None:
+        from probpose import __version__
+
+        f, skeleton = self.file, self.skeleton
+        f.attrs["layout_version"] = LAYOUT_VERSION
+        f.attrs["skeleton"] = json.dumps(skeleton.to_dict())
+        f.attrs["base_skeleton"] = skeleton.base_name
+        f.attrs["joints"] = skeleton.selection
+        f.attrs["joint_names"] = json.dumps(list(skeleton.joint_names))
+        f.attrs["units"] = UNITS
+        f.attrs["split_rule"] = json.dumps(split_rule)
+        f.attrs["split_stats"] = json.dumps(split_stats)
+        f.attrs["probpose_version"] = __version__
+        meta = f.create_group("meta", track_order=True)
+        for key, value in (("sources", sources), ("sequences", sequences)):
+            blob = np.frombuffer(json.dumps(value).encode("utf-8"), dtype=np.uint8)
+            meta.create_dataset(key, data=blob, compression="gzip", track_times=False)
+        f.close()
 
 
 def write_store(
@@ -43,40 +181,26 @@ def write_store(
 ) -> Path:
     """Write ``poses`` split by ``split`` to an HDF5 store at ``path``, atomically.
 
-    ``joints`` is the selection expression and ``base_skeleton`` the preset it selects from (by
-    default both as recorded by the skeleton); both are stored so readers can check them. The file
-    is written under a temporary name and renamed into place only when complete: an error or an
-    interruption leaves an existing ``path`` untouched. Returns the final path."""
-    from probpose import __version__
-
+    ``joints`` and ``base_skeleton``, when given, must be the selection and preset the poses'
+    skeleton records. The file is written under a temporary name and renamed into place only when
+    complete: an error or an interruption leaves an existing ``path`` untouched. Returns the path."""
     for given, own, what in ((joints, poses.skeleton.selection, "joints"),
                              (base_skeleton, poses.skeleton.base_name, "base_skeleton")):  # fmt: skip
         if given is not None and given != own:
             raise ValueError(f"write_store: {what}={given!r} but the poses' skeleton says {own!r}")
-    joints, base_skeleton = poses.skeleton.selection, poses.skeleton.base_name
     path = Path(path)
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        f.attrs["layout_version"] = LAYOUT_VERSION
-        f.attrs["skeleton"] = json.dumps(poses.skeleton.to_dict())
-        f.attrs["base_skeleton"] = base_skeleton
-        f.attrs["joints"] = joints
-        f.attrs["joint_names"] = json.dumps(list(poses.skeleton.joint_names))
-        f.attrs["units"] = UNITS
-        f.attrs["sources"] = json.dumps(poses.sources)
-        f.attrs["sequences"] = json.dumps([s.to_dict() for s in poses.sequences])
-        f.attrs["split_rule"] = json.dumps(split.rule)
-        f.attrs["split_stats"] = json.dumps(split.stats)
-        f.attrs["probpose_version"] = __version__
-        for name in SPLIT_NAMES:
-            idx = split.indices[name]
-            g = f.create_group(name)
-            data = np.ascontiguousarray(poses.poses[idx], dtype=np.float32)
-            opts = {}
-            if len(idx):
-                opts = {"chunks": (min(len(idx), _CHUNK_ROWS), *data.shape[1:]), "compression": "gzip", "shuffle": True}
-            g.create_dataset("poses", data=data, **opts)
-            g.create_dataset("sequence", data=poses.sequence[idx].astype(np.int64))
-            g.create_dataset("frame", data=poses.frame[idx].astype(np.int64))
+    with atomic_path(path) as tmp:
+        writer = StoreWriter(tmp, poses.skeleton)
+        try:
+            for name in SPLIT_NAMES:
+                idx = split.indices[name]
+                writer.append(name, poses.poses[idx], poses.sequence[idx].astype(np.int64),
+                              poses.frame[idx].astype(np.int64))  # fmt: skip
+            writer.close(sources=poses.sources, sequences=[s.to_dict() for s in poses.sequences],
+                         split_rule=split.rule, split_stats=split.stats)  # fmt: skip
+        finally:
+            if writer.file.id.valid:
+                writer.file.close()
     return path
 
 
@@ -99,7 +223,7 @@ class StoreInfo:
         return self.skeleton.num_joints
 
 
-_REQUIRED = ("layout_version", "skeleton", "base_skeleton", "joints", "units", "sources", "sequences", "split_rule")
+_REQUIRED = ("layout_version", "skeleton", "base_skeleton", "joints", "units", "split_rule")
 
 
 def _open(path: Path) -> h5py.File:
@@ -120,6 +244,21 @@ def _json_attr(f: h5py.File, path: Path, key: str, default: object = None) -> ob
         return json.loads(f.attrs[key])
     except (TypeError, ValueError) as e:
         raise DataError(str(path), key, f"attribute is not valid JSON ({e})") from None
+
+
+def _meta(f: h5py.File, path: Path, key: str, version: int) -> list:
+    """A JSON list kept in ``/meta`` (layout 2) or as an attribute (layout 1)."""
+    if version == 1:
+        return _json_attr(f, path, key)
+    if "meta" not in f or key not in f["meta"]:
+        raise DataError(str(path), f"meta/{key}", "missing dataset")
+    try:
+        value = json.loads(bytes(f["meta"][key][...]).decode("utf-8"))
+    except (TypeError, ValueError, UnicodeDecodeError) as e:
+        raise DataError(str(path), f"meta/{key}", f"is not valid JSON ({e})") from None
+    if not isinstance(value, list):
+        raise DataError(str(path), f"meta/{key}", "is not a list")
+    return value
 
 
 def _skeleton(f: h5py.File, path: Path) -> Skeleton:
@@ -181,8 +320,9 @@ def _info(f: h5py.File, path: Path) -> StoreInfo:
         version = int(f.attrs["layout_version"])
     except (TypeError, ValueError):
         raise DataError(str(path), "layout_version", "is not an integer") from None
-    if version != LAYOUT_VERSION:
-        raise DataError(str(path), "layout_version", f"is {version}; this probpose reads version {LAYOUT_VERSION}")
+    if version not in READABLE_VERSIONS:
+        readable = ", ".join(map(str, READABLE_VERSIONS))
+        raise DataError(str(path), "layout_version", f"is {version}; this probpose reads versions {readable}")
     if f.attrs["units"] != UNITS:
         raise DataError(str(path), "units", f"is {short_repr(f.attrs['units'])}, expected {UNITS!r}")
     skeleton = _skeleton(f, path)
@@ -193,8 +333,8 @@ def _info(f: h5py.File, path: Path) -> StoreInfo:
         base_skeleton=skeleton.base_name,
         joints=skeleton.selection,
         sizes=sizes,
-        sources=_json_attr(f, path, "sources"),
-        sequences=_json_attr(f, path, "sequences"),
+        sources=_meta(f, path, "sources", version),
+        sequences=_meta(f, path, "sequences", version),
         split_rule=_json_attr(f, path, "split_rule"),
         split_stats=_json_attr(f, path, "split_stats", default={}),
     )
@@ -239,3 +379,17 @@ def read_split(
         for start in range(0, len(out), _CHUNK_ROWS):
             out[start : start + _CHUNK_ROWS] = check_poses(dset[start : start + _CHUNK_ROWS], path, split, start)
         return out, f[split]["sequence"][...].astype(np.int64)
+
+
+def read_sample(path: str | Path, split: str, n: int) -> np.ndarray:
+    """At most ``n`` poses of a split, evenly spaced, read chunk by chunk (bounded memory)."""
+    path = Path(path)
+    with _open(path) as f:
+        _info(f, path)
+        dset = f[split]["poses"]
+        step = max(1, -(-len(dset) // n))
+        parts = []
+        for start in range(0, len(dset), _CHUNK_ROWS * step):
+            block = dset[start : start + _CHUNK_ROWS * step]
+            parts.append(check_poses(block[::step], path, split, start))
+        return np.concatenate(parts) if parts else np.zeros((0, *dset.shape[1:]), dtype=np.float32)

@@ -79,15 +79,18 @@ class JointGaussianPrior(TorchDistribution):
         eps = torch.randn(shape, dtype=self.loc.dtype, device=self.loc.device)
         return self.loc + (self.scale_tril @ eps.unsqueeze(-1)).squeeze(-1)
 
-    def log_prob(self, value: Tensor) -> Tensor:
-        if self._validate_args:
-            self._validate_sample(value)
+    def joint_log_prob(self, value: Tensor) -> Tensor:
+        """Per-joint terms ``(..., J, 3) -> (..., J)`` (the joints are independent: they sum to ``log_prob``)."""
         diff = (value - self.loc).unsqueeze(-1)
         tril = self.scale_tril.expand(diff.shape[:-2] + (3, 3))
         z = torch.linalg.solve_triangular(tril, diff, upper=False).squeeze(-1)
-        half_log_det = self.scale_tril.diagonal(dim1=-2, dim2=-1).log().sum((-2, -1))
-        d = 3 * self.num_joints
-        return -0.5 * (z * z).sum((-2, -1)) - half_log_det - 0.5 * d * math.log(2 * math.pi)
+        half_log_det = self.scale_tril.diagonal(dim1=-2, dim2=-1).log().sum(-1)
+        return -0.5 * (z * z).sum(-1) - half_log_det - 1.5 * math.log(2 * math.pi)
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        if self._validate_args:
+            self._validate_sample(value)
+        return self.joint_log_prob(value).sum(-1)
 
     def entropy(self) -> Tensor:
         d = 3 * self.num_joints

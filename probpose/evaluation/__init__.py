@@ -1,5 +1,15 @@
 """Evaluation: NLL / BPD / Haar metrics, and synthetic data of known density."""
 
 from probpose.evaluation.metrics import Evaluation, EvaluationError, evaluate, haar_offset
+from probpose.evaluation.report import EvaluationReport, evaluate_files, evaluate_poses, evaluate_store
 
-__all__ = ["Evaluation", "EvaluationError", "evaluate", "haar_offset"]
+__all__ = [
+    "Evaluation",
+    "EvaluationError",
+    "evaluate",
+    "haar_offset",
+    "EvaluationReport",
+    "evaluate_files",
+    "evaluate_poses",
+    "evaluate_store",
+]

@@ -16,7 +16,7 @@ from probpose.rotations import log_haar_correction
 if TYPE_CHECKING:
     from probpose.models import PoseModel
 
-__all__ = ["EvaluationError", "Evaluation", "evaluate", "haar_offset"]
+__all__ = ["EvaluationError", "Evaluation", "Scores", "score", "evaluate", "haar_offset"]
 
 
 class EvaluationError(ProbposeError, ValueError):
@@ -47,28 +47,74 @@ class Evaluation:
         return asdict(self)
 
 
+def _pose_chunks(poses, batch_size: int):
+    """Poses ``(N, J, 3)`` as chunks: a tensor split, or anything with ``chunks(rows)`` (a store split)."""
+    if isinstance(poses, Tensor):
+        return poses.split(batch_size)
+    if hasattr(poses, "chunks"):
+        return poses.chunks(batch_size)
+    raise TypeError(f"expected poses as a tensor or a store split, got {type(poses).__name__}")
+
+
+@dataclass
+class Scores:
+    """Per-pose log-densities ``(N,)`` (float64, nats), the summed Haar offsets, and, where asked
+    for and the model factorises over joints, the summed per-joint log-densities ``(J,)``."""
+
+    log_prob: Tensor
+    haar_sum: float
+    joint_log_prob_sum: Tensor | None
+    dim: int
+    exact: bool
+
+    def evaluation(self) -> Evaluation:
+        n = len(self.log_prob)
+        nll = -self.log_prob.mean().item()
+        return Evaluation(nll, nll / (self.dim * math.log(2)), nll + self.haar_sum / n, self.dim, n, self.exact)
+
+
 @torch.no_grad()
-def evaluate(model: PoseModel, poses: Tensor, batch_size: int = 8192, validation: bool = False) -> Evaluation:
-    """Evaluate a :class:`~probpose.models.PoseModel` on poses ``(N, J, 3)`` (radians).
+def score(
+    model: PoseModel,
+    poses,
+    batch_size: int = 8192,
+    validation: bool = False,
+    per_joint: bool = False,
+    label: str = "data",
+) -> Scores:
+    """The log-density of every pose ``(N, J, 3)`` (a tensor, or anything with ``chunks(rows)``,
+    read chunk by chunk). ``validation``: the model's cheaper validation bound. A non-finite
+    log-density is an :class:`EvaluationError` naming ``label`` and the first such pose."""
+    modelled = list(model.modelled)
+    f = model.factory()
+    fn = model.validation_log_prob if validation else model.log_prob
+    lps, haar, joints, seen = [], 0.0, None, 0
+    for chunk in _pose_chunks(poses, batch_size):
+        if chunk.dim() != 3 or chunk.shape[1:] != (model.num_joints, 3):
+            raise EvaluationError(f"{label}: expected poses (N, {model.num_joints}, 3) for {model.skeleton.name}, "
+                                  f"got {tuple(chunk.shape)}")  # fmt: skip
+        x = chunk.to(**f)
+        lp = fn(x).double().cpu()
+        if not torch.isfinite(lp).all():
+            bad = ~torch.isfinite(lp)
+            raise EvaluationError(f"{label}: log_prob is not finite for {int(bad.sum())} poses "
+                                  f"(first: pose {seen + int(bad.nonzero()[0])})")  # fmt: skip
+        lps.append(lp)
+        haar += haar_offset(chunk[:, modelled]).sum().item()
+        if per_joint and (terms := model.joint_log_prob(x)) is not None:
+            part = terms.double().sum(0).cpu()
+            joints = part if joints is None else joints + part
+        seen += len(chunk)
+    if not lps:
+        raise EvaluationError(f"{label}: no poses to evaluate")
+    return Scores(torch.cat(lps), haar, joints, 3 * len(modelled), model.exact_log_prob)
+
+
+def evaluate(model: PoseModel, poses, batch_size: int = 8192, validation: bool = False) -> Evaluation:
+    """Evaluate a :class:`~probpose.models.PoseModel` on poses ``(N, J, 3)`` (radians): a tensor,
+    or a :class:`~probpose.data.StoreSplit` read chunk by chunk.
 
     Any data the model's joints describe is scored, constant joints included (only fitting refuses
     those). ``validation``: use the model's cheaper validation bound (what the trainer monitors),
     not its reported one. A non-finite log-density is an :class:`EvaluationError`."""
-    if poses.dim() != 3 or poses.shape[1:] != (model.num_joints, 3):
-        raise EvaluationError(f"expected poses (N, {model.num_joints}, 3) for {model.skeleton.name}, "
-                              f"got {tuple(poses.shape)}")  # fmt: skip
-    if len(poses) == 0:
-        raise EvaluationError("no poses to evaluate")
-    modelled = list(model.modelled)
-    f = model.factory()
-    fn = model.validation_log_prob if validation else model.log_prob
-    lp = torch.cat([fn(b.to(**f)).double().cpu() for b in poses.split(batch_size)])
-    if not torch.isfinite(lp).all():
-        bad = ~torch.isfinite(lp)
-        raise EvaluationError(
-            f"log_prob is not finite for {int(bad.sum())} of {len(lp)} poses (first: pose {int(bad.nonzero()[0])})"
-        )
-    nll = -lp.mean().item()
-    dim = 3 * len(modelled)
-    nll_haar = nll + haar_offset(poses[:, modelled]).mean().item()
-    return Evaluation(nll, nll / (dim * math.log(2)), nll_haar, dim, int(poses.shape[0]), model.exact_log_prob)
+    return score(model, poses, batch_size, validation).evaluation()

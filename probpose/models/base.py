@@ -18,6 +18,7 @@ import torch
 from pyro.distributions import TorchDistribution
 from torch import Tensor, nn
 
+from probpose.distributions import JointFlowPrior, JointGaussianPrior
 from probpose.skeleton import Skeleton
 
 __all__ = ["TrainerHooks", "PoseModel", "PriorModel", "LatentPoseModel"]
@@ -154,6 +155,14 @@ class PriorModel(PoseModel):
 
     def log_prob(self, poses: Tensor) -> Tensor:
         return self(self.context_of(poses)).log_prob(poses[:, list(self.modelled)])
+
+    def joint_log_prob(self, poses: Tensor) -> Tensor | None:
+        """``(N, J, 3) -> (N, J_modelled)``: per-joint terms that sum to ``log_prob``, for priors
+        that factorise over joints (per-joint Gaussians, per-joint flows); ``None`` otherwise."""
+        dist = self(self.context_of(poses))
+        if not isinstance(dist, (JointGaussianPrior, JointFlowPrior)):
+            return None
+        return dist.joint_log_prob(poses[:, list(self.modelled)])
 
     @torch.no_grad()
     def sample(self, n: int) -> Tensor:

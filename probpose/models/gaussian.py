@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from probpose.distributions import JointGaussianPrior
 from probpose.models.base import PriorModel
+from probpose.models.chunks import Chunks, as_chunks
 from probpose.options import option
 from probpose.skeleton import Skeleton
 
@@ -62,17 +63,20 @@ class JointGaussianModel(PriorModel):
         return JointGaussianPrior(self.loc, self.scale_tril())
 
     @torch.no_grad()
-    def fit_closed_form(self, train_poses: Tensor) -> None:
-        """Maximum likelihood: per-joint sample mean and covariance (divided by N)."""
-        x = train_poses.to(self.loc)
-        if x.dim() != 3 or x.shape[1:] != (self.num_joints, 3):
-            raise ValueError(f"expected (N, {self.num_joints}, 3) poses, got {tuple(x.shape)}")
-        mean = x.mean(0)
-        d = x - mean
+    def fit_closed_form(self, train_poses: Tensor | Chunks) -> None:
+        """Maximum likelihood: per-joint sample mean and covariance (divided by N), from chunked
+        sufficient statistics in float64 (poses ``(N, J, 3)`` or a chunk source)."""
+        n, s1, s2 = 0, 0.0, 0.0
+        for c in as_chunks(train_poses)():
+            x = c.double()
+            if x.dim() != 3 or x.shape[1:] != (self.num_joints, 3):
+                raise ValueError(f"expected (N, {self.num_joints}, 3) poses, got {tuple(x.shape)}")
+            n, s1, s2 = n + len(x), s1 + x.sum(0), s2 + torch.einsum("nja,njb->jab", x, x)
+        mean = s1 / n
+        cov = s2 / n - mean[:, :, None] * mean[:, None, :]
         if self.offdiag is None:
-            self.log_diag.copy_(0.5 * (d * d).mean(0).log())
+            self.log_diag.copy_(0.5 * cov.diagonal(dim1=-2, dim2=-1).log())
         else:
-            cov = torch.einsum("nja,njb->jab", d, d) / x.shape[0]
             tril = torch.linalg.cholesky(cov)
             self.log_diag.copy_(tril.diagonal(dim1=-2, dim2=-1).log())
             self.offdiag.copy_(tril[:, (1, 2, 2), (0, 0, 1)])

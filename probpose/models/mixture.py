@@ -12,7 +12,6 @@ under the constraint ``Sigma >= min_variance I`` -- so the training log-likeliho
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -22,23 +21,11 @@ from probpose.distributions import FullGaussianPrior, GaussianMixturePrior
 from probpose.errors import TrainingError
 from probpose.flows import floored_covariance
 from probpose.models.base import PriorModel
+from probpose.models.chunks import Chunks, as_chunks
 from probpose.options import option
 from probpose.skeleton import Skeleton
 
 __all__ = ["FullGaussianOptions", "FullGaussianModel", "GMMOptions", "GMMModel", "fit_gmm"]
-
-Chunks = Callable[[], Iterator[Tensor]]
-"""A re-iterable source of pose chunks ``(n, J, 3)``: called once per pass over the data."""
-
-_CHUNK = 65536
-
-
-def as_chunks(data: Tensor | Chunks, chunk: int = _CHUNK) -> Chunks:
-    """Poses ``(N, J, 3)`` (or an existing chunk source) as a chunk source."""
-    if callable(data):
-        return data
-    return lambda: iter(data.split(chunk))
-
 
 def _component_log_prob(x: Tensor, means: Tensor, chol: Tensor) -> Tensor:
     """``log N(x_n; mu_k, L_k L_k^T)``: ``x (n, D)`` -> ``(n, K)``."""

@@ -116,9 +116,12 @@ class DataConfig:
     """``path``: an HDF5 store from ``probpose import``; ``null`` imports the ``bundled`` set
     (only its files that record ``joints``) with ``split``, ``split_seed``, ``segment_seconds``
     and ``guard_seconds`` (see :func:`probpose.data.split_poses`). ``joints``: ``null`` takes the
-    store's joints (or, for the bundled data, the skeleton's default selection)."""
+    store's joints (or, for the bundled data, the skeleton's default selection). ``streaming``:
+    read batches from the store instead of loading the splits (``null``: when the training split
+    holds more than 500,000 poses)."""
 
     path: str | None = None
+    streaming: bool | None = None
     bundled: str = "smplx"
     joints: str | None = None
     split: str = "80/10/10"
@@ -140,7 +143,9 @@ class TrainingConfig:
     validation) once this much wall-clock time has been spent (``null``: no limit). ``noise``:
     standard deviation (radians) of Gaussian noise added to every training batch -- a regulariser
     at the scale of motion-capture noise that keeps a flow from fitting structure in directions
-    the training poses barely vary in (0: none).
+    the training poses barely vary in (0: none). ``val_poses``: validate on at most this many
+    poses, evenly spaced over the validation split (0: all). ``init_poses``: data-dependent
+    initialisation (ActNorm, Gaussian layers) from at most this many training poses.
     """
 
     fit: Literal["svi", "closed_form"] = "svi"
@@ -158,6 +163,8 @@ class TrainingConfig:
     patience: int = option(20, ge=0)
     max_seconds: float | None = option(None, gt=0)
     noise: float = option(0.0, ge=0)
+    val_poses: int = option(20000, ge=0)
+    init_poses: int = option(100000, ge=1)
     seed: int = option(0, ge=0)
     device: str = "cpu"
     dtype: Literal["float32", "float64"] = "float32"

@@ -69,7 +69,7 @@ def run_experiment(cfg: ExperimentConfig, resume: bool = False) -> RunSummary:
     d = cfg.data
     data = prepare_data(
         d.path, bundled=d.bundled, joints=d.joints, split=d.split, seed=d.split_seed,
-        segment_seconds=d.segment_seconds, guard_seconds=d.guard_seconds, workdir=run_dir,
+        segment_seconds=d.segment_seconds, guard_seconds=d.guard_seconds, workdir=run_dir, streaming=d.streaming,
     )  # fmt: skip
     model = build_model(cfg.model.name, data.skeleton, cfg.model.options)
     as_dict = config_to_dict(cfg)

@@ -27,6 +27,7 @@ import logging
 import math
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from pyro.infer import Trace_ELBO
 from pyro.optim.clipped_adam import ClippedAdam
 from torch import Tensor
 
+from probpose.data import StoreSplit
 from probpose.data.checks import check_not_constant
 from probpose.errors import ConfigError, TrainingError
 from probpose.evaluation.metrics import Evaluation, EvaluationError, evaluate
@@ -177,23 +179,27 @@ class Trainer:
         """Negative ELBO per pose (nats) of a batch ``(B, J, 3)``."""
         return self.elbo.differentiable_loss(self.model.model, self.model.guide, batch) / batch.shape[0]
 
-    def fit(self, train: Tensor, val: Tensor | None = None, resume: str | Path | None = None) -> TrainResult:
-        """Fit on training poses ``(N, J, 3)``; validate (and stop early) on ``val``.
+    def fit(
+        self, train: Tensor | StoreSplit, val: Tensor | StoreSplit | None = None, resume: str | Path | None = None
+    ) -> TrainResult:
+        """Fit on training poses ``(N, J, 3)`` -- a tensor, or a :class:`~probpose.data.StoreSplit`
+        streamed from disk; validate (and stop early) on ``val`` (at most ``val_poses`` of them).
 
         Refuses training data with a (nearly) constant modelled dimension, naming the joint.
         ``resume``: a checkpoint written by this trainer to continue from."""
         c = self.config
         names = self.model.skeleton.joint_names
-        if train.dim() != 3 or train.shape[1:] != (self.model.num_joints, 3):
-            raise TrainingError(f"expected training poses (N, {self.model.num_joints}, 3), got {tuple(train.shape)}")
+        shape = tuple(train.shape)
+        if len(shape) != 3 or shape[1:] != (self.model.num_joints, 3):
+            raise TrainingError(f"expected training poses (N, {self.model.num_joints}, 3), got {shape}")
         modelled = list(self.model.modelled)
-        check_not_constant(train[:, modelled], [names[j] for j in modelled])
-        train = train.to(self.device, self.dtype)
+        check_not_constant(_columns(train, modelled), [names[j] for j in modelled])
+        val = _subset(val, c.val_poses)
         val = val.to(self.device, self.dtype) if val is not None and len(val) else None
         start = time.perf_counter()
         with pyro.get_param_store().scope():
             if c.fit == "closed_form":
-                self.model.fit_closed_form(train)
+                self.model.fit_closed_form(self._chunks(train))
                 ev = self._validate(val, final=True)
                 result = TrainResult(0, 0, ev, time.perf_counter() - start, "closed form")
                 state = self.model.state_dict()
@@ -206,6 +212,25 @@ class Trainer:
                 torch.manual_seed(c.seed)
                 return self._fit_svi(train, val, resume, start)
 
+    def _chunks(self, train: Tensor | StoreSplit):
+        """The training poses as a chunk source on the trainer's device and dtype."""
+        if isinstance(train, StoreSplit):
+            return lambda: (x.to(self.device, self.dtype) for x in train.chunks())
+        data = train.to(self.device, self.dtype)
+        return lambda: iter(data.split(65536))
+
+    def _batches(self, train: Tensor | StoreSplit) -> Iterator[Tensor]:
+        """Training batches forever: uniform draws from a tensor, or a seeded shuffle stream from disk."""
+        c = self.config
+        if isinstance(train, StoreSplit):
+            for batch in train.batches(c.batch_size, seed=c.seed + self.step):
+                yield batch.to(self.device, self.dtype, non_blocking=True)
+        data = train.to(self.device, self.dtype)
+        gen = torch.Generator(device="cpu").manual_seed(c.seed + self.step)
+        while True:
+            idx = torch.randint(len(data), (min(c.batch_size, len(data)),), generator=gen)
+            yield data[idx.to(self.device)]
+
     def _validate(self, val: Tensor | None, final: bool = False, best_step: int = 0) -> Evaluation | None:
         if val is None:
             return None
@@ -217,7 +242,9 @@ class Trainer:
         finally:
             self.model.train()
 
-    def _fit_svi(self, train: Tensor, val: Tensor | None, resume: str | Path | None, start: float) -> TrainResult:
+    def _fit_svi(
+        self, train: Tensor | StoreSplit, val: Tensor | None, resume: str | Path | None, start: float
+    ) -> TrainResult:
         c = self.config
         best_nll, best_step, best_state = math.inf, 0, None
         history: list[dict] = []
@@ -231,7 +258,8 @@ class Trainer:
             best_nll, best_step, best_state = float(ck["best_val_nll"]), int(ck["best_step"]), ck["best_model"]
             log.info("resumed from %s at step %d", resume, self.step)
         else:
-            self.model.initialize(train)
+            sample = _subset(train, self.config.init_poses)
+            self.model.initialize(sample.to(self.device, self.dtype))
             ev = self._validate(val)
             if ev is not None:
                 best_nll = ev.nll
@@ -240,7 +268,7 @@ class Trainer:
             best_state = copy.deepcopy(self.model.state_dict())
             self._save(best_state, 0, best_nll)  # before the first step: a file always exists
         writer = self._writer()
-        gen = torch.Generator(device="cpu").manual_seed(c.seed + self.step)
+        batches = self._batches(train)
         bad_evals, stopped = 0, "max_steps"
         bar = _progress(c.max_steps, self.step)
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -250,8 +278,7 @@ class Trainer:
         try:
             while self.step < c.max_steps:
                 self.model.set_step(self.step)
-                idx = torch.randint(len(train), (min(c.batch_size, len(train)),), generator=gen)
-                batch = train[idx.to(self.device)]
+                batch = next(batches)
                 if c.noise > 0:
                     batch = batch + c.noise * torch.randn_like(batch)
                 try:
@@ -351,6 +378,24 @@ class Trainer:
         from torch.utils.tensorboard import SummaryWriter
 
         return SummaryWriter(log_dir=str(self.run_dir))
+
+
+def _columns(poses: Tensor | StoreSplit, columns: list[int]):
+    """The modelled joints of the poses, whole or chunk by chunk."""
+    if isinstance(poses, StoreSplit):
+        return (c[:, columns] for c in poses.chunks())
+    return poses[:, columns]
+
+
+def _subset(poses: Tensor | StoreSplit | None, n: int) -> Tensor | None:
+    """At most ``n`` poses (0: all), evenly spaced, as a tensor."""
+    if poses is None:
+        return None
+    if isinstance(poses, StoreSplit):
+        return poses.sample(n) if n else poses.load()
+    if n and len(poses) > n:
+        return poses[torch.linspace(0, len(poses) - 1, n).long()]
+    return poses
 
 
 def _progress(total: int, initial: int):
