@@ -7,6 +7,9 @@
   outright (SIGKILL, power loss) are recognised and removed by the next write to the same place.
 - :func:`check_output_path` refuses a destination that is a folder, sits under a file, or is one of
   the inputs.
+- :func:`atomic_folder` does for a whole output folder what :func:`atomic_path` does for a file:
+  the folder appears complete or not at all; :func:`check_output_folder` refuses an existing,
+  non-empty folder unless the caller allows overwriting it.
 - :func:`handle_signals` turns SIGTERM/SIGHUP into an exception, and remembers any interruption so
   that a commit never happens after one, even if some library swallowed the ``KeyboardInterrupt``.
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 import signal
 import socket
 import time
@@ -26,7 +30,9 @@ from probpose.errors import DataError
 
 __all__ = [
     "Interrupted",
+    "atomic_folder",
     "atomic_path",
+    "check_output_folder",
     "check_output_path",
     "handle_signals",
     "raise_if_interrupted",
@@ -87,7 +93,10 @@ def remove_stale_temporaries(final: str | Path) -> list[Path]:
             else:
                 stale = time.time() - tmp.stat().st_mtime > _STALE_OTHER_HOST_SECONDS
             if stale:
-                tmp.unlink()
+                if tmp.is_dir() and not tmp.is_symlink():
+                    shutil.rmtree(tmp)
+                else:
+                    tmp.unlink()
                 removed.append(tmp)
         except OSError:
             continue  # vanished meanwhile, or not ours to remove
@@ -147,6 +156,56 @@ def atomic_path(final: str | Path, mode: int = 0o666) -> Iterator[Path]:
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink()
+
+
+def check_output_folder(path: str | Path, inputs: Iterable[str | Path] = (), overwrite: bool = False,
+                        what: str = "output folder") -> Path:  # fmt: skip
+    """Refuse an output folder that is a file, sits under a file, contains one of ``inputs``, or
+    exists with something in it (unless ``overwrite``). Raises :class:`~probpose.errors.DataError`."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise DataError(str(path), None, f"is a file; give a folder for the {what}")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise DataError(str(path), None, f"cannot create it: {parent} is a file, not a folder")
+            break
+    target = path.resolve()
+    for src in inputs:
+        src = Path(src).resolve()
+        if src == target or target in src.parents:
+            raise DataError(str(path), None, f"holds the input {src}; the {what} would replace it -- choose another")
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
+        raise DataError(str(path), None, f"exists and is not empty; pass --overwrite to replace the {what}")
+    return path
+
+
+@contextlib.contextmanager
+def atomic_folder(final: str | Path, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary folder beside ``final``; on success it replaces ``final`` (which must be
+    absent or empty unless ``overwrite``); on any failure or interruption it is removed and ``final``
+    is left as it was. The old folder, when replaced, is removed only after the new one is in place."""
+    final = Path(final)
+    check_output_folder(final, overwrite=overwrite)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(final)
+    tmp = _temp_name(final)
+    tmp.mkdir()
+    seen_before = _interrupts
+    try:
+        yield tmp
+        if _interrupts != seen_before:
+            raise Interrupted(_last_signum)
+        old = None
+        if final.exists():
+            old = _temp_name(final)
+            os.replace(final, old)
+        os.replace(tmp, final)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def raise_if_interrupted() -> None:

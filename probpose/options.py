@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from probpose.errors import ConfigError, short_repr
 
-__all__ = ["option", "from_dict", "check_value", "field_names"]
+__all__ = ["option", "from_dict", "check_value", "check_ranges", "field_names"]
 
 
 def option(
@@ -107,6 +107,13 @@ def check_value(value: Any, hint: Any, key: str) -> Any:
             raise ConfigError(f"{key}: expected a string, got {short_repr(value)}")
         return value
     raise ConfigError(f"{key}: unsupported option type {hint!r}")
+
+
+def check_ranges(instance: Any) -> None:
+    """Check every field of the dataclass ``instance`` against its declared range
+    (:class:`ConfigError` naming the field); for dataclasses built directly in Python."""
+    for f in dataclasses.fields(instance):
+        _check_range(getattr(instance, f.name), f, f.name)
 
 
 def field_names(cls: type) -> list[str]:

@@ -21,6 +21,7 @@ LAYERS = [
     {"synthesis"},
     {"bench", "fitting"},
     {"cli"},
+    {"__main__"},
 ]
 LAYER = {name: k for k, names in enumerate(LAYERS) for name in names}
 

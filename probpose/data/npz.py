@@ -18,7 +18,7 @@ import numpy as np
 
 from probpose.errors import DataError
 
-__all__ = ["MAX_ARRAY_BYTES", "NpzArchive"]
+__all__ = ["MAX_ARRAY_BYTES", "NpzArchive", "read_npy"]
 
 MAX_ARRAY_BYTES = 4 * 2**30
 """Largest array probpose reads from one ``.npz`` member (4 GiB; real pose files hold megabytes)."""
@@ -28,6 +28,63 @@ _READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, N
 
 def _gib(n: int) -> str:
     return f"{n / 2**30:.3g} GiB" if n >= 2**30 else f"{n / 2**20:.3g} MiB" if n >= 2**20 else f"{n} bytes"
+
+
+def _header(fp, file: str, key: str | None, size: int, max_bytes: int) -> tuple[tuple[int, ...], bool, np.dtype, int]:
+    """Parse and check a ``.npy`` header at ``fp`` (a stream of ``size`` bytes in all)."""
+    try:
+        version = np.lib.format.read_magic(fp)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(fp)
+        elif version in ((2, 0), (3, 0)):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(fp)
+        else:
+            raise ValueError(f"unsupported .npy format version {version}")
+        header_len = fp.tell()
+    except Exception as e:  # numpy's header parser raises many kinds on corrupt bytes: all mean "corrupt"
+        raise DataError(file, key, f"not a readable array ({type(e).__name__}: {e})") from None
+    if dtype.hasobject:
+        raise DataError(file, key, "holds Python objects (pickled data); refused: only numeric arrays")
+    count = 1
+    for s in shape:
+        count *= int(s)
+    nbytes = count * dtype.itemsize
+    if nbytes > max_bytes:
+        raise DataError(file, key, f"declares shape {shape} ({_gib(nbytes)}), above the {_gib(max_bytes)} limit")
+    held = size - header_len
+    if nbytes != held:
+        raise DataError(file, key, f"declares shape {shape} ({_gib(nbytes)}) but holds {_gib(max(held, 0))} of data")
+    return tuple(int(s) for s in shape), bool(fortran), dtype, nbytes
+
+
+def _read_body(fp, shape: tuple[int, ...], fortran: bool, dtype: np.dtype, nbytes: int) -> np.ndarray:
+    data = bytearray(nbytes)
+    view = memoryview(data)
+    got = 0
+    while got < nbytes:
+        n = fp.readinto(view[got:])
+        if not n:
+            break
+        got += n
+    if got != nbytes:
+        raise EOFError(f"{got} of {nbytes} bytes")
+    arr = np.frombuffer(data, dtype=dtype)
+    return arr.reshape(shape[::-1]).transpose() if fortran else arr.reshape(shape)
+
+
+def read_npy(path: str | Path, max_bytes: int = MAX_ARRAY_BYTES) -> np.ndarray:
+    """A ``.npy`` file's array, read with the same checks as :meth:`NpzArchive.read` (no pickles, a
+    size limit, a header that matches the data); :class:`~probpose.errors.DataError` otherwise."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fp:
+            shape, fortran, dtype, nbytes = _header(fp, str(path), None, size, max_bytes)
+            return _read_body(fp, shape, fortran, dtype, nbytes)
+    except DataError:
+        raise
+    except _READ_ERRORS as e:
+        raise DataError(str(path), None, f"unreadable .npy ({type(e).__name__}: {e})") from None
 
 
 class NpzArchive:
@@ -66,34 +123,7 @@ class NpzArchive:
         return key in self._members
 
     def _header(self, key: str, fp) -> tuple[tuple[int, ...], bool, np.dtype, int]:
-        info = self._members[key]
-        try:
-            version = np.lib.format.read_magic(fp)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(fp)
-            elif version in ((2, 0), (3, 0)):
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(fp)
-            else:
-                raise ValueError(f"unsupported .npy format version {version}")
-            header_len = fp.tell()
-        except Exception as e:  # numpy's header parser raises many kinds on corrupt bytes: all mean "corrupt"
-            raise DataError(str(self.path), key, f"not a readable array ({type(e).__name__}: {e})") from None
-        if dtype.hasobject:
-            raise DataError(str(self.path), key, "holds Python objects (pickled data); refused: only numeric arrays")
-        count = 1
-        for s in shape:
-            count *= int(s)
-        nbytes = count * dtype.itemsize
-        if nbytes > self.max_bytes:
-            raise DataError(
-                str(self.path), key, f"declares shape {shape} ({_gib(nbytes)}), above the {_gib(self.max_bytes)} limit"
-            )
-        held = info.file_size - header_len
-        if nbytes != held:
-            raise DataError(
-                str(self.path), key, f"declares shape {shape} ({_gib(nbytes)}) but holds {_gib(max(held, 0))} of data"
-            )
-        return tuple(int(s) for s in shape), bool(fortran), dtype, nbytes
+        return _header(fp, str(self.path), key, self._members[key].file_size, self.max_bytes)
 
     def shape(self, key: str) -> tuple[int, ...]:
         """The declared (and checked) shape of ``key``, without reading its data."""
@@ -107,24 +137,11 @@ class NpzArchive:
         try:
             with self._zip.open(self._members[key]) as fp:
                 shape, fortran, dtype, nbytes = self._header(key, fp)
-                data = bytearray(nbytes)
-                view = memoryview(data)
-                got = 0
-                while got < nbytes:
-                    n = fp.readinto(view[got:])
-                    if not n:
-                        break
-                    got += n
-                if got != nbytes:
-                    raise EOFError(f"{got} of {nbytes} bytes")
+                return _read_body(fp, shape, fortran, dtype, nbytes)
         except DataError:
             raise
         except _READ_ERRORS as e:
             raise DataError(str(self.path), key, f"corrupt or truncated data ({type(e).__name__}: {e})") from None
-        arr = np.frombuffer(data, dtype=dtype)
-        if fortran:
-            return arr.reshape(shape[::-1]).transpose()
-        return arr.reshape(shape)
 
     def _require(self, key: str) -> None:
         if key not in self._members:

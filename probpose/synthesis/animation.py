@@ -1,0 +1,168 @@
+"""Animating the rig: leg poses from a prior or a file, smooth motion of every other bone, a path
+on the ground plane, and a tracking pinhole camera per sequence. Seeded and reproducible.
+
+The frames are cut into sequences of ``sequence_frames``. Per sequence: a heading, a walking speed
+(0 = turning on the spot) and a smooth turn rate give the animal's path on the ground plane; a
+camera at a random yaw around the animal, elevation and distance follows the body's centre, with a
+small smooth hand-held jitter of its position and aim. Within each frame the leg joints take the
+given pose; the other moving bones (``Rig.motion``: ranges per bone, degrees) follow smooth
+curves (sums of slow sinusoids) that stay inside their stated ranges; the body is lowered or
+raised so that its lowest hoof touches the ground (y = 0).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from probpose.errors import ConfigError
+from probpose.options import check_ranges, option
+from probpose.rotations import axis_angle_to_matrix, euler_to_matrix
+from probpose.synthesis.camera import Camera, intrinsics, look_at
+from probpose.synthesis.kinematics import Posed
+from probpose.synthesis.rig import Rig
+
+__all__ = ["SceneOptions", "Animation", "animate", "smooth_curves", "yaw_matrix"]
+
+
+@dataclass
+class SceneOptions:
+    """Motion and camera ranges. Angles in degrees, distances in metres, speeds per second."""
+
+    fps: float = option(30.0, gt=0)
+    sequence_frames: int = option(300, ge=1)
+    speed_max: float = option(1.5, ge=0)
+    turn_rate_max: float = option(30.0, ge=0)
+    distance_min: float = option(4.5, gt=0)
+    distance_max: float = option(6.5, gt=0)
+    elevation_min: float = option(0.0, ge=-80, le=80)
+    elevation_max: float = option(25.0, ge=-80, le=80)
+    fov: float = option(40.0, gt=1, lt=170)
+    jitter: float = option(0.03, ge=0)
+    """Camera position and aim jitter (metres, amplitude)."""
+    motion_scale: float = option(1.0, ge=0, le=1)
+    """Scales the non-leg bones' motion ranges (0: still)."""
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
+        for lo, hi in (("distance_min", "distance_max"), ("elevation_min", "elevation_max")):
+            if getattr(self, lo) > getattr(self, hi):
+                raise ConfigError(f"{lo} ({getattr(self, lo)}) must not exceed {hi} ({getattr(self, hi)})")
+
+
+@dataclass(frozen=True)
+class Animation:
+    """An animated, filmed rig.
+
+    Attributes:
+        rotations: ``(N, B, 3, 3)`` local bone rotations (each in its bone's frame).
+        root_rotation: ``(N, 3, 3)`` model -> world rotation (the heading, about world y).
+        root_position: ``(N, 3)`` model origin in the world (metres).
+        legs: ``(N, L, 3)`` the leg joints' axis-angle rotations used (radians).
+        camera: ``N`` cameras.
+        sequence: ``(N,)`` int64 sequence index of every frame.
+        posed: the rig's forward kinematics (world frames and heads).
+    """
+
+    rotations: Tensor
+    root_rotation: Tensor
+    root_position: Tensor
+    legs: Tensor
+    camera: Camera
+    sequence: Tensor
+    posed: Posed
+
+
+def smooth_curves(n: int, channels: int, fps: float, generator: torch.Generator,
+                  freq: tuple[float, float] = (0.05, 0.5), terms: int = 3,
+                  dtype: torch.dtype = torch.float64) -> Tensor:  # fmt: skip
+    """``(n, channels)`` smooth curves in ``[-1, 1]``: per channel a sum of ``terms`` sinusoids with
+    frequencies uniform in ``freq`` (Hz at ``fps``), random phases and non-negative weights that
+    sum to one (so the bound holds exactly)."""
+    f = freq[0] + (freq[1] - freq[0]) * torch.rand(channels, terms, generator=generator, dtype=dtype)
+    phase = 2 * math.pi * torch.rand(channels, terms, generator=generator, dtype=dtype)
+    weight = torch.rand(channels, terms, generator=generator, dtype=dtype) + 0.1
+    weight = weight / weight.sum(-1, keepdim=True)
+    t = torch.arange(n, dtype=dtype).reshape(n, 1, 1) / fps
+    return (weight * torch.sin(2 * math.pi * f * t + phase)).sum(-1)
+
+
+def yaw_matrix(yaw: Tensor) -> Tensor:
+    """Rotations ``(..., 3, 3)`` about world +y by ``yaw`` (radians)."""
+    c, s = torch.cos(yaw), torch.sin(yaw)
+    one, zero = torch.ones_like(yaw), torch.zeros_like(yaw)
+    return torch.stack([c, zero, s, zero, one, zero, -s, zero, c], -1).reshape(yaw.shape + (3, 3))
+
+
+def _uniform(lo: float, hi: float, generator: torch.Generator) -> float:
+    return lo + (hi - lo) * float(torch.rand((), generator=generator, dtype=torch.float64))
+
+
+def animate(rig: Rig, legs: Tensor, width: int, height: int, options: SceneOptions | None = None,
+            generator: torch.Generator | None = None) -> Animation:  # fmt: skip
+    """Animate ``rig`` with leg poses ``legs`` ``(N, L, 3)`` (axis-angle, radians, in the order of
+    ``rig.legs``) and film it with ``width`` x ``height`` cameras. Float64, on ``legs``' device."""
+    options = options or SceneOptions()
+    if legs.ndim != 3 or legs.shape[1:] != (rig.legs.num_joints, 3):
+        raise ValueError(f"legs must be (N, {rig.legs.num_joints}, 3) axis-angle, got {tuple(legs.shape)}")
+    n = len(legs)
+    if n < 1:
+        raise ValueError("no frames to animate")
+    if generator is None:
+        generator = torch.Generator().manual_seed(0)
+    device = legs.device
+    dtype = torch.float64
+    nb = rig.num_bones
+    rot = torch.eye(3, dtype=dtype).repeat(n, nb, 1, 1)
+    rot[:, list(rig.leg_bones)] = axis_angle_to_matrix(legs.detach().to("cpu", dtype))
+    moving = sorted(rig.motion)
+    if moving and options.motion_scale > 0:
+        curves = smooth_curves(n, 3 * len(moving), options.fps, generator).reshape(n, len(moving), 3)
+        lo = torch.tensor([[r.x[0], r.y[0], r.z[0]] for r in (rig.motion[i] for i in moving)], dtype=dtype)
+        hi = torch.tensor([[r.x[1], r.y[1], r.z[1]] for r in (rig.motion[i] for i in moving)], dtype=dtype)
+        mid, half = (lo + hi) / 2, (hi - lo) / 2 * options.motion_scale
+        rot[:, moving] = euler_to_matrix(mid + half * curves, "XYZ", degrees=True)
+    yaw = torch.empty(n, dtype=dtype)
+    pos = torch.zeros(n, 3, dtype=dtype)
+    eye = torch.empty(n, 3, dtype=dtype)
+    target = torch.empty(n, 3, dtype=dtype)
+    sequence = torch.empty(n, dtype=torch.int64)
+    centre = torch.tensor([0.30, 1.0, 0.0], dtype=dtype)  # the body's centre in the model frame
+    for k, s in enumerate(range(0, n, options.sequence_frames)):
+        m = min(n, s + options.sequence_frames) - s
+        sequence[s : s + m] = k
+        heading = _uniform(0, 2 * math.pi, generator)
+        speed = _uniform(0, options.speed_max, generator)
+        turn = math.radians(options.turn_rate_max) * smooth_curves(m, 1, options.fps, generator)[:, 0]
+        yaw_s = heading + torch.cumsum(turn, 0) / options.fps
+        forward = torch.stack([torch.cos(yaw_s), torch.zeros_like(yaw_s), -torch.sin(yaw_s)], -1)
+        path = torch.cumsum(speed * forward, 0) / options.fps
+        path = path - path[0]
+        yaw[s : s + m] = yaw_s
+        pos[s : s + m] = path
+        cam_yaw = _uniform(0, 2 * math.pi, generator)
+        elev = math.radians(_uniform(options.elevation_min, options.elevation_max, generator))
+        dist = _uniform(options.distance_min, options.distance_max, generator)
+        aim = path + (yaw_matrix(yaw_s) @ centre)
+        direction = [math.cos(elev) * math.sin(cam_yaw), math.sin(elev), math.cos(elev) * math.cos(cam_yaw)]
+        offset = dist * torch.tensor(direction, dtype=dtype)
+        shake = options.jitter * smooth_curves(m, 6, options.fps, generator, freq=(0.2, 1.5))
+        eye[s : s + m] = aim + offset + shake[:, :3]
+        target[s : s + m] = aim + shake[:, 3:]
+    root_rotation = yaw_matrix(yaw)
+    posed = rig.pose(rot, root_rotation, pos)
+    hooves = rig.tails_of(posed)[:, list(rig.hooves), 1].min(dim=1).values  # (n,)
+    lift = torch.stack([torch.zeros_like(hooves), -hooves, torch.zeros_like(hooves)], -1)
+    pos = pos + lift
+    eye = eye + lift
+    target = target + lift
+    posed = Posed(posed.rotations, posed.positions + lift.unsqueeze(1))
+    r, t = look_at(eye, target)
+    k = intrinsics(width, height, options.fov).expand(n, 3, 3).clone()
+    camera = Camera(k.to(device), r.to(device), t.to(device), width, height)
+    to = {"device": device}
+    return Animation(rot.to(**to), root_rotation.to(**to), pos.to(**to), legs.detach().to(device, dtype), camera,
+                     sequence.to(**to), Posed(posed.rotations.to(**to), posed.positions.to(**to)))  # fmt: skip
