@@ -8,8 +8,10 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.distributions.transforms
 from pyro.distributions import constraints
 from torch import Tensor
+from torch.distributions import biject_to, transform_to
 
 __all__ = ["finite", "pose_space", "axis_angle_ball", "rotation_matrix"]
 
@@ -57,6 +59,14 @@ class _RotationMatrix(constraints.Constraint):
 
 finite = _Finite()
 """Finite real numbers."""
+
+
+@biject_to.register(_Finite)
+@transform_to.register(_Finite)
+def _finite_transform(constraint: constraints.Constraint) -> torch.distributions.Transform:
+    # R is the support's interior: inference (autoguides, NUTS) works on unconstrained reals
+    return torch.distributions.transforms.identity_transform
+
 pose_space = constraints.independent(finite, 2)
 """The support of every pose prior: finite ``(J, 3)`` axis-angle poses (R^(3J))."""
 axis_angle_ball = _AxisAngleBall()

@@ -34,5 +34,11 @@ class FlowDistribution(TorchDistribution):
         along the generating path (base density minus the forward log|det|) without inverting."""
         raise NotImplementedError
 
+    def push_forward(self, noise: Tensor) -> tuple[Tensor, Tensor]:
+        """The generating map: base noise ``(..., J, 3)`` (standard normal on R^(3J)) -> poses
+        ``(..., J, 3)`` and their log-density ``(...,)`` (nats). Differentiable in ``noise``: fitting
+        in the flow's base space optimises ``noise`` under ``N(0, I)``."""
+        raise NotImplementedError
+
     def rsample(self, sample_shape: torch.Size | tuple[int, ...] = ()) -> Tensor:
         return self.rsample_and_log_prob(sample_shape)[0]

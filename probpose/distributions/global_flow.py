@@ -72,6 +72,15 @@ class GlobalFlowPrior(FlowDistribution):
     def rsample_and_log_prob(self, sample_shape: torch.Size | tuple[int, ...] = ()) -> tuple[Tensor, Tensor]:
         lead = torch.Size(sample_shape) + self.batch_shape
         z = torch.randn(lead.numel(), self.flow.dim, **self._factory())
+        return self._generate(lead, z)
+
+    def push_forward(self, noise: Tensor) -> tuple[Tensor, Tensor]:
+        if noise.shape[-2:] != self.event_shape:
+            raise ValueError(f"noise must be (..., {self.event_shape[0]}, 3), got {tuple(noise.shape)}")
+        lead = torch.broadcast_shapes(noise.shape[:-2], self.batch_shape)
+        return self._generate(lead, noise.expand(lead + self.event_shape).reshape(-1, self.flow.dim))
+
+    def _generate(self, lead: torch.Size, z: Tensor) -> tuple[Tensor, Tensor]:
         x, log_det = self.flow.forward_and_log_det(z, self._flat_context(lead))
         lp = self.flow.base_log_prob(z) - log_det
         return x.reshape(lead + self.event_shape), lp.reshape(lead)

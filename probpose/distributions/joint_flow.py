@@ -138,8 +138,19 @@ class JointFlowPrior(FlowDistribution):
         """Samples drawn level by level (one flow call per depth level) and their log-density along
         the generating path."""
         lead = torch.Size(sample_shape) + self.batch_shape
+        return self._generate(lead, None)
+
+    def push_forward(self, noise: Tensor) -> tuple[Tensor, Tensor]:
+        lead = noise.shape[:-2]
+        if noise.shape[-2:] != self.event_shape:
+            raise ValueError(f"noise must be (..., {self.event_shape[0]}, 3), got {tuple(noise.shape)}")
+        return self._generate(lead, noise.reshape(-1, *self.event_shape))
+
+    def _generate(self, lead: torch.Size, noise: Tensor | None) -> tuple[Tensor, Tensor]:
         m = lead.numel()
         f = self._factory()
+        if noise is not None:
+            f = {"dtype": noise.dtype, "device": noise.device}
         j = self.event_shape[0]
         cols: list[Tensor | None] = [None] * j
         us: list[Tensor] = []  # the flows' outputs, in level order
@@ -158,7 +169,10 @@ class JointFlowPrior(FlowDistribution):
                 if done:
                     prediction = prediction + torch.cat(us, -1) @ self.gaussian.scale_tril[rows, : 3 * done].T
                 feats = torch.cat([feats, squash(prediction.view(m, len(level), 3), torch.pi)], -1)
-            z = torch.randn(len(level), 3, m, **f)
+            if noise is None:
+                z = torch.randn(len(level), 3, m, **f)
+            else:
+                z = noise[:, list(level)].permute(1, 2, 0)
             u, log_det = self.flow.forward_and_log_det(z, self._index(level), feats.permute(1, 2, 0))
             total = total + (self.flow.base_log_prob(z) - log_det).sum(0)
             us.extend(u.permute(0, 2, 1))  # (M, 3) each

@@ -1,0 +1,95 @@
+"""Bodies: what turns a pose (the prior's joints), a global orientation and a translation into the
+3D points an observation sees. One forward kinematics for all: :func:`probpose.synthesis.forward_kinematics`.
+
+- :class:`SkeletonBody`: the SMPL family. The tree's joints are the points; rest frames are world
+  aligned (``rest=None``); the root joint's rotation is the global orientation and the root sits at
+  the translation plus its rest location (SMPL's convention).
+- :class:`RigBody`: a rigged animal (the zebra). The prior drives its leg bones; the other bones keep
+  their rest rotation; the root transform is the global orientation and translation; the points are
+  the rig's keypoints (PASyn's 19).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from probpose.errors import DataError
+from probpose.rotations import axis_angle_to_matrix
+from probpose.skeleton import Skeleton
+from probpose.synthesis import Rig, forward_kinematics, offsets_from_joints
+
+__all__ = ["Body", "SkeletonBody", "RigBody"]
+
+
+class Body:
+    """Base: ``tree`` (the FK skeleton), ``point_names`` (what observations index), ``driven``
+    (indices in ``tree`` of the prior's joints), and :meth:`points`."""
+
+    tree: Skeleton
+    point_names: tuple[str, ...]
+
+    def __init__(self, joint_names: Sequence[str]) -> None:
+        names = list(joint_names)
+        unknown = [n for n in names if n not in self.tree.joint_names]
+        if unknown:
+            first = ", ".join(self.tree.joint_names[:4])
+            raise DataError(self.tree.name, None, f"the prior's joints {unknown[:4]} are not joints of this "
+                            f"body ({self.tree.num_joints} joints: {first}, ...)")  # fmt: skip
+        self.joint_names = tuple(names)
+        self.driven = torch.tensor([self.tree.index(n) for n in names], dtype=torch.long)
+
+    def _rotations(self, pose: Tensor) -> Tensor:
+        """``(..., J_prior, 3)`` axis-angle -> ``(..., J_tree, 3, 3)`` local rotations (identity elsewhere)."""
+        lead = pose.shape[:-2]
+        full = torch.eye(3, dtype=pose.dtype, device=pose.device).expand(lead + (self.tree.num_joints, 3, 3))
+        full = full.clone()
+        full[..., self.driven.to(pose.device), :, :] = axis_angle_to_matrix(pose)
+        return full
+
+    def points(self, pose: Tensor, orient: Tensor, transl: Tensor) -> Tensor:
+        """Pose ``(..., J_prior, 3)`` axis-angle radians, ``orient`` ``(..., 3)`` axis-angle,
+        ``transl`` ``(..., 3)`` metres -> world points ``(..., K, 3)`` metres."""
+        raise NotImplementedError
+
+
+class SkeletonBody(Body):
+    """An SMPL-family tree with rest joint locations ``(J_tree, 3)`` (metres)."""
+
+    def __init__(self, tree: Skeleton, rest_joints: Tensor, joint_names: Sequence[str]) -> None:
+        self.tree = tree
+        if rest_joints.shape != (tree.num_joints, 3):
+            raise DataError("rest joints", None, f"expected ({tree.num_joints}, 3), got {tuple(rest_joints.shape)}")
+        self.rest_joints = rest_joints.double()
+        self.offsets = offsets_from_joints(tree, self.rest_joints)
+        self.point_names = tree.joint_names
+        super().__init__(joint_names)
+        roots = [j for j, p in enumerate(tree.parents) if p < 0]
+        if len(roots) != 1:
+            raise DataError(tree.name, None, f"a body needs one root joint, this tree has {len(roots)}")
+        self.root = roots[0]
+        if self.root in self.driven.tolist():
+            raise DataError(tree.name, None, f"the prior models the root joint {tree.joint_names[self.root]!r}: "
+                            "its rotation is the global orientation, fitted separately")  # fmt: skip
+
+    def points(self, pose: Tensor, orient: Tensor, transl: Tensor) -> Tensor:
+        rot = self._rotations(pose)
+        rot[..., self.root, :, :] = axis_angle_to_matrix(orient)
+        posed = forward_kinematics(self.tree, rot, self.offsets.to(pose), None, None, transl)
+        return posed.positions
+
+
+class RigBody(Body):
+    """A rig (its bones' rest frames and keypoints): the prior drives the bones named like its joints."""
+
+    def __init__(self, rig: Rig, joint_names: Sequence[str] | None = None) -> None:
+        self.rig = rig
+        self.tree = rig.skeleton
+        self.point_names = tuple(k.name for k in rig.keypoints)
+        super().__init__(rig.legs.joint_names if joint_names is None else joint_names)
+
+    def points(self, pose: Tensor, orient: Tensor, transl: Tensor) -> Tensor:
+        posed = self.rig.pose(self._rotations(pose), axis_angle_to_matrix(orient), transl)
+        return self.rig.keypoints_of(posed)

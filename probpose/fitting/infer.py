@@ -1,0 +1,359 @@
+"""Inference for :class:`~probpose.fitting.PoseFit`: MAP (``AutoDelta``), an approximate posterior
+(``AutoNormal`` or ``AutoLowRankMultivariateNormal``) and NUTS, with posterior summaries on SO(3).
+
+MAP optimises the guide's per-frame values with Adam. Adam is element-wise, so without the
+smoothness factor every frame's optimisation is exactly the one it would have alone: a batch of
+frames gives the per-frame results (tested).
+
+Posterior summaries per joint, from pose samples: the mean rotation (the rotation nearest to the
+average matrix), the angular standard deviation (root mean square geodesic distance from the
+mean, degrees) and the radius of the 90% credible ball around the mean (degrees); a true rotation is
+"covered" when its geodesic distance from the mean is within that radius.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pyro
+import torch
+from pyro.infer import MCMC, NUTS, Trace_ELBO
+from pyro.infer.autoguide import (
+    AutoDelta,
+    AutoLowRankMultivariateNormal,
+    AutoNormal,
+    init_to_value,
+)
+from pyro.infer.autoguide.initialization import InitMessenger
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from probpose.fitting.model import PoseFit
+from probpose.fitting.observations import Joints3D
+from probpose.rotations import axis_angle_to_matrix, geodesic_distance, matrix_to_axis_angle
+
+__all__ = ["FitResult", "Posterior", "initial_values", "fit_map", "fit_posterior", "fit_nuts", "summarize",
+           "mean_rotation", "geodesic_error_deg"]  # fmt: skip
+
+
+@dataclass
+class Posterior:
+    """Posterior summaries per frame and joint: ``mean`` ``(N, J, 3)`` axis-angle radians,
+    ``std_deg`` and ``radius90_deg`` ``(N, J)`` degrees, and the ``samples`` ``(S, N, J, 3)``."""
+
+    mean: Tensor
+    std_deg: Tensor
+    radius90_deg: Tensor
+    samples: Tensor
+
+    def covers(self, truth: Tensor) -> Tensor:
+        """``(N, J)`` bool: the true rotation lies inside the 90% ball."""
+        err = geodesic_distance(axis_angle_to_matrix(truth.double()), axis_angle_to_matrix(self.mean.double()))
+        return torch.rad2deg(err) <= self.radius90_deg
+
+
+@dataclass
+class FitResult:
+    """A fit: ``pose`` ``(N, J, 3)`` axis-angle radians, ``orient`` ``(N, 3)``, ``transl`` ``(N, 3)``
+    metres, the observed points it predicts ``(N, K, 3)``, the per-frame ``residual`` (metres for 3D,
+    pixels for 2D), the loss history, and the posterior when one was inferred."""
+
+    pose: Tensor
+    orient: Tensor
+    transl: Tensor
+    points: Tensor
+    residual: Tensor
+    inference: str
+    losses: list[float] = field(default_factory=list)
+    posterior: Posterior | None = None
+    seconds: float = 0.0
+    latent: Tensor | None = None
+    """The latent site's values (``pose``, or ``z`` for VAEs and base-space fits)."""
+
+
+def _kabsch(src: Tensor, dst: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
+    """Per frame the rotation ``R`` ``(N, 3, 3)`` and shift ``c`` ``(N, 3)`` minimising
+    ``sum_k w_k |R src_k + c - dst_k|^2`` (``src`` ``(K, 3)``, ``dst`` ``(N, K, 3)``, ``w`` ``(N, K)``)."""
+    wsum = w.sum(-1, keepdim=True).clamp_min(1e-9)
+    ms = (w.unsqueeze(-1) * src).sum(-2) / wsum
+    md = (w.unsqueeze(-1) * dst).sum(-2) / wsum
+    a = (src - ms.unsqueeze(-2)) * w.unsqueeze(-1)
+    h = a.transpose(-1, -2) @ (dst - md.unsqueeze(-2))
+    u, _, vt = torch.linalg.svd(h)
+    d = torch.sign(torch.linalg.det(vt.transpose(-1, -2) @ u.transpose(-1, -2)))
+    fix = torch.diag_embed(torch.stack([torch.ones_like(d), torch.ones_like(d), d], -1))
+    r = vt.transpose(-1, -2) @ fix @ u.transpose(-1, -2)
+    return r, md - (r @ ms.unsqueeze(-1)).squeeze(-1)
+
+
+def initial_values(fit: PoseFit) -> dict[str, Tensor]:
+    """Starting values of the latent sites: the pose at the prior's centre (zero latent for VAEs and
+    base space, the mean of 512 prior samples in pose space, zero without a prior); the root from
+    the observation's ``init_orient``/``init_transl`` when given, else for 3D observations the
+    rigid alignment (Kabsch) of the body at that pose to the visible points, else zero rotation and
+    a point 3 m in front of each camera."""
+    obs = fit.observation
+    n = obs.num_frames
+    dt = fit.dtype
+    latent = torch.zeros((n,) + fit.latent_shape(), dtype=dt)
+    if fit.latent == "pose" and fit.prior is not None:
+        with torch.no_grad(), pyro.poutine.block():
+            gen_state = torch.random.get_rng_state()
+            torch.manual_seed(0)
+            try:
+                mean = fit.prior().sample((512,)).mean(0)
+            finally:
+                torch.random.set_rng_state(gen_state)
+        latent = mean.to(dt).expand_as(latent).clone()
+    with torch.no_grad():
+        pose = fit.pose_of(latent).to(dt)
+        zero = torch.zeros(n, 3, dtype=dt)
+        if obs.init_orient is not None and obs.init_transl is not None:
+            orient, transl = obs.init_orient.to(dt), obs.init_transl.to(dt)
+        elif isinstance(obs, Joints3D):
+            src = fit.points(pose, zero, zero)  # (N, K, 3)
+            r, c = _kabsch(src[0].double(), obs.points.double(), obs.mask.double())
+            orient = matrix_to_axis_angle(r).to(dt)
+            moved = fit.points(pose, orient, zero)
+            m = obs.mask.to(dt).unsqueeze(-1)
+            transl = ((obs.points.to(dt) - moved) * m).sum(1) / m.sum(1).clamp_min(1)
+            few = obs.mask.sum(-1) < 3
+            orient[few] = 0.0
+            del c
+        else:
+            orient = zero.clone()
+            centre = -(obs.R.transpose(-1, -2) @ obs.t.unsqueeze(-1)).squeeze(-1)
+            transl = (centre + 3.0 * obs.R[:, 2, :]).to(dt)
+    return {fit.latent: latent, "orient": orient, "transl": transl}
+
+
+def _root(fit: PoseFit, values: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The latent values NUTS and the guides see (without the root when it is known)."""
+    if fit.known_root:
+        return {k: v for k, v in values.items() if k not in ("orient", "transl")}
+    return values
+
+
+def _with_root(fit: PoseFit, values: dict[str, Tensor]) -> dict[str, Tensor]:
+    if fit.known_root:
+        return {**values, "orient": fit.observation.init_orient, "transl": fit.observation.init_transl}
+    return values
+
+
+def _finish(fit: PoseFit, values: dict[str, Tensor], inference: str, losses: list[float],
+            posterior: Posterior | None, seconds: float) -> FitResult:  # fmt: skip
+    with torch.no_grad():
+        pose = fit.pose_of(values[fit.latent]).detach()
+        points = fit.points(pose, values["orient"], values["transl"]).detach()
+        residual = fit.observation.residual(points)
+    return FitResult(pose, values["orient"].detach(), values["transl"].detach(), points, residual, inference, losses,
+                     posterior, seconds, values[fit.latent].detach())  # fmt: skip
+
+
+def _lbfgs(loss_fn, params: list[Tensor], steps: int, progress: bool, desc: str) -> list[float]:
+    opt = torch.optim.LBFGS(params, lr=1.0, max_iter=20, history_size=50, line_search_fn="strong_wolfe",
+                            tolerance_grad=1e-9, tolerance_change=1e-12)  # fmt: skip
+    losses: list[float] = []
+
+    def closure() -> Tensor:
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn()
+        loss.backward()
+        return loss
+
+    for _ in tqdm(range(max(1, steps // 20)), desc=desc, disable=not progress, leave=False):
+        loss = opt.step(closure)
+        losses.append(float(loss.detach()))
+        if len(losses) > 1 and abs(losses[-2] - losses[-1]) <= 1e-9 * max(1.0, abs(losses[-1])):
+            break
+    return losses
+
+
+def _optimise(loss_fn, params: list[Tensor], steps: int, lr: float, progress: bool, desc: str) -> list[float]:
+    opt = torch.optim.Adam(params, lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=lr / 20)
+    losses = []
+    for _ in tqdm(range(steps), desc=desc, disable=not progress, leave=False):
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn()
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(float(loss.detach()))
+    return losses
+
+
+def fit_map(fit: PoseFit, steps: int = 500, lr: float = 0.05, init: dict[str, Tensor] | None = None,
+            progress: bool = False, optimizer: Literal["lbfgs", "adam"] = "lbfgs") -> FitResult:  # fmt: skip
+    """MAP by SVI with ``AutoDelta`` (the negative ELBO of a delta guide is ``-log p(obs, latents)``)."""
+    import time
+
+    start = time.perf_counter()
+    values = _root(fit, init or initial_values(fit))
+    with pyro.get_param_store().scope(), fit.frozen_prior():
+        guide = AutoDelta(fit.model, init_loc_fn=init_to_value(values=values))
+        guide()
+        elbo = Trace_ELBO()
+        params = list(guide.parameters())
+        loss_fn = lambda: elbo.differentiable_loss(fit.model, guide)  # noqa: E731
+        if optimizer == "lbfgs":
+            losses = _lbfgs(loss_fn, params, steps, progress, "MAP")
+        elif optimizer == "adam":
+            losses = _optimise(loss_fn, params, steps, lr, progress, "MAP")
+        else:
+            raise ValueError(f"optimizer must be 'lbfgs' or 'adam', got {optimizer!r}")
+        with torch.no_grad():
+            out = _with_root(fit, {k: v.detach() for k, v in guide.median().items()})
+    return _finish(fit, out, "MAP (AutoDelta, Adam)", losses, None, time.perf_counter() - start)
+
+
+def summarize(samples: Tensor) -> Posterior:
+    """Posterior summaries of pose samples ``(S, N, J, 3)`` (see the module docstring)."""
+    rot = axis_angle_to_matrix(samples.double())
+    mean = mean_rotation(rot)
+    dist_deg = torch.rad2deg(geodesic_distance(rot, mean.unsqueeze(0)))  # (S, N, J)
+    std = dist_deg.square().mean(0).sqrt()
+    radius = torch.quantile(dist_deg, 0.9, dim=0)
+    return Posterior(matrix_to_axis_angle(mean), std, radius, samples)
+
+
+def mean_rotation(rot: Tensor) -> Tensor:
+    """The rotation nearest (Frobenius) to the average of ``rot`` ``(S, ..., 3, 3)`` over ``S``."""
+    u, _, vt = torch.linalg.svd(rot.mean(0))
+    d = torch.sign(torch.linalg.det(u @ vt))
+    fix = torch.diag_embed(torch.stack([torch.ones_like(d), torch.ones_like(d), d], -1))
+    return u @ fix @ vt
+
+
+def frame_mvn_guide(fit: PoseFit, values: dict[str, Tensor], init_scale: float = 0.05):
+    """A guide with a full-covariance Gaussian per frame over that frame's latents (pose or z, and
+    the root unless known), independent across frames (the posterior's own structure without the
+    smoothness factor). Like Pyro's ``AutoMultivariateNormal`` (an auxiliary vector, then ``Delta``
+    sites), but block-diagonal over the frames plate: ``N`` covariances of ``D x D`` instead of one
+    of ``ND x ND``."""
+    import pyro.distributions as dist
+    from pyro.distributions import constraints
+
+    n = fit.observation.num_frames
+    names = list(values)
+    shapes = [tuple(values[k].shape[1:]) for k in names]
+    sizes = [int(torch.tensor(sh).prod()) if sh else 1 for sh in shapes]
+    loc0 = torch.cat([values[k].reshape(n, -1) for k in names], -1).detach()
+    d = loc0.shape[-1]
+
+    def guide() -> dict[str, Tensor]:
+        loc = pyro.param("frame_loc", loc0.clone())
+        eye = torch.eye(d, dtype=loc0.dtype).expand(n, d, d)
+        tril = pyro.param("frame_scale_tril", init_scale * eye.clone(), constraint=constraints.lower_cholesky)
+        out = {}
+        with pyro.plate("frames", n, dim=-1):
+            vec = pyro.sample("_frame_latent", dist.MultivariateNormal(loc, scale_tril=tril),
+                              infer={"is_auxiliary": True})  # fmt: skip
+            off = 0
+            for k, sh, size in zip(names, shapes, sizes, strict=True):
+                part = vec[..., off : off + size].reshape(vec.shape[:-1] + sh)
+                out[k] = pyro.sample(k, dist.Delta(part, event_dim=len(sh)))
+                off += size
+        return out
+
+    return guide
+
+
+def fit_posterior(fit: PoseFit, guide: Literal["normal", "lowrank", "mvn"] = "mvn", steps: int = 600,
+                  lr: float = 0.02, particles: int = 8, samples: int = 500, map_steps: int = 300,
+                  progress: bool = False, generator_seed: int = 0) -> FitResult:  # fmt: skip
+    """An approximate posterior: MAP first (``map_steps``), then ``AutoNormal`` (mean-field),
+    ``AutoLowRankMultivariateNormal`` or ``"mvn"`` (:func:`frame_mvn_guide`, a full covariance per
+    frame) started at the MAP values, fitted by SVI with ``particles``
+    samples per step; ``samples`` poses drawn from it give :class:`Posterior`. The result's pose
+    is the posterior mean rotation."""
+    import time
+
+    start = time.perf_counter()
+    first = fit_map(fit, steps=map_steps, progress=progress)
+    values = _root(fit, {fit.latent: first.latent, "orient": first.orient, "transl": first.transl})
+    with pyro.get_param_store().scope(), fit.frozen_prior():
+        if guide == "normal":
+            g = AutoNormal(fit.model, init_loc_fn=init_to_value(values=values), init_scale=0.05)
+        elif guide == "mvn":
+            g = frame_mvn_guide(fit, values)
+        elif guide == "lowrank":
+            g = AutoLowRankMultivariateNormal(fit.model, init_loc_fn=init_to_value(values=values), init_scale=0.05,
+                                              rank=8)  # fmt: skip
+        else:
+            raise ValueError(f"guide must be 'normal', 'lowrank' or 'mvn', got {guide!r}")
+        g()
+        params = [pyro.param(k).unconstrained() for k in pyro.get_param_store().keys()]
+        elbo = Trace_ELBO(num_particles=particles, vectorize_particles=False)
+        losses = _optimise(lambda: elbo.differentiable_loss(fit.model, g), params, steps, lr, progress, "posterior")
+        state = torch.random.get_rng_state()
+        torch.manual_seed(generator_seed)
+        try:
+            with torch.no_grad():
+                draws = [g() for _ in range(samples)]
+        finally:
+            torch.random.set_rng_state(state)
+    with torch.no_grad():
+        lat = torch.stack([d[fit.latent] for d in draws])
+        poses = fit.pose_of(lat.reshape((-1,) + lat.shape[2:])).reshape(lat.shape[:2] + (fit.num_joints, 3))
+        post = summarize(poses)
+        draws = [_with_root(fit, d) for d in draws]
+        orient = torch.stack([d["orient"] for d in draws]).mean(0)
+        transl = torch.stack([d["transl"] for d in draws]).mean(0)
+    names = {"normal": "AutoNormal", "lowrank": "AutoLowRankMultivariateNormal", "mvn": "per-frame full Gaussian"}
+    name = names[guide]
+    res = _finish(fit, {fit.latent: _latent_for_pose(fit, post.mean, lat), "orient": orient, "transl": transl},
+                  f"posterior ({name}, SVI)", first.losses + losses, post, time.perf_counter() - start)  # fmt: skip
+    res.pose = post.mean.to(res.pose)
+    return res
+
+
+def _latent_for_pose(fit: PoseFit, mean_pose: Tensor, draws: Tensor) -> Tensor:
+    """A latent whose pose is used for the result's points: the mean pose in pose space, the mean
+    latent otherwise (the points are then those of the mean latent's pose)."""
+    if fit.latent == "pose":
+        return mean_pose.to(draws)
+    return draws.mean(0)
+
+
+def fit_nuts(fit: PoseFit, samples: int = 300, warmup: int = 300, init: dict[str, Tensor] | None = None,
+             progress: bool = False, seed: int = 0, max_tree_depth: int = 8) -> FitResult:  # fmt: skip
+    """The reference posterior: NUTS (``pyro.infer.NUTS``) from ``init`` (default: a MAP fit).
+    Slow: for a few frames."""
+    import time
+
+    start = time.perf_counter()
+    if init is None:
+        first = fit_map(fit)
+        init = {fit.latent: first.latent, "orient": first.orient, "transl": first.transl}
+    init = _root(fit, init)
+    state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        with fit.frozen_prior():
+            # the flat sites cannot be sampled: every trace NUTS takes starts from the given values
+            model = InitMessenger(init_to_value(values=init))(fit.model)
+            kernel = NUTS(model, init_strategy=init_to_value(values=init), max_tree_depth=max_tree_depth)
+            mcmc = MCMC(kernel, num_samples=samples, warmup_steps=warmup, disable_progbar=not progress)
+            mcmc.run()
+            draws = _with_root(fit, mcmc.get_samples())
+    finally:
+        torch.random.set_rng_state(state)
+    with torch.no_grad():
+        lat = draws[fit.latent]
+        poses = fit.pose_of(lat.reshape((-1,) + lat.shape[2:])).reshape(lat.shape[:2] + (fit.num_joints, 3))
+        post = summarize(poses)
+        orient, transl = draws["orient"], draws["transl"]
+        if not fit.known_root:
+            orient, transl = orient.mean(0), transl.mean(0)
+        values = {fit.latent: _latent_for_pose(fit, post.mean, lat), "orient": orient, "transl": transl}
+    res = _finish(fit, values, "posterior (NUTS)", [], post, time.perf_counter() - start)
+    res.pose = post.mean.to(res.pose)
+    return res
+
+
+def geodesic_error_deg(pose: Tensor, truth: Tensor) -> Tensor:
+    """``(..., J)`` geodesic angle between fitted and true rotations, degrees."""
+    return torch.rad2deg(geodesic_distance(axis_angle_to_matrix(pose.double()), axis_angle_to_matrix(truth.double())))
+

@@ -1,0 +1,183 @@
+"""The fitting model: a Pyro model in which the pose is a latent drawn from a prior.
+
+For a batch of ``N`` frames (``pyro.plate("frames", N)``)::
+
+    pose   ~ prior                     (N, J, 3) axis-angle radians  [site "pose"]
+    orient ~ flat on R^3               (N, 3) global orientation      [site "orient"]
+    transl ~ flat on R^3               (N, 3) metres                  [site "transl"]
+    obs    ~ likelihood(body(pose, orient, transl))                   [site "obs"]
+
+and, with ``smooth > 0``, a factor ``-smooth / 2 * sum_t |pose_t - pose_{t-1}|^2`` between
+consecutive frames. Parameterisations of the pose latent:
+
+- ``space="pose"``: ``pose`` is the sampled site, with the prior's exact ``log_prob`` (any
+  :class:`~probpose.models.PriorModel`: Gaussians, ``gmm``, flows);
+- ``space="base"`` (flows): ``z ~ N(0, I)`` on R^(3J) is the site and ``pose = flow(z)`` is
+  deterministic; this optimises and samples in the flow's base space, where the prior is isotropic;
+- a VAE (:class:`~probpose.models.LatentPoseModel`): ``z ~ N(0, I)`` (``z_dim``) and
+  ``pose = decoder mean(z)`` (VPoser-style; the decoder's noise is not part of the pose);
+- ``prior=None``: a flat (improper) prior: the likelihood alone.
+
+The prior's weights are frozen while fitting (only the latents are inferred).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Literal
+
+import pyro
+import pyro.distributions as dist
+import torch
+from pyro.distributions import constraints
+from torch import Tensor
+
+from probpose.errors import DataError
+from probpose.fitting.body import Body
+from probpose.fitting.observations import Observation
+from probpose.models import LatentPoseModel, PoseModel, PriorModel
+
+__all__ = ["PoseFit", "Space"]
+
+Space = Literal["pose", "base"]
+
+
+def _flat(event_shape: tuple[int, ...], dtype: torch.dtype) -> dist.TorchDistribution:
+    return dist.ImproperUniform(constraints.real, torch.Size(), torch.Size(event_shape))
+
+
+class PoseFit:
+    """The pieces of a fit: a prior (or ``None``), a body, observations, the pose parameterisation.
+
+    Args:
+        prior: a trained model, or None for no prior (then ``joint_names`` says which joints move).
+        body: the body the pose drives (:class:`~probpose.fitting.SkeletonBody`, :class:`RigBody`).
+        observation: :class:`Joints3D` or :class:`Keypoints2D`; its ``names`` (default: all the
+            body's points) say which body points its rows are.
+        space: ``"pose"`` or ``"base"`` (flows only; see the module docstring).
+        smooth: weight (per rad^2) of the temporal smoothness factor; 0 makes frames independent.
+        joint_names: the fitted joints when ``prior`` is None.
+        known_root: take the global orientation and translation from the observation's
+            ``init_orient``/``init_transl`` as known values instead of inferring them.
+    """
+
+    def __init__(self, prior: PoseModel | None, body: Body, observation: Observation, space: Space = "pose",
+                 smooth: float = 0.0, joint_names: Sequence[str] | None = None,
+                 known_root: bool = False) -> None:  # fmt: skip
+        self.prior = prior
+        self.known_root = known_root
+        if known_root and (observation.init_orient is None or observation.init_transl is None):
+            raise DataError("observations", "init_orient", "known_root needs init_orient and init_transl (N, 3)")
+        self.body = body
+        self.observation = observation
+        if space not in ("pose", "base"):
+            raise ValueError(f"space must be 'pose' or 'base', got {space!r}")
+        if not smooth >= 0:
+            raise DataError("smooth", None, f"must be >= 0, got {smooth}")
+        self.space = space
+        self.smooth = float(smooth)
+        if prior is None:
+            self.joint_names = tuple(joint_names if joint_names is not None else body.joint_names)
+        else:
+            if prior.conditional:
+                raise DataError("prior", None, "a conditional model (some joints are its context) cannot be "
+                                "fitted alone; use an unconditional prior")  # fmt: skip
+            self.joint_names = tuple(prior.modelled_names)
+        if tuple(body.joint_names) != self.joint_names:
+            raise DataError("prior", None, f"the prior's joints ({len(self.joint_names)}: "
+                            f"{', '.join(self.joint_names[:3])}, ...) are not the body's driven joints "
+                            f"({len(body.joint_names)}: {', '.join(body.joint_names[:3])}, ...)")  # fmt: skip
+        if prior is not None and space == "base":
+            if not isinstance(prior, PriorModel) or not hasattr(prior(), "push_forward"):
+                raise DataError("space", None, f"'base' needs a flow prior; {type(prior).__name__} has no base space")
+        names = observation.names or body.point_names
+        if len(names) != observation.num_points:
+            raise DataError("observations", None, f"{observation.num_points} points per frame, but the names list "
+                            f"{len(names)}; the body ({body.tree.name}) has {len(body.point_names)} points: "
+                            f"{', '.join(body.point_names[:4])}, ...")  # fmt: skip
+        unknown = [n for n in names if n not in body.point_names]
+        if unknown:
+            raise DataError("observations", "names", f"{unknown[:4]} are not points of the body "
+                            f"({', '.join(body.point_names[:4])}, ...)")  # fmt: skip
+        self.point_index = torch.tensor([body.point_names.index(n) for n in names])
+        p = next(iter(prior.parameters()), None) if prior is not None else None
+        self.dtype = p.dtype if p is not None else torch.float32
+        self.num_joints = len(self.joint_names)
+
+    # ------------------------------------------------------------------ latent sites
+    @property
+    def latent(self) -> str:
+        """The name of the sampled pose site: ``"pose"`` or ``"z"``."""
+        if isinstance(self.prior, LatentPoseModel) or self.space == "base":
+            return "z"
+        return "pose"
+
+    def latent_shape(self) -> tuple[int, ...]:
+        if isinstance(self.prior, LatentPoseModel):
+            return (self.prior.options.z_dim,)
+        return (self.num_joints, 3)
+
+    def pose_of(self, latent: Tensor) -> Tensor:
+        """The pose ``(..., J, 3)`` of latent values (the identity in pose space)."""
+        if isinstance(self.prior, LatentPoseModel):
+            return self.prior.decode_mean(latent)
+        if self.latent == "z":
+            return self.prior().push_forward(latent)[0]
+        return latent
+
+    def _pose(self) -> Tensor:
+        if self.prior is None:
+            return pyro.sample("pose", _flat((self.num_joints, 3), self.dtype))
+        if isinstance(self.prior, LatentPoseModel):
+            z = pyro.sample("z", dist.Normal(torch.zeros((), dtype=self.dtype), 1.0).expand(self.latent_shape())
+                            .to_event(1))  # fmt: skip
+            return pyro.deterministic("pose", self.prior.decode_mean(z), event_dim=2)
+        if self.space == "base":
+            z = pyro.sample("z", dist.Normal(torch.zeros((), dtype=self.dtype), 1.0).expand(self.latent_shape())
+                            .to_event(2))  # fmt: skip
+            return pyro.deterministic("pose", self.prior().push_forward(z)[0], event_dim=2)
+        return pyro.sample("pose", self.prior())
+
+    # ------------------------------------------------------------------ the model
+    def model(self) -> Tensor:
+        """The Pyro model (no arguments: the observations are part of the fit). Returns the
+        predicted observed points ``(N, K, 3)``."""
+        n = self.observation.num_frames
+        with pyro.plate("frames", n, dim=-1):
+            pose = self._pose()
+            if self.known_root:
+                orient = self.observation.init_orient.to(self.dtype)
+                transl = self.observation.init_transl.to(self.dtype)
+            else:
+                orient = pyro.sample("orient", _flat((3,), self.dtype))
+                transl = pyro.sample("transl", _flat((3,), self.dtype))
+            points = self.body.points(pose, orient, transl)[..., self.point_index, :]
+            self.observation.sample(points)
+        if self.smooth > 0 and n > 1:
+            step = pose.narrow(-3, 1, n - 1) - pose.narrow(-3, 0, n - 1)
+            pyro.factor("smooth", -0.5 * self.smooth * step.square().sum((-1, -2, -3)))
+        return points
+
+    def points(self, pose: Tensor, orient: Tensor, transl: Tensor) -> Tensor:
+        """The observed points ``(..., K, 3)`` of explicit values (metres)."""
+        return self.body.points(pose, orient, transl)[..., self.point_index, :]
+
+    @contextlib.contextmanager
+    def frozen_prior(self) -> Iterator[None]:
+        """The prior's weights without gradients, and in eval mode, for the duration."""
+        if self.prior is None:
+            yield
+            return
+        params = list(self.prior.parameters())
+        flags = [p.requires_grad for p in params]
+        training = self.prior.training
+        self.prior.eval()
+        for p in params:
+            p.requires_grad_(False)
+        try:
+            yield
+        finally:
+            for p, f in zip(params, flags, strict=True):
+                p.requires_grad_(f)
+            self.prior.train(training)
