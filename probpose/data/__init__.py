@@ -2,7 +2,7 @@
 leak-free splits, data checks, preparation for training and a torch Dataset."""
 
 from probpose.data.amass import AMASS_SPLIT_RULE, amass_split, canonical_dataset, scan_tree
-from probpose.data.bundled import BUNDLED, bundled
+from probpose.data.bundled import BUNDLED, BUNDLED_IMAGES, bundled, bundled_images
 from probpose.data.checks import StaticJoint, check_not_constant, selection_without, static_joints
 from probpose.data.dataset import PoseDataset
 from probpose.data.importers import (
@@ -40,6 +40,8 @@ __all__ = [
     "TreeImport",
     "import_tree",
     "BUNDLED",
+    "BUNDLED_IMAGES",
+    "bundled_images",
     "bundled",
     "StaticJoint",
     "check_not_constant",

