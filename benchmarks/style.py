@@ -52,6 +52,9 @@ def main() -> None:
     ap.add_argument("--vgg", type=Path, default=None)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/style_cpu"))
+    ap.add_argument("--train-frames", type=int, default=3000, help="training renders (PASyn: 3000)")
+    ap.add_argument("--epochs", type=int, default=10, help="training epochs (PASyn: 10)")
+    ap.add_argument("--big-frames", type=int, default=256, help="256x256 frames for the apply timing")
     args = ap.parse_args()
     threads = set_threads(args.threads)
     weights = load_vgg_weights(args.vgg)
@@ -59,9 +62,9 @@ def main() -> None:
     photos = {p.stem: p for p in bundled_images()}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        synthesize(legs[:3000], tmp / "train", 64, 64, seed=0, progress=False, source=src)
+        synthesize(legs[: args.train_frames], tmp / "train", 64, 64, seed=0, progress=False, source=src)
         synthesize(legs[3000:3096], tmp / "held", 64, 64, seed=1, progress=False, source=src)
-        synthesize(legs[:256], tmp / "big", 256, 256, seed=2, progress=False, source=src)
+        synthesize(legs[: args.big_frames], tmp / "big", 256, 256, seed=2, progress=False, source=src)
         (tmp / "styles").mkdir()
         for name in ("city", "interior", "studio"):
             shutil.copy(photos[name], tmp / "styles" / photos[name].name)
@@ -72,8 +75,8 @@ def main() -> None:
         before = _eval(before_net, held, night, torch.Generator().manual_seed(5))
         ck = tmp / "style.pt"
         start = time.perf_counter()
-        res = train_style(tmp / "train", tmp / "styles", ck, StyleOptions(), weights=weights, progress=False,
-                          tensorboard=False)  # fmt: skip
+        res = train_style(tmp / "train", tmp / "styles", ck, StyleOptions(epochs=args.epochs), weights=weights,
+                          progress=False, tensorboard=False)  # fmt: skip
         train_s = time.perf_counter() - start
         net = load_style(ck, weights=weights)
         after = _eval(net, held, night, torch.Generator().manual_seed(5))
@@ -99,7 +102,8 @@ def main() -> None:
         sheet = np.concatenate([np.concatenate(top, 1), np.concatenate(bottom, 1)], 0)
         Image.fromarray(sheet).resize((sheet.shape[1] * 2, sheet.shape[0] * 2), Image.NEAREST).save(
             args.out / "style_before_after.png")
-    rows = [{"stage": "untrained decoder", **before}, {"stage": "trained (PASyn-v2 settings)", **after}]
+    trained_label = f"trained ({args.epochs} epochs of {args.train_frames} frames)"
+    rows = [{"stage": "untrained decoder", **before}, {"stage": trained_label, **after}]
     table = markdown_table([
         Column("stage", "decoder"), Column("content_loss", "content loss", "{:.4f}"),
         Column("style_loss", "style loss", "{:.4f}"),
@@ -108,10 +112,11 @@ def main() -> None:
     ], rows)  # fmt: skip
     stable = markdown_table([Column("size", "image"), Column("frames", "frames"), Column("seconds", "s", "{:.2f}"),
                              Column("frames_per_s", "frames/s", "{:.0f}")], speed)  # fmt: skip
-    intro = (f"Encoder: {weights.source}, slice pool2 (PASyn-v2). Held-out pairs: 96 renders from another seed "
-             f"with random crops of the held-out `night` photograph. Training: {train_s:.1f} s for 10 epochs of 3000 "
-             f"frames; {threads} thread(s). Apply: stylise and composite over crops of a photo, PNGs written; median "
-             "of 3. Contact sheet: style_before_after.png (top: renders, bottom: stylised and composited).")
+    intro = (f"Encoder: {weights.source}, slice pool2 (PASyn-v2). Held-out pairs: 96 renders from another "
+             f"seed with random crops of the held-out `night` photograph. Training: {train_s:.1f} s for "
+             f"{args.epochs} epochs of {args.train_frames} frames (batch 64); {threads} thread(s). Apply: stylise "
+             "and composite over crops of a photo, PNGs written; median of 3. Contact sheet: "
+             "style_before_after.png (top: renders, bottom: stylised and composited).")
     write_results(args.out, "style", "AdaIN style transfer", intro, table + "\n\n" + stable,
                   {"losses": rows, "apply": speed, "train_seconds": train_s, "history": res["history"],
                    "encoder": weights.source, "threads": threads}, machine_description("cpu"))  # fmt: skip
