@@ -69,6 +69,21 @@ def _models(folder: Path) -> dict:
     return {"none": None, **{n: load_model(found[n]).double() for n in ORDER if n in found}}
 
 
+LEFT_ARM = [SMPLX.index(s) for s in SMPLX.joint_names if s.startswith("left_") and any(
+    k in s for k in ("elbow", "wrist", "index", "middle", "ring", "pinky", "thumb"))]  # fmt: skip
+"""SMPL-X indices of the left elbow, wrist and hand: the points hidden in the arm scenarios."""
+
+
+def _human_data() -> tuple[torch.Tensor, list[str], SkeletonBody]:
+    """The bench's bundled test split (float64), its joint names and the approximate SMPL-X body."""
+    with tempfile.TemporaryDirectory() as tmp:
+        data = prepare_data(None, joints="body+hands-feet", segment_seconds=0.25, guard_seconds=0.05,
+                            workdir=Path(tmp))  # fmt: skip
+        test = data.test.double()
+    names = list(data.skeleton.joint_names)
+    return test, names, SkeletonBody(SMPLX, rest_joints(SMPLX), names)
+
+
 def _unseen_parents(tree, names, hidden_points):
     """Modelled joints whose rotation moves a hidden point: the hidden points' parents."""
     hidden = {tree.joint_names[i] for i in hidden_points}
@@ -77,20 +92,14 @@ def _unseen_parents(tree, names, hidden_points):
 
 
 def human(models_dir: Path, steps: int) -> tuple[list[dict], list[dict], dict]:
-    with tempfile.TemporaryDirectory() as tmp:
-        data = prepare_data(None, joints="body+hands-feet", segment_seconds=0.25, guard_seconds=0.05,
-                            workdir=Path(tmp))  # fmt: skip
-        test = data.test.double()
+    test, names, body = _human_data()
     priors = _models(models_dir)
-    names = list(data.skeleton.joint_names)
-    body = SkeletonBody(SMPLX, rest_joints(SMPLX), names)
     n = len(test)
     g = torch.Generator().manual_seed(0)
     orient = 0.4 * torch.randn(n, 3, generator=g, dtype=torch.float64)
     transl = torch.randn(n, 3, generator=g, dtype=torch.float64) * torch.tensor([0.3, 0.1, 0.3], dtype=torch.float64)
     clean = body.points(test, orient, transl)
-    arm = [SMPLX.index(s) for s in SMPLX.joint_names if s.startswith("left_") and any(
-        k in s for k in ("elbow", "wrist", "index", "middle", "ring", "pinky", "thumb"))]  # fmt: skip
+    arm = LEFT_ARM
     hand = [SMPLX.index(s) for s in SMPLX.joint_names if s.startswith("right_") and any(
         k in s for k in ("index", "middle", "ring", "pinky", "thumb"))]  # fmt: skip
     # a camera 3 m in front of the person (+z), looking at them
@@ -170,20 +179,14 @@ def human(models_dir: Path, steps: int) -> tuple[list[dict], list[dict], dict]:
 
 def base_space(models_dir: Path, steps: int) -> list[dict]:
     """``3d-arm`` with each flow prior, fitted in pose space and in the flow's base space."""
-    with tempfile.TemporaryDirectory() as tmp:
-        data = prepare_data(None, joints="body+hands-feet", segment_seconds=0.25, guard_seconds=0.05,
-                            workdir=Path(tmp))  # fmt: skip
-        test = data.test.double()
+    test, names, body = _human_data()
     priors = _models(models_dir)
-    names = list(data.skeleton.joint_names)
-    body = SkeletonBody(SMPLX, rest_joints(SMPLX), names)
     n = len(test)
     g = torch.Generator().manual_seed(0)
     orient = 0.4 * torch.randn(n, 3, generator=g, dtype=torch.float64)
     transl = 0.3 * torch.randn(n, 3, generator=g, dtype=torch.float64)
     clean = body.points(test, orient, transl)
-    arm = [SMPLX.index(s) for s in SMPLX.joint_names if s.startswith("left_") and any(
-        k in s for k in ("elbow", "wrist", "index", "middle", "ring", "pinky", "thumb"))]  # fmt: skip
+    arm = LEFT_ARM
     mask = torch.ones(n, SMPLX.num_joints, dtype=torch.bool)
     mask[:, arm] = False
     obs = Joints3D(clean + 0.01 * torch.randn(clean.shape, generator=g, dtype=torch.float64), mask, sigma=0.01)

@@ -103,6 +103,15 @@ def remove_stale_temporaries(final: str | Path) -> list[Path]:
     return removed
 
 
+def _check_parents(path: Path) -> None:
+    """Refuse a path whose nearest existing ancestor is a file."""
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise DataError(str(path), None, f"cannot create it: {parent} is a file, not a folder")
+            return
+
+
 def check_output_path(path: str | Path, inputs: Iterable[str | Path] = (), what: str = "output") -> Path:
     """Refuse an output path that is a folder, whose parent is a file, or that is one of ``inputs``.
 
@@ -110,11 +119,7 @@ def check_output_path(path: str | Path, inputs: Iterable[str | Path] = (), what:
     path = Path(path)
     if path.is_dir():
         raise DataError(str(path), None, f"is a folder; give a file name for the {what}")
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise DataError(str(path), None, f"cannot create it: {parent} is a file, not a folder")
-            break
+    _check_parents(path)
     target = path.resolve()
     for src in inputs:
         src = Path(src)
@@ -165,11 +170,7 @@ def check_output_folder(path: str | Path, inputs: Iterable[str | Path] = (), ove
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise DataError(str(path), None, f"is a file; give a folder for the {what}")
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise DataError(str(path), None, f"cannot create it: {parent} is a file, not a folder")
-            break
+    _check_parents(path)
     target = path.resolve()
     for src in inputs:
         src = Path(src).resolve()
