@@ -14,8 +14,9 @@ Each prior from ``--models`` (the bench's checkpoints) and no prior fit every sc
 truth, and the mean geodesic error (degrees) of the joints whose rotation moves unseen points
 (parents of unseen points) and of the others. Calibration (``3d-arm``, ``gaussian_full`` and
 ``global_flow``): the fraction of true rotations of those joints inside the posterior's 90% ball,
-for the per-frame full-covariance guide and for AutoNormal (300 SVI steps, 4 particles, 200
-samples).
+for the Laplace approximation at the MAP, the per-frame full-covariance guide started from it and
+AutoNormal (300 SVI steps, 4 particles, 200 samples), and for NUTS on the first 4 frames (the
+reference posterior; the SVI rows also report their coverage on those 4 frames).
 
 **Zebra** (PASyn loop): held-out zebra leg poses (the first 64 of the zebra bench's test split) animate the rig
 (non-leg bones at rest), the synthesis camera films them at 256x256, 2D keypoints get 1 px noise
@@ -51,6 +52,7 @@ from probpose.fitting import (
     RigBody,
     SkeletonBody,
     fit_map,
+    fit_nuts,
     fit_posterior,
     geodesic_error_deg,
     rest_joints,
@@ -60,6 +62,10 @@ from probpose.rotations import matrix_to_axis_angle
 from probpose.skeleton import SMPLX
 from probpose.synthesis import ZEBRA_RIG, SceneOptions, animate, intrinsics, look_at
 
+NUTS_FRAMES, NUTS_SAMPLES = 4, 200
+GUIDES = {"mvn": "per-frame full Gaussian (from Laplace, 300 SVI steps)", "laplace": "Laplace at the MAP",
+          "normal": "AutoNormal (300 SVI steps)", "nuts": f"NUTS ({NUTS_SAMPLES} + {NUTS_SAMPLES} warm-up, first "
+          f"{NUTS_FRAMES} frames)"}  # fmt: skip
 ORDER = ["gaussian", "gaussian_diag", "gaussian_full", "gmm", "global_flow", "global_flow_spline", "joint_flow",
          "vae", "vae_so3"]  # fmt: skip
 
@@ -141,18 +147,28 @@ def human(models_dir: Path, steps: int) -> tuple[list[dict], list[dict], dict]:
     calib = []
     obs, hidden = scenarios["3d-arm"]
     moving = _unseen_parents(SMPLX, names, hidden)
+    few = slice(0, NUTS_FRAMES)
     for pname in ("gaussian_full", "global_flow"):
         if pname not in priors:
             continue
-        for guide in ("mvn", "normal"):
-            fit = PoseFit(priors[pname], body, obs, joint_names=names)
+        for guide in ("mvn", "laplace", "normal", "nuts"):
             start = time.perf_counter()
-            res = fit_posterior(fit, guide=guide, steps=300, particles=4, samples=200, map_steps=steps)
-            cover = res.posterior.covers(test)[:, moving].double().mean().item()
-            calib.append({"prior": pname, "guide": "per-frame full Gaussian" if guide == "mvn" else "AutoNormal",
-                          "coverage90": cover, "std_deg": res.posterior.std_deg[:, moving].mean().item(),
+            if guide == "nuts":
+                fit = PoseFit(priors[pname], body, obs.select(few), joint_names=names)
+                res = fit_nuts(fit, samples=NUTS_SAMPLES, warmup=NUTS_SAMPLES, max_tree_depth=6)
+                truth = test[few]
+            else:
+                fit = PoseFit(priors[pname], body, obs, joint_names=names)
+                res = fit_posterior(fit, guide=guide, steps=300, particles=4, samples=200, map_steps=steps)
+                truth = test
+            covered = res.posterior.covers(truth)[:, moving].double()
+            calib.append({"prior": pname, "guide": GUIDES[guide], "frames": len(truth),
+                          "coverage90": covered.mean().item(), "coverage90_nuts_frames": covered[few].mean().item(),
+                          "std_deg": res.posterior.std_deg[:, moving].mean().item(),
                           "seconds": time.perf_counter() - start})  # fmt: skip
-            print(f"calibration {pname:18s} {guide:7s} coverage {cover:.2f}", flush=True)
+            print(f"calibration {pname:18s} {guide:7s} coverage {calib[-1]['coverage90']:.2f} (first "
+                  f"{NUTS_FRAMES} frames {calib[-1]['coverage90_nuts_frames']:.2f}), std "
+                  f"{calib[-1]['std_deg']:.1f} deg, {calib[-1]['seconds']:.0f} s", flush=True)  # fmt: skip
     # speed: 1,000 frames with the best flow prior
     flows = [r for r in rows if r["scenario"] == "3d-arm" and r["prior"] in ("global_flow", "global_flow_spline",
                                                                                "joint_flow")]  # fmt: skip
@@ -282,7 +298,9 @@ def main() -> None:
         Column("residual", "residual (m or px)", "{:.4f}"), Column("seconds", "fit s", "{:.1f}"),
     ], rows)  # fmt: skip
     ctable = markdown_table([
-        Column("prior", "prior"), Column("guide", "guide"), Column("coverage90", "coverage of 90% balls", "{:.2f}"),
+        Column("prior", "prior"), Column("guide", "posterior"), Column("frames", "frames"),
+        Column("coverage90", "coverage of 90% balls", "{:.2f}"),
+        Column("coverage90_nuts_frames", f"coverage, first {NUTS_FRAMES} frames", "{:.2f}"),
         Column("std_deg", "posterior std (deg)", "{:.1f}"), Column("seconds", "s", "{:.1f}"),
     ], calib)  # fmt: skip
     ztable = markdown_table([

@@ -565,8 +565,9 @@ def _add_fit(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rest-joints", type=Path, default=None,
                    help="SMPL family: .npy (J, 3) rest joints, metres (default: approximate proportions)")  # fmt: skip
     p.add_argument("--inference", choices=["map", "posterior", "nuts"], default="map")
-    p.add_argument("--guide", choices=["normal", "lowrank", "mvn"], default="mvn",
-                   help="posterior guide: mvn (full covariance per frame), normal (AutoNormal), lowrank")  # fmt: skip
+    p.add_argument("--guide", choices=["mvn", "laplace", "normal", "lowrank"], default="mvn",
+                   help="posterior: mvn (full covariance per frame, from Laplace, then SVI), laplace (Laplace at "
+                   "the MAP, no SVI), normal (AutoNormal), lowrank (AutoLowRankMultivariateNormal)")  # fmt: skip
     p.add_argument("--space", choices=["pose", "base"], default="pose", help="flows: fit in the flow's base space")
     p.add_argument("--steps", type=_positive_int, default=500, help="optimisation steps (default 500)")
     p.add_argument("--sigma", type=_positive_float, default=None,

@@ -34,7 +34,7 @@ from probpose.fitting.observations import Joints3D
 from probpose.rotations import axis_angle_to_matrix, geodesic_distance, matrix_to_axis_angle
 
 __all__ = ["FitResult", "Posterior", "initial_values", "fit_map", "fit_posterior", "fit_nuts", "summarize",
-           "mean_rotation", "geodesic_error_deg"]  # fmt: skip
+           "mean_rotation", "geodesic_error_deg", "laplace", "frame_mvn_guide"]  # fmt: skip
 
 
 @dataclass
@@ -128,6 +128,13 @@ def initial_values(fit: PoseFit) -> dict[str, Tensor]:
     return {fit.latent: latent, "orient": orient, "transl": transl}
 
 
+def _own(values: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Fresh copies: the optimisers update the guide's parameters in place, and a guide built from
+    a caller's tensor (``init``, an observation's ``init_orient``) would otherwise share its
+    storage, changing the caller's tensor, and two sites started from one tensor would be one."""
+    return {k: v.detach().clone() for k, v in values.items()}
+
+
 def _root(fit: PoseFit, values: dict[str, Tensor]) -> dict[str, Tensor]:
     """The latent values NUTS and the guides see (without the root when it is known)."""
     if fit.known_root:
@@ -190,7 +197,7 @@ def fit_map(fit: PoseFit, steps: int = 500, lr: float = 0.05, init: dict[str, Te
     import time
 
     start = time.perf_counter()
-    values = _root(fit, init or initial_values(fit))
+    values = _own(_root(fit, init or initial_values(fit)))
     with pyro.get_param_store().scope(), fit.frozen_prior():
         guide = AutoDelta(fit.model, init_loc_fn=init_to_value(values=values))
         guide()
@@ -226,12 +233,64 @@ def mean_rotation(rot: Tensor) -> Tensor:
     return u @ fix @ vt
 
 
-def frame_mvn_guide(fit: PoseFit, values: dict[str, Tensor], init_scale: float = 0.05):
+def _split(vec: Tensor, values: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Per-frame flat vectors ``(..., N, D)`` back to the sites' shapes (``values`` gives them)."""
+    out, off = {}, 0
+    for k, v in values.items():
+        sh = tuple(v.shape[1:])
+        size = int(torch.tensor(sh).prod()) if sh else 1
+        out[k] = vec[..., off : off + size].reshape(vec.shape[:-1] + sh)
+        off += size
+    return out
+
+
+def laplace(fit: PoseFit, values: dict[str, Tensor], step: float = 1e-4,
+            min_precision: float = 1e-6) -> tuple[Tensor, Tensor]:  # fmt: skip
+    """The Laplace approximation at ``values`` (a MAP), per frame: the Hessian ``H_n`` ``(N, D, D)``
+    of ``-log p(obs, latents)`` in frame ``n``'s flat latent vector (the sites of ``values`` in
+    order: pose or z, then the root unless known) and the covariance's Cholesky factor
+    ``(N, D, D)`` of ``H_n^-1``.
+
+    Without the smoothness factor the log joint is a sum over frames, so the Hessian is exactly
+    block-diagonal and one batched gradient per coordinate gives all frames' blocks. The Hessian
+    is the central difference of autograd gradients (``2D`` gradient evaluations, ``step`` in the
+    latent's units), which works through any prior, including custom autograd functions that have
+    no double backward; use float64 priors for accurate curvature. Eigenvalues below
+    ``min_precision`` (flat directions: a joint that neither the prior nor the data constrain, or a
+    point that is not a minimum) are raised to it. With ``smooth > 0`` the smoothness factor's
+    curvature is left out (its terms cancel in the batched differences; the guide is per frame)."""
+    base = torch.cat([v.detach().reshape(v.shape[0], -1) for v in values.values()], -1)
+    n, d = base.shape
+
+    def grad(x: Tensor) -> Tensor:
+        x = x.detach().requires_grad_(True)
+        data = _split(x, values)
+        with pyro.poutine.block(), fit.frozen_prior():
+            tr = pyro.poutine.trace(pyro.poutine.condition(fit.model, data=data)).get_trace()
+            nlp = -tr.log_prob_sum()
+        (g,) = torch.autograd.grad(nlp, x)
+        return g
+
+    cols = []
+    for i in range(d):
+        e = torch.zeros(d, dtype=base.dtype)
+        e[i] = step
+        cols.append((grad(base + e) - grad(base - e)) / (2 * step))  # (N, D): column i of each block
+    hess = torch.stack(cols, -1)
+    hess = 0.5 * (hess + hess.transpose(-1, -2))
+    evals, evecs = torch.linalg.eigh(hess)
+    cov = evecs @ torch.diag_embed(1.0 / evals.clamp_min(min_precision)) @ evecs.transpose(-1, -2)
+    cov = 0.5 * (cov + cov.transpose(-1, -2))
+    return hess, torch.linalg.cholesky(cov)
+
+
+def frame_mvn_guide(fit: PoseFit, values: dict[str, Tensor], init_scale: float | Tensor = 0.05):
     """A guide with a full-covariance Gaussian per frame over that frame's latents (pose or z, and
     the root unless known), independent across frames (the posterior's own structure without the
     smoothness factor). Like Pyro's ``AutoMultivariateNormal`` (an auxiliary vector, then ``Delta``
     sites), but block-diagonal over the frames plate: ``N`` covariances of ``D x D`` instead of one
-    of ``ND x ND``."""
+    of ``ND x ND``. ``init_scale``: a number (times the identity) or the per-frame Cholesky factors
+    ``(N, D, D)`` to start from (e.g. :func:`laplace`'s)."""
     import pyro.distributions as dist
     from pyro.distributions import constraints
 
@@ -244,8 +303,11 @@ def frame_mvn_guide(fit: PoseFit, values: dict[str, Tensor], init_scale: float =
 
     def guide() -> dict[str, Tensor]:
         loc = pyro.param("frame_loc", loc0.clone())
-        eye = torch.eye(d, dtype=loc0.dtype).expand(n, d, d)
-        tril = pyro.param("frame_scale_tril", init_scale * eye.clone(), constraint=constraints.lower_cholesky)
+        if isinstance(init_scale, Tensor):
+            start = init_scale.to(loc0).expand(n, d, d).clone()
+        else:
+            start = init_scale * torch.eye(d, dtype=loc0.dtype).expand(n, d, d).clone()
+        tril = pyro.param("frame_scale_tril", start, constraint=constraints.lower_cholesky)
         out = {}
         with pyro.plate("frames", n, dim=-1):
             vec = pyro.sample("_frame_latent", dist.MultivariateNormal(loc, scale_tril=tril),
@@ -260,33 +322,41 @@ def frame_mvn_guide(fit: PoseFit, values: dict[str, Tensor], init_scale: float =
     return guide
 
 
-def fit_posterior(fit: PoseFit, guide: Literal["normal", "lowrank", "mvn"] = "mvn", steps: int = 600,
+def fit_posterior(fit: PoseFit, guide: Literal["normal", "lowrank", "mvn", "laplace"] = "mvn", steps: int = 600,
                   lr: float = 0.02, particles: int = 8, samples: int = 500, map_steps: int = 300,
                   progress: bool = False, generator_seed: int = 0) -> FitResult:  # fmt: skip
-    """An approximate posterior: MAP first (``map_steps``), then ``AutoNormal`` (mean-field),
-    ``AutoLowRankMultivariateNormal`` or ``"mvn"`` (:func:`frame_mvn_guide`, a full covariance per
-    frame) started at the MAP values, fitted by SVI with ``particles``
-    samples per step; ``samples`` poses drawn from it give :class:`Posterior`. The result's pose
-    is the posterior mean rotation."""
+    """An approximate posterior: MAP first (``map_steps``), then one of
+
+    - ``"mvn"`` (default): :func:`frame_mvn_guide`, a full covariance per frame, started at the MAP
+      and its Laplace covariance (:func:`laplace`), then fitted by SVI;
+    - ``"laplace"``: the Laplace approximation itself (no SVI; ``steps`` unused);
+    - ``"normal"``: Pyro's ``AutoNormal`` (mean-field; under-disperses correlated joint chains);
+    - ``"lowrank"``: ``AutoLowRankMultivariateNormal`` (rank 8);
+
+    the SVI guides fitted with ``particles`` samples per step and Adam (``lr``, cosine decay);
+    ``samples`` poses drawn from the guide give :class:`Posterior`. The result's pose is the
+    posterior mean rotation."""
     import time
 
     start = time.perf_counter()
+    if guide not in ("normal", "lowrank", "mvn", "laplace"):
+        raise ValueError(f"guide must be 'normal', 'lowrank', 'mvn' or 'laplace', got {guide!r}")
     first = fit_map(fit, steps=map_steps, progress=progress)
-    values = _root(fit, {fit.latent: first.latent, "orient": first.orient, "transl": first.transl})
+    values = _own(_root(fit, {fit.latent: first.latent, "orient": first.orient, "transl": first.transl}))
+    tril = laplace(fit, values)[1] if guide in ("mvn", "laplace") else None
     with pyro.get_param_store().scope(), fit.frozen_prior():
         if guide == "normal":
             g = AutoNormal(fit.model, init_loc_fn=init_to_value(values=values), init_scale=0.05)
-        elif guide == "mvn":
-            g = frame_mvn_guide(fit, values)
-        elif guide == "lowrank":
+        elif guide in ("mvn", "laplace"):
+            g = frame_mvn_guide(fit, values, init_scale=tril)
+        else:
             g = AutoLowRankMultivariateNormal(fit.model, init_loc_fn=init_to_value(values=values), init_scale=0.05,
                                               rank=8)  # fmt: skip
-        else:
-            raise ValueError(f"guide must be 'normal', 'lowrank' or 'mvn', got {guide!r}")
         g()
         params = [pyro.param(k).unconstrained() for k in pyro.get_param_store().keys()]
         elbo = Trace_ELBO(num_particles=particles, vectorize_particles=False)
-        losses = _optimise(lambda: elbo.differentiable_loss(fit.model, g), params, steps, lr, progress, "posterior")
+        losses = [] if guide == "laplace" else _optimise(lambda: elbo.differentiable_loss(fit.model, g), params,
+                                                          steps, lr, progress, "posterior")  # fmt: skip
         state = torch.random.get_rng_state()
         torch.manual_seed(generator_seed)
         try:
@@ -301,10 +371,11 @@ def fit_posterior(fit: PoseFit, guide: Literal["normal", "lowrank", "mvn"] = "mv
         draws = [_with_root(fit, d) for d in draws]
         orient = torch.stack([d["orient"] for d in draws]).mean(0)
         transl = torch.stack([d["transl"] for d in draws]).mean(0)
-    names = {"normal": "AutoNormal", "lowrank": "AutoLowRankMultivariateNormal", "mvn": "per-frame full Gaussian"}
+    names = {"normal": "AutoNormal, SVI", "lowrank": "AutoLowRankMultivariateNormal, SVI",
+             "mvn": "per-frame full Gaussian from Laplace, SVI", "laplace": "Laplace at the MAP"}
     name = names[guide]
     res = _finish(fit, {fit.latent: _latent_for_pose(fit, post.mean, lat), "orient": orient, "transl": transl},
-                  f"posterior ({name}, SVI)", first.losses + losses, post, time.perf_counter() - start)  # fmt: skip
+                  f"posterior ({name})", first.losses + losses, post, time.perf_counter() - start)  # fmt: skip
     res.pose = post.mean.to(res.pose)
     return res
 
@@ -327,7 +398,7 @@ def fit_nuts(fit: PoseFit, samples: int = 300, warmup: int = 300, init: dict[str
     if init is None:
         first = fit_map(fit)
         init = {fit.latent: first.latent, "orient": first.orient, "transl": first.transl}
-    init = _root(fit, init)
+    init = _own(_root(fit, init))
     state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:
