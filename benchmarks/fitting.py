@@ -10,7 +10,7 @@ of :mod:`probpose.fitting.rest`), a random global orientation and translation, a
   unseen; the root starts 0.1 rad / 5 cm from the truth (2D alone does not fix it).
 
 Each prior from ``--models`` (the bench's checkpoints) and no prior fit every scenario by MAP
-(LBFGS, 400 steps). Reported: MPJPE (mm) of unseen and of seen points against the noise-free
+(L-BFGS per frame, 400 iterations). Reported: MPJPE (mm) of unseen and of seen points against the noise-free
 truth, and the mean geodesic error (degrees) of the joints whose rotation moves unseen points
 (parents of unseen points) and of the others. Calibration (``3d-arm``, ``gaussian_full`` and
 ``global_flow``): the fraction of true rotations of those joints inside the posterior's 90% ball,
@@ -25,7 +25,7 @@ and the lower keypoints of one hind leg are dropped; each zebra prior fits the 1
 removed), geodesic leg-joint error (degrees), reprojection error (px).
 
 **Speed**: batched MAP of 1,000 frames (the test poses repeated with new roots, ``3d-arm``) with the
-best flow prior; frames/s.
+best flow prior (L-BFGS per frame, ``--speed-steps`` iterations, float32); frames/s.
 
     python benchmarks/fitting.py --human-models benchmarks/results/cpu/models \\
         --zebra-models benchmarks/results/zebra_cpu/models --out benchmarks/results/fitting_cpu
@@ -34,6 +34,7 @@ best flow prior; frames/s.
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 import subprocess
 import sys
@@ -64,8 +65,8 @@ from probpose.synthesis import ZEBRA_RIG, SceneOptions, animate, intrinsics, loo
 
 NUTS_FRAMES, NUTS_SAMPLES = 4, 200
 GUIDES = {"mvn": "per-frame full Gaussian (from Laplace, 300 SVI steps)", "laplace": "Laplace at the MAP",
-          "normal": "AutoNormal (300 SVI steps)", "nuts": f"NUTS ({NUTS_SAMPLES} + {NUTS_SAMPLES} warm-up, first "
-          f"{NUTS_FRAMES} frames)"}  # fmt: skip
+          "normal": "AutoNormal (300 SVI steps)", "nuts": f"NUTS, Laplace-whitened ({NUTS_SAMPLES} + {NUTS_SAMPLES} "
+          f"warm-up, first {NUTS_FRAMES} frames)"}  # fmt: skip
 ORDER = ["gaussian", "gaussian_diag", "gaussian_full", "gmm", "global_flow", "global_flow_spline", "joint_flow",
          "vae", "vae_so3"]  # fmt: skip
 
@@ -97,7 +98,8 @@ def _unseen_parents(tree, names, hidden_points):
     return [i for i, n in enumerate(names) if n in moving]
 
 
-def human(models_dir: Path, steps: int) -> tuple[list[dict], list[dict], dict]:
+def _human_setup(models_dir: Path):
+    """The human data, priors and the three scenarios' observations (seeded), and the generator."""
     test, names, body = _human_data()
     priors = _models(models_dir)
     n = len(test)
@@ -125,6 +127,11 @@ def human(models_dir: Path, steps: int) -> tuple[list[dict], list[dict], dict]:
     init_t = transl + 0.05 * torch.randn(n, 3, generator=g, dtype=torch.float64)
     noisy2d = pix + 2.0 * torch.randn(pix.shape, generator=g, dtype=torch.float64)
     scenarios["2d-arm"] = (Keypoints2D(noisy2d, conf, k, r, t, sigma=2.0, init_orient=init_o, init_transl=init_t), arm)
+    return test, names, body, priors, clean, scenarios, g
+
+
+def human(models_dir: Path, steps: int, speed_steps: int) -> tuple[list[dict], list[dict], list[dict]]:
+    test, names, body, priors, clean, scenarios, g = _human_setup(models_dir)
     rows = []
     for scen, (obs, hidden) in scenarios.items():
         seen = [i for i in range(SMPLX.num_joints) if i not in hidden]
@@ -144,6 +151,55 @@ def human(models_dir: Path, steps: int) -> tuple[list[dict], list[dict], dict]:
             print(f"human {scen:8s} {pname:18s} unseen {rows[-1]['mpjpe_unseen_mm']:8.1f} mm  seen "
                   f"{rows[-1]['mpjpe_seen_mm']:6.1f} mm  geo {rows[-1]['geo_moving_deg']:6.1f} deg  {sec:5.1f} s",
                   flush=True)  # fmt: skip
+    calib = calibration(priors, test, names, body, scenarios, steps)
+    return rows, calib, speed_test(priors, test, names, body, g, rows, speed_steps)
+
+
+def speed_test(priors: dict, test: torch.Tensor, names: list[str], body: SkeletonBody, g: torch.Generator,
+               rows: list[dict], speed_steps: int) -> list[dict]:  # fmt: skip
+    """Batched MAP of 1,000 frames (``3d-arm``, new roots) with the flow prior best on ``rows``
+    (40 frames, float64, 400 iterations) and with ``global_flow``."""
+    flows = [r for r in rows if r["scenario"] == "3d-arm" and r["prior"] in ("global_flow", "global_flow_spline",
+                                                                               "joint_flow")]  # fmt: skip
+    best = min(flows, key=lambda r: r["mpjpe_unseen_mm"])["prior"] if flows else "gaussian_full"
+    state = g.get_state()
+    out = []
+    for name in dict.fromkeys([best, "global_flow"]):
+        if name in priors:
+            g.set_state(state)  # the same 1,000 frames for each prior
+            out.append(_speed_one(priors[name], name, test, names, body, g, speed_steps))
+    return out
+
+
+def _speed_one(prior, best: str, test: torch.Tensor, names: list[str], body: SkeletonBody, g: torch.Generator,
+               speed_steps: int) -> dict:  # fmt: skip
+    n = len(test)
+    arm = LEFT_ARM
+    reps = math.ceil(1000 / n)
+    big_truth = test.repeat(reps, 1, 1)[:1000]
+    o = 0.4 * torch.randn(1000, 3, generator=g, dtype=torch.float64)
+    tr = 0.3 * torch.randn(1000, 3, generator=g, dtype=torch.float64)
+    pts = body.points(big_truth, o, tr)
+    mask = torch.ones(1000, SMPLX.num_joints, dtype=torch.bool)
+    mask[:, arm] = False
+    obs = Joints3D(pts + 0.01 * torch.randn(pts.shape, generator=g, dtype=torch.float64), mask, sigma=0.01)
+    prior = copy.deepcopy(prior).float()
+    fit = PoseFit(prior, body, Joints3D(obs.points.float(), mask, sigma=0.01), joint_names=names)
+    start = time.perf_counter()
+    res = fit_map(fit, steps=speed_steps)
+    sec = time.perf_counter() - start
+    speed = {"prior": best, "frames": 1000, "seconds": sec, "frames_per_s": 1000 / sec, "steps": speed_steps,
+             "iterations": len(res.losses) - 1,
+             "mpjpe_unseen_mm": 1000 * (res.points.double() - pts)[:, arm].norm(dim=-1).mean().item(),
+             "dtype": "float32"}  # fmt: skip
+    print(f"speed: 1000 frames with {best} in {sec:.1f} s ({1000 / sec:.0f} frames/s), MPJPE unseen "
+          f"{speed['mpjpe_unseen_mm']:.1f} mm", flush=True)  # fmt: skip
+    return speed
+
+
+def calibration(priors: dict, test: torch.Tensor, names: list[str], body: SkeletonBody, scenarios: dict,
+                steps: int) -> list[dict]:
+    """Posterior calibration on ``3d-arm`` (see the module docstring)."""
     calib = []
     obs, hidden = scenarios["3d-arm"]
     moving = _unseen_parents(SMPLX, names, hidden)
@@ -169,28 +225,7 @@ def human(models_dir: Path, steps: int) -> tuple[list[dict], list[dict], dict]:
             print(f"calibration {pname:18s} {guide:7s} coverage {calib[-1]['coverage90']:.2f} (first "
                   f"{NUTS_FRAMES} frames {calib[-1]['coverage90_nuts_frames']:.2f}), std "
                   f"{calib[-1]['std_deg']:.1f} deg, {calib[-1]['seconds']:.0f} s", flush=True)  # fmt: skip
-    # speed: 1,000 frames with the best flow prior
-    flows = [r for r in rows if r["scenario"] == "3d-arm" and r["prior"] in ("global_flow", "global_flow_spline",
-                                                                               "joint_flow")]  # fmt: skip
-    best = min(flows, key=lambda r: r["mpjpe_unseen_mm"])["prior"] if flows else "gaussian_full"
-    reps = math.ceil(1000 / n)
-    big_truth = test.repeat(reps, 1, 1)[:1000]
-    o = 0.4 * torch.randn(1000, 3, generator=g, dtype=torch.float64)
-    tr = 0.3 * torch.randn(1000, 3, generator=g, dtype=torch.float64)
-    pts = body.points(big_truth, o, tr)
-    mask = torch.ones(1000, SMPLX.num_joints, dtype=torch.bool)
-    mask[:, arm] = False
-    obs = Joints3D(pts + 0.01 * torch.randn(pts.shape, generator=g, dtype=torch.float64), mask, sigma=0.01)
-    prior = priors[best].float()
-    fit = PoseFit(prior, body, Joints3D(obs.points.float(), mask, sigma=0.01), joint_names=names)
-    start = time.perf_counter()
-    res = fit_map(fit, steps=steps)
-    sec = time.perf_counter() - start
-    speed = {"prior": best, "frames": 1000, "seconds": sec, "frames_per_s": 1000 / sec, "steps": steps,
-             "mpjpe_unseen_mm": 1000 * (res.points.double() - pts)[:, arm].norm(dim=-1).mean().item(),
-             "dtype": "float32"}  # fmt: skip
-    print(f"speed: 1000 frames with {best} in {sec:.1f} s ({1000 / sec:.0f} frames/s)", flush=True)
-    return rows, calib, speed
+    return calib
 
 
 def base_space(models_dir: Path, steps: int) -> list[dict]:
@@ -267,9 +302,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--human-models", type=Path, default=Path("benchmarks/results/cpu/models"))
     ap.add_argument("--zebra-models", type=Path, default=Path("benchmarks/results/zebra_cpu/models"))
-    ap.add_argument("--steps", type=int, default=400)
+    ap.add_argument("--steps", type=int, default=400, help="L-BFGS iterations of every MAP fit")
+    ap.add_argument("--speed-steps", type=int, default=300, help="L-BFGS iterations of the 1,000-frame fit")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/fitting_cpu"))
+    ap.add_argument("--only", nargs="+", choices=["calibration", "speed"], default=None,
+                    help="recompute only these parts, into the existing results in --out")  # fmt: skip
     ap.add_argument("--base-space", action="store_true",
                     help="only compare pose-space and base-space MAP for the flows (3d-arm)")  # fmt: skip
     args = ap.parse_args()
@@ -279,17 +317,34 @@ def main() -> None:
         table = markdown_table([
             Column("prior", "prior"), Column("space", "fitted in"),
             Column("mpjpe_unseen_mm", "MPJPE unseen (mm)", "{:.1f}"),
-            Column("final_loss", "final -log p (nats)", "{:.1f}"), Column("iterations", "LBFGS iterations"),
+            Column("final_loss", "final -log p (nats)", "{:.1f}"), Column("iterations", "L-BFGS iterations"),
             Column("seconds", "fit s", "{:.1f}"),
         ], rows)  # fmt: skip
-        intro = (f"3d-arm (40 real held-out poses, 1 cm noise, left arm and hand unseen); MAP by LBFGS ({args.steps} "
-                 f"steps), float64, {threads} thread(s). Base space: z ~ N(0, I), pose = flow(z).")  # fmt: skip
+        intro = (f"3d-arm (40 real held-out poses, 1 cm noise, left arm and hand unseen); MAP by L-BFGS per "
+                 f"frame ({args.steps} iterations), float64, {threads} thread(s). Base space: z ~ N(0, I), "
+                 "pose = flow(z).")  # fmt: skip
         write_results(args.out, "fitting_base_space", "Fitting flows in pose space or in base space", intro, table,
                       {"rows": rows, "threads": threads}, machine_description("cpu"))  # fmt: skip
         print(f"wrote {args.out}")
         return
-    rows, calib, speed = human(args.human_models, args.steps)
+    if args.only:
+        import json
+
+        results = json.loads((args.out / "fitting.json").read_text())
+        test, names, body, priors, _, scenarios, g = _human_setup(args.human_models)
+        if "calibration" in args.only:
+            results["calibration"] = calibration(priors, test, names, body, scenarios, args.steps)
+        if "speed" in args.only:
+            results["speed"] = speed_test(priors, test, names, body, g, results["human"], args.speed_steps)
+        _write(args, threads, results["human"], results["calibration"], results["zebra"], results["speed"])
+        return
+    rows, calib, speed = human(args.human_models, args.steps, args.speed_steps)
     zrows = zebra(args.zebra_models, args.steps)
+    _write(args, threads, rows, calib, zrows, speed)
+
+
+def _write(args: argparse.Namespace, threads: int, rows: list[dict], calib: list[dict], zrows: list[dict],
+           speed: list[dict]) -> None:  # fmt: skip
     table = markdown_table([
         Column("scenario", "scenario"), Column("prior", "prior"),
         Column("mpjpe_unseen_mm", "MPJPE unseen (mm)", "{:.1f}"), Column("mpjpe_seen_mm", "MPJPE seen (mm)", "{:.1f}"),
@@ -309,14 +364,15 @@ def main() -> None:
         Column("geo_deg", "leg joints geodesic (deg)", "{:.1f}"),
         Column("reprojection_px", "reprojection (px)", "{:.2f}"), Column("seconds", "fit s", "{:.1f}"),
     ], zrows)  # fmt: skip
-    intro = (f"MAP by LBFGS ({args.steps} steps), float64, {threads} thread(s). Human: the bench's bundled test "
-             "split (40 real poses, body+hands-feet), priors = the bench's checkpoints; points from the approximate "
-             "rest skeleton. See benchmarks/fitting.py for the scenarios.")  # fmt: skip
+    intro = (f"MAP by L-BFGS per frame ({args.steps} iterations), float64, {threads} thread(s). Human: the "
+             "bench's bundled test split (40 real poses, body+hands-feet), priors = the bench's checkpoints; "
+             "points from the approximate rest skeleton. See benchmarks/fitting.py for the scenarios.")  # fmt: skip
     text = (f"{table}\n\n## Posterior calibration (3d-arm, joints moving unseen points)\n\n{ctable}\n\n"
             f"## Zebra: PASyn loop, 2D keypoints (64 held-out poses, 256x256, 1 px noise, one hind leg's lower "
-            f"keypoints dropped)\n\n{ztable}\n\n## Speed\n\nBatched MAP of 1,000 frames (3d-arm) with "
-            f"{speed['prior']}: {speed['seconds']:.1f} s, {speed['frames_per_s']:.0f} frames/s "
-            f"({speed['steps']} LBFGS steps, float32); MPJPE unseen {speed['mpjpe_unseen_mm']:.1f} mm.")  # fmt: skip
+            f"keypoints dropped)\n\n{ztable}\n\n## Speed\n\nBatched MAP of 1,000 frames (3d-arm, float32, "
+            f"L-BFGS per frame):\n\n" + "\n".join(
+                f"- {sp['prior']}: {sp['seconds']:.1f} s, {sp['frames_per_s']:.0f} frames/s ({sp['steps']} "
+                f"iterations); MPJPE unseen {sp['mpjpe_unseen_mm']:.1f} mm" for sp in speed))  # fmt: skip
     write_results(args.out, "fitting", "Fitting with priors: human and zebra", intro, text,
                   {"human": rows, "calibration": calib, "zebra": zrows, "speed": speed, "threads": threads},
                   machine_description("cpu"))  # fmt: skip

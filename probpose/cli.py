@@ -569,7 +569,8 @@ def _add_fit(sub: argparse._SubParsersAction) -> None:
                    help="posterior: mvn (full covariance per frame, from Laplace, then SVI), laplace (Laplace at "
                    "the MAP, no SVI), normal (AutoNormal), lowrank (AutoLowRankMultivariateNormal)")  # fmt: skip
     p.add_argument("--space", choices=["pose", "base"], default="pose", help="flows: fit in the flow's base space")
-    p.add_argument("--steps", type=_positive_int, default=500, help="optimisation steps (default 500)")
+    p.add_argument("--steps", type=_positive_int, default=500,
+                   help="MAP: L-BFGS iterations; posterior: SVI steps (default 500)")  # fmt: skip
     p.add_argument("--sigma", type=_positive_float, default=None,
                    help="observation noise: metres for 3D (default 0.01), pixels for 2D (default 2)")  # fmt: skip
     p.add_argument("--nu", type=_positive_float, default=4.0, help="2D: Student-t degrees of freedom (default 4)")
@@ -585,8 +586,10 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     the prior (or the latent z of a VAE, or a flow's base variable with --space base), the global
     orientation and translation are latents, and the observations enter through the likelihood
     (Gaussian for 3D joints, Student-t for 2D keypoints through a pinhole camera). --inference map:
-    the MAP (AutoDelta); posterior: AutoNormal (or low rank) started at the MAP, with per-joint
-    posterior std and 90% credible radius in degrees; nuts: NUTS (slow: a few frames). Writes the
+    the MAP (the objective of AutoDelta; an L-BFGS per frame); posterior: the --guide (a full
+    covariance per frame from the Laplace approximation, refined by SVI; Laplace alone; AutoNormal;
+    low rank) started at the MAP, with per-joint posterior std and 90% credible radius in degrees;
+    nuts: NUTS (slow: a few frames). Writes the
     poses (N, J, 3) axis-angle radians, orientations, translations, predicted points and per-frame
     residuals to --out, and a per-frame report beside it."""
     import json

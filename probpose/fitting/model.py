@@ -105,6 +105,11 @@ class PoseFit:
         self.dtype = p.dtype if p is not None else torch.float32
         self.num_joints = len(self.joint_names)
 
+    def select(self, frames: slice | Tensor) -> PoseFit:
+        """The same fit for some of the frames (``frames``: a slice or an index tensor)."""
+        return PoseFit(self.prior, self.body, self.observation.select(frames), self.space, self.smooth,
+                       self.joint_names, self.known_root)  # fmt: skip
+
     # ------------------------------------------------------------------ latent sites
     @property
     def latent(self) -> str:

@@ -15,17 +15,21 @@ quadratically away from the data, like a Gaussian's.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
+from collections.abc import Iterator
 
 import normflows as nf
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
 from probpose.flows.mlp import MLP
 
-__all__ = ["DEFAULT_MIN_BIN_WIDTH", "DEFAULT_MIN_BIN_HEIGHT", "DEFAULT_MIN_DERIVATIVE", "rq_spline", "RQSCoupling"]
+__all__ = ["DEFAULT_MIN_BIN_WIDTH", "DEFAULT_MIN_BIN_HEIGHT", "DEFAULT_MIN_DERIVATIVE", "rq_spline", "RQSCoupling",
+           "twice_differentiable"]
 
 DEFAULT_MIN_BIN_WIDTH = 1e-3
 DEFAULT_MIN_BIN_HEIGHT = 1e-3
@@ -95,12 +99,30 @@ def rq_spline_packed(
         raise ValueError("minimal bin width or height too large for the number of bins")
     if inputs.dim() == 0:
         inputs, params = inputs[None], params[..., None]
-    if inverse or min_bin_width != min_bin_height:
+    if inverse or min_bin_width != min_bin_height or not _FUSED:
         w, h, d = params.movedim(-2, -1).split([k, k, k - 1], dim=-1)
         return _rq_spline_autograd(inputs, w, h, d, inverse, tail_bound, min_bin_width, min_bin_height, min_derivative)
     shape = torch.broadcast_shapes(inputs.shape, params.shape[:-2] + params.shape[-1:])
     params = params.expand(shape[:-1] + params.shape[-2:-1] + shape[-1:])
     return _RQSplineForward.apply(inputs.expand(shape), params, float(tail_bound), min_bin_width, min_derivative)
+
+
+_FUSED = True
+
+
+@contextlib.contextmanager
+def twice_differentiable() -> Iterator[None]:
+    """Within this context splines run on torch's autograd instead of the fused backward of
+    :class:`_RQSplineForward`, so second derivatives (Hessians, double backward) are exact. The
+    fused backward is first-order only, and a second derivative through it is silently missing
+    its terms whenever the incoming gradients are constants (``once_differentiable`` raises only
+    when they require grad): use this for anything that differentiates twice."""
+    global _FUSED
+    previous, _FUSED = _FUSED, False
+    try:
+        yield
+    finally:
+        _FUSED = previous
 
 
 @functools.lru_cache(maxsize=32)
@@ -175,6 +197,7 @@ class _RQSplineForward(torch.autograd.Function):
         return y, logdet
 
     @staticmethod
+    @once_differentiable  # the saved intermediates carry no graph (see twice_differentiable)
     def backward(ctx, gy, gl):  # noqa: D102
         inside, idx, p, ud, w, h, s, theta, d0, d1, den, num, a = ctx.saved_tensors
         bound, k = ctx.bound, ctx.k
