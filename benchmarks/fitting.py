@@ -306,7 +306,7 @@ def main() -> None:
     ap.add_argument("--speed-steps", type=int, default=300, help="L-BFGS iterations of the 1,000-frame fit")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/fitting_cpu"))
-    ap.add_argument("--only", nargs="+", choices=["calibration", "speed"], default=None,
+    ap.add_argument("--only", nargs="+", choices=["calibration", "speed", "zebra"], default=None,
                     help="recompute only these parts, into the existing results in --out")  # fmt: skip
     ap.add_argument("--base-space", action="store_true",
                     help="only compare pose-space and base-space MAP for the flows (3d-arm)")  # fmt: skip
@@ -335,6 +335,8 @@ def main() -> None:
         test, names, body, priors, _, scenarios, g = _human_setup(args.human_models)
         if "calibration" in args.only:
             results["calibration"] = calibration(priors, test, names, body, scenarios, args.steps)
+        if "zebra" in args.only:
+            results["zebra"] = zebra(args.zebra_models, args.steps)
         if "speed" in args.only:
             results["speed"] = speed_test(priors, test, names, body, g, results["human"], args.speed_steps)
         _write(args, threads, results["human"], results["calibration"], results["zebra"], results["speed"])
