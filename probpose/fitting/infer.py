@@ -206,7 +206,7 @@ def _frame_lbfgs(fit: PoseFit, values: dict[str, Tensor], steps: int, progress: 
     (relative; default 1e-10 in float64, 1e-6 in float32) or its gradient vanishes, and is then no
     longer evaluated. ``steps``: iterations (each about one batched evaluation of the frames still
     moving). Returns the values at the end and the total objective after each iteration."""
-    x = torch.cat([v.detach().reshape(v.shape[0], -1) for v in values.values()], -1).clone()
+    x = _flat(values).clone()
     n, d = x.shape
     dt = x.dtype
     rtol = rtol if rtol is not None else (1e-10 if dt == torch.float64 else 1e-6)
@@ -367,6 +367,17 @@ def mean_rotation(rot: Tensor) -> Tensor:
     return u @ fix @ vt
 
 
+def _flat(values: dict[str, Tensor]) -> Tensor:
+    """The sites' values (frames first) as one detached vector per frame ``(N, D)``; :func:`_split`
+    inverts it."""
+    return torch.cat([v.detach().reshape(v.shape[0], -1) for v in values.values()], -1)
+
+
+def _log_joint(fit: PoseFit, values: dict[str, Tensor]) -> Tensor:
+    """``log p(obs, latents)`` (a scalar, nats; the smoothness factor included) at ``values``."""
+    return pyro.poutine.trace(pyro.poutine.condition(fit.model, data=values)).get_trace().log_prob_sum()
+
+
 def _split(vec: Tensor, values: dict[str, Tensor]) -> dict[str, Tensor]:
     """Per-frame flat vectors ``(..., N, D)`` back to the sites' shapes (``values`` gives them)."""
     out, off = {}, 0
@@ -398,14 +409,12 @@ def laplace(fit: PoseFit, values: dict[str, Tensor], step: float = 1e-4, min_pre
     guide is per frame)."""
     from probpose.flows.spline import twice_differentiable
 
-    base = torch.cat([v.detach().reshape(v.shape[0], -1) for v in values.values()], -1)
+    base = _flat(values)
     n, d = base.shape
 
     def grad(x: Tensor, create_graph: bool = False) -> Tensor:
-        data = _split(x, values)
         with pyro.poutine.block(), fit.frozen_prior():
-            tr = pyro.poutine.trace(pyro.poutine.condition(fit.model, data=data)).get_trace()
-            nlp = -tr.log_prob_sum()
+            nlp = -_log_joint(fit, _split(x, values))
         (g,) = torch.autograd.grad(nlp, x, create_graph=create_graph)
         return g
 
@@ -457,12 +466,8 @@ def frame_mvn_guide(fit: PoseFit, values: dict[str, Tensor], init_scale: float |
     import pyro.distributions as dist
     from pyro.distributions import constraints
 
-    n = fit.observation.num_frames
-    names = list(values)
-    shapes = [tuple(values[k].shape[1:]) for k in names]
-    sizes = [int(torch.tensor(sh).prod()) if sh else 1 for sh in shapes]
-    loc0 = torch.cat([values[k].reshape(n, -1) for k in names], -1).detach()
-    d = loc0.shape[-1]
+    loc0 = _flat(values)
+    n, d = loc0.shape
     if isinstance(init_scale, Tensor):
         base = init_scale.detach().to(loc0).expand(n, d, d).clone()
     else:
@@ -473,15 +478,11 @@ def frame_mvn_guide(fit: PoseFit, values: dict[str, Tensor], init_scale: float |
         factor = pyro.param("frame_factor", torch.eye(d, dtype=loc0.dtype).expand(n, d, d).clone(),
                             constraint=constraints.lower_cholesky)  # fmt: skip
         loc = loc0 + (base @ shift.unsqueeze(-1)).squeeze(-1)
-        out = {}
         with pyro.plate("frames", n, dim=-1):
             vec = pyro.sample("_frame_latent", dist.MultivariateNormal(loc, scale_tril=base @ factor),
                               infer={"is_auxiliary": True})  # fmt: skip
-            off = 0
-            for k, sh, size in zip(names, shapes, sizes, strict=True):
-                part = vec[..., off : off + size].reshape(vec.shape[:-1] + sh)
-                out[k] = pyro.sample(k, dist.Delta(part, event_dim=len(sh)))
-                off += size
+            parts = _split(vec, values)
+            out = {k: pyro.sample(k, dist.Delta(v, event_dim=values[k].dim() - 1)) for k, v in parts.items()}
         return out
 
     return guide
@@ -561,7 +562,7 @@ def _whitened(fit: PoseFit, values: dict[str, Tensor], tril: Tensor):
     import pyro.distributions as dist
     from pyro.distributions import constraints
 
-    loc = torch.cat([v.reshape(v.shape[0], -1) for v in values.values()], -1).detach()
+    loc = _flat(values)
     n, d = loc.shape
 
     def model() -> Tensor:
@@ -569,8 +570,8 @@ def _whitened(fit: PoseFit, values: dict[str, Tensor], tril: Tensor):
             u = pyro.sample("_white", dist.ImproperUniform(constraints.real, torch.Size(), torch.Size((d,))))
         x = loc + (tril @ u.unsqueeze(-1)).squeeze(-1)
         with pyro.poutine.block():
-            tr = pyro.poutine.trace(pyro.poutine.condition(fit.model, data=_split(x, values))).get_trace()
-        pyro.factor("_log_joint", tr.log_prob_sum())
+            log_joint = _log_joint(fit, _split(x, values))
+        pyro.factor("_log_joint", log_joint)
         return x
 
     return model
@@ -610,8 +611,7 @@ def fit_nuts(fit: PoseFit, samples: int = 300, warmup: int = 300, init: dict[str
             mcmc.run()
             draws = mcmc.get_samples()
             if precondition:
-                loc = torch.cat([v.reshape(v.shape[0], -1) for v in init.values()], -1)
-                draws = _split(loc + (tril @ draws["_white"].unsqueeze(-1)).squeeze(-1), init)
+                draws = _split(_flat(init) + (tril @ draws["_white"].unsqueeze(-1)).squeeze(-1), init)
             draws = _with_root(fit, draws)
     finally:
         torch.random.set_rng_state(state)

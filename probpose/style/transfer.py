@@ -55,16 +55,18 @@ class StyleOptions:
             raise DataError("size", None, f"height and width must be multiples of {factor} for depth {self.depth}")
 
 
+def _read_sized(path: Path, height: int, width: int, rule: str) -> tuple[Tensor, Tensor]:
+    """:func:`read_rgba` of a frame that must be ``height`` x ``width``; ``rule`` ends the error."""
+    rgb, alpha = read_rgba(path)
+    if rgb.shape[1:] != (height, width):
+        raise DataError(str(path), None, f"is {rgb.shape[2]}x{rgb.shape[1]}{rule}")
+    return rgb, alpha
+
+
 def _contents(paths: list[Path], height: int, width: int) -> Tensor:
     """Rendered frames ``(N, 3, H, W)`` (premultiplied RGB); every frame must be ``height`` x ``width``."""
-    out = []
-    for p in paths:
-        rgb, _ = read_rgba(p)
-        if rgb.shape[1:] != (height, width):
-            raise DataError(str(p), None, f"is {rgb.shape[2]}x{rgb.shape[1]} pixels; expected {width}x{height} "
-                            "(--width x --height): all content frames must have that size")  # fmt: skip
-        out.append(rgb)
-    return torch.stack(out)
+    rule = f" pixels; expected {width}x{height} (--width x --height): all content frames must have that size"
+    return torch.stack([_read_sized(p, height, width, rule)[0] for p in paths])
 
 
 def _styles(paths: list[Path], height: int, width: int, count: int, generator: torch.Generator) -> Tensor:
@@ -227,14 +229,8 @@ def apply_style(model: str | Path, content: str | Path, style: str | Path, out: 
         with bar:
             for s in range(0, len(frames), batch):
                 chunk = frames[s : s + batch]
-                rgbs, alphas = [], []
-                for p in chunk:
-                    rgb, a = read_rgba(p)
-                    if rgb.shape[1:] != (h, w):
-                        raise DataError(str(p), None, f"is {rgb.shape[2]}x{rgb.shape[1]}; the first frame is {w}x{h}: "
-                                        "all frames must have one size")  # fmt: skip
-                    rgbs.append(rgb)
-                    alphas.append(a)
+                rule = f"; the first frame is {w}x{h}: all frames must have one size"
+                rgbs, alphas = zip(*(_read_sized(p, h, w, rule) for p in chunk), strict=True)
                 rgb_t, alpha_t = torch.stack(rgbs), torch.stack(alphas)
                 picks = torch.randint(0, len(style_images), (len(chunk),), generator=gen).tolist()
                 style_t = torch.stack([random_crop(style_images[i], h, w, gen) for i in picks])
