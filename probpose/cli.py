@@ -300,7 +300,10 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-steps", type=_positive_int, default=None,
                    help="cap every model's budget of optimisation steps (default: the registry's budgets)")  # fmt: skip
     p.add_argument("--threads", type=_positive_int, default=None,
-                   help="torch threads (default: the number of CPU cores, at most 8)")  # fmt: skip
+                   help="torch threads for the speed columns (default: the CPU cores, at most 8)")  # fmt: skip
+    p.add_argument("--fit-threads", type=_positive_int, default=1,
+                   help="torch threads for fitting and scoring (default 1: the NLLs do not depend on the machine's "
+                   "cores or load; more threads change float rounding, and with it the fitted numbers)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     p.set_defaults(func=_cmd_bench)
 
@@ -334,13 +337,14 @@ def _bench(args: argparse.Namespace, threads: int) -> int:
     if not len(data.test):
         raise DataError(str(data.store), "test", "the test split is empty")
     sizes = f"train {len(data.train)}, val {len(data.val)}, test {len(data.test)}"
-    print(f"data {data.store}: joints {data.joints!r}, {sizes}; {threads} torch thread(s)")
+    print(f"data {data.store}: joints {data.joints!r}, {sizes}; fits on {args.fit_threads} torch thread(s), "
+          f"timings on {threads}")  # fmt: skip
     overrides = {"seed": args.seed, **({"max_seconds": args.fit_seconds} if args.fit_seconds > 0 else {})}
     if args.max_steps is not None:
         overrides["max_steps"] = args.max_steps
     rows = bench_models(
         args.models, data.train, data.val, data.test, data.skeleton, args.device, args.batch,
-        training_overrides=overrides, save_dir=args.out / "models",
+        training_overrides=overrides, save_dir=args.out / "models", fit_threads=args.fit_threads,
     )  # fmt: skip
     print(format_table(rows))
     split = (
@@ -348,7 +352,8 @@ def _bench(args: argparse.Namespace, threads: int) -> int:
     )
     context = {"data": str(data.store) + split, "joints": data.joints, "batch": args.batch, "notes": data.notes,
                "fit_seconds_budget": args.fit_seconds, "max_steps": args.max_steps, "threads": threads,
-               "seed": args.seed, "machine": machine_description(args.device)}  # fmt: skip
+               "fit_threads": args.fit_threads, "seed": args.seed,
+               "machine": machine_description(args.device)}  # fmt: skip
     md, js = write_bench(args.out, rows, context)
     print(f"wrote {md}, {js} and {args.out / 'models'}/")
     return 0
@@ -423,6 +428,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     with atomic_path(args.out / "evaluation.md") as tmp:
         tmp.write_text("\n".join(lines))
     print(f"wrote {args.out / 'evaluation.md'} and {args.out / 'evaluation.json'}")
+    charts = [r for r in reports if r.per_joint_nll]
+    for k, r in enumerate(charts):
+        from probpose.plots import bar_chart
+
+        name = "per_joint_nll.png" if len(charts) == 1 else f"per_joint_nll_{k + 1}.png"
+        bar_chart(list(r.per_joint_nll), list(r.per_joint_nll.values()), args.out / name,
+                  "NLL (nats/pose)", f"{model.registry_name} on {r.data}: NLL per joint")  # fmt: skip
+        print(f"wrote {args.out / name}: per-joint NLL of {r.data}")
     return 0
 
 
@@ -437,6 +450,8 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--step", type=float, default=0.05, help="sequence: latent step size in (0, 1) (default 0.05)")
     p.add_argument("--pasyn", action="store_true",
                    help="zebra legs: also write OUT_pasyn.npy, (n, 36) Euler degrees, R = Rz Ry Rx")  # fmt: skip
+    p.add_argument("--sheet", type=Path, default=None,
+                   help="also draw up to 24 of the poses as stick figures into this .png (front view)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_sample)
 
@@ -459,6 +474,8 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     check_output_path(out, [args.model], "poses")
     if args.pasyn:
         check_output_path(pasyn, [args.model], "PASyn poses")
+    if args.sheet is not None:
+        check_output_path(args.sheet, [args.model], "contact sheet")
     if args.sequence and not 0 < args.step < 1:
         raise DataError("--step", None, f"must be in (0, 1), got {args.step}")
     model = load_model(args.model)
@@ -487,6 +504,12 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         with atomic_path(pasyn) as tmp, open(tmp, "wb") as fh:
             np.save(fh, euler)
         print(f"wrote {pasyn}: ({len(poses)}, 36) Euler angles in degrees, R = Rz Ry Rx (PASyn layout)")
+    if args.sheet is not None:
+        from probpose.fitting.sheets import make_body, pose_sheet
+
+        body = make_body(model.skeleton.base_name, names)
+        pose_sheet(body, poses, args.sheet, title=f"{model.registry_name}: samples ({args.model.name})")
+        print(f"wrote {args.sheet}: stick figures of {min(len(poses), 24)} poses")
     return 0
 
 
@@ -577,6 +600,8 @@ def _add_fit(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--smooth", type=_non_negative_float, default=0.0,
                    help="smoothness weight per rad^2 between consecutive frames (default 0: independent)")  # fmt: skip
     p.add_argument("--samples", type=_positive_int, default=500, help="posterior/nuts: pose samples (default 500)")
+    p.add_argument("--sheet", type=Path, default=None,
+                   help="also draw up to 24 frames into this .png: fit, observed and hidden points")  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_fit)
 
@@ -598,24 +623,18 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     import torch
 
     from probpose.files import atomic_path, check_output_path
-    from probpose.fitting import (
-        RigBody,
-        SkeletonBody,
-        fit_map,
-        fit_nuts,
-        fit_posterior,
-        load_observations,
-        load_rest_joints,
-        rest_joints,
-    )
+    from probpose.fitting import fit_map, fit_nuts, fit_posterior, load_observations
     from probpose.fitting.model import PoseFit
+    from probpose.fitting.sheets import fit_sheet, make_body
     from probpose.models import load_model
     from probpose.skeleton import get_skeleton
-    from probpose.synthesis import ZEBRA_RIG
 
     out = args.out if args.out.suffix == ".npz" else args.out.with_suffix(".npz")
     inputs = [args.observations] + ([Path(args.prior)] if args.prior != "none" else [])
-    check_output_path(out, inputs, "fit")
+    inputs += [args.rest_joints] if args.rest_joints else []
+    for path, what in ((out, "fit"), (out.with_suffix(".md"), "report"), (out.with_suffix(".json"), "report"),
+                       *(((args.sheet, "contact sheet"),) if args.sheet else ())):  # fmt: skip
+        check_output_path(path, inputs, what)
     obs = load_observations(args.observations, sigma=args.sigma, nu=args.nu)
     if args.prior == "none":
         base = get_skeleton(args.skeleton or "smplx")
@@ -630,13 +649,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         prior = load_model(args.prior)
         base = get_skeleton(prior.skeleton.base_name)
         names = prior.modelled_names
-    if base.name == "zebra_legs":
-        if args.rest_joints:
-            raise ProbposeError("--rest-joints is for the SMPL family; the zebra rig has its own rest pose")
-        body = RigBody(ZEBRA_RIG, names)
-    else:
-        rest = load_rest_joints(args.rest_joints, base) if args.rest_joints else rest_joints(base)
-        body = SkeletonBody(base, rest, names)
+    body = make_body(base.name, names, args.rest_joints)
     fit = PoseFit(prior, body, obs, space=args.space, smooth=args.smooth, joint_names=names)
     torch.manual_seed(args.seed)
     if args.inference == "map":
@@ -663,6 +676,13 @@ def _cmd_fit(args: argparse.Namespace) -> int:
              f"({args.observations}); {res.seconds:.1f} s.", "",
              f"| frame | residual ({unit}) |", "|---|---|"]  # fmt: skip
     lines += [f"| {i} | {r:.2f} |" for i, r in enumerate(resid)]
+    if res.posterior is not None:
+        std, rad = res.posterior.std_deg.double(), res.posterior.radius90_deg.double()
+        lines += ["", "Posterior per joint, mean over frames (degrees): std of the rotation, radius of the 90% "
+                  "credible ball about the posterior mean.", "", "| joint | std (deg) | 90% radius (deg) |",
+                  "|---|---|---|"]  # fmt: skip
+        per_joint = zip(names, std.mean(0).tolist(), rad.mean(0).tolist(), strict=True)
+        lines += [f"| {n} | {a:.2f} | {b:.2f} |" for n, a, b in per_joint]
     report = {"prior": prior_name, "inference": res.inference, "space": fit.latent,
               "observations": str(args.observations), "kind": obs.kind, "seconds": res.seconds,
               "residual_unit": unit, "residual": resid,
@@ -671,6 +691,8 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         tmp.write_text("\n".join(lines) + "\n")
     with atomic_path(out.with_suffix(".json")) as tmp:
         tmp.write_text(json.dumps(report, indent=2))
+    if args.sheet is not None:
+        fit_sheet(body, res, obs, args.sheet, title=f"{prior_name}: fitted (sticks), observed (dots), hidden (x)")
     print(f"wrote {out}: {len(resid)} frames, mean residual {sum(resid) / len(resid):.2f} {unit}, {res.seconds:.1f} s "
           f"({res.inference}); report {out.with_suffix('.md')}")  # fmt: skip
     return 0
@@ -749,7 +771,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="probpose", description="Probabilistic pose priors.")
     parser.add_argument("--version", action="version", version=f"probpose {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
+    talk = parser.add_mutually_exclusive_group()
+    talk.add_argument("-v", "--verbose", action="store_true",
+                      help="also INFO messages, and a progress line every 2 s in a log")  # fmt: skip
+    talk.add_argument("-q", "--quiet", action="store_true",
+                      help="no progress bars or progress lines; results, warnings and errors only")  # fmt: skip
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_import(sub)
     _add_train(sub)
@@ -762,13 +788,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _configure_output(verbose: bool, quiet: bool) -> None:
+    """Warnings always; INFO messages with -v; progress (a bar on a terminal, otherwise a line every
+    10 s, 2 s with -v) unless -q. Progress lines go to standard error, prefixed with the time."""
+    from probpose import progress
+
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    progress.configure(verbosity=0 if quiet else 2 if verbose else 1, interval=2.0 if verbose else 10.0)
+    progress.log_to_stderr(show=not quiet)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``probpose`` console script; returns the exit code."""
     from probpose.files import Interrupted, handle_signals
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    _configure_output(args.verbose, args.quiet)
     try:
         with handle_signals():
             return args.func(args)

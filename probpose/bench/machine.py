@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -18,6 +20,16 @@ def set_threads(n: int | None) -> int:
     if n:
         torch.set_num_threads(int(n))
     return torch.get_num_threads()
+
+
+@contextlib.contextmanager
+def threads(n: int | None) -> Iterator[int]:
+    """Run a block with ``n`` torch threads (``None``: as they are), restoring the count after."""
+    previous = torch.get_num_threads()
+    try:
+        yield set_threads(n)
+    finally:
+        torch.set_num_threads(previous)
 
 
 def machine_description(device: str | torch.device = "cpu") -> dict:

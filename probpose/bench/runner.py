@@ -11,16 +11,19 @@ within one run (as ratios), not across machines.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
+from probpose.bench.machine import threads
 from probpose.bench.report import Column, markdown_table, write_results
 from probpose.bench.timing import per_second
 from probpose.evaluation import evaluate
 from probpose.models import LatentPoseModel, PoseModel, build_model, get_model_spec, save_model
+from probpose.progress import format_seconds, progress
 from probpose.skeleton import Skeleton
 from probpose.training import Trainer, TrainingConfig
 
@@ -47,6 +50,8 @@ class BenchRow:
     recon_deg: float | None = None
     elbo_nll: float | None = None
     checkpoint: str | None = None
+    history: list[dict] | None = None
+    """Validation records of the fit: ``step``, ``seconds``, ``val_nll`` (nats/pose), ..."""
 
 
 def bench_models(
@@ -60,33 +65,45 @@ def bench_models(
     repeats: int = 3,
     training_overrides: dict | None = None,
     save_dir: str | Path | None = None,
+    fit_threads: int | None = 1,
 ) -> list[BenchRow]:
     """Fit each registered model in ``names`` on ``train`` (early stopping on ``val``) with its
     registry ``bench_training`` settings (``training_overrides`` on top), evaluate on ``test``,
-    time it on ``device`` and, with ``save_dir``, save it as ``save_dir/NAME.pt``."""
+    time it on ``device`` and, with ``save_dir``, save it as ``save_dir/NAME.pt``.
+
+    Fits and scores run with ``fit_threads`` torch threads (default 1; ``None``: the current
+    count): a CPU's float reductions depend on the thread count, and SVI amplifies the difference,
+    so a fixed count makes the NLLs the same on every run and core count. Timings use the
+    caller's thread count."""
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("--device cuda, but no CUDA device is available")
     rows = []
-    for name in names:
+    board = progress(len(names), "bench", unit="model")
+    started = time.perf_counter()
+    for k, name in enumerate(names):
         spec = get_model_spec(name)
+        budget = spec.bench_training.get("max_steps") if spec.bench_training.get("fit") != "closed_form" else None
+        board.event(f"bench: model {k + 1}/{len(names)}: fitting {name}"
+                    + (f" (up to {budget:,} steps)" if budget else " (closed form)"))  # fmt: skip
         seed = int((training_overrides or {}).get("seed", spec.bench_training.get("seed", 0)))
-        with torch.random.fork_rng():  # initial weights from the bench's seed, the global RNG restored after
-            torch.manual_seed(seed)
-            model = build_model(name, skeleton)
         settings = {**spec.bench_training, **(training_overrides or {}), "device": device}
         if "max_steps" in (training_overrides or {}):  # a cap, never a raise
             settings["max_steps"] = min(spec.bench_training.get("max_steps", 2000), training_overrides["max_steps"])
         cfg = TrainingConfig(**settings)
-        result = Trainer(model, cfg).fit(train, val)  # the trainer moves the model to the device
-        model.eval()
-        ckpt = save_model(Path(save_dir) / f"{name}.pt", model) if save_dir is not None else None
-        with torch.random.fork_rng():  # bounds that sample (IWAE, ELBO) are seeded too
-            torch.manual_seed(seed)
-            ev = evaluate(model, test)
-            latent = isinstance(model, LatentPoseModel)
-            recon = _reconstruction(model, test) if latent else None
-            elbo = _elbo_nll(model, test) if latent else None
+        with threads(fit_threads):
+            with torch.random.fork_rng():  # initial weights from the bench's seed, the global RNG restored after
+                torch.manual_seed(seed)
+                model = build_model(name, skeleton)
+            result = Trainer(model, cfg).fit(train, val)  # the trainer moves the model to the device
+            model.eval()
+            ckpt = save_model(Path(save_dir) / f"{name}.pt", model) if save_dir is not None else None
+            with torch.random.fork_rng():  # bounds that sample (IWAE, ELBO) are seeded too
+                torch.manual_seed(seed)
+                ev = evaluate(model, test)
+                latent = isinstance(model, LatentPoseModel)
+                recon = _reconstruction(model, test) if latent else None
+                elbo = _elbo_nll(model, test) if latent else None
         # a bound with K importance samples costs K decoder passes per pose: time fewer poses
         n_time = batch if ev.exact else max(1, batch // 64)
         reps = (n_time + len(test) - 1) // len(test)
@@ -123,8 +140,16 @@ def bench_models(
                 recon_deg=recon,
                 elbo_nll=elbo,
                 checkpoint=str(ckpt) if ckpt is not None else None,
+                history=result.history,
             )
         )
+        board.update(1)
+        elapsed = time.perf_counter() - started
+        left = len(names) - k - 1
+        eta = f"; about {format_seconds(elapsed / (k + 1) * left)} left for {left} more" if left else ""
+        board.event(f"bench: {name} done: {result.steps} steps in {format_seconds(result.seconds)}, "
+                    f"test NLL {ev.nll:.2f}{eta}")  # fmt: skip
+    board.close()
     return rows
 
 
@@ -179,10 +204,31 @@ def write_bench(out_dir: str | Path, rows: Sequence[BenchRow], context: dict) ->
         "normalised Haar measure on SO(3)^J (uniform rotations score 0). VAEs: the importance-weighted bound "
         "(K = 1000), an upper bound on their NLL, and the looser -ELBO bound; recon. error: mean geodesic "
         "angle of the test poses' reconstructions. Throughputs (VAE log_prob: the K = 1000 bound, timed on "
-        f"batch/64 poses): medians, batch {context.get('batch')}, {context.get('threads')} torch thread(s). "
+        f"batch/64 poses): medians, batch {context.get('batch')}, {context.get('threads')} torch thread(s); "
+        f"fits and NLLs on {context.get('fit_threads', 1)} thread(s). "
         "Fit: each model's registry bench settings (a budget of optimisation steps, early stopping on "
         "validation)" + (f", capped at {cap:g} s of training" if cap else "")
         + (f", at most {steps_cap} steps" if steps_cap else "") + f"; seed {context.get('seed', 0)}."
     )
     payload = {"rows": [asdict(r) for r in rows], **{k: v for k, v in context.items() if k != "machine"}}
-    return write_results(out_dir, "bench", "probpose bench", intro, format_table(rows), payload, context["machine"])
+    md, js = write_results(out_dir, "bench", "probpose bench", intro, format_table(rows), payload, context["machine"])
+    nll_time_plot(rows, Path(out_dir) / "bench_nll_time.png")
+    return md, js
+
+
+def nll_time_plot(rows: Sequence[BenchRow], path: str | Path) -> Path | None:
+    """Validation NLL against training seconds, a line per model fitted by SVI and a point per
+    closed-form fit (VAEs: their validation bound). ``None`` when no row has a validation record."""
+    from probpose.plots import curves
+
+    lines, points = {}, {}
+    for r in rows:
+        hist = [h for h in (r.history or []) if h.get("val_nll") is not None]
+        if len(hist) > 1:
+            lines[r.model] = ([h["seconds"] for h in hist], [h["val_nll"] for h in hist])
+        elif hist:
+            points[r.model] = (hist[0]["seconds"], hist[0]["val_nll"])
+    if not lines and not points:
+        return None
+    return curves(lines, path, "training time (s)", "validation NLL (nats/pose)",
+                  "probpose bench: validation NLL while fitting", points)  # fmt: skip

@@ -15,7 +15,6 @@ import concurrent.futures as cf
 import multiprocessing
 import os
 import signal
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from probpose.data.importers import DEFAULT_JOINTS, _check_timing, _prepare, loa
 from probpose.data.store import StoreWriter
 from probpose.errors import DataError, ProbposeError
 from probpose.files import atomic_path, raise_if_interrupted
+from probpose.progress import progress
 from probpose.skeleton import get_skeleton
 
 __all__ = ["TreeImport", "import_tree"]
@@ -91,14 +91,6 @@ def _ordered(fn: Callable, tasks: list, workers: int) -> Iterator[Any]:
                 f.cancel()
 
 
-def _progress(total: int) -> Any:
-    if not sys.stderr.isatty():
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="file", desc="import", leave=False)
-
-
 def import_tree(
     root: str | Path,
     out: str | Path,
@@ -136,7 +128,7 @@ def import_tree(
     tasks = [(str(f.path), skeleton, joints, fps, trim, assume_fps) for f in files]
     datasets: dict[str, dict[str, Any]] = {}
     sources, sequences, bad = [], [], []
-    bar = _progress(len(files))
+    bar = progress(len(files), "import", unit="file")
     frames = 0
     try:
         with atomic_path(out) as tmp:
@@ -144,8 +136,7 @@ def import_tree(
             try:
                 for f, result in zip(files, _ordered(_read, tasks, workers), strict=True):
                     raise_if_interrupted()
-                    if bar is not None:
-                        bar.update(1)
+                    bar.update(1)
                     if not result["ok"]:
                         if not skip_bad:
                             raise DataError(f.relpath, None, result["reason"])
@@ -166,9 +157,8 @@ def import_tree(
                     })  # fmt: skip
                     _count(datasets, f, n, result["fps"])
                     frames += n
-                    if bar is not None:
-                        rate = frames / (time.perf_counter() - start)
-                        bar.set_postfix(frames=f"{frames:,}", rate=f"{rate:,.0f} frames/s")
+                    rate = frames / max(time.perf_counter() - start, 1e-9)
+                    bar.note(frames=f"{frames:,}", rate=f"{rate:,.0f} frames/s")
                 if not sources:
                     raise DataError(str(root), None, "no file could be read")
                 dropped = writer.drop_cross_split_duplicates()
@@ -183,8 +173,7 @@ def import_tree(
                 if writer.file.id.valid:
                     writer.file.close()
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     return TreeImport(Path(out), len(sources), sum(sizes.values()), sizes, datasets, skipped, bad, dropped,
                       time.perf_counter() - start)  # fmt: skip
 

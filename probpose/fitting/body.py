@@ -49,6 +49,11 @@ class Body:
         full[..., self.driven.to(pose.device), :, :] = axis_angle_to_matrix(pose)
         return full
 
+    @property
+    def point_edges(self) -> list[tuple[int, int]]:
+        """Pairs of indices into :meth:`points`' K points that a stick figure joins."""
+        raise NotImplementedError
+
     def points(self, pose: Tensor, orient: Tensor, transl: Tensor) -> Tensor:
         """Pose ``(..., J_prior, 3)`` axis-angle radians, ``orient`` ``(..., 3)`` axis-angle,
         ``transl`` ``(..., 3)`` metres -> world points ``(..., K, 3)`` metres."""
@@ -74,6 +79,10 @@ class SkeletonBody(Body):
             raise DataError(tree.name, None, f"the prior models the root joint {tree.joint_names[self.root]!r}: "
                             "its rotation is the global orientation, fitted separately")  # fmt: skip
 
+    @property
+    def point_edges(self) -> list[tuple[int, int]]:
+        return [(p, j) for j, p in enumerate(self.tree.parents) if p >= 0]
+
     def points(self, pose: Tensor, orient: Tensor, transl: Tensor) -> Tensor:
         rot = self._rotations(pose)
         rot[..., self.root, :, :] = axis_angle_to_matrix(orient)
@@ -89,6 +98,10 @@ class RigBody(Body):
         self.tree = rig.skeleton
         self.point_names = tuple(k.name for k in rig.keypoints)
         super().__init__(rig.legs.joint_names if joint_names is None else joint_names)
+
+    @property
+    def point_edges(self) -> list[tuple[int, int]]:
+        return list(self.rig.keypoint_edges)
 
     def points(self, pose: Tensor, orient: Tensor, transl: Tensor) -> Tensor:
         posed = self.rig.pose(self._rotations(pose), axis_angle_to_matrix(orient), transl)

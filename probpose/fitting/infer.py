@@ -14,6 +14,7 @@ mean, degrees) and the radius of the 90% credible ball around the mean (degrees)
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -28,10 +29,10 @@ from pyro.infer.autoguide import (
 )
 from pyro.infer.autoguide.initialization import InitMessenger
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from probpose.fitting.model import PoseFit
 from probpose.fitting.observations import Joints3D
+from probpose.progress import Progress, track
 from probpose.rotations import axis_angle_to_matrix, geodesic_distance, matrix_to_axis_angle
 
 log = logging.getLogger(__name__)
@@ -173,7 +174,7 @@ def _lbfgs(loss_fn, params: list[Tensor], steps: int, progress: bool, desc: str)
         loss.backward()
         return loss
 
-    for _ in tqdm(range(max(1, steps // 20)), desc=desc, disable=not progress, leave=False):
+    for _ in track(range(max(1, steps // 20)), desc, unit="iteration", enabled=progress):
         loss = opt.step(closure)
         losses.append(float(loss.detach()))
         if len(losses) > 1 and abs(losses[-2] - losses[-1]) <= 1e-9 * max(1.0, abs(losses[-1])):
@@ -226,8 +227,8 @@ def _frame_lbfgs(fit: PoseFit, values: dict[str, Tensor], steps: int, progress: 
     slot = torch.zeros(n, dtype=torch.long)
     moving = torch.isfinite(f) & (g.abs().amax(-1) > 0)
     losses = [float(f.sum())]
-    bar = tqdm(range(steps), desc="MAP", disable=not progress, leave=False)
-    for _ in bar:
+    bar = Progress(steps, "MAP", unit="iteration", enabled=progress)
+    for _ in range(steps):
         idx = moving.nonzero().squeeze(-1)
         if len(idx) == 0:
             break
@@ -289,7 +290,9 @@ def _frame_lbfgs(fit: PoseFit, values: dict[str, Tensor], steps: int, progress: 
         done = (change <= rtol * f_new.abs().clamp_min(1.0)) | (g_new.abs().amax(-1) <= 1e-12) | (t == 0)
         moving[idx[done]] = False
         losses.append(float(f.sum()))
-        bar.set_postfix(moving=int(moving.sum()))
+        bar.update(1)
+        bar.note(frames_moving=int(moving.sum()))
+    bar.close()
     return _split(x, values), losses
 
 
@@ -297,7 +300,7 @@ def _optimise(loss_fn, params: list[Tensor], steps: int, lr: float, progress: bo
     opt = torch.optim.Adam(params, lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=lr / 20)
     losses = []
-    for _ in tqdm(range(steps), desc=desc, disable=not progress, leave=False):
+    for _ in track(range(steps), desc, enabled=progress):
         opt.zero_grad(set_to_none=True)
         loss = loss_fn()
         loss.backward()
@@ -607,7 +610,8 @@ def fit_nuts(fit: PoseFit, samples: int = 300, warmup: int = 300, init: dict[str
                 # the flat sites cannot be sampled: every trace NUTS takes starts from the given values
                 model = InitMessenger(init_to_value(values=init))(fit.model)
                 kernel = NUTS(model, init_strategy=init_to_value(values=init), max_tree_depth=max_tree_depth)
-            mcmc = MCMC(kernel, num_samples=samples, warmup_steps=warmup, disable_progbar=not progress)
+            bar = progress and sys.stderr.isatty()  # Pyro's bar: on a terminal only, never into a log
+            mcmc = MCMC(kernel, num_samples=samples, warmup_steps=warmup, disable_progbar=not bar)
             mcmc.run()
             draws = mcmc.get_samples()
             if precondition:

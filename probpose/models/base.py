@@ -115,6 +115,11 @@ class PoseModel(nn.Module, metaclass=abc.ABCMeta):
     def fit_closed_form(self, train_poses: Tensor) -> None:
         raise NotImplementedError(f"{type(self).__name__} has no closed-form fit")
 
+    def joint_log_prob(self, poses: Tensor) -> Tensor | None:
+        """``(N, J, 3) -> (N, J_modelled)``: per-joint terms that sum to ``log_prob``, for models
+        that factorise over joints; ``None`` for the others (the default: a VAE, a global flow)."""
+        return None
+
     # ------------------------------------------------------------------ the model
     @abc.abstractmethod
     def model(self, poses: Tensor) -> None:

@@ -13,10 +13,10 @@ from pathlib import Path
 import torch
 from PIL import Image
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from probpose.errors import CheckpointError, DataError, ProbposeError
 from probpose.files import atomic_folder, atomic_path, check_output_folder, check_output_path
+from probpose.progress import Progress, track
 from probpose.style.adain import StyleNet, channel_stats
 from probpose.style.images import composite, list_images, random_crop, read_rgb, read_rgba, to_uint8
 from probpose.style.vgg import Depth, VGGEncoder, VGGWeights, load_vgg_weights
@@ -115,7 +115,7 @@ def train_style(content: str | Path, style: str | Path, out: str | Path, options
     history: list[dict] = []
     start = time.perf_counter()
     steps = 0
-    for epoch in tqdm(range(o.epochs), desc="style epochs", disable=not progress):
+    for epoch in track(range(o.epochs), "style train", unit="epoch", enabled=progress):
         order = torch.randperm(len(contents), generator=gen)
         sums = {"content": 0.0, "style": 0.0, "total": 0.0}
         batches = 0
@@ -225,7 +225,7 @@ def apply_style(model: str | Path, content: str | Path, style: str | Path, out: 
             for f in src.iterdir():
                 if f.is_file():
                     shutil.copy2(f, tmp / f.name)
-        bar = tqdm(total=len(frames), desc="style", unit="frame", disable=not progress)
+        bar = Progress(len(frames), "style apply", unit="frame", enabled=progress)
         with bar:
             for s in range(0, len(frames), batch):
                 chunk = frames[s : s + batch]

@@ -21,13 +21,13 @@ import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from probpose import __version__
 from probpose.data.importers import axis_angle_to_pasyn, load_pasyn, pasyn_to_axis_angle
 from probpose.data.npz import read_npy
 from probpose.errors import CheckpointError, DataError, ProbposeError
 from probpose.files import atomic_folder, check_output_folder
+from probpose.progress import Progress
 from probpose.rotations import canonical_axis_angle, matrix_to_axis_angle
 from probpose.synthesis.animation import SceneOptions, animate
 from probpose.synthesis.bvh import write_bvh
@@ -208,7 +208,7 @@ def synthesize(
         chunk = max(1, (1 << 19) // (width * height))
         posed_dev = Posed(anim.posed.rotations.to(device), anim.posed.positions.to(device))
         cam = anim.camera
-        bar = tqdm(total=n, desc="synth", unit="frame", disable=not progress)
+        bar = Progress(n, "synth", unit="frame", enabled=progress)
         with ThreadPoolExecutor(max_workers=2) as pool, bar:
             pending = []
             for s in range(0, n, chunk):

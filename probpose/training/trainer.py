@@ -8,8 +8,9 @@ model the guide is empty and the loss is the NLL. Models with a closed form can 
 instead (``training.fit: closed_form``).
 
 Around that: Adam or Pyro's ClippedAdam, step/cosine/plateau schedules, gradient clipping, early
-stopping on validation NLL (the best weights are restored), TensorBoard scalars and hparams, a
-tqdm bar on a terminal, resume. Checkpoints never lose the best weights: ``checkpoint.pt`` is
+stopping on validation NLL (the best weights are restored), TensorBoard scalars and hparams,
+progress (a bar on a terminal, periodic lines in a log), resume. Checkpoints never lose the best
+weights: ``checkpoint.pt`` is
 written atomically before the first step, whenever validation improves, every
 ``checkpoint_every`` steps and at the end, and always holds the best weights so far
 (``best_model``) beside the resumable state. A non-finite loss or validation NLL stops training
@@ -25,7 +26,6 @@ import copy
 import dataclasses
 import logging
 import math
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -44,6 +44,7 @@ from probpose.evaluation.metrics import Evaluation, EvaluationError, evaluate
 from probpose.files import atomic_path
 from probpose.models import PoseModel, model_payload, read_checkpoint
 from probpose.options import from_dict
+from probpose.progress import progress
 from probpose.training.config import TrainingConfig, flatten_dict
 
 __all__ = ["TrainingError", "TrainResult", "Trainer", "save_checkpoint", "load_checkpoint"]
@@ -201,7 +202,9 @@ class Trainer:
             if c.fit == "closed_form":
                 self.model.fit_closed_form(self._chunks(train))
                 ev = self._validate(val, final=True)
-                result = TrainResult(0, 0, ev, time.perf_counter() - start, "closed form")
+                seconds = time.perf_counter() - start
+                history = [] if ev is None else [{"step": 0, "seconds": seconds, "val_nll": ev.nll, "val_bpd": ev.bpd}]
+                result = TrainResult(0, 0, ev, seconds, "closed form", history=history)
                 state = self.model.state_dict()
                 result.checkpoint = self._save(state, 0, ev.nll if ev is not None else math.nan)
                 return self._finish(result)
@@ -270,7 +273,8 @@ class Trainer:
         writer = self._writer()
         batches = self._batches(train)
         bad_evals, stopped = 0, "max_steps"
-        bar = _progress(c.max_steps, self.step)
+        name = self.model.registry_name or type(self.model).__name__
+        bar = progress(c.max_steps, f"train {name}", initial=self.step)
         params = [p for p in self.model.parameters() if p.requires_grad]
         losses: list[Tensor] = []  # since the last validation, on the device: no sync per step
         first = self.step
@@ -297,8 +301,7 @@ class Trainer:
                 losses.append(loss.detach())
                 if self.scheduler is not None and c.schedule != "plateau":
                     self.scheduler.step()
-                if bar is not None:
-                    bar.update(1)
+                bar.update(1)
                 out_of_time = c.max_seconds is not None and time.perf_counter() - start > c.max_seconds
                 due = self.step % c.eval_every == 0 or self.step == c.max_steps or out_of_time
                 if not due and self.step % self.checkpoint_every != 0:
@@ -312,10 +315,10 @@ class Trainer:
                     ev = self._validate(val, best_step=best_step)
                     elapsed = time.perf_counter() - start
                     record = {"step": self.step, "seconds": elapsed, "train_loss": recent[-1].item()}
-                    if bar is not None:
-                        bar.set_postfix(loss=f"{recent[-1].item():.3f}")
+                    bar.note(loss=f"{recent[-1].item():.3f}")
                     if ev is not None:
                         record.update(val_nll=ev.nll, val_bpd=ev.bpd)
+                        bar.note(val_NLL=f"{ev.nll:.3f}")
                         if writer is not None:
                             writer.add_scalar("val/nll", ev.nll, self.step)
                             writer.add_scalar("val/bpd", ev.bpd, self.step)
@@ -339,8 +342,7 @@ class Trainer:
                 if self.step % self.checkpoint_every == 0:
                     self._save(best_state, best_step, best_nll)
         finally:
-            if bar is not None:
-                bar.close()
+            bar.close()
         self.model.load_state_dict(best_state)  # keep the weights with the best validation NLL
         ev = self._validate(val, final=True, best_step=best_step)
         result = TrainResult(self.step, best_step, ev, time.perf_counter() - start, stopped, history=history)
@@ -396,12 +398,3 @@ def _subset(poses: Tensor | StoreSplit | None, n: int) -> Tensor | None:
     if n and len(poses) > n:
         return poses[torch.linspace(0, len(poses) - 1, n).long()]
     return poses
-
-
-def _progress(total: int, initial: int):
-    """A tqdm bar on an interactive terminal only."""
-    if not sys.stderr.isatty():
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=initial, desc="train", unit="step", leave=False)
