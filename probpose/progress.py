@@ -95,6 +95,7 @@ class Progress:
         self.clock = clock
         self.interval = _settings["interval"] if interval is None else interval
         self.start = self.last = clock()
+        self.last_n: int | None = None
         self.closed = False
         on = enabled and _settings["verbosity"] > 0
         tty = sys.stderr.isatty() if terminal is None else terminal
@@ -142,7 +143,7 @@ class Progress:
             log.info("%s", text)
 
     def _line(self) -> None:
-        self.last = self.clock()
+        self.last, self.last_n = self.clock(), self.n
         log.info("%s", self.message())
 
     def close(self) -> None:
@@ -151,7 +152,7 @@ class Progress:
         self.closed = True
         if self.bar is not None:
             self.bar.close()
-        elif self.lines:
+        elif self.lines and self.last_n != self.n:  # the last line already says where it ended
             self._line()
 
     def __enter__(self) -> Progress:

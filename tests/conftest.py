@@ -1,8 +1,14 @@
 from pathlib import Path
 
 import pytest
+import torch
 
 from probpose.data import bundled
+
+# One torch thread for the whole suite: the tests' tensors are small, and on a machine that is busy
+# with other work (CI runners, laptops) several OpenMP threads wait on each other and make some
+# tests 10x slower. Timings are measured in benchmarks/, never here.
+torch.set_num_threads(1)
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

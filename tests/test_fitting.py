@@ -298,10 +298,10 @@ def test_fits_never_change_or_alias_the_callers_tensors(zebra):
         assert (shared == 0).all()
     # AutoDelta's parameters (joint L-BFGS): where the shared storage tied the two sites together
     a = fit_map(PoseFit(prior, body, Joints3D(obs.points, obs.mask, sigma=0.03, init_orient=shared,
-                                              init_transl=shared)), steps=200, optimizer="joint-lbfgs")  # fmt: skip
+                                              init_transl=shared)), steps=300, optimizer="joint-lbfgs")  # fmt: skip
     assert (shared == 0).all()
     separate = Joints3D(obs.points, obs.mask, sigma=0.03, init_orient=shared.clone(), init_transl=shared.clone())
-    b = fit_map(PoseFit(prior, body, separate), steps=200, optimizer="joint-lbfgs")
+    b = fit_map(PoseFit(prior, body, separate), steps=300, optimizer="joint-lbfgs")
     assert torch.allclose(a.pose, b.pose) and torch.allclose(a.transl, b.transl)
     fit = PoseFit(prior, body, obs)
     x = torch.cat([a.latent.reshape(3, -1), a.orient, a.transl], -1).requires_grad_(True)

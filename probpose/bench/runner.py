@@ -11,7 +11,7 @@ within one run (as ratios), not across machines.
 
 from __future__ import annotations
 
-import time
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,7 +23,7 @@ from probpose.bench.report import Column, markdown_table, write_results
 from probpose.bench.timing import per_second
 from probpose.evaluation import evaluate
 from probpose.models import LatentPoseModel, PoseModel, build_model, get_model_spec, save_model
-from probpose.progress import format_seconds, progress
+from probpose.progress import Progress, format_seconds
 from probpose.skeleton import Skeleton
 from probpose.training import Trainer, TrainingConfig
 
@@ -79,11 +79,11 @@ def bench_models(
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("--device cuda, but no CUDA device is available")
     rows = []
-    board = progress(len(names), "bench", unit="model")
-    started = time.perf_counter()
+    board = Progress(len(names), "bench", unit="model", interval=math.inf)  # lines at model boundaries only
+    svi_steps, svi_seconds = 0, 0.0
     for k, name in enumerate(names):
         spec = get_model_spec(name)
-        budget = spec.bench_training.get("max_steps") if spec.bench_training.get("fit") != "closed_form" else None
+        budget = _budget(name, training_overrides)
         board.event(f"bench: model {k + 1}/{len(names)}: fitting {name}"
                     + (f" (up to {budget:,} steps)" if budget else " (closed form)"))  # fmt: skip
         seed = int((training_overrides or {}).get("seed", spec.bench_training.get("seed", 0)))
@@ -144,13 +144,26 @@ def bench_models(
             )
         )
         board.update(1)
-        elapsed = time.perf_counter() - started
-        left = len(names) - k - 1
-        eta = f"; about {format_seconds(elapsed / (k + 1) * left)} left for {left} more" if left else ""
+        if result.steps:
+            svi_steps += result.steps
+            svi_seconds += result.seconds
+        budgets = [_budget(n, training_overrides) for n in names[k + 1 :]]
+        eta = ""
+        if svi_steps and any(budgets):  # from the step rate so far and the step budgets left
+            eta = f"; at most about {format_seconds(svi_seconds / svi_steps * sum(budgets))} of fitting left"
         board.event(f"bench: {name} done: {result.steps} steps in {format_seconds(result.seconds)}, "
                     f"test NLL {ev.nll:.2f}{eta}")  # fmt: skip
     board.close()
     return rows
+
+
+def _budget(name: str, overrides: dict | None) -> int:
+    """The most SVI steps the bench gives a model (0 for a closed-form fit)."""
+    spec = get_model_spec(name)
+    if spec.bench_training.get("fit") == "closed_form":
+        return 0
+    steps = int(spec.bench_training.get("max_steps", 2000))
+    return min(steps, int(overrides["max_steps"])) if overrides and "max_steps" in overrides else steps
 
 
 def _reconstruction(model: LatentPoseModel, test: torch.Tensor) -> float:

@@ -1,5 +1,5 @@
-"""Pose data: importers for the formats users have, one in-memory container, the HDF5 store,
-leak-free splits, data checks, preparation for training and a torch Dataset."""
+"""Pose data: importers for the formats users have (motion capture retargeted to SMPL-X), one
+in-memory container, the HDF5 store, leak-free splits, data checks, preparation for training and a torch Dataset."""
 
 from probpose.data.amass import AMASS_SPLIT_RULE, amass_split, canonical_dataset, scan_tree
 from probpose.data.bundled import BUNDLED, BUNDLED_IMAGES, bundled, bundled_images
@@ -8,19 +8,24 @@ from probpose.data.dataset import PoseDataset
 from probpose.data.importers import (
     DEFAULT_JOINTS,
     FORMATS,
+    MOCAP_FORMATS,
     axis_angle_to_pasyn,
     detect_format,
     import_poses,
     import_recording,
     load_aistpp,
     load_amass,
+    load_amc,
+    load_bvh,
     load_pasyn,
     load_smplcodec,
     load_source,
     pasyn_to_axis_angle,
 )
+from probpose.data.mocap import Mocap, read_amc, read_asf, read_bvh
 from probpose.data.poseset import PoseSet, SequenceInfo
 from probpose.data.prepare import PreparedData, prepare_data
+from probpose.data.retarget import MAPS, Retargeted, RetargetMap, load_map, retarget
 from probpose.data.sequences import resample, trim
 from probpose.data.splits import SPLIT_NAMES, Split, parse_fractions, split_poses
 from probpose.data.store import LAYOUT_VERSION, StoreInfo, StoreWriter, read_info, read_split, write_store
@@ -50,13 +55,25 @@ __all__ = [
     "PoseDataset",
     "DEFAULT_JOINTS",
     "FORMATS",
+    "MOCAP_FORMATS",
     "axis_angle_to_pasyn",
     "detect_format",
     "import_poses",
     "import_recording",
     "load_aistpp",
     "load_amass",
+    "load_amc",
+    "load_bvh",
     "load_pasyn",
+    "Mocap",
+    "read_amc",
+    "read_asf",
+    "read_bvh",
+    "MAPS",
+    "RetargetMap",
+    "Retargeted",
+    "load_map",
+    "retarget",
     "load_smplcodec",
     "load_source",
     "pasyn_to_axis_angle",

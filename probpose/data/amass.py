@@ -64,7 +64,7 @@ _ALIASES = {
     "dfaust": "DFaust_67",
 }
 _SPLITS = {name: split for split in ("val", "test") for name in AMASS_SPLIT_RULE[split]}
-_POSE_SUFFIXES = ("_poses.npz", "_stageii.npz")
+_POSE_SUFFIXES = ("_poses.npz", "_stageii.npz", ".amc", ".bvh")
 
 
 def _key(name: str) -> str:
@@ -95,7 +95,8 @@ class TreeFile:
 
 
 def scan_tree(root: str | Path) -> tuple[list[TreeFile], list[tuple[str, str]]]:
-    """Every pose file under ``root`` (sorted by relative path, so the order does not depend on the
+    """Every pose file (AMASS ``*_poses.npz``/``*_stageii.npz``, motion capture ``.amc``/``.bvh``)
+    under ``root`` (sorted by relative path, so the order does not depend on the
     file system) and every other file with the reason it is skipped."""
     root = Path(root)
     if not root.is_dir():
@@ -111,8 +112,10 @@ def scan_tree(root: str | Path) -> tuple[list[TreeFile], list[tuple[str, str]]]:
             files.append(TreeFile(path, rel, dataset, canonical, amass_split(dataset)))
         elif name == "shape.npz" or name.endswith("_stagei.npz") or name.endswith("_shape.npz"):
             skipped.append((rel, "shape parameters, not poses"))
+        elif name.endswith(".asf"):
+            skipped.append((rel, "an ASF skeleton, read with its .amc motions"))
         else:
-            skipped.append((rel, "not a pose file (*_poses.npz or *_stageii.npz)"))
+            skipped.append((rel, "not a pose file (*_poses.npz, *_stageii.npz, .amc or .bvh)"))
     if not files:
-        raise DataError(str(root), None, "holds no *_poses.npz or *_stageii.npz files")
+        raise DataError(str(root), None, "holds no *_poses.npz, *_stageii.npz, .amc or .bvh files")
     return files, skipped

@@ -11,6 +11,10 @@ Formats:
 - ``pasyn``: PASyn zebra ``.npz`` -- ``poses`` (N, 39) Euler angles in DEGREES, ``R = Rz Ry Rx``;
   columns 0-2 are a placeholder and dropped, 3-38 are the 12 leg joints. (N, 36) without the
   placeholder is accepted too. Rows are independent poses, not a time series.
+- ``amc``: CMU ASF/AMC motion capture (the ASF found beside the AMC), 120 fps by CMU's convention;
+- ``bvh``: BVH motion capture (any hierarchy and channel order), ``Frame Time`` from the file.
+  Both are read by :mod:`probpose.data.mocap` and retargeted to SMPL-X body joints by
+  :mod:`probpose.data.retarget` (joints the source cannot drive are marked absent, never zero).
 
 Every importer rejects a missing file, an unknown layout, wrong shapes and NaN/inf with a
 :class:`DataError` naming the file and field, and returns canonical axis-angle in radians.
@@ -27,8 +31,11 @@ import numpy as np
 import torch
 
 from probpose import rotations
+from probpose.data.checks import selection_without
+from probpose.data.mocap import Mocap, read_amc, read_bvh
 from probpose.data.npz import NpzArchive
 from probpose.data.poseset import PoseSet, SequenceInfo
+from probpose.data.retarget import retarget
 from probpose.data.safe_pickle import UnsafePickleError, safe_load
 from probpose.errors import DataError, SelectionError
 from probpose.skeleton import SMPL, SMPLH, SMPLX, ZEBRA_LEGS, Skeleton, get_skeleton, unflatten
@@ -42,6 +49,9 @@ __all__ = [
     "load_smplcodec",
     "load_aistpp",
     "load_pasyn",
+    "load_amc",
+    "load_bvh",
+    "MOCAP_FORMATS",
     "import_poses",
     "import_recording",
     "DEFAULT_JOINTS",
@@ -358,7 +368,45 @@ def axis_angle_to_pasyn(poses: torch.Tensor) -> torch.Tensor:
     return rotations.matrix_to_euler(rotations.axis_angle_to_matrix(poses.double()), PASYN_EULER_ORDER, degrees=True)
 
 
-FORMATS = {"amass": load_amass, "smplcodec": load_smplcodec, "aistpp": load_aistpp, "pasyn": load_pasyn}
+def _from_mocap(mocap: Mocap, path: Path, fps: float | None, retarget_map: str | Path | None) -> PoseSet:
+    """A retargeted :class:`~probpose.data.mocap.Mocap` as a SMPL-X :class:`PoseSet`."""
+    result = retarget(mocap, retarget_map)
+    notes = list(mocap.notes) + [f"retargeted to SMPL-X with the {result.map.name!r} map (probpose.data.retarget)"]
+    if result.undriven:
+        notes.append(f"not driven by the source, so not modelled: {', '.join(result.undriven)}")
+    n = len(mocap)
+    return PoseSet(
+        skeleton=SMPLX,
+        poses=result.poses.astype(np.float32),
+        present=result.present,
+        sequence=np.zeros(n, dtype=np.int64),
+        frame=np.arange(n, dtype=np.int64),
+        sequences=[SequenceInfo(path.name, path.name, mocap.fps, fps_assumed=not mocap.fps_stated, ordered=True)],
+        sources=[{"file": path.name, "format": mocap.format, "sha256": _sha256(path), "frames": n, "notes": notes,
+                  "retarget_map": result.map.name}],
+    )  # fmt: skip
+
+
+def load_amc(path: str | Path, fps: float | None = None, retarget_map: str | Path | None = None) -> PoseSet:
+    """CMU ASF/AMC -> SMPL-X :class:`PoseSet` (:mod:`probpose.data.mocap`, then
+    :func:`~probpose.data.retarget.retarget`). The ASF is found beside the AMC
+    (:func:`~probpose.data.mocap.find_asf`); ``fps``: the frame rate (default 120, CMU's).
+    ``retarget_map``: a built-in map's name or a YAML file (default: the best fitting built-in)."""
+    p = _existing(path)
+    return _from_mocap(read_amc(p, fps=fps), p, fps, retarget_map)
+
+
+def load_bvh(path: str | Path, fps: float | None = None, retarget_map: str | Path | None = None) -> PoseSet:
+    """BVH -> SMPL-X :class:`PoseSet`; the frame rate is the file's ``Frame Time`` unless ``fps``
+    is given. ``retarget_map`` as for :func:`load_amc`."""
+    p = _existing(path)
+    return _from_mocap(read_bvh(p, fps=fps), p, fps, retarget_map)
+
+
+FORMATS = {"amass": load_amass, "smplcodec": load_smplcodec, "aistpp": load_aistpp, "pasyn": load_pasyn,
+           "amc": load_amc, "bvh": load_bvh}  # fmt: skip
+MOCAP_FORMATS = ("amc", "bvh")
+"""Formats in another skeleton, retargeted to SMPL-X body joints on import."""
 
 
 def detect_format(path: str | Path) -> str:
@@ -369,6 +417,10 @@ def detect_format(path: str | Path) -> str:
         return "smplcodec"
     if suffix in (".pkl", ".pickle"):
         return "aistpp"
+    if suffix == ".amc":
+        return "amc"
+    if suffix == ".bvh":
+        return "bvh"
     if suffix == ".npz":
         with NpzArchive(p) as z:
             keys = set(z.keys)
@@ -387,17 +439,24 @@ def detect_format(path: str | Path) -> str:
                 f"unknown layout: shape {shape}; expected (N, 165|159|156|72) for AMASS or (N, 39|36) for PASyn",
             )
         raise DataError(str(p), None, f"unknown layout (keys: {sorted(keys)})")
-    raise DataError(str(p), None, f"unknown file type {suffix!r}; expected .npz, .smpl or .pkl")
+    raise DataError(str(p), None, f"unknown file type {suffix!r}; expected .npz, .smpl, .pkl, .amc or .bvh")
 
 
-def load_source(path: str | Path, format: str = "auto", fps: float | None = None) -> PoseSet:
+def load_source(
+    path: str | Path, format: str = "auto", fps: float | None = None, retarget_map: str | Path | None = None
+) -> PoseSet:
     """Import one file with the importer for ``format`` (``"auto"``: :func:`detect_format`);
-    ``fps``: the frame rate to assume where the file states none (or to use instead of its own)."""
+    ``fps``: the frame rate to assume where the file states none (or to use instead of its own);
+    ``retarget_map``: for motion capture in another skeleton (ASF/AMC, BVH), the map to SMPL-X."""
     fmt = detect_format(path) if format == "auto" else format
     if fmt not in FORMATS:
         raise DataError(str(path), None, f"unknown format {format!r}; known: auto, {', '.join(FORMATS)}")
     if fps is not None and not (np.isfinite(fps) and 0 < fps <= MAX_FPS):
         raise DataError(str(path), "fps", f"the assumed frame rate must be in (0, {MAX_FPS:g}], got {fps!r}")
+    if fmt in MOCAP_FORMATS:
+        return FORMATS[fmt](path, fps=fps, retarget_map=retarget_map)
+    if retarget_map is not None:
+        raise DataError(str(path), None, f"a retarget map is for ASF/AMC and BVH files, not {fmt}")
     return FORMATS[fmt](path, fps=fps)
 
 
@@ -444,6 +503,7 @@ def import_poses(
     assume_fps: float | None = None,
     fps: float | None = None,
     trim: float = 0.0,
+    retarget_map: str | Path | None = None,
 ) -> PoseSet:
     """Import several files into one :class:`PoseSet` of ``skeleton`` restricted to ``joints``.
 
@@ -451,14 +511,27 @@ def import_poses(
     :data:`DEFAULT_JOINTS` of that skeleton. ``assume_fps``: the frame rate of files that state
     none (default :data:`DEFAULT_FPS`, noted). ``fps``: resample every time series to this rate;
     ``trim``: drop this fraction of each time series' frames at both ends. A file lacking a selected
-    joint is an error (never padded), as is an empty result."""
+    joint is an error (never padded), as is an empty result. Motion capture in another skeleton
+    (ASF/AMC, BVH) is retargeted to SMPL-X (``retarget_map``) and defaults to the ``body`` joints."""
     if not paths:
         raise DataError("import", None, "no source files given")
     _check_timing(fps, trim)
-    sets = [load_source(p, format, assume_fps) for p in paths]
-    target = _target(sets, skeleton, paths)
-    joints = joints or DEFAULT_JOINTS.get(target.name, "all")
-    out = [_prepare(s, path, target, joints, fps, trim) for path, s in zip(paths, sets, strict=True)]
+    out, target, animal, chosen = [], None, None, joints
+    for path in paths:  # one file at a time: memory holds the prepared poses, not every raw file
+        ps = load_source(path, format, assume_fps, retarget_map)
+        is_animal = ps.skeleton.name == "zebra_legs"
+        if animal is not None and is_animal != animal and skeleton is None:
+            raise DataError(", ".join(map(str, paths)), None, "cannot mix zebra (PASyn) and human sources in one store")
+        if target is None:
+            animal = is_animal
+            target = _target([ps], skeleton, [path])
+            chosen = joints or DEFAULT_JOINTS.get(target.name, "all")
+            if joints is None and ps.sources[0]["format"] in MOCAP_FORMATS and target.name == "smplx":
+                # the body joints the retarget drives (CMU's clavicles never move: not the collars)
+                body = ps.skeleton.selection_indices("body")
+                absent = [ps.skeleton.joint_names[j] for j in body if not ps.present[j]]
+                chosen = selection_without("smplx", "body", absent)
+        out.append(_prepare(ps, path, target, chosen, fps, trim))
     result = PoseSet.concatenate(out)
     if len(result) == 0:
         raise DataError(", ".join(map(str, paths)), None, "no poses imported")
@@ -473,6 +546,7 @@ def import_recording(
     assume_fps: float | None = None,
     fps: float | None = None,
     trim: float = 0.0,
+    retarget_map: str | Path | None = None,
 ) -> tuple[PoseSet, list[str]]:
     """Like :func:`import_poses`, but leaves out files that do not record the selected joints.
 
@@ -481,7 +555,7 @@ def import_recording(
     kept, skipped = [], []
     for path in paths:
         try:
-            kept.append(import_poses([path], skeleton, joints, format, assume_fps, fps, trim))
+            kept.append(import_poses([path], skeleton, joints, format, assume_fps, fps, trim, retarget_map))
         except DataError as e:
             if "does not record" not in e.reason:
                 raise

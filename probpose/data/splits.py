@@ -66,8 +66,13 @@ def split_poses(
     seed: int = 0,
     segment_seconds: float = 1.0,
     guard_seconds: float = 0.1,
+    by: str = "segment",
 ) -> Split:
-    """Split ``poses`` by the rule in the module docstring. Deterministic in its arguments."""
+    """Split ``poses`` by the rule in the module docstring. Deterministic in its arguments.
+    ``by="sequence"``: every time series is one unit (whole trials per split, no guard frames),
+    instead of its ``segment_seconds`` segments."""
+    if by not in ("segment", "sequence"):
+        raise ConfigError(f"split unit must be 'segment' or 'sequence', got {by!r}")
     frac = parse_fractions(fractions)
     if not (np.isfinite(segment_seconds) and segment_seconds > 0 and np.isfinite(guard_seconds) and guard_seconds >= 0):
         raise ConfigError(
@@ -86,7 +91,7 @@ def split_poses(
         if not info.ordered:
             units.extend((b"pose\0" + row_bytes[i], np.array([i]), None) for i in members)
             continue
-        length = max(1, int(round(segment_seconds * info.fps)))
+        length = max(1, int(round(segment_seconds * info.fps))) if by == "segment" else len(members)
         n_seg = max(1, len(members) // length + (len(members) % length >= length / 2))
         bounds = [k * length for k in range(n_seg)] + [len(members)]
         for k in range(n_seg):
@@ -171,7 +176,8 @@ def split_poses(
         "method": "hash-ordered units, assigned to the split furthest below its share; no non-zero split left empty",
         "fractions": list(frac),
         "seed": seed,
-        "segment_seconds": segment_seconds,
+        "unit": "whole sequences" if by == "sequence" else "segments of each sequence",
+        "segment_seconds": segment_seconds if by == "segment" else None,
         "guard_seconds": guard_seconds,
         "hash": "sha256(seed, unit identity)",
         "unordered": "exact duplicate poses removed, one unit per distinct pose",

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from probpose.errors import ProbposeError
+from probpose.progress import Progress
 from probpose.rotations import log_haar_correction
 
 if TYPE_CHECKING:
@@ -81,6 +82,7 @@ def score(
     validation: bool = False,
     per_joint: bool = False,
     label: str = "data",
+    show_progress: bool = False,
 ) -> Scores:
     """The log-density of every pose ``(N, J, 3)`` (a tensor, or anything with ``chunks(rows)``,
     read chunk by chunk). ``validation``: the model's cheaper validation bound. A non-finite
@@ -89,6 +91,8 @@ def score(
     f = model.factory()
     fn = model.validation_log_prob if validation else model.log_prob
     lps, haar, joints, seen = [], 0.0, None, 0
+    total = len(poses) if hasattr(poses, "__len__") else None
+    bar = Progress(total, f"score {label}", unit="pose", enabled=show_progress)
     for chunk in _pose_chunks(poses, batch_size):
         if chunk.dim() != 3 or chunk.shape[1:] != (model.num_joints, 3):
             raise EvaluationError(f"{label}: expected poses (N, {model.num_joints}, 3) for {model.skeleton.name}, "
@@ -105,6 +109,8 @@ def score(
             part = terms.double().sum(0).cpu()
             joints = part if joints is None else joints + part
         seen += len(chunk)
+        bar.update(len(chunk))
+    bar.close()
     if not lps:
         raise EvaluationError(f"{label}: no poses to evaluate")
     return Scores(torch.cat(lps), haar, joints, 3 * len(modelled), model.exact_log_prob)

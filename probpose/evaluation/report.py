@@ -57,7 +57,7 @@ class _Columns:
 def evaluate_poses(model: PoseModel, poses, label: str, worst: int = 10, batch_size: int = 8192) -> EvaluationReport:
     """Score ``poses`` ``(N, J, 3)`` in the model's joint order (a tensor, or anything with
     ``chunks(rows)``) and build the report."""
-    s = score(model, poses, batch_size, per_joint=True, label=label)
+    s = score(model, poses, batch_size, per_joint=True, label=label, show_progress=True)
     n, names = len(s.log_prob), model.modelled_names
     per_joint = None
     if s.joint_log_prob_sum is not None:

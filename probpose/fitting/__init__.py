@@ -1,6 +1,7 @@
 """Fitting poses to observations with a prior inside a Pyro model: bodies (forward kinematics to
 observed points), observation models (3D joints, 2D keypoints), MAP, approximate posteriors, NUTS."""
 
+from probpose.data.rest import REST_PROVENANCE, SMPLX_REST_JOINTS, load_rest_joints, rest_joints
 from probpose.fitting.body import Body, RigBody, SkeletonBody
 from probpose.fitting.infer import (
     FitResult,
@@ -17,7 +18,6 @@ from probpose.fitting.infer import (
 )
 from probpose.fitting.model import PoseFit
 from probpose.fitting.observations import Joints3D, Keypoints2D, load_observations, project
-from probpose.fitting.rest import REST_PROVENANCE, SMPLX_REST_JOINTS, load_rest_joints, rest_joints
 
 __all__ = [
     "Body",

@@ -16,11 +16,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from probpose.data.rest import load_rest_joints, rest_joints
 from probpose.errors import DataError
 from probpose.fitting.body import Body, RigBody, SkeletonBody
 from probpose.fitting.infer import FitResult
 from probpose.fitting.observations import Joints3D, Observation, project
-from probpose.fitting.rest import load_rest_joints, rest_joints
 from probpose.plots import StickFigure, stick_sheet
 from probpose.skeleton import get_skeleton
 

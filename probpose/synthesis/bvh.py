@@ -21,32 +21,58 @@ from probpose.rotations import matrix_to_euler
 from probpose.synthesis.kinematics import Posed
 from probpose.synthesis.rig import Rig
 
-__all__ = ["write_bvh", "bvh_channels"]
+__all__ = ["write_bvh", "write_bvh_tree", "bvh_channels"]
+
+
+def _world_aligned_locals(frames: torch.Tensor, parents: list[int]) -> torch.Tensor:
+    """World rotations ``(N, B, 3, 3)`` of world-aligned joint frames -> local ``Q_parent^T Q_b``."""
+    local = torch.empty_like(frames)
+    for b, p in enumerate(parents):
+        local[:, b] = frames[:, b] if p < 0 else frames[:, p].transpose(-1, -2) @ frames[:, b]
+    return local
 
 
 def bvh_channels(rig: Rig, posed: Posed) -> np.ndarray:
     """Motion rows ``(N, 3 + 3B)``: root position (metres) then per bone (z, y, x) Euler degrees."""
     g = posed.rotations.detach().cpu().double()
-    w = rig.frames.to(g)
-    q = g @ w.transpose(-1, -2)  # world rotation of each world-aligned joint frame
-    parents = list(rig.skeleton.parents)
-    local = torch.empty_like(q)
-    for b, p in enumerate(parents):
-        local[:, b] = q[:, b] if p < 0 else q[:, p].transpose(-1, -2) @ q[:, b]
-    euler = matrix_to_euler(local, "XYZ", degrees=True)  # (N, B, 3) as (x, y, z), R = Rz Ry Rx
-    zyx = euler.flip(-1).reshape(len(g), -1)
+    q = g @ rig.frames.to(g).transpose(-1, -2)  # world rotation of each world-aligned joint frame
+    local = _world_aligned_locals(q, list(rig.skeleton.parents))
     root = posed.positions[:, rig.skeleton.roots[0]].detach().cpu().double()
-    return torch.cat([root, zyx], 1).numpy()
+    return _rows(local, root)
+
+
+def _rows(local: torch.Tensor, root: torch.Tensor) -> np.ndarray:
+    euler = matrix_to_euler(local, "XYZ", degrees=True)  # (N, B, 3) as (x, y, z), R = Rz Ry Rx
+    return torch.cat([root, euler.flip(-1).reshape(len(local), -1)], 1).numpy()
 
 
 def write_bvh(path: str | Path, rig: Rig, posed: Posed, fps: float) -> None:
     """Write ``posed`` (``N`` frames of ``rig``) to ``path`` as BVH at ``fps`` frames per second."""
     if len(rig.skeleton.roots) != 1:
         raise ValueError("BVH needs a rig with exactly one root bone")
-    heads = rig.heads.numpy()
-    tails = rig.tails.numpy()
-    parents = rig.skeleton.parents
-    children: dict[int, list[int]] = {b: [] for b in range(rig.num_bones)}
+    g = posed.rotations.detach().cpu().double()
+    local = _world_aligned_locals(g @ rig.frames.to(g).transpose(-1, -2), list(rig.skeleton.parents))
+    root = posed.positions[:, rig.skeleton.roots[0]].detach().cpu().double()
+    write_bvh_tree(path, rig.names, rig.skeleton.parents, rig.heads.numpy(), rig.tails.numpy(), local, root, fps)
+
+
+def write_bvh_tree(
+    path: str | Path,
+    names: tuple[str, ...] | list[str],
+    parents: tuple[int, ...] | list[int],
+    heads: np.ndarray,
+    tails: np.ndarray,
+    local: torch.Tensor,
+    root_position: torch.Tensor,
+    fps: float,
+) -> None:
+    """Write any tree as BVH: joints at rest ``heads`` ``(B, 3)`` (metres, world), leaves ending in
+    an ``End Site`` at their ``tails``, ``N`` frames of ``local`` rotations ``(N, B, 3, 3)`` in
+    world-aligned rest frames, the root at ``root_position`` ``(N, 3)``."""
+    roots = [b for b, p in enumerate(parents) if p < 0]
+    if len(roots) != 1:
+        raise ValueError("BVH needs a tree with exactly one root")
+    children: dict[int, list[int]] = {b: [] for b in range(len(names))}
     for b, p in enumerate(parents):
         if p >= 0:
             children[p].append(b)
@@ -60,12 +86,12 @@ def write_bvh(path: str | Path, rig: Rig, posed: Posed, fps: float) -> None:
         pad = "  " * depth
         order.append(b)
         if parents[b] < 0:
-            lines.append(f"{pad}ROOT {rig.names[b]}")
+            lines.append(f"{pad}ROOT {names[b]}")
             lines.append(f"{pad}{{")
             lines.append(f"{pad}  OFFSET 0.000000 0.000000 0.000000")
             lines.append(f"{pad}  CHANNELS 6 Xposition Yposition Zposition Zrotation Yrotation Xrotation")
         else:
-            lines.append(f"{pad}JOINT {rig.names[b]}")
+            lines.append(f"{pad}JOINT {names[b]}")
             lines.append(f"{pad}{{")
             lines.append(f"{pad}  OFFSET {fmt(heads[b] - heads[parents[b]])}")
             lines.append(f"{pad}  CHANNELS 3 Zrotation Yrotation Xrotation")
@@ -78,10 +104,10 @@ def write_bvh(path: str | Path, rig: Rig, posed: Posed, fps: float) -> None:
             lines.append(f"{pad}  }}")
         lines.append(f"{pad}}}")
 
-    emit(rig.skeleton.roots[0], 0)
-    rows = bvh_channels(rig, posed)
+    emit(roots[0], 0)
+    rows = _rows(local.double(), root_position.double())
     root_cols = rows[:, :3]
-    rot_cols = rows[:, 3:].reshape(len(rows), rig.num_bones, 3)[:, order].reshape(len(rows), -1)
+    rot_cols = rows[:, 3:].reshape(len(rows), len(names), 3)[:, order].reshape(len(rows), -1)
     motion = np.concatenate([root_cols, rot_cols], 1)
     lines += ["MOTION", f"Frames: {len(motion)}", f"Frame Time: {1.0 / fps:.8f}"]
     body = "\n".join(" ".join(f"{x:.6f}" for x in row) for row in motion)

@@ -1,4 +1,4 @@
-"""Rest joint locations of the SMPL family, for forward kinematics in fitting.
+"""Rest joint locations of the SMPL family, for forward kinematics (fitting, retargeting, pictures).
 
 :data:`SMPLX_REST_JOINTS` gives one location per SMPL-X joint (metres; T-pose, y up, the person
 facing +z, their left on +x). **These are approximate adult proportions, not the SMPL-X model's
@@ -25,7 +25,7 @@ from probpose.skeleton import SMPLX, Skeleton
 
 __all__ = ["SMPLX_REST_JOINTS", "rest_joints", "load_rest_joints", "REST_PROVENANCE"]
 
-REST_PROVENANCE = "approximate adult proportions (probpose.fitting.rest), not the SMPL-X model's regressed joints"
+REST_PROVENANCE = "approximate adult proportions (probpose.data.rest), not the SMPL-X model's regressed joints"
 
 _BODY = {
     "pelvis": (0.000, -0.223, 0.028),

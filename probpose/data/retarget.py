@@ -1,0 +1,364 @@
+"""Retarget motion capture (:class:`~probpose.data.mocap.Mocap`) to SMPL-X body joint rotations.
+
+One method, :func:`retarget`:
+
+1. **Maps.** A :class:`RetargetMap` names, for each SMPL-X joint it drives, a chain of source bones
+   (proximal to distal: CMU's ``lowerneck, upperneck`` drive ``neck``), and the source bone whose
+   rotation is the pelvis (the global orientation). Built in: ``cmu`` (ASF/AMC), ``cmu_bvh`` (the
+   usual BVH conversions of CMU), ``mixamo`` (Mixamo-named rigs, any ``prefix:``), ``smplx`` (a rig
+   with SMPL-X's own names); a user's own map is a small YAML file (:func:`load_map`).
+2. **Bone directions at rest.** SMPL-X joint ``j``'s bone runs from its rest location to its bone
+   child's (spine3 to neck, shoulder to elbow, wrist to middle1, ...; straight up for the head and
+   forward for the feet). The source chain's runs from its first bone's head to the head of the
+   bone child's chain (or the last bone's own tail).
+3. **World alignment** ``W``: the rotation taking the source's rest chain directions closest to
+   SMPL-X's (Wahba's problem, solved by SVD): any up axis and facing direction.
+4. **Per frame**, with source global rotations ``G_b`` (rest = identity) in SMPL-X's world
+   (``W G_b W^T``): SMPL-X joint ``j`` gets the global rotation ``G_j = S_j G_last(j) A_j``, where
+   ``A_j`` turns SMPL-X's rest bone onto the source's (the smallest rotation, so the twist about the
+   bone is the source's own), ``G_last`` is the chain's last bone (its twist is kept) and ``S_j``
+   the smallest rotation that turns the result onto the chain's actual posed direction (identity
+   for a single bone; for a chain it absorbs the bend between its bones). So every SMPL-X bone
+   points where its source chain points. The pelvis gets ``W G_root W^T``. Local rotations are
+   ``G_parent^T G_j``.
+
+A SMPL-X joint the map does not drive, or whose source bones hold one rotation in every frame
+(CMU's clavicles: their dofs are zero throughout), is not modelled (``present`` is False) and is
+listed; a driven joint whose parent is not driven takes its nearest driven ancestor's rotation as
+parent, so a body that keeps the undriven joint at rest reproduces the source's bone directions.
+:func:`bone_agreement` measures the result: the angle between every mapped source bone's posed
+direction and its SMPL-X bone's, after SMPL-X forward kinematics of the retargeted rotations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from probpose.data.mocap import Mocap
+from probpose.data.rest import rest_joints
+from probpose.errors import DataError
+from probpose.rotations import canonical_axis_angle, matrix_to_axis_angle
+from probpose.skeleton import SMPLX
+
+__all__ = ["RetargetMap", "Retargeted", "MAPS", "load_map", "choose_map", "retarget", "bone_agreement",
+           "BONE_CHILD"]  # fmt: skip
+
+BONE_CHILD: dict[str, str | tuple[float, float, float]] = {
+    "pelvis": "spine1", "spine1": "spine2", "spine2": "spine3", "spine3": "neck", "neck": "head",
+    "head": (0.0, 1.0, 0.0),
+    **{f"{s}_{a}": b for s in ("left", "right") for a, b in (
+        ("hip", f"{s}_knee"), ("knee", f"{s}_ankle"), ("ankle", f"{s}_foot"), ("collar", f"{s}_shoulder"),
+        ("shoulder", f"{s}_elbow"), ("elbow", f"{s}_wrist"), ("wrist", f"{s}_middle1"))},
+    "left_foot": (0.0, 0.0, 1.0), "right_foot": (0.0, 0.0, 1.0),
+}  # fmt: skip
+"""Where each SMPL-X body joint's bone points: its bone child, or a fixed rest direction."""
+
+
+@dataclass(frozen=True)
+class RetargetMap:
+    """``joints``: SMPL-X joint -> source bone chain (proximal first); ``root``: the source bone
+    whose rotation is the pelvis's. ``strip_prefix``: match source names after a ``prefix:``."""
+
+    name: str
+    root: str
+    joints: Mapping[str, tuple[str, ...]]
+    strip_prefix: bool = False
+
+    def __post_init__(self) -> None:
+        unknown = [j for j in self.joints if j not in BONE_CHILD]
+        if unknown:
+            raise DataError(self.name, "joints", f"not SMPL-X body joints probpose retargets: {unknown[:5]} "
+                            f"(known: {', '.join(BONE_CHILD)})")  # fmt: skip
+        if "pelvis" in self.joints:
+            raise DataError(self.name, "joints", "the pelvis is the root: name its source bone as 'root'")
+        empty = [j for j, chain in self.joints.items() if not chain]
+        if empty:
+            raise DataError(self.name, "joints", f"joints with no source bones: {empty[:5]}")
+
+
+def _sided(left: dict[str, tuple[str, ...]], swap: tuple[str, str]) -> dict[str, tuple[str, ...]]:
+    """The left side's map and its mirror (SMPL-X ``left_`` -> ``right_``, source ``swap[0]`` -> ``swap[1]``)."""
+    out = dict(left)
+    for j, chain in left.items():
+        if j.startswith("left_"):
+            out["right_" + j[5:]] = tuple(b.replace(swap[0], swap[1], 1) for b in chain)
+    return out
+
+
+_SPINE_CMU = {"spine1": ("lowerback",), "spine2": ("upperback",), "spine3": ("thorax",),
+              "neck": ("lowerneck", "upperneck"), "head": ("head",)}  # fmt: skip
+_LEFT_CMU = {"left_hip": ("lfemur",), "left_knee": ("ltibia",), "left_ankle": ("lfoot",), "left_foot": ("ltoes",),
+             "left_collar": ("lclavicle",), "left_shoulder": ("lhumerus",), "left_elbow": ("lradius", "lwrist"),
+             "left_wrist": ("lhand",)}  # fmt: skip
+# CMU's lwrist is the far end of the forearm (its one dof, ry, is the forearm's twist): the forearm
+# is radius + wrist, the hand is lhand.
+_LEFT_BVH = {"left_hip": ("LeftUpLeg",), "left_knee": ("LeftLeg",), "left_ankle": ("LeftFoot",),
+             "left_foot": ("LeftToeBase",), "left_collar": ("LeftShoulder",), "left_shoulder": ("LeftArm",),
+             "left_elbow": ("LeftForeArm",), "left_wrist": ("LeftHand",)}  # fmt: skip
+
+MAPS: dict[str, RetargetMap] = {
+    "cmu": RetargetMap("cmu", "root", {**_SPINE_CMU, **_sided(_LEFT_CMU, ("l", "r"))}),
+    "cmu_bvh": RetargetMap("cmu_bvh", "Hips", {"spine1": ("LowerBack",), "spine2": ("Spine",), "spine3": ("Spine1",),
+                           "neck": ("Neck", "Neck1"), "head": ("Head",), **_sided(_LEFT_BVH, ("Left", "Right"))}),
+    "mixamo": RetargetMap("mixamo", "Hips", {"spine1": ("Spine",), "spine2": ("Spine1",), "spine3": ("Spine2",),
+                          "neck": ("Neck",), "head": ("Head",), **_sided(_LEFT_BVH, ("Left", "Right"))},
+                          strip_prefix=True),
+    "smplx": RetargetMap("smplx", "pelvis", {j: (j,) for j in BONE_CHILD if j != "pelvis"}),
+}  # fmt: skip
+"""The built-in maps (see the module docstring)."""
+
+
+def load_map(path: str | Path) -> RetargetMap:
+    """A user's map from YAML: ``name`` (optional), ``root: SOURCE_BONE``, ``joints: {smplx_joint:
+    [source bones, proximal first]}``, ``strip_prefix`` (optional, default false)."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(str(path), None, "no such file")
+    try:
+        data = yaml.safe_load(path.read_text()[:1_000_000])
+    except yaml.YAMLError as e:
+        raise DataError(str(path), None, f"not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("joints"), dict) or not isinstance(data.get("root"), str):
+        raise DataError(str(path), None, "expected a mapping with 'root: BONE' and 'joints: {smplx_joint: [bones]}'")
+    joints = {}
+    for j, chain in data["joints"].items():
+        chain = [chain] if isinstance(chain, str) else chain
+        if not isinstance(chain, list) or not all(isinstance(b, str) for b in chain):
+            raise DataError(str(path), f"joints.{j}", "expected a bone name or a list of bone names")
+        joints[str(j)] = tuple(chain)
+    extra = set(data) - {"name", "root", "joints", "strip_prefix"}
+    if extra:
+        raise DataError(str(path), None, f"unknown keys {sorted(extra)}; expected name, root, joints, strip_prefix")
+    return RetargetMap(str(data.get("name", path.stem)), data["root"], joints, bool(data.get("strip_prefix", False)))
+
+
+def _names(mocap: Mocap, strip: bool) -> dict[str, int]:
+    return {(b.rsplit(":", 1)[-1] if strip else b): i for i, b in enumerate(mocap.bones)}
+
+
+def _coverage(mocap: Mocap, m: RetargetMap) -> list[str]:
+    names = _names(mocap, m.strip_prefix)
+    if m.root not in names:
+        return []
+    return [j for j, chain in m.joints.items() if all(b in names for b in chain)]
+
+
+def choose_map(mocap: Mocap, mapping: str | Path | RetargetMap | None = None) -> RetargetMap:
+    """``mapping`` as given (a built-in name, a YAML path, a map), or the built-in map that drives
+    the most SMPL-X joints of this source (an error when none finds the source's root)."""
+    if isinstance(mapping, RetargetMap):
+        return mapping
+    if mapping is not None:
+        if str(mapping) in MAPS:
+            return MAPS[str(mapping)]
+        return load_map(mapping)
+    best = max(MAPS.values(), key=lambda m: len(_coverage(mocap, m)))
+    if not _coverage(mocap, best):
+        raise DataError(mocap.source, None, f"no built-in retarget map fits its bones ({', '.join(mocap.bones[:6])}, "
+                        f"...); give a map (YAML: root, joints) with --retarget-map")  # fmt: skip
+    return best
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(v, axis=-1, keepdims=True)
+    return v / np.where(n > 0, n, 1.0)
+
+
+def smallest_rotation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(..., 3, 3)``: the smallest rotation taking unit vectors ``a`` to ``b`` (``(..., 3)``);
+    for opposite vectors a half turn about an axis perpendicular to ``a``."""
+    a, b = np.broadcast_arrays(_unit(a), _unit(b))
+    v = np.cross(a, b)
+    c = np.einsum("...i,...i->...", a, b)
+    k = np.zeros(a.shape[:-1] + (3, 3))
+    k[..., 0, 1], k[..., 0, 2], k[..., 1, 2] = -v[..., 2], v[..., 1], -v[..., 0]
+    k[..., 1, 0], k[..., 2, 0], k[..., 2, 1] = v[..., 2], -v[..., 1], v[..., 0]
+    opposite = c < -1 + 1e-9
+    scale = np.where(opposite, 0.0, 1.0 / np.where(opposite, 1.0, 1.0 + c))
+    r = np.eye(3) + k + (k @ k) * scale[..., None, None]
+    if np.any(opposite):
+        aa = a[opposite]
+        helper = np.where(np.abs(aa[:, :1]) < 0.9, np.array([1.0, 0, 0]), np.array([0, 1.0, 0]))
+        axis = _unit(np.cross(aa, helper))
+        r[opposite] = 2 * np.einsum("ni,nj->nij", axis, axis) - np.eye(3)
+    return r
+
+
+@dataclass
+class Retargeted:
+    """SMPL-X rotations from a retarget: ``poses`` ``(T, 55, 3)`` axis-angle radians (the pelvis is
+    the global orientation; joints not in ``driven`` are zero and must not be modelled),
+    ``present`` ``(55,)``, ``transl`` ``(T, 3)`` metres (the source root in SMPL-X's world),
+    ``undriven``: SMPL-X body joints the map does not drive, ``map``: the map used, ``align``: ``W``."""
+
+    poses: np.ndarray
+    present: np.ndarray
+    transl: np.ndarray
+    driven: list[str]
+    undriven: list[str]
+    map: RetargetMap
+    align: np.ndarray
+    chains: dict[str, tuple[int, ...]]
+    ends: dict[str, tuple[str, int]]
+
+
+def _rest_directions(rest: np.ndarray) -> dict[str, np.ndarray]:
+    out = {}
+    for j, child in BONE_CHILD.items():
+        v = np.array(child) if isinstance(child, tuple) else rest[SMPLX.index(child)] - rest[SMPLX.index(j)]
+        out[j] = _unit(v)
+    return out
+
+
+def _chain_ends(
+    mocap: Mocap, chains: dict[str, tuple[int, ...]], names: dict[str, int]
+) -> dict[str, tuple[str, int]]:
+    """Where each driven joint's source direction ends: ``("head", b)`` (the head of the bone
+    child's chain, or of a source bone named like the SMPL-X bone child), ``("tail", b)`` (the last
+    bone's own tail), or ``("fixed", b)`` (a head or foot whose last bone has no tail of its own:
+    SMPL-X's fixed direction, carried by that bone's rotation)."""
+    ends = {}
+    for j, chain in chains.items():
+        child = BONE_CHILD[j]
+        nxt = chains.get(child, (names[child],) if child in names else None) if isinstance(child, str) else None
+        if nxt is not None and _descends(mocap, nxt[0], chain[-1]) and nxt[0] != chain[-1]:
+            ends[j] = ("head", nxt[0])
+        elif np.all(np.isfinite(mocap.rest_tails[chain[-1]])):
+            ends[j] = ("tail", chain[-1])
+        elif isinstance(child, tuple):
+            ends[j] = ("fixed", chain[-1])
+        else:
+            kids = [b for b, p in enumerate(mocap.parents) if p == chain[-1]]
+            raise DataError(mocap.source, mocap.bones[chain[-1]], f"cannot tell where the bone driving {j} points: "
+                            f"it has {len(kids)} children and none starts the chain of {child}")  # fmt: skip
+    return ends
+
+
+def _descends(mocap: Mocap, b: int, ancestor: int) -> bool:
+    while b >= 0:
+        if b == ancestor:
+            return True
+        b = mocap.parents[b]
+    return False
+
+
+def _directions(heads, tails, chains, ends, fixed=None) -> dict[str, np.ndarray]:
+    """Each chain's vector: from its first head to its end; ``fixed``: ``j -> (T, 3)`` vectors for
+    the ``"fixed"`` ends."""
+    out = {}
+    for j, chain in chains.items():
+        kind, b = ends[j]
+        if kind == "fixed":
+            if fixed is not None:
+                out[j] = fixed[j]
+            continue
+        end = heads[..., b, :] if kind == "head" else tails[..., b, :]
+        out[j] = end - heads[..., chain[0], :]
+    return out
+
+
+def retarget(
+    mocap: Mocap, mapping: str | Path | RetargetMap | None = None, rest: np.ndarray | None = None
+) -> Retargeted:
+    """Retarget ``mocap`` to SMPL-X by the method of the module docstring. ``rest``: SMPL-X rest
+    joints ``(55, 3)`` metres (default: probpose's approximate proportions)."""
+    m = choose_map(mocap, mapping)
+    names = _names(mocap, m.strip_prefix)
+    if m.root not in names:
+        raise DataError(mocap.source, None, f"the retarget map {m.name!r} needs root bone {m.root!r}, which it lacks")
+    chains = {j: tuple(names[b] for b in chain) for j, chain in m.joints.items() if all(b in names for b in chain)}
+    missing = {j: "its bones are not in the source" for j in m.joints if j not in chains}
+    if len(mocap) > 1:  # bones that never move (CMU's clavicles: 1e-14 degrees in every frame) drive nothing
+        still = np.abs(mocap.rotations - mocap.rotations[:1]).max(axis=(0, 2, 3)) < 1e-9  # radians, about
+        for j in [j for j, chain in chains.items() if all(still[b] for b in chain)]:
+            missing[j] = "its source bones hold one rotation in every frame"
+            del chains[j]
+    if not chains:
+        raise DataError(mocap.source, None, f"the retarget map {m.name!r} drives none of its joints from these bones")
+    for j, chain in chains.items():
+        for a, b in zip(chain[:-1], chain[1:], strict=True):
+            if mocap.parents[b] != a:
+                raise DataError(m.name, f"joints.{j}", f"{mocap.bones[b]!r} is not a child of {mocap.bones[a]!r}")
+    rest = rest_joints(SMPLX).numpy() if rest is None else np.asarray(rest, dtype=np.float64)
+    d_x = _rest_directions(rest)
+    ends = _chain_ends(mocap, chains, names)
+    rest_src = {j: _unit(v) for j, v in _directions(mocap.rest_heads, mocap.rest_tails, chains, ends).items()}
+    if not rest_src:
+        raise DataError(mocap.source, None, "no driven bone has a direction of its own to align the skeletons by")
+    # world alignment: the rotation W taking the source's rest directions closest to SMPL-X's
+    b = sum(np.outer(d_x[j], rest_src[j]) for j in rest_src)
+    u, _, vt = np.linalg.svd(b)
+    w = u @ np.diag([1.0, 1.0, np.linalg.det(u @ vt)]) @ vt
+    for j, (kind, _) in ends.items():
+        if kind == "fixed":
+            rest_src[j] = w.T @ d_x[j]
+    glob = np.einsum("ij,tbjk,lk->tbil", w, mocap.global_rotations(), w)
+    heads, tails = mocap.positions()
+    fixed = {j: glob[:, b] @ d_x[j] for j, (kind, b) in ends.items() if kind == "fixed"}
+    moved = _directions(heads, tails, chains, ends)
+    posed = {j: _unit(moved[j] @ w.T) if j in moved else _unit(fixed[j]) for j in chains}
+    t = len(mocap)
+    g = {"pelvis": glob[:, names[m.root]]}
+    for j, chain in chains.items():
+        a = smallest_rotation(d_x[j], w @ rest_src[j])
+        last = glob[:, chain[-1]]
+        before = last @ (w @ rest_src[j])
+        g[j] = smallest_rotation(before, posed[j]) @ last @ a
+    poses = np.zeros((t, SMPLX.num_joints, 3))
+    present = np.zeros(SMPLX.num_joints, dtype=bool)
+    for j, gj in g.items():
+        k = SMPLX.index(j)
+        p = SMPLX.parents[k]
+        while p >= 0 and SMPLX.joint_names[p] not in g:
+            p = SMPLX.parents[p]
+        local = gj if p < 0 else np.swapaxes(g[SMPLX.joint_names[p]], -1, -2) @ gj
+        poses[:, k] = canonical_axis_angle(matrix_to_axis_angle(torch.from_numpy(local))).numpy()
+        present[k] = True
+    body = [n for n in BONE_CHILD if n != "pelvis"]
+    undriven = [f"{j} ({missing.get(j, 'not in the map')})" for j in body if j not in chains]
+    return Retargeted(
+        poses=poses, present=present, transl=mocap.root_position @ w.T, driven=[j for j in body if j in chains],
+        undriven=undriven, map=m, align=w, chains=chains, ends=ends,
+    )  # fmt: skip
+
+
+def bone_agreement(
+    mocap: Mocap, result: Retargeted, points: np.ndarray, frames: np.ndarray, rest: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """Angles ``(T,)`` in degrees, per mapped source bone (named ``"smplx_joint <- bone"``) and per
+    driven chain (``"smplx_joint <- chain"``), between the source's posed direction (in SMPL-X's
+    world) and the SMPL-X bone's, given SMPL-X joint positions ``points`` ``(T, 55, 3)`` and world
+    joint frames ``frames`` ``(T, 55, 3, 3)`` from forward kinematics of ``result.poses`` (the
+    caller's, so that the check does not reuse this module's arithmetic). Bones with a fixed rest
+    direction (head, feet) are measured as that direction turned by the joint's frame."""
+    rest = rest_joints(SMPLX).numpy() if rest is None else np.asarray(rest, dtype=np.float64)
+    d_x = _rest_directions(rest)
+    heads, tails = mocap.positions()
+    heads, tails = heads @ result.align.T, tails @ result.align.T
+    out = {}
+    for j, chain in result.chains.items():
+        child = BONE_CHILD[j]
+        if isinstance(child, tuple):  # a fixed rest direction (head, feet), turned by the joint's frame
+            x = _unit(frames[:, SMPLX.index(j)] @ d_x[j])
+        else:
+            x = _unit(points[:, SMPLX.index(child)] - points[:, SMPLX.index(j)])
+        if result.ends[j][0] == "fixed":
+            continue  # its direction is its own rotation's, nothing independent to compare
+        pieces = [("chain", _directions(heads, tails, {j: chain}, {j: result.ends[j]})[j])]
+        if len(chain) > 1:
+            for k, b in enumerate(chain):
+                end = heads[:, chain[k + 1]] if k + 1 < len(chain) else (
+                    heads[:, result.ends[j][1]] if result.ends[j][0] == "head" else tails[:, b])  # fmt: skip
+                pieces.append((mocap.bones[b], end - heads[:, b]))
+        for label, v in pieces:
+            cos = np.clip(np.einsum("ti,ti->t", _unit(v), x), -1.0, 1.0)
+            out[f"{j} <- {label}"] = np.degrees(np.arccos(cos))
+    return out
+

@@ -1,0 +1,262 @@
+"""Motion capture in other skeletons: ASF/AMC and BVH readers, the retarget to SMPL-X, the import
+command, and one-line errors for broken files."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from probpose.cli import main
+from probpose.data import read_info, read_split
+from probpose.data.mocap import read_amc, read_asf, read_bvh
+from probpose.data.rest import rest_joints
+from probpose.data.retarget import MAPS, bone_agreement, load_map, retarget
+from probpose.rotations import axis_angle_to_matrix, euler_to_matrix, geodesic_distance, random_rotations
+from probpose.skeleton import SMPLX
+from probpose.synthesis.bvh import write_bvh_tree
+from probpose.synthesis.kinematics import forward_kinematics, offsets_from_joints
+
+ASF = """# a three-bone test skeleton
+:version 1.10
+:name TEST
+:units
+  mass 1.0
+  length 0.5
+  angle deg
+:root
+   order TX TY TZ RX RY RZ
+   axis XYZ
+   position 0 0 0
+   orientation 0 0 0
+:bonedata
+  begin
+     id 1
+     name a
+     direction 0 0 1
+     length 10
+     axis 0 0 90  XYZ
+    dof rx ry rz
+  end
+  begin
+     id 2
+     name b
+     direction 1 0 0
+     length 5
+     axis 0 0 0 XYZ
+    dof rz
+  end
+:hierarchy
+  begin
+    root a
+    a b
+  end
+"""
+
+AMC = """#!OML:ASF test.asf
+:FULLY-SPECIFIED
+:DEGREES
+1
+root 1 2 3 0 0 0
+a 30 0 0
+b 45
+2
+root 1 2 3 0 0 0
+a 0 0 0
+b 0
+"""
+
+
+def _pair(folder, asf=ASF, amc=AMC, crlf=False, name="07_01.amc", asf_name="07.asf"):
+    folder.mkdir(parents=True, exist_ok=True)
+    nl = "\r\n" if crlf else "\n"
+    (folder / asf_name).write_bytes(asf.replace("\n", nl).encode())
+    (folder / name).write_bytes(amc.replace("\n", nl).encode())
+    return folder / name
+
+
+def _r(axis, deg):
+    angles = torch.zeros(3, dtype=torch.float64)
+    angles["xyz".index(axis)] = math.radians(deg)
+    return euler_to_matrix(angles, "XYZ").numpy()
+
+
+@pytest.mark.parametrize("crlf", [False, True])
+def test_a_small_asf_amc_pair_reads_to_its_known_forward_kinematics(tmp_path, crlf):
+    """Bone a: axis frame C = Rz(90), dof rx = 30 deg -> a rotation of 30 deg about world y
+    (C M C^-1); bone b: rz = 45 below it. Lengths: 10 units / 0.5 x 0.0254 m = 0.508 m."""
+    m = read_amc(_pair(tmp_path, crlf=crlf))
+    assert m.bones == ("root", "a", "b") and len(m) == 2 and m.fps == 120.0 and not m.fps_stated
+    np.testing.assert_allclose(m.rotations[0, 1], _r("y", 30), atol=1e-12)
+    np.testing.assert_allclose(m.rotations[0, 2], _r("z", 45), atol=1e-12)
+    np.testing.assert_allclose(m.rotations[1], np.broadcast_to(np.eye(3), (3, 3, 3)), atol=1e-12)
+    unit = 0.0254 / 0.5
+    np.testing.assert_allclose(m.root_position[0], np.array([1, 2, 3]) * unit, atol=1e-12)
+    heads, tails = m.positions()
+    a_tail = heads[0, 1] + 10 * unit * np.array([0.5, 0.0, math.sqrt(3) / 2])
+    np.testing.assert_allclose(tails[0, 1], a_tail, atol=1e-12)
+    b_dir = _r("y", 30) @ _r("z", 45) @ np.array([1.0, 0.0, 0.0])
+    np.testing.assert_allclose(tails[0, 2], a_tail + 5 * unit * b_dir, atol=1e-12)
+
+
+def test_radians_and_another_rotation_order_and_root_order(tmp_path):
+    asf = ASF.replace("angle deg", "angle rad").replace("order TX TY TZ RX RY RZ", "order RX RY RZ TX TY TZ")
+    asf = asf.replace("axis 0 0 90  XYZ", "axis 0 0 0 ZYX")
+    amc = AMC.replace(":DEGREES\n", "").replace("root 1 2 3 0 0 0", "root 0 0 0 1 2 3")
+    amc = amc.replace("a 30 0 0", "a 0.1 0.2 0")
+    m = read_amc(_pair(tmp_path, asf, amc))
+    # order ZYX: M = Rx Ry Rz (z first); values in the dof order rx ry rz
+    want = _r("x", math.degrees(0.1)) @ _r("y", math.degrees(0.2))
+    np.testing.assert_allclose(m.rotations[0, 1], want, atol=1e-12)
+    np.testing.assert_allclose(m.rotations[0, 2], _r("z", math.degrees(45)), atol=1e-12)  # radians: 45 rad
+    np.testing.assert_allclose(m.root_position[0], np.array([1, 2, 3]) * 0.0254 / 0.5, atol=1e-12)
+
+
+def _smplx_bvh(path, n=6, seed=0):
+    """SMPL-X poses written as BVH by probpose's own writer; returns the local rotations."""
+    g = torch.Generator().manual_seed(seed)
+    rest = rest_joints(SMPLX).numpy()
+    tails = rest.copy()
+    for j, name in enumerate(SMPLX.joint_names):  # leaves end 5 cm on: feet forward, others along the parent bone
+        p = SMPLX.parents[j]
+        d = np.array([0.0, 0.0, 1.0]) if name.endswith("_foot") else rest[j] - rest[p]
+        tails[j] = rest[j] + 0.05 * d / np.linalg.norm(d)
+    local = torch.from_numpy(0.35 * torch.randn(n, 55, 3, generator=g, dtype=torch.float64).numpy())
+    local = axis_angle_to_matrix(local)
+    local[:, 0] = random_rotations((n,), generator=g, dtype=torch.float64)
+    root = torch.randn(n, 3, generator=g, dtype=torch.float64)
+    write_bvh_tree(path, SMPLX.joint_names, SMPLX.parents, rest, tails, local, root, 30.0)
+    return local
+
+
+def test_smplx_poses_written_as_bvh_retarget_to_the_same_rotations(tmp_path):
+    local = _smplx_bvh(tmp_path / "smplx.bvh")
+    m = read_bvh(tmp_path / "smplx.bvh", unit_metres=1.0)
+    assert m.fps == pytest.approx(30.0) and m.fps_stated
+    rest = m.rest_heads[[m.index(n) for n in SMPLX.joint_names]]  # the rest joints as written (6 decimals)
+    r = retarget(m, "smplx", rest=rest)
+    assert r.map.name == "smplx" and not r.undriven
+    got = axis_angle_to_matrix(torch.from_numpy(r.poses))
+    for name in ["pelvis", *r.driven]:
+        k = SMPLX.index(name)
+        err = geodesic_distance(got[:, k], local[:, k]).max().item()
+        assert err < 1e-5, (name, err)
+    np.testing.assert_allclose(r.align, np.eye(3), atol=1e-9)
+    np.testing.assert_allclose(r.transl, m.root_position, atol=1e-9)
+
+
+def test_a_map_is_chosen_by_the_bones_and_a_users_yaml_map_works(tmp_path):
+    _smplx_bvh(tmp_path / "smplx.bvh", n=2)
+    m = read_bvh(tmp_path / "smplx.bvh")
+    assert retarget(m).map.name == "smplx"
+    (tmp_path / "legs.yaml").write_text("name: legs\nroot: pelvis\njoints:\n  left_hip: left_hip\n"
+                                        "  left_knee: [left_knee]\n")  # fmt: skip
+    r = retarget(m, tmp_path / "legs.yaml", rest=m.rest_heads[[m.index(n) for n in SMPLX.joint_names]])
+    assert r.driven == ["left_hip", "left_knee"] and len(r.undriven) == 19
+    assert r.present.sum() == 3  # pelvis and the two legs' joints: the rest are not modelled
+    (tmp_path / "bad.yaml").write_text("root: pelvis\njoints:\n  left_thumb9: [x]\n")
+    with pytest.raises(Exception, match="not SMPL-X body joints"):
+        load_map(tmp_path / "bad.yaml")
+
+
+def _cmu(shared_data, trial="02_01"):
+    return read_amc(shared_data / "cmu" / trial[:2] / f"{trial}.amc")
+
+
+def test_the_cmu_rest_pose_retargets_near_the_smplx_zero_pose(shared_data):
+    """CMU's rest pose is not SMPL-X's: the legs stand 20 degrees apart and the neck is straight
+    where probpose's approximate SMPL-X neck-to-head bone leans 34 degrees forward, so the zero pose
+    is reached up to those differences: limbs within 20 degrees, every joint within 50."""
+    m = _cmu(shared_data)
+    m.rotations, m.root_position = m.rotations[:1].copy(), m.root_position[:1]
+    m.rotations[:] = np.eye(3)
+    r = retarget(m)
+    angles = {n: math.degrees(np.linalg.norm(r.poses[0, SMPLX.index(n)])) for n in r.driven}
+    limbs = [n for n in r.driven if any(s in n for s in ("hip", "knee", "shoulder", "elbow", "wrist"))]
+    assert max(angles[n] for n in limbs) < 20, angles
+    assert max(angles.values()) < 50, angles
+    assert np.mean(list(angles.values())) < 20, angles
+
+
+def test_bone_directions_agree_on_real_cmu_frames(shared_data):
+    """Through SMPL-X forward kinematics of the retargeted rotations (not the retarget's own
+    arithmetic): every limb points where its CMU bone points; the two neck bones, bent against
+    each other, within 10 degrees of the one SMPL-X neck bone."""
+    m = _cmu(shared_data)
+    r = retarget(m)
+    assert r.map.name == "cmu" and [u.split()[0] for u in r.undriven] == ["left_collar", "right_collar"]
+    rest = rest_joints(SMPLX)
+    posed = forward_kinematics(SMPLX, axis_angle_to_matrix(torch.from_numpy(r.poses)), offsets_from_joints(SMPLX, rest))
+    agree = bone_agreement(m, r, posed.positions.numpy(), posed.rotations.numpy())
+    for name, angles in agree.items():
+        if name.endswith("<- chain"):
+            assert angles.max() < 1e-4, (name, angles.max())
+        else:
+            assert angles.mean() < 10 and np.percentile(angles, 95) < 15, (name, angles.mean())
+    assert {"neck <- lowerneck", "left_elbow <- lwrist", "left_knee <- chain"} <= set(agree)
+
+
+def test_import_cmu_trials_split_by_trial(shared_data, tmp_path, capsys):
+    out = tmp_path / "cmu.h5"
+    trials = [shared_data / "cmu" / "02" / f"02_0{k}.amc" for k in (1, 2, 3, 4)]
+    assert main(["import", *map(str, trials), "--fps", "30", "--split", "50/25/25", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "whole sequences" in text and "retargeted to SMPL-X with the 'cmu' map" in text
+    info = read_info(out)
+    assert info.joints == "body-left_collar-right_collar"  # CMU's clavicles never move: not modelled
+    seqs = {}
+    for split in ("train", "val", "test"):
+        _, seq = read_split(out, split)
+        for s in set(seq.tolist()):
+            seqs.setdefault(s, set()).add(split)
+    assert all(len(v) == 1 for v in seqs.values())  # every trial in one split
+    assert len(seqs) == 4
+
+
+def test_every_builtin_map_names_only_known_joints():
+    for m in MAPS.values():
+        assert m.joints and all(chain for chain in m.joints.values())
+
+
+BROKEN = {
+    "missing_asf": (None, AMC, "no skeleton"),
+    "unknown_bone": (ASF, AMC.replace("b 45", "c 45"), "line 7: bone 'c' is not in the skeleton"),
+    "value_count": (ASF, AMC.replace("a 30 0 0", "a 30 0"), "line 6: bone 'a': 2 values where the skeleton declares 3"),
+    "nan": (ASF, AMC.replace("b 45", "b nan"), "line 7: bone 'b': 'nan' is not a finite number"),
+    "text": (ASF, AMC.replace("b 45", "b forty"), "line 7: bone 'b': expected a number, got 'forty'"),
+    "truncated": (ASF, AMC.rsplit("a 0 0 0", 1)[0], "frame 2: no values for bones ['a', 'b']: the file ends"),
+    "asf_no_length": (ASF.replace("     length 5\n", ""), AMC, "bone 'b' has no length"),
+}
+
+
+@pytest.mark.parametrize("case", list(BROKEN))
+def test_broken_files_are_one_line_errors_naming_file_and_line(tmp_path, capsys, case):
+    asf, amc, message = BROKEN[case]
+    folder = tmp_path / "in"
+    folder.mkdir()
+    if asf is not None:
+        (folder / "07.asf").write_text(asf)
+    (folder / "07_01.amc").write_text(amc)
+    out = tmp_path / "out.h5"
+    assert main(["import", str(folder / "07_01.amc"), "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "07_01.amc" in err or "07.asf" in err, err
+    assert message in err, err
+    assert not out.exists() and not list(tmp_path.glob("*.h5*"))
+
+
+def test_broken_bvh_files_name_the_line(tmp_path):
+    _smplx_bvh(tmp_path / "ok.bvh", n=3)
+    text = (tmp_path / "ok.bvh").read_text()
+    (tmp_path / "short.bvh").write_text(text.rsplit("\n", 3)[0] + "\n")
+    with pytest.raises(Exception, match="Frames says 3 but 1 frame lines follow"):
+        read_bvh(tmp_path / "short.bvh")
+    (tmp_path / "text.bvh").write_text(text.replace("OFFSET 0.000000", "OFFSET zero", 1))
+    with pytest.raises(Exception, match=r"line 4: pelvis OFFSET: expected a number, got 'zero'"):
+        read_bvh(tmp_path / "text.bvh")
+
+
+def test_asf_units_scale_lengths(tmp_path):
+    (tmp_path / "s.asf").write_text(ASF.replace("length 0.5", "length 1.0"))
+    skel = read_asf(tmp_path / "s.asf")
+    assert skel.length[1] == pytest.approx(10 * 0.0254)
