@@ -27,7 +27,7 @@ removed), geodesic leg-joint error (degrees), reprojection error (px).
 **Speed**: batched MAP of 1,000 frames (the test poses repeated with new roots, ``3d-arm``) with the
 best flow prior (L-BFGS per frame, ``--speed-steps`` iterations, float32); frames/s.
 
-    python benchmarks/fitting.py --human-models benchmarks/results/cpu/models \\
+    python benchmarks/fitting.py --human-models benchmarks/results/smplx_cpu/models \\
         --zebra-models benchmarks/results/zebra_cpu/models --out benchmarks/results/fitting_cpu
 """
 
@@ -300,7 +300,7 @@ def zebra(models_dir: Path, steps: int) -> list[dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--human-models", type=Path, default=Path("benchmarks/results/cpu/models"))
+    ap.add_argument("--human-models", type=Path, default=Path("benchmarks/results/smplx_cpu/models"))
     ap.add_argument("--zebra-models", type=Path, default=Path("benchmarks/results/zebra_cpu/models"))
     ap.add_argument("--steps", type=int, default=400, help="L-BFGS iterations of every MAP fit")
     ap.add_argument("--speed-steps", type=int, default=300, help="L-BFGS iterations of the 1,000-frame fit")

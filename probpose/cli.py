@@ -295,16 +295,19 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     from probpose.models import MODELS
 
     p = sub.add_parser("bench", help="fit and compare every registered model", description=_cmd_bench.__doc__)
-    p.add_argument("--data", type=Path, default=None, help="HDF5 store (default: import the bundled SMPL-X data)")
-    p.add_argument("--joints", default="body+hands-feet",
-                   help="joints for the bundled data (default body+hands-feet: the bundled avatar records both feet as "
-                   "constant zero, and a density of a constant dimension diverges)")  # fmt: skip
+    p.add_argument("--data", type=Path, default=None, help="HDF5 store (default: import --bundled data)")
+    p.add_argument("--bundled", choices=["cmu", "smplx"], default="cmu",
+                   help="bundled data without --data: cmu (CMU subjects 01-03 retargeted to SMPL-X, held-out trials; "
+                   "default) or smplx (the two SMPL-X recordings with hands)")  # fmt: skip
+    p.add_argument("--joints", default=None,
+                   help="joints for the bundled data (default: cmu, the body joints CMU drives; smplx, "
+                   "body+hands-feet: the bundled avatar records both feet as constant zero)")  # fmt: skip
     listing = "; ".join(f"{name}: {spec.description}" for name, spec in MODELS.items())
     p.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS), metavar="MODEL",
                    help=f"registered models to fit (default: all) -- {listing}")  # fmt: skip
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--segment-seconds", type=_positive_float, default=0.25,
-                   help="split segment length for the bundled data (default 0.25: with two recordings, 1 s "
+                   help="--bundled smplx: split segment length (default 0.25: with two recordings, 1 s "
                    "segments would make a whole recording the validation set)")  # fmt: skip
     p.add_argument("--guard-seconds", type=_non_negative_float, default=0.05,
                    help="evaluation frames dropped next to another split (default 0.05)")  # fmt: skip
@@ -345,8 +348,9 @@ def _bench(args: argparse.Namespace, threads: int) -> int:
     from probpose.data import prepare_data
 
     threads = set_threads(threads)
+    joints = args.joints or ("body+hands-feet" if args.bundled == "smplx" else None)
     data = prepare_data(
-        args.data, joints=None if args.data else args.joints, segment_seconds=args.segment_seconds,
+        args.data, bundled=args.bundled, joints=None if args.data else joints, segment_seconds=args.segment_seconds,
         guard_seconds=args.guard_seconds, workdir=args.out,
     )  # fmt: skip
     for note in data.notes:
@@ -364,9 +368,10 @@ def _bench(args: argparse.Namespace, threads: int) -> int:
         training_overrides=overrides, save_dir=args.out / "models", fit_threads=args.fit_threads,
     )  # fmt: skip
     print(format_table(rows))
-    split = (
-        "" if args.data else f" split 80/10/10 in {args.segment_seconds:g} s segments, {args.guard_seconds:g} s guard"
-    )
+    unit = "whole trials"
+    if args.bundled == "smplx":
+        unit = f"{args.segment_seconds:g} s segments, {args.guard_seconds:g} s guard"
+    split = "" if args.data else f" (bundled {args.bundled}) split 80/10/10 in {unit}"
     context = {"data": str(data.store) + split, "joints": data.joints, "batch": args.batch, "notes": data.notes,
                "fit_seconds_budget": args.fit_seconds, "max_steps": args.max_steps, "threads": threads,
                "fit_threads": args.fit_threads, "seed": args.seed,
@@ -380,7 +385,8 @@ def _bench(args: argparse.Namespace, threads: int) -> int:
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="score a trained model on stores or raw pose files",
                        description=_cmd_evaluate.__doc__)  # fmt: skip
-    p.add_argument("--model", required=True, type=Path, help="checkpoint of a trained model")
+    p.add_argument("--model", required=True, type=Path,
+                   help="checkpoint of a trained model, or a shipped prior (cmu/joint_flow, ...)")  # fmt: skip
     p.add_argument("data", nargs="+", type=Path, metavar="DATA",
                    help="HDF5 stores (.h5) or raw pose files (.npz, .smpl, .pkl: every frame)")  # fmt: skip
     p.add_argument("--split", default="test", choices=["train", "val", "test", "all"],
@@ -459,7 +465,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- sample
 def _add_sample(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sample", help="draw poses from a trained model", description=_cmd_sample.__doc__)
-    p.add_argument("--model", required=True, type=Path, help="checkpoint of a trained model")
+    p.add_argument("--model", required=True, type=Path,
+                   help="checkpoint of a trained model, or a shipped prior (cmu/joint_flow, ...)")  # fmt: skip
     p.add_argument("--n", type=_positive_int, default=3000, help="poses (or frames, with --sequence); default 3000")
     p.add_argument("--out", required=True, type=Path, help="output .npy: (n, J, 3) float32 axis-angle, radians")
     p.add_argument("--sequence", action="store_true", help="VAEs: one smooth sequence through latent space")
@@ -598,7 +605,8 @@ def _add_fit(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("fit", help="fit poses to 3D joints or 2D keypoints with a prior", description=_cmd_fit.__doc__)
     p.add_argument("--observations", required=True, type=Path,
                    help=".npz: joints (N, K, 3) [+ mask], or keypoints (N, K, 2) [+ confidence] + K, R, t")  # fmt: skip
-    p.add_argument("--prior", required=True, help="a trained model's checkpoint, or 'none' (likelihood only)")
+    p.add_argument("--prior", required=True,
+                   help="a trained model's checkpoint, a shipped prior (cmu/joint_flow, ...), or 'none'")  # fmt: skip
     p.add_argument("--out", required=True, type=Path, help="output .npz (a .md and .json report go beside it)")
     p.add_argument("--skeleton", default=None, help="with --prior none: smplx, smplh or zebra_legs (default smplx)")
     p.add_argument("--joints", default=None, help="with --prior none: the fitted joints (default body+hands)")
@@ -647,7 +655,9 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     from probpose.skeleton import get_skeleton
 
     out = args.out if args.out.suffix == ".npz" else args.out.with_suffix(".npz")
-    inputs = [args.observations] + ([Path(args.prior)] if args.prior != "none" else [])
+    from probpose.models import resolve_model_path
+
+    inputs = [args.observations] + ([resolve_model_path(args.prior)] if args.prior != "none" else [])
     inputs += [args.rest_joints] if args.rest_joints else []
     for path, what in ((out, "fit"), (out.with_suffix(".md"), "report"), (out.with_suffix(".json"), "report"),
                        *(((args.sheet, "contact sheet"),) if args.sheet else ())):  # fmt: skip

@@ -18,9 +18,11 @@ from probpose.data.importers import (
     load_amc,
     load_bvh,
     load_pasyn,
+    load_poses,
     load_smplcodec,
     load_source,
     pasyn_to_axis_angle,
+    save_poses,
 )
 from probpose.data.mocap import Mocap, read_amc, read_asf, read_bvh
 from probpose.data.poseset import PoseSet, SequenceInfo
@@ -75,6 +77,8 @@ __all__ = [
     "load_map",
     "retarget",
     "load_smplcodec",
+    "load_poses",
+    "save_poses",
     "load_source",
     "pasyn_to_axis_angle",
     "DataError",

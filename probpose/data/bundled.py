@@ -8,6 +8,7 @@ from pathlib import Path
 __all__ = ["BUNDLED", "bundled", "BUNDLED_IMAGES", "bundled_images"]
 
 BUNDLED: dict[str, tuple[str, ...]] = {
+    "cmu": ("cmu/cmu_01-03_body_30fps.npz",),
     "smplx": (
         "smplx/smplcodec_avatar.smpl",
         "smplx/smplcodec_apose_to_handsFront_smplx.npz",

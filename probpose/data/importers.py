@@ -51,6 +51,8 @@ __all__ = [
     "load_pasyn",
     "load_amc",
     "load_bvh",
+    "load_poses",
+    "save_poses",
     "MOCAP_FORMATS",
     "import_poses",
     "import_recording",
@@ -403,8 +405,84 @@ def load_bvh(path: str | Path, fps: float | None = None, retarget_map: str | Pat
     return _from_mocap(read_bvh(p, fps=fps), p, fps, retarget_map)
 
 
+POSES_VERSION = 1
+"""Version of probpose's own poses ``.npz`` (:func:`save_poses`)."""
+
+
+def save_poses(path: str | Path, poses: PoseSet, licence: str = "") -> Path:
+    """Write a :class:`PoseSet` as probpose's poses ``.npz`` (read back by :func:`load_poses`):
+    ``probpose_poses`` (the version), ``skeleton`` (the base preset), ``joint_names`` ``(J,)``,
+    ``poses`` ``(N, J, 3)`` float32 radians of the recorded joints only, ``sequence`` ``(N,)``,
+    ``frame`` ``(N,)``, per sequence ``sequence_names``, ``fps`` (NaN: unordered poses),
+    ``fps_assumed``, and ``sources`` (JSON: files, formats, notes) and ``licence`` text.
+    Written atomically."""
+    import json
+
+    from probpose.files import atomic_path
+
+    keep = np.flatnonzero(poses.present)
+    names = np.array([poses.skeleton.joint_names[j] for j in keep])
+    seqs = poses.sequences
+    arrays = {
+        "probpose_poses": np.array(POSES_VERSION),
+        "skeleton": np.array(poses.skeleton.base_name or poses.skeleton.name),
+        "joint_names": names, "poses": poses.poses[:, keep].astype(np.float32), "sequence": poses.sequence,
+        "frame": poses.frame, "sequence_names": np.array([s.name for s in seqs]),
+        "fps": np.array([np.nan if s.fps is None else s.fps for s in seqs]),
+        "fps_assumed": np.array([s.fps_assumed for s in seqs]),
+        "sources": np.array(json.dumps(poses.sources)), "licence": np.array(licence),
+    }  # fmt: skip
+    path = Path(path)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, **arrays)
+    return path
+
+
+def load_poses(path: str | Path, fps: float | None = None) -> PoseSet:
+    """probpose's own poses ``.npz`` (:func:`save_poses`) -> :class:`PoseSet` on its base
+    skeleton, the joints it lists present; ``fps`` replaces the stored frame rates."""
+    import json
+
+    p = _existing(path)
+    with NpzArchive(p) as data:
+        for key in ("probpose_poses", "skeleton", "joint_names", "poses", "sequence", "frame", "sequence_names",
+                    "fps", "fps_assumed", "sources"):  # fmt: skip
+            if key not in data:
+                raise DataError(str(p), key, "missing: not a probpose poses file")
+        if _integer(p, data, "probpose_poses") != POSES_VERSION:
+            raise DataError(str(p), "probpose_poses", f"unsupported version; this probpose reads {POSES_VERSION}")
+        base = get_skeleton(str(data.read("skeleton")))
+        names = [str(n) for n in data.read("joint_names")]
+        unknown = [n for n in names if n not in base.joint_names]
+        if unknown or len(set(names)) != len(names):
+            raise DataError(str(p), "joint_names", f"unknown or repeated joints of {base.name}: {unknown[:4]}")
+        arr = _float_array(p, "poses", data.read("poses"), (None, len(names), 3))
+        n = len(arr)
+        sequence, frame = data.read("sequence"), data.read("frame")
+        seq_names = [str(x) for x in data.read("sequence_names")]
+        rates, assumed = data.read("fps"), data.read("fps_assumed")
+        if sequence.shape != (n,) or frame.shape != (n,) or sequence.dtype.kind not in "iu":
+            raise DataError(str(p), "sequence", f"expected ({n},) integers")
+        if n and (sequence.min() < 0 or sequence.max() >= len(seq_names)) or rates.shape != (len(seq_names),):
+            raise DataError(str(p), "sequence", "sequence ids and per-sequence fields disagree")
+        sources = json.loads(str(data.read("sources")))
+    poses = np.zeros((n, base.num_joints, 3), dtype=np.float32)
+    present = np.zeros(base.num_joints, dtype=bool)
+    idx = [base.index(name) for name in names]
+    poses[:, idx], present[idx] = arr, True
+    infos = [
+        SequenceInfo(name, name, None if not np.isfinite(r) else float(fps or r), bool(a) and fps is None,
+                     ordered=bool(np.isfinite(r)))
+        for name, r, a in zip(seq_names, rates, assumed, strict=True)
+    ]  # fmt: skip
+    for src in sources:
+        src["notes"] = [*src.get("notes", []), f"read from probpose poses file {p.name}"]
+    return PoseSet(base, poses, present, sequence.astype(np.int64), frame.astype(np.int64), infos, sources)
+
+
 FORMATS = {"amass": load_amass, "smplcodec": load_smplcodec, "aistpp": load_aistpp, "pasyn": load_pasyn,
-           "amc": load_amc, "bvh": load_bvh}  # fmt: skip
+           "amc": load_amc, "bvh": load_bvh,
+           "poses": load_poses}  # fmt: skip
 MOCAP_FORMATS = ("amc", "bvh")
 """Formats in another skeleton, retargeted to SMPL-X body joints on import."""
 
@@ -428,6 +506,8 @@ def detect_format(path: str | Path) -> str:
         cols = shape[1] if shape is not None and len(shape) == 2 else None
         if "smplVersion" in keys:
             return "smplcodec"
+        if "probpose_poses" in keys:
+            return "poses"
         if cols in (39, 36):
             return "pasyn"
         if cols in (165, 159, 156, 72) or {"root_orient", "pose_body"} <= keys:

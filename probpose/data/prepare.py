@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from probpose.data.bundled import bundled as bundled_files
-from probpose.data.importers import import_recording
+from probpose.data.importers import MOCAP_FORMATS, import_recording
 from probpose.data.splits import split_poses
 from probpose.data.store import read_info, read_split, write_store
 from probpose.data.stream import StoreSplit
@@ -55,7 +55,7 @@ def prepare_data(
 ) -> PreparedData:
     """Read the store ``path``; or, without one, import the ``bundled`` set into
     ``workdir/data.h5`` (files that do not record ``joints`` are left out and said in ``notes``)
-    with the given split.
+    with the given split (of whole trials for motion capture, such as the bundled CMU data).
 
     ``joints``: with a store, ``None`` takes the store's joints and anything else must equal them
     (a model trained on one selection never silently reads another); with the bundled data,
@@ -73,7 +73,8 @@ def prepare_data(
             )  # fmt: skip
     else:
         poses, notes = import_recording(bundled_files(bundled), joints=joints)
-        parts = split_poses(poses, split, seed, segment_seconds, guard_seconds)
+        by = "sequence" if all(s["format"] in MOCAP_FORMATS for s in poses.sources) else "segment"
+        parts = split_poses(poses, split, seed, segment_seconds, guard_seconds, by=by)
         store = write_store(Path(workdir) / "data.h5", poses, parts)
         info = read_info(store)
     if streaming is None:

@@ -4,7 +4,15 @@ registry, and model files."""
 from probpose.models.base import LatentPoseModel, PoseModel, PriorModel, TrainerHooks
 from probpose.models.flows import GlobalFlowModel, GlobalFlowOptions, JointFlowModel, JointFlowOptions
 from probpose.models.gaussian import GaussianOptions, JointGaussianModel
-from probpose.models.io import CHECKPOINT_FORMAT, load_model, model_payload, read_checkpoint, save_model
+from probpose.models.io import (
+    CHECKPOINT_FORMAT,
+    load_model,
+    model_payload,
+    pretrained,
+    read_checkpoint,
+    resolve_model_path,
+    save_model,
+)
 from probpose.models.mixture import FullGaussianModel, FullGaussianOptions, GMMModel, GMMOptions
 from probpose.models.registry import MODELS, ModelSpec, build_model, get_model_spec, model_options, register
 from probpose.models.vae import PoseVAE, VAEOptions
@@ -37,4 +45,6 @@ __all__ = [
     "model_payload",
     "read_checkpoint",
     "save_model",
+    "pretrained",
+    "resolve_model_path",
 ]

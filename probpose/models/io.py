@@ -27,7 +27,8 @@ from probpose.models.base import PoseModel
 from probpose.models.registry import build_model, get_model_spec, registry_name_of
 from probpose.skeleton import Skeleton
 
-__all__ = ["CHECKPOINT_FORMAT", "model_payload", "save_model", "read_checkpoint", "load_model"]
+__all__ = ["CHECKPOINT_FORMAT", "model_payload", "save_model", "read_checkpoint", "load_model", "pretrained",
+           "resolve_model_path"]  # fmt: skip
 
 CHECKPOINT_FORMAT = "probpose-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -52,6 +53,25 @@ def save_model(path: str | Path, model: PoseModel, **extra: Any) -> Path:
     path = Path(path)
     with atomic_path(path) as tmp:
         torch.save({**model_payload(model), **extra}, tmp)
+    return path
+
+
+PRETRAINED_ROOT = Path(__file__).resolve().parent / "pretrained"
+"""Where the shipped priors live: ``pretrained/<data>/<model>.pt`` with a ``.json`` model card."""
+
+
+def pretrained() -> dict[str, Path]:
+    """The shipped pretrained priors: ``"cmu/joint_flow"`` -> checkpoint path (each with a model
+    card, ``<name>.json`` beside it)."""
+    return {f"{p.parent.name}/{p.stem}": p for p in sorted(PRETRAINED_ROOT.glob("*/*.pt"))}
+
+
+def resolve_model_path(path: str | Path) -> Path:
+    """``path`` itself, or, where no such file exists and it names a shipped prior
+    (``"cmu/joint_flow"``), that prior's checkpoint."""
+    path = Path(path)
+    if not path.exists() and (shipped := pretrained().get(path.as_posix().removesuffix(".pt"))) is not None:
+        return shipped
     return path
 
 
@@ -97,9 +117,11 @@ def _identity(ck: dict, path: Path) -> tuple[str, dict, Skeleton]:
 
 
 def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> PoseModel:
-    """Rebuild a trained model from a checkpoint: its registry name and options, skeleton and the
-    weights to use (``best_model`` where present, else ``model``), in the dtype they were saved in."""
-    path = Path(path)
+    """Rebuild a trained model from a checkpoint -- a file, or a shipped prior's name such as
+    ``"cmu/joint_flow"`` (:func:`pretrained`) -- from its registry name and options, skeleton and
+    the weights to use (``best_model`` where present, else ``model``), in the floating-point dtype
+    they were saved in."""
+    path = resolve_model_path(path)
     ck = read_checkpoint(path, map_location)
     name, options, skeleton = _identity(ck, path)
     state = ck.get("best_model") or ck.get("model")
@@ -115,4 +137,5 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> Po
     except RuntimeError as e:
         reason = str(e).splitlines()[0][:200]
         raise CheckpointError(str(path), "model", f"weights do not fit model {name!r} ({reason})") from None
-    return model.to(dtype=next(iter(state.values())).dtype)
+    floats = [v.dtype for v in state.values() if v.is_floating_point()]  # masks and counters are not
+    return model.to(dtype=floats[0]) if floats else model

@@ -1,0 +1,56 @@
+"""The pretrained priors shipped in the package (trained on the bundled CMU body data by
+experiments/train_pretrained.py): safe loading, their model cards, and the held-out NLL the cards state."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from probpose.cli import main
+from probpose.data import prepare_data
+from probpose.evaluation import evaluate
+from probpose.models import load_model, pretrained
+
+SHIPPED = pretrained()
+EXPECTED = {"cmu/gaussian_full", "cmu/gmm", "cmu/global_flow_spline", "cmu/joint_flow", "cmu/vae"}
+
+
+def test_the_five_cmu_priors_are_shipped_with_cards():
+    assert EXPECTED <= set(SHIPPED)
+    for name, path in SHIPPED.items():
+        card = json.loads(path.with_suffix(".json").read_text())
+        assert card["name"] == name and "mocap.cs.cmu.edu" in card["acknowledgement"]
+        assert card["split"]["rule"].startswith("80/10/10 of whole trials") and card["split"]["test"] > 0
+        assert card["training"]["seconds"] > 0 and card["machine"]["cpu"]
+
+
+@pytest.fixture(scope="module")
+def cmu_test(tmp_path_factory):
+    data = prepare_data(bundled="cmu", workdir=tmp_path_factory.mktemp("cmu"))
+    return data
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_a_shipped_checkpoint_loads_safely_and_reproduces_its_cards_nll(name, cmu_test):
+    path = SHIPPED[name]
+    ck = torch.load(path, weights_only=True)  # tensors and plain containers only
+    card = ck["card"]
+    assert card == json.loads(path.with_suffix(".json").read_text())
+    model = load_model(name)
+    assert model.registry_name == card["model"] and model.modelled_names == card["joint_names"]
+    assert cmu_test.joints == card["joints"] and len(cmu_test.test) == card["split"]["test"]
+    model.eval()
+    with torch.random.fork_rng():
+        torch.manual_seed(card["held_out"]["seed"])
+        ev = evaluate(model, cmu_test.test)
+    assert ev.nll == pytest.approx(card["held_out"]["nll"], abs=1e-4)
+    assert ev.exact == card["held_out"]["exact"]
+
+
+def test_commands_take_a_shipped_priors_name(tmp_path, capsys):
+    out = tmp_path / "s.npy"
+    assert main(["sample", "--model", "cmu/joint_flow", "--n", "5", "--out", str(out)]) == 0
+    assert np.load(out).shape == (5, 19, 3)
+    with pytest.raises(Exception, match="no such file"):
+        load_model("cmu/no_such_prior")
