@@ -1,7 +1,7 @@
 """Contract tests (pyro's tests/distributions/conftest.py style).
 
 ``PRIORS`` lists every prior distribution as (name, factory, batch shape, sample shape,
-normalisation check); generic tests check the distribution API of DESIGN.md section 3 on each.
+normalisation check); generic tests check the distribution API of docs/architecture.md, "Distribution API" on each.
 ``test_every_registered_model`` runs over the registry. A new prior is covered by adding one line
 to ``PRIORS``; a new model by registering it."""
 

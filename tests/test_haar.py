@@ -1,4 +1,4 @@
-"""The axis-angle <-> Haar change of measure (DESIGN.md section 2), checked by Monte Carlo.
+"""The axis-angle <-> Haar change of measure (docs/architecture.md, "Event space and metrics"), checked by Monte Carlo.
 
 Uniform random rotations are generated independently of the formula under test (normalised
 Gaussian quaternions) and mapped to canonical axis-angle. Their empirical density there must equal

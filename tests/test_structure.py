@@ -1,4 +1,4 @@
-"""The package's structure: dependencies point downward only (DESIGN.md section 1), checked by
+"""The package's structure: dependencies point downward only (docs/architecture.md, "Layers"), checked by
 walking every module's imports with ``ast`` (lazy imports inside functions included)."""
 
 import ast

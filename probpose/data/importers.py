@@ -71,7 +71,7 @@ AISTPP_FPS = 60.0
 """AIST++ SMPL motions are sampled at 60 frames per second."""
 
 DEFAULT_JOINTS = {"smplx": "body+hands", "smplh": "body+hands", "smpl": "body", "zebra_legs": "legs"}
-"""Default joint selection per target skeleton (DESIGN.md section 2)."""
+"""Default joint selection per target skeleton (docs/architecture.md, "Event space and metrics")."""
 
 
 # ---------------------------------------------------------------------- helpers

@@ -1,4 +1,4 @@
-"""The HDF5 pose store (DESIGN.md section 4).
+"""The HDF5 pose store (docs/architecture.md, "Data").
 
 Layout (``LAYOUT_VERSION`` 2)::
 

@@ -17,7 +17,7 @@ class JointGaussianPrior(TorchDistribution):
     """Independent joints, each a full-covariance 3-D Gaussian over its axis-angle vector.
 
     ``log p(x) = sum_j log N(x_j; loc_j, L_j L_j^T)``, a density in nats with respect to Lebesgue
-    measure on R^(3J) (DESIGN.md section 2).
+    measure on R^(3J) (docs/architecture.md, "Event space and metrics").
 
     Args:
         loc: ``batch_shape + (J, 3)``, radians.

@@ -8,7 +8,7 @@ With respect to the normalised Haar measure on SO(3)::
 (the Haar measure of rotations at angle phi from M has density (1 - cos phi)/pi in phi). The
 distribution here is over the canonical axis-angle vector of R, so its ``log_prob`` is a density
 with respect to Lebesgue measure on the ball of radius pi, in the same units as every prior
-(DESIGN.md section 2): ``log p_aa(x) = log p_Haar(R(x)) + log_haar_correction(x)``.
+(docs/architecture.md, "Event space and metrics"): ``log p_aa(x) = log p_Haar(R(x)) + log_haar_correction(x)``.
 """
 
 from __future__ import annotations

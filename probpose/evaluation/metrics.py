@@ -1,5 +1,5 @@
-"""Test metrics in the units of DESIGN.md section 2: NLL in nats per pose, bits per dimension,
-and the NLL with respect to the normalised Haar measure on SO(3)^J."""
+"""Test metrics in the units of docs/architecture.md, "Event space and metrics": NLL in nats per
+pose, bits per dimension, and the NLL with respect to the normalised Haar measure on SO(3)^J."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""ActNorm with an explicit, data-dependent initialisation (DESIGN.md section 7)."""
+"""ActNorm with an explicit, data-dependent initialisation: normflows' ActNorm initialises itself on
+its first call in whichever direction comes first (from base noise if sampling comes first)."""
 
 from __future__ import annotations
 

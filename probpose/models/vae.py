@@ -10,11 +10,12 @@ the zebra legs: PASyn's leg VAE), an encoder network as the guide.
   on SO(3) (an isotropic Gaussian in the tangent space with its exact normaliser; one learned
   angular spread per joint), expressed over axis-angle.
 
-Both likelihoods are densities over the axis-angle pose in nats (DESIGN.md section 2), so the
-ELBO and the importance-weighted bound (IWAE, ``K`` samples) are upper bounds on the same NLL
-the priors report exactly. ``kl_weight`` (PASyn's ``w1``) and ``rec_weight`` (``w2``) scale the two
-ELBO terms through ``poutine.scale`` during training only -- exactly as named (PASyn-v2's code
-applies them swapped); ``kl_anneal_steps`` warms the KL weight up linearly from 0.
+Both likelihoods are densities over the axis-angle pose in nats (docs/architecture.md, "Event
+space and metrics"), so the ELBO and the importance-weighted bound (IWAE, ``K`` samples) are upper
+bounds on the same NLL the priors report exactly. ``kl_weight`` (PASyn's ``w1``) and
+``rec_weight`` (``w2``) scale the two ELBO terms through ``poutine.scale`` during training only --
+exactly as named (PASyn-v2's code applies them swapped); ``kl_anneal_steps`` warms the KL weight up
+linearly from 0.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Pinhole cameras in the OpenCV convention (DESIGN.md section 6b).
+"""Pinhole cameras in the OpenCV convention (docs/architecture.md, "Synthesis and fitting conventions").
 
 Camera frame: x right, y down, z forward (metres). Extrinsics map world to camera,
 ``X_cam = R @ X_world + t``. Intrinsics ``K = [[f, 0, cx], [0, f, cy], [0, 0, 1]]`` map to pixels

@@ -1,4 +1,5 @@
-"""Forward kinematics of any kinematic tree: the one implementation (DESIGN.md section 6b).
+"""Forward kinematics of any kinematic tree: the one implementation (docs/architecture.md,
+"Synthesis and fitting conventions").
 
 A tree is a :class:`~probpose.skeleton.Skeleton` (names and parents) plus rest geometry:
 

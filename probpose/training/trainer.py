@@ -1,4 +1,4 @@
-"""The one trainer for every model (DESIGN.md section 5).
+"""The one trainer for every model (docs/architecture.md, "Training").
 
 Stochastic variational inference: the loss is Pyro's ``Trace_ELBO`` of the model's
 ``model``/``guide`` pair, negated and divided by the batch size (nats per pose), minimised by a
