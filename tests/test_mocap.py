@@ -260,3 +260,35 @@ def test_asf_units_scale_lengths(tmp_path):
     (tmp_path / "s.asf").write_text(ASF.replace("length 0.5", "length 1.0"))
     skel = read_asf(tmp_path / "s.asf")
     assert skel.length[1] == pytest.approx(10 * 0.0254)
+
+
+CGSPEED = {"root": "Hips", "lowerback": "LowerBack", "upperback": "Spine", "thorax": "Spine1", "lowerneck": "Neck",
+           "upperneck": "Neck1", "head": "Head"}  # fmt: skip
+for _side, _word in (("l", "Left"), ("r", "Right")):
+    CGSPEED.update({f"{_side}hipjoint": f"{_side.upper()}HipJoint", f"{_side}femur": f"{_word}UpLeg",
+                    f"{_side}tibia": f"{_word}Leg", f"{_side}foot": f"{_word}Foot", f"{_side}toes": f"{_word}ToeBase",
+                    f"{_side}clavicle": f"{_word}Shoulder", f"{_side}humerus": f"{_word}Arm",
+                    f"{_side}radius": f"{_word}ForeArm", f"{_side}wrist": f"{_word}Hand",
+                    f"{_side}hand": f"{_word}FingerBase", f"{_side}fingers": f"{_word}HandIndex1",
+                    f"{_side}thumb": f"{_side.upper()}Thumb"})  # fmt: skip
+"""CMU's bones under the names of the usual BVH conversions of the database (one joint per ASF bone)."""
+
+
+def test_cmu_written_as_bvh_with_the_usual_names_retargets_like_the_amc(shared_data, tmp_path):
+    """A CMU trial written by our BVH writer under the usual conversion's joint names (Hips,
+    LHipJoint, LeftUpLeg, ..., LeftHand = CMU's lwrist, LeftFingerBase = its lhand) is recognised as
+    ``cmu_bvh`` and retargets to the AMC's rotations (up to the 6 decimals the file keeps)."""
+    m = _cmu(shared_data)
+    m.rotations, m.root_position = m.rotations[::20].copy(), m.root_position[::20].copy()
+    assert set(m.bones) == set(CGSPEED)
+    tails = np.where(np.isfinite(m.rest_tails), m.rest_tails, m.rest_heads)
+    write_bvh_tree(tmp_path / "cmu.bvh", [CGSPEED[b] for b in m.bones], m.parents, m.rest_heads, tails,
+                   torch.from_numpy(m.rotations), torch.from_numpy(m.root_position), 30.0)  # fmt: skip
+    b = read_bvh(tmp_path / "cmu.bvh", unit_metres=1.0)
+    from_amc, from_bvh = retarget(m), retarget(b)
+    assert from_bvh.map.name == "cmu_bvh" and from_bvh.driven == from_amc.driven
+    got = axis_angle_to_matrix(torch.from_numpy(from_bvh.poses))
+    want = axis_angle_to_matrix(torch.from_numpy(from_amc.poses))
+    for name in ["pelvis", *from_amc.driven]:
+        k = SMPLX.index(name)
+        assert geodesic_distance(got[:, k], want[:, k]).max().item() < 1e-3, name

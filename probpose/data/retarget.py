@@ -97,6 +97,10 @@ _LEFT_CMU = {"left_hip": ("lfemur",), "left_knee": ("ltibia",), "left_ankle": ("
              "left_wrist": ("lhand",)}  # fmt: skip
 # CMU's lwrist is the far end of the forearm (its one dof, ry, is the forearm's twist): the forearm
 # is radius + wrist, the hand is lhand.
+_LEFT_CMU_BVH = {"left_hip": ("LeftUpLeg",), "left_knee": ("LeftLeg",), "left_ankle": ("LeftFoot",),
+                 "left_foot": ("LeftToeBase",), "left_collar": ("LeftShoulder",), "left_shoulder": ("LeftArm",),
+                 "left_elbow": ("LeftForeArm", "LeftHand"), "left_wrist": ("LeftFingerBase",)}  # fmt: skip
+# the usual BVH conversions of CMU keep its bones as joints: LeftHand is CMU's lwrist, LeftFingerBase its lhand
 _LEFT_BVH = {"left_hip": ("LeftUpLeg",), "left_knee": ("LeftLeg",), "left_ankle": ("LeftFoot",),
              "left_foot": ("LeftToeBase",), "left_collar": ("LeftShoulder",), "left_shoulder": ("LeftArm",),
              "left_elbow": ("LeftForeArm",), "left_wrist": ("LeftHand",)}  # fmt: skip
@@ -104,7 +108,7 @@ _LEFT_BVH = {"left_hip": ("LeftUpLeg",), "left_knee": ("LeftLeg",), "left_ankle"
 MAPS: dict[str, RetargetMap] = {
     "cmu": RetargetMap("cmu", "root", {**_SPINE_CMU, **_sided(_LEFT_CMU, ("l", "r"))}),
     "cmu_bvh": RetargetMap("cmu_bvh", "Hips", {"spine1": ("LowerBack",), "spine2": ("Spine",), "spine3": ("Spine1",),
-                           "neck": ("Neck", "Neck1"), "head": ("Head",), **_sided(_LEFT_BVH, ("Left", "Right"))}),
+                           "neck": ("Neck", "Neck1"), "head": ("Head",), **_sided(_LEFT_CMU_BVH, ("Left", "Right"))}),
     "mixamo": RetargetMap("mixamo", "Hips", {"spine1": ("Spine",), "spine2": ("Spine1",), "spine3": ("Spine2",),
                           "neck": ("Neck",), "head": ("Head",), **_sided(_LEFT_BVH, ("Left", "Right"))},
                           strip_prefix=True),
