@@ -54,3 +54,23 @@ def test_commands_take_a_shipped_priors_name(tmp_path, capsys):
     assert np.load(out).shape == (5, 19, 3)
     with pytest.raises(Exception, match="no such file"):
         load_model("cmu/no_such_prior")
+
+
+def test_a_loaded_model_is_frozen_in_eval_mode_unless_asked(tmp_path):
+    """A prior inside a user's SVI costs no gradients: eval mode, no parameter requiring grad;
+    ``trainable=True`` gives the trainable module. A global flow without ActNorm (its state dict
+    starts with a bool mask) loads in its floating-point dtype."""
+    from probpose.models import build_model, save_model
+    from probpose.skeleton import ZEBRA_LEGS
+
+    frozen = load_model("cmu/joint_flow")
+    assert not frozen.training and not any(p.requires_grad for p in frozen.parameters())
+    assert frozen.num_parameters() == json.loads(SHIPPED["cmu/joint_flow"].with_suffix(".json").read_text())[
+        "parameters"]  # fmt: skip
+    live = load_model("cmu/joint_flow", trainable=True)
+    assert live.training and all(p.requires_grad for p in live.parameters())
+    for dtype in (torch.float32, torch.float64):
+        model = build_model("global_flow", ZEBRA_LEGS, {"use_actnorm": False}).to(dtype)
+        assert not next(iter(model.state_dict().values())).is_floating_point()
+        back = load_model(save_model(tmp_path / "g.pt", model))
+        assert next(back.parameters()).dtype == dtype

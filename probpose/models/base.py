@@ -94,7 +94,8 @@ class PoseModel(nn.Module, metaclass=abc.ABCMeta):
         return len(self.modelled) < self.skeleton.num_joints
 
     def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+        """Number of parameters (trainable or frozen)."""
+        return sum(p.numel() for p in self.parameters())
 
     def factory(self) -> dict:
         """``dtype`` and ``device`` of the model's parameters (float32 on the CPU if it has none)."""

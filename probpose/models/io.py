@@ -116,11 +116,12 @@ def _identity(ck: dict, path: Path) -> tuple[str, dict, Skeleton]:
     return name, options, skeleton
 
 
-def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> PoseModel:
+def load_model(path: str | Path, map_location: str | torch.device = "cpu", trainable: bool = False) -> PoseModel:
     """Rebuild a trained model from a checkpoint -- a file, or a shipped prior's name such as
     ``"cmu/joint_flow"`` (:func:`pretrained`) -- from its registry name and options, skeleton and
     the weights to use (``best_model`` where present, else ``model``), in the floating-point dtype
-    they were saved in."""
+    they were saved in. The model comes in eval mode with its weights frozen (a prior used inside
+    a user's Pyro model costs no gradients); ``trainable=True``: train mode, weights trainable."""
     path = resolve_model_path(path)
     ck = read_checkpoint(path, map_location)
     name, options, skeleton = _identity(ck, path)
@@ -138,4 +139,7 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> Po
         reason = str(e).splitlines()[0][:200]
         raise CheckpointError(str(path), "model", f"weights do not fit model {name!r} ({reason})") from None
     floats = [v.dtype for v in state.values() if v.is_floating_point()]  # masks and counters are not
-    return model.to(dtype=floats[0]) if floats else model
+    model = model.to(dtype=floats[0]) if floats else model
+    model.train(trainable)
+    model.requires_grad_(trainable)
+    return model
