@@ -32,6 +32,7 @@ direction and its SMPL-X bone's, after SMPL-X forward kinematics of the retarget
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -226,8 +227,9 @@ def _chain_ends(
 ) -> dict[str, tuple[str, int]]:
     """Where each driven joint's source direction ends: ``("head", b)`` (the head of the bone
     child's chain, or of a source bone named like the SMPL-X bone child), ``("tail", b)`` (the last
-    bone's own tail), or ``("fixed", b)`` (a head or foot whose last bone has no tail of its own:
-    SMPL-X's fixed direction, carried by that bone's rotation)."""
+    bone's own tail), ``("fixed", b)`` (a head or foot whose last bone has no tail of its own:
+    SMPL-X's fixed direction, carried by that bone's rotation), or ``("mean", b)`` (a bone with
+    several children and none of the above, such as a hand with finger bases: their mean head)."""
     ends = {}
     for j, chain in chains.items():
         child = BONE_CHILD[j]
@@ -238,11 +240,23 @@ def _chain_ends(
             ends[j] = ("tail", chain[-1])
         elif isinstance(child, tuple):
             ends[j] = ("fixed", chain[-1])
+        elif any(p == chain[-1] for p in mocap.parents):
+            ends[j] = ("mean", chain[-1])  # a hand's several finger bases: towards their mean
         else:
-            kids = [b for b, p in enumerate(mocap.parents) if p == chain[-1]]
             raise DataError(mocap.source, mocap.bones[chain[-1]], f"cannot tell where the bone driving {j} points: "
-                            f"it has {len(kids)} children and none starts the chain of {child}")  # fmt: skip
+                            f"it has no children, no end site and does not start the chain of {child}")  # fmt: skip
     return ends
+
+
+def _with_mean_tails(mocap: Mocap) -> Mocap:
+    """``mocap`` with every tail-less bone that has children ending at its children's mean head (a
+    rigid point of the bone, so it moves with the bone exactly)."""
+    tails = mocap.rest_tails.copy()
+    for b in range(len(mocap.bones)):
+        kids = [k for k, p in enumerate(mocap.parents) if p == b]
+        if not np.all(np.isfinite(tails[b])) and kids:
+            tails[b] = mocap.rest_heads[kids].mean(0)
+    return dataclasses.replace(mocap, rest_tails=tails)
 
 
 def _descends(mocap: Mocap, b: int, ancestor: int) -> bool:
@@ -263,7 +277,7 @@ def _directions(heads, tails, chains, ends, fixed=None) -> dict[str, np.ndarray]
             if fixed is not None:
                 out[j] = fixed[j]
             continue
-        end = heads[..., b, :] if kind == "head" else tails[..., b, :]
+        end = heads[..., b, :] if kind == "head" else tails[..., b, :]  # "tail" and "mean" (filled tails)
         out[j] = end - heads[..., chain[0], :]
     return out
 
@@ -293,6 +307,7 @@ def retarget(
     rest = rest_joints(SMPLX).numpy() if rest is None else np.asarray(rest, dtype=np.float64)
     d_x = _rest_directions(rest)
     ends = _chain_ends(mocap, chains, names)
+    mocap = _with_mean_tails(mocap)
     rest_src = {j: _unit(v) for j, v in _directions(mocap.rest_heads, mocap.rest_tails, chains, ends).items()}
     if not rest_src:
         raise DataError(mocap.source, None, "no driven bone has a direction of its own to align the skeletons by")
@@ -344,7 +359,7 @@ def bone_agreement(
     direction (head, feet) are measured as that direction turned by the joint's frame."""
     rest = rest_joints(SMPLX).numpy() if rest is None else np.asarray(rest, dtype=np.float64)
     d_x = _rest_directions(rest)
-    heads, tails = mocap.positions()
+    heads, tails = _with_mean_tails(mocap).positions()
     heads, tails = heads @ result.align.T, tails @ result.align.T
     out = {}
     for j, chain in result.chains.items():
