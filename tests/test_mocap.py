@@ -330,3 +330,22 @@ def test_a_mixamo_named_rig_is_recognised_and_its_hands_point_at_their_fingers(t
     posed = forward_kinematics(SMPLX, a, offsets_from_joints(SMPLX, torch.from_numpy(rest)))
     agree = bone_agreement(mixamo_bvh, got, posed.positions.numpy(), posed.rotations.numpy(), rest=rest)
     assert agree["left_wrist <- chain"].max() < 1e-4 and agree["right_wrist <- chain"].max() < 1e-4
+
+
+def test_the_column_reader_equals_the_line_reader_on_a_real_trial(shared_data):
+    """CMU's regular layout is read by whole columns (fast); the result equals the line-by-line
+    reader's exactly, and a file it cannot take (a blank line inside) goes to the line reader."""
+    from probpose.data.mocap import _amc_fast, _amc_lines, _read_lines, find_asf
+
+    path = shared_data / "cmu" / "02" / "02_01.amc"
+    skel = read_asf(find_asf(path))
+    lines = _read_lines(path)
+    start = next(k for k, ln in enumerate(lines) if ln.strip() == "1")
+    columns = {"root": skel.root_order, **dict(zip(skel.bones[1:], skel.dofs[1:], strict=True))}
+    moving = [b for b, d in columns.items() if d]
+    fast = _amc_fast(lines, start, columns, moving)
+    slow = _amc_lines(lines, start, columns, moving, skel, str(path))
+    assert fast is not None and fast.keys() == slow.keys()
+    for b in slow:
+        assert np.array_equal(fast[b], slow[b]), b
+    assert _amc_fast(lines[:start + 40] + [""] + lines[start + 40:], start, columns, moving) is None

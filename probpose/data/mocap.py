@@ -336,6 +336,51 @@ def read_amc(
         break
     if start is None:
         raise DataError(file, None, "holds no frames")
+    moving = [b for b, d in columns.items() if d]
+    if not moving:
+        raise DataError(str(skel.name), None, "no bone has degrees of freedom: nothing moves")
+    values = _amc_fast(lines, start, columns, moving)
+    if values is None:  # anything irregular: the line-by-line reader, which names the line at fault
+        values = _amc_lines(lines, start, columns, moving, skel, file)
+    n, nb = len(next(iter(values.values()))), len(skel.bones)
+    angles = np.zeros((n, nb, 3))
+    root_t = np.zeros((n, 3))
+    to_rad = math.pi / 180 if degrees else 1.0
+    for b, name in enumerate(skel.bones):
+        dofs = columns[name]
+        if not dofs:
+            continue
+        vals = values[name]
+        for c, d in enumerate(dofs):
+            if d[0] == "r":
+                angles[:, b, _AXIS[d[1]]] = vals[:, c] * to_rad
+            elif name == "root" and d[0] == "t":
+                root_t[:, _AXIS[d[1]]] = vals[:, c] * skel.metres_per_unit
+    rot = np.empty((n, nb, 3, 3))
+    for b in range(nb):
+        m = _euler(angles[:, b], skel.axis_order[b])
+        c = skel.frames[b]
+        rot[:, b] = c @ m @ c.T
+    heads = np.zeros((nb, 3))
+    tails = np.zeros((nb, 3))
+    for b in range(1, nb):
+        p = skel.parents[b]
+        heads[b] = tails[p] if p > 0 else skel.root_position
+        tails[b] = heads[b] + skel.length[b] * skel.direction[b]
+    heads[0] = tails[0] = skel.root_position
+    tails[0] = np.nan  # the root has no segment of its own
+    return Mocap(
+        bones=tuple(skel.bones), parents=tuple(skel.parents), rest_heads=heads, rest_tails=tails, rotations=rot,
+        root_position=root_t, fps=CMU_FPS if fps is None else float(fps), fps_stated=fps is not None,
+        source=path.name, format="amc",
+        notes=[] if fps is not None else [f"AMC states no frame rate: {CMU_FPS:g} fps, the CMU database's rate"],
+    )  # fmt: skip
+
+
+def _amc_lines(
+    lines: list[str], start: int, columns: dict[str, list[str]], moving: list[str], skel: AsfSkeleton, file: str
+) -> dict[str, np.ndarray]:
+    """Per moving bone its values ``(T, dofs)``, read line by line (every error names its line)."""
     index = {n: i for i, n in enumerate(skel.bones)}
     frames: list[dict[str, list[float]]] = []
     frame: dict[str, list[float]] | None = None
@@ -369,45 +414,48 @@ def read_amc(
         frame[bone] = [_number(w, file, k + 1, f"bone {bone!r}") for w in words[1:]]
     if not frames:
         raise DataError(file, None, "holds no frames")
-    moving = [b for b, d in columns.items() if d]
     for t, fr in enumerate(frames):
         missing = [b for b in moving if b not in fr]
         if missing:
             what = "the file ends in the middle of it (truncated?)" if t == len(frames) - 1 else "lines missing"
             raise DataError(file, f"frame {t + 1}", f"no values for bones {missing[:4]}: {what}")
-    n, nb = len(frames), len(skel.bones)
-    angles = np.zeros((n, nb, 3))
-    root_t = np.zeros((n, 3))
-    to_rad = math.pi / 180 if degrees else 1.0
-    for b, name in enumerate(skel.bones):
-        dofs = columns[name]
-        if not dofs:
-            continue
-        vals = np.array([fr[name] for fr in frames])
-        for c, d in enumerate(dofs):
-            if d[0] == "r":
-                angles[:, b, _AXIS[d[1]]] = vals[:, c] * to_rad
-            elif name == "root" and d[0] == "t":
-                root_t[:, _AXIS[d[1]]] = vals[:, c] * skel.metres_per_unit
-    rot = np.empty((n, nb, 3, 3))
-    for b in range(nb):
-        m = _euler(angles[:, b], skel.axis_order[b])
-        c = skel.frames[b]
-        rot[:, b] = c @ m @ c.T
-    heads = np.zeros((nb, 3))
-    tails = np.zeros((nb, 3))
-    for b in range(1, nb):
-        p = skel.parents[b]
-        heads[b] = tails[p] if p > 0 else skel.root_position
-        tails[b] = heads[b] + skel.length[b] * skel.direction[b]
-    heads[0] = tails[0] = skel.root_position
-    tails[0] = np.nan  # the root has no segment of its own
-    return Mocap(
-        bones=tuple(skel.bones), parents=tuple(skel.parents), rest_heads=heads, rest_tails=tails, rotations=rot,
-        root_position=root_t, fps=CMU_FPS if fps is None else float(fps), fps_stated=fps is not None,
-        source=path.name, format="amc",
-        notes=[] if fps is not None else [f"AMC states no frame rate: {CMU_FPS:g} fps, the CMU database's rate"],
-    )  # fmt: skip
+    return {b: np.array([fr[b] for fr in frames], dtype=np.float64) for b in moving}
+
+
+def _amc_fast(
+    lines: list[str], start: int, columns: dict[str, list[str]], moving: list[str]
+) -> dict[str, np.ndarray] | None:
+    """The same values by whole columns, for the regular layout CMU writes (every frame lists the
+    same bones in the same order, no blank or comment lines); ``None`` when anything differs."""
+    body = [ln.strip() for ln in lines[start:]]
+    while body and not body[-1]:
+        body.pop()
+    if not body or body[0] != "1":
+        return None
+    size = 1
+    while size < len(body) and not body[size].isdigit():
+        size += 1
+    names = [ln.split(None, 1)[0] if ln else "" for ln in body[1:size]]
+    if sorted(names) != sorted(moving) or len(body) % size:
+        return None
+    n = len(body) // size
+    if n > _MAX_FRAMES or body[0::size] != [str(k) for k in range(1, n + 1)]:
+        return None
+    out = {}
+    for k, name in enumerate(names, start=1):
+        rows = body[k::size]
+        head = name + " "
+        if not all(r.startswith(head) for r in rows):
+            return None
+        try:
+            vals = np.array(" ".join(r[len(head):] for r in rows).split(), dtype=np.float64)
+        except ValueError:
+            return None
+        width = len(columns[name])
+        if vals.size != n * width or not np.isfinite(vals).all():
+            return None
+        out[name] = vals.reshape(n, width)
+    return out
 
 
 # ---------------------------------------------------------------------- BVH
