@@ -68,7 +68,7 @@ class FullGaussianPrior(TorchDistribution):
     def log_prob(self, value: Tensor) -> Tensor:
         if self._validate_args:
             self._validate_sample(value)
-        return self._mvn.log_prob(value.flatten(-2))
+        return self._mvn.log_prob(value.to(self.loc.dtype).flatten(-2))  # computed in the prior's dtype
 
     def entropy(self) -> Tensor:
         return self._mvn.entropy()

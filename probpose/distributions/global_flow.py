@@ -66,6 +66,7 @@ class GlobalFlowPrior(FlowDistribution):
         if self._validate_args:
             self._validate_sample(value)
         lead = torch.broadcast_shapes(value.shape[:-2], self.batch_shape)
+        value = value.to(self._factory()["dtype"])  # computed in the prior's dtype
         x = value.expand(lead + self.event_shape).reshape(-1, self.flow.dim)
         return self.flow.log_prob(x, self._flat_context(lead)).reshape(lead)
 

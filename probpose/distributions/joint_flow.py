@@ -110,7 +110,7 @@ class JointFlowPrior(FlowDistribution):
         """Per-joint terms ``(..., J, 3) -> (..., J)`` that sum to ``log_prob``: ``log f_j(u_j | x_parent)``
         minus the Gaussian layer's ``sum log diag L`` over joint ``j``'s three rows."""
         lead = value.shape[:-2]
-        x = value.reshape(-1, *self.event_shape)
+        x = value.to(self._factory()["dtype"]).reshape(-1, *self.event_shape)  # computed in the prior's dtype
         order = list(self.order)
         ctx = parent_features(x, self.parents)[:, order]  # (M, J, 9), level order
         xo = x[:, order]

@@ -81,6 +81,7 @@ class JointGaussianPrior(TorchDistribution):
 
     def joint_log_prob(self, value: Tensor) -> Tensor:
         """Per-joint terms ``(..., J, 3) -> (..., J)`` (the joints are independent: they sum to ``log_prob``)."""
+        value = value.to(self.loc.dtype)  # the one dtype rule: computed in the prior's dtype
         diff = (value - self.loc).unsqueeze(-1)
         tril = self.scale_tril.expand(diff.shape[:-2] + (3, 3))
         z = torch.linalg.solve_triangular(tril, diff, upper=False).squeeze(-1)

@@ -79,7 +79,7 @@ class GaussianMixturePrior(TorchDistribution):
 
     def component_log_prob(self, value: Tensor) -> Tensor:
         """``log w_k + log N_k(x)``: ``sample_shape + batch_shape + (K,)``."""
-        x = value.flatten(-2).unsqueeze(-2)
+        x = value.to(self.loc.dtype).flatten(-2).unsqueeze(-2)  # computed in the prior's dtype
         return torch.log_softmax(self.logits, -1) + self._mixture.component_distribution.log_prob(x)
 
     @torch.no_grad()

@@ -99,6 +99,7 @@ class PoseVAE(LatentPoseModel):
 
     def encode(self, poses: Tensor) -> tuple[Tensor, Tensor]:
         """``(N, J, 3)`` -> ``q(z | x)`` location and scale, ``(N, z_dim)`` each."""
+        poses = poses.to(self.mirror_sign.dtype)  # computed in the model's dtype
         h = self.encoder((poses * self.mirror_sign).flatten(-2))
         loc, raw = h.chunk(2, dim=-1)
         return loc, F.softplus(raw) + 1e-4
@@ -149,6 +150,7 @@ class PoseVAE(LatentPoseModel):
     # ------------------------------------------------------------------ bounds
     def log_weights(self, poses: Tensor, k: int) -> Tensor:
         """``(k, N)`` importance log-weights ``log p(x, z_k) - log q(z_k | x)``, z_k ~ q (unscaled)."""
+        poses = poses.to(self.mirror_sign.dtype)  # computed in the model's dtype
         loc, scale = self.encode(poses)
         q = dist.Normal(loc, scale).to_event(1)
         z = q.rsample((k,))
