@@ -266,3 +266,29 @@ def test_one_dtype_rule(name, model_dtype):
         lp = log_prob(x.to(value_dtype))
         assert lp.dtype == model_dtype and torch.isfinite(lp).all(), (value_dtype, lp.dtype)
         assert torch.equal(lp, log_prob(x.to(value_dtype).to(model_dtype)))  # converted, then computed
+
+
+@pytest.mark.parametrize("prior", PRIORS, ids=IDS)
+def test_expand_rejects_incompatible_shapes_like_torch(prior):
+    d, _ = prior.make(prior.batch_shape)
+    wide = d.expand((5, *d.batch_shape))
+    assert wide.batch_shape == (5, *d.batch_shape)
+    for bad in ((3,), (4, *(s + 1 for s in d.batch_shape))):  # fewer dimensions; a dimension that differs
+        with pytest.raises((ValueError, RuntimeError)):
+            wide.expand(bad)
+    with pytest.raises((ValueError, RuntimeError)):
+        d.expand((4, *d.batch_shape)).expand((3, *d.batch_shape))  # torch: (4,) never becomes (3,)
+
+
+def test_closed_form_moments_where_they_exist():
+    """The full Gaussian's variance is its covariance's diagonal; the mixture's mean and variance
+    equal torch's MixtureSameFamily's (the law of total variance, computed independently); the
+    mixture's entropy has no closed form and says so."""
+    full, _ = _full_gaussian((3,))
+    assert torch.allclose(full.variance.flatten(-2), full.covariance_matrix.diagonal(dim1=-2, dim2=-1))
+    gmm, _ = _gmm((2,))
+    mix = gmm._mixture
+    assert torch.allclose(gmm.mean.flatten(-2), mix.mean, atol=1e-12)
+    assert torch.allclose(gmm.variance.flatten(-2), mix.variance, atol=1e-12)
+    with pytest.raises(NotImplementedError, match="no closed form"):
+        gmm.entropy()

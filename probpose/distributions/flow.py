@@ -24,6 +24,18 @@ class FlowDistribution(TorchDistribution):
     has_rsample = True
     flow: FlowStack
 
+    def _checked_batch(self, batch_shape: torch.Size | tuple[int, ...]) -> torch.Size:
+        """``batch_shape`` if this distribution's batch shape expands to it (as torch's ``expand``
+        requires: each dimension equal, or 1); else a ``ValueError``."""
+        batch_shape = torch.Size(batch_shape)
+        old = self.batch_shape
+        fits = len(old) <= len(batch_shape) and all(
+            a == b or a == 1 for a, b in zip(old, batch_shape[len(batch_shape) - len(old) :], strict=True)
+        )
+        if not fits:
+            raise ValueError(f"cannot expand batch shape {tuple(old)} to {tuple(batch_shape)}")
+        return batch_shape
+
     def _factory(self) -> dict:
         """dtype and device of the flow's parameters (for base noise)."""
         p = next(self.flow.parameters())

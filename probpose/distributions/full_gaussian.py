@@ -58,6 +58,11 @@ class FullGaussianPrior(TorchDistribution):
         return self.loc
 
     @property
+    def variance(self) -> Tensor:
+        """``batch_shape + (J, 3)``: the diagonal of the covariance."""
+        return self._mvn.variance.unflatten(-1, self.event_shape)
+
+    @property
     def covariance_matrix(self) -> Tensor:
         """``batch_shape + (3J, 3J)``."""
         return self._mvn.covariance_matrix

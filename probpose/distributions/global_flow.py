@@ -49,8 +49,8 @@ class GlobalFlowPrior(FlowDistribution):
     def expand(
         self, batch_shape: torch.Size | tuple[int, ...], _instance: TorchDistribution | None = None
     ) -> GlobalFlowPrior:
+        batch_shape = self._checked_batch(batch_shape)
         new = self._get_checked_instance(GlobalFlowPrior, _instance)
-        batch_shape = torch.Size(batch_shape)
         new.flow = self.flow
         new.context = None if self.context is None else self.context.expand(batch_shape + self.context.shape[-1:])
         super(GlobalFlowPrior, new).__init__(batch_shape, self.event_shape, validate_args=False)

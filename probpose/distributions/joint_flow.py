@@ -96,6 +96,7 @@ class JointFlowPrior(FlowDistribution):
     def expand(
         self, batch_shape: torch.Size | tuple[int, ...], _instance: TorchDistribution | None = None
     ) -> JointFlowPrior:
+        batch_shape = self._checked_batch(batch_shape)
         new = self._get_checked_instance(JointFlowPrior, _instance)
         new.flow, new.gaussian, new.parents = self.flow, self.gaussian, self.parents
         new.levels, new.order = self.levels, self.order

@@ -77,6 +77,18 @@ class GaussianMixturePrior(TorchDistribution):
         w = torch.softmax(self.logits, -1)
         return (w[..., None, None] * self.loc).sum(-3)
 
+    @property
+    def variance(self) -> Tensor:
+        """``batch_shape + (J, 3)``: ``sum_k w_k (var_k + mu_k^2) - mean^2`` per coordinate."""
+        w = torch.softmax(self.logits, -1)[..., None, None]
+        var_k = self.scale_tril.square().sum(-1).unflatten(-1, self.event_shape)  # diag(L L^T)
+        return (w * (var_k + self.loc.square())).sum(-3) - self.mean.square()
+
+    def entropy(self) -> Tensor:
+        raise NotImplementedError(
+            "a Gaussian mixture's entropy has no closed form; estimate it as -log_prob(x).mean() over samples x"
+        )
+
     def component_log_prob(self, value: Tensor) -> Tensor:
         """``log w_k + log N_k(x)``: ``sample_shape + batch_shape + (K,)``."""
         x = value.to(self.loc.dtype).flatten(-2).unsqueeze(-2)  # computed in the prior's dtype
