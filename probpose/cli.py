@@ -119,12 +119,12 @@ def _add_import(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_import(args: argparse.Namespace) -> int:
     from probpose.data import (
-        MOCAP_FORMATS,
         bundled,
         import_poses,
         import_recording,
         scan_tree,
         split_poses,
+        split_unit,
         write_store,
     )
     from probpose.files import check_output_path
@@ -153,7 +153,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
     else:
         poses = import_poses(sources, skeleton=args.skeleton, joints=args.joints, format=args.format, **timing)
     base, joints = poses.skeleton.base_name, poses.skeleton.selection
-    by = args.split_by or ("sequence" if all(s["format"] in MOCAP_FORMATS for s in poses.sources) else "segment")
+    by = args.split_by or split_unit(poses)
     split = split_poses(poses, args.split, args.seed, args.segment_seconds, args.guard_seconds, by=by)
     out = write_store(args.out, poses, split)
 
@@ -651,12 +651,10 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     from probpose.fitting import fit_map, fit_nuts, fit_posterior, load_observations
     from probpose.fitting.model import PoseFit
     from probpose.fitting.sheets import fit_sheet, make_body
-    from probpose.models import load_model
+    from probpose.models import load_model, resolve_model_path
     from probpose.skeleton import get_skeleton
 
     out = args.out if args.out.suffix == ".npz" else args.out.with_suffix(".npz")
-    from probpose.models import resolve_model_path
-
     inputs = [args.observations] + ([resolve_model_path(args.prior)] if args.prior != "none" else [])
     inputs += [args.rest_joints] if args.rest_joints else []
     for path, what in ((out, "fit"), (out.with_suffix(".md"), "report"), (out.with_suffix(".json"), "report"),

@@ -16,7 +16,7 @@ import numpy as np
 
 from probpose.files import atomic_path
 
-__all__ = ["StickFigure", "stick_sheet", "bar_chart", "curves"]
+__all__ = ["StickFigure", "stick_sheet", "bar_chart", "curves", "spread_frames"]
 
 _DRAWN = "#1f4e79"
 _OBSERVED = "#2a9d3f"
@@ -35,6 +35,11 @@ class StickFigure:
     observed: np.ndarray | None = None
     observed_mask: np.ndarray | None = None
     hidden: np.ndarray | None = None
+
+
+def spread_frames(n: int, most: int) -> list[int]:
+    """At most ``most`` frame indices spread evenly over ``n`` frames (first and last included)."""
+    return sorted(set(np.linspace(0, n - 1, min(n, most)).round().astype(int).tolist()))
 
 
 def _plane(points: np.ndarray) -> np.ndarray:

@@ -87,10 +87,7 @@ def bench_models(
         board.event(f"bench: model {k + 1}/{len(names)}: fitting {name}"
                     + (f" (up to {budget:,} steps)" if budget else " (closed form)"))  # fmt: skip
         seed = int((training_overrides or {}).get("seed", spec.bench_training.get("seed", 0)))
-        settings = {**spec.bench_training, **(training_overrides or {}), "device": device}
-        if "max_steps" in (training_overrides or {}):  # a cap, never a raise
-            settings["max_steps"] = min(spec.bench_training.get("max_steps", 2000), training_overrides["max_steps"])
-        cfg = TrainingConfig(**settings)
+        cfg = TrainingConfig(**_bench_settings(name, training_overrides, device))
         with threads(fit_threads):
             with torch.random.fork_rng():  # initial weights from the bench's seed, the global RNG restored after
                 torch.manual_seed(seed)
@@ -157,13 +154,20 @@ def bench_models(
     return rows
 
 
+def _bench_settings(name: str, overrides: dict | None, device: str) -> dict:
+    """A model's registry bench settings with ``overrides`` on top; ``max_steps`` there caps the
+    budget, never raises it."""
+    spec = get_model_spec(name)
+    settings = {**spec.bench_training, **(overrides or {}), "device": device}
+    if "max_steps" in (overrides or {}):
+        settings["max_steps"] = min(spec.bench_training.get("max_steps", 2000), overrides["max_steps"])
+    return settings
+
+
 def _budget(name: str, overrides: dict | None) -> int:
     """The most SVI steps the bench gives a model (0 for a closed-form fit)."""
-    spec = get_model_spec(name)
-    if spec.bench_training.get("fit") == "closed_form":
-        return 0
-    steps = int(spec.bench_training.get("max_steps", 2000))
-    return min(steps, int(overrides["max_steps"])) if overrides and "max_steps" in overrides else steps
+    settings = _bench_settings(name, overrides, "cpu")
+    return 0 if settings.get("fit") == "closed_form" else int(settings.get("max_steps", 2000))
 
 
 def _reconstruction(model: LatentPoseModel, test: torch.Tensor) -> float:

@@ -29,7 +29,7 @@ from probpose.data.poseset import PoseSet, SequenceInfo
 from probpose.data.prepare import PreparedData, prepare_data
 from probpose.data.retarget import MAPS, Retargeted, RetargetMap, load_map, retarget
 from probpose.data.sequences import resample, trim
-from probpose.data.splits import SPLIT_NAMES, Split, parse_fractions, split_poses
+from probpose.data.splits import SPLIT_NAMES, Split, parse_fractions, split_poses, split_unit
 from probpose.data.store import LAYOUT_VERSION, StoreInfo, StoreWriter, read_info, read_split, write_store
 from probpose.data.stream import StoreSplit
 from probpose.data.tree import TreeImport, import_tree
@@ -90,6 +90,7 @@ __all__ = [
     "Split",
     "parse_fractions",
     "split_poses",
+    "split_unit",
     "LAYOUT_VERSION",
     "StoreInfo",
     "read_info",

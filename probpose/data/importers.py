@@ -370,7 +370,7 @@ def axis_angle_to_pasyn(poses: torch.Tensor) -> torch.Tensor:
     return rotations.matrix_to_euler(rotations.axis_angle_to_matrix(poses.double()), PASYN_EULER_ORDER, degrees=True)
 
 
-def _from_mocap(mocap: Mocap, path: Path, fps: float | None, retarget_map: str | Path | None) -> PoseSet:
+def _from_mocap(mocap: Mocap, path: Path, retarget_map: str | Path | None) -> PoseSet:
     """A retargeted :class:`~probpose.data.mocap.Mocap` as a SMPL-X :class:`PoseSet`."""
     result = retarget(mocap, retarget_map)
     notes = list(mocap.notes) + [f"retargeted to SMPL-X with the {result.map.name!r} map (probpose.data.retarget)"]
@@ -395,14 +395,14 @@ def load_amc(path: str | Path, fps: float | None = None, retarget_map: str | Pat
     (:func:`~probpose.data.mocap.find_asf`); ``fps``: the frame rate (default 120, CMU's).
     ``retarget_map``: a built-in map's name or a YAML file (default: the best fitting built-in)."""
     p = _existing(path)
-    return _from_mocap(read_amc(p, fps=fps), p, fps, retarget_map)
+    return _from_mocap(read_amc(p, fps=fps), p, retarget_map)
 
 
 def load_bvh(path: str | Path, fps: float | None = None, retarget_map: str | Path | None = None) -> PoseSet:
     """BVH -> SMPL-X :class:`PoseSet`; the frame rate is the file's ``Frame Time`` unless ``fps``
     is given. ``retarget_map`` as for :func:`load_amc`."""
     p = _existing(path)
-    return _from_mocap(read_bvh(p, fps=fps), p, fps, retarget_map)
+    return _from_mocap(read_bvh(p, fps=fps), p, retarget_map)
 
 
 POSES_VERSION = 1

@@ -9,8 +9,8 @@ from pathlib import Path
 import torch
 
 from probpose.data.bundled import bundled as bundled_files
-from probpose.data.importers import MOCAP_FORMATS, import_recording
-from probpose.data.splits import split_poses
+from probpose.data.importers import import_recording
+from probpose.data.splits import split_poses, split_unit
 from probpose.data.store import read_info, read_split, write_store
 from probpose.data.stream import StoreSplit
 from probpose.errors import DataError
@@ -73,8 +73,7 @@ def prepare_data(
             )  # fmt: skip
     else:
         poses, notes = import_recording(bundled_files(bundled), joints=joints)
-        by = "sequence" if all(s["format"] in MOCAP_FORMATS for s in poses.sources) else "segment"
-        parts = split_poses(poses, split, seed, segment_seconds, guard_seconds, by=by)
+        parts = split_poses(poses, split, seed, segment_seconds, guard_seconds, by=split_unit(poses))
         store = write_store(Path(workdir) / "data.h5", poses, parts)
         info = read_info(store)
     if streaming is None:

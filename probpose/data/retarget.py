@@ -318,8 +318,9 @@ def retarget(
     for j, (kind, _) in ends.items():
         if kind == "fixed":
             rest_src[j] = w.T @ d_x[j]
-    glob = np.einsum("ij,tbjk,lk->tbil", w, mocap.global_rotations(), w)
-    heads, tails = mocap.positions()
+    source_glob = mocap.global_rotations()  # once: the posed positions need them too
+    glob = np.einsum("ij,tbjk,lk->tbil", w, source_glob, w)
+    heads, tails = mocap.positions(source_glob)
     fixed = {j: glob[:, b] @ d_x[j] for j, (kind, b) in ends.items() if kind == "fixed"}
     moved = _directions(heads, tails, chains, ends)
     posed = {j: _unit(moved[j] @ w.T) if j in moved else _unit(fixed[j]) for j in chains}

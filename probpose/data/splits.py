@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from probpose.data.importers import MOCAP_FORMATS
 from probpose.data.poseset import PoseSet
 from probpose.errors import ConfigError, short_repr
 
@@ -58,6 +59,12 @@ def parse_fractions(spec: str | Sequence[float]) -> tuple[float, float, float]:
 
 def _digest(seed: int, identity: bytes) -> bytes:
     return hashlib.sha256(str(seed).encode() + b"\0" + identity).digest()
+
+
+def split_unit(poses: PoseSet) -> str:
+    """The default split unit of a pose set: ``"sequence"`` (whole trials) for motion capture in
+    another skeleton (every source ASF/AMC or BVH), ``"segment"`` otherwise."""
+    return "sequence" if poses.sources and all(s["format"] in MOCAP_FORMATS for s in poses.sources) else "segment"
 
 
 def split_poses(

@@ -21,10 +21,10 @@ from probpose.errors import DataError
 from probpose.fitting.body import Body, RigBody, SkeletonBody
 from probpose.fitting.infer import FitResult
 from probpose.fitting.observations import Joints3D, Observation, project
-from probpose.plots import StickFigure, stick_sheet
+from probpose.plots import StickFigure, spread_frames, stick_sheet
 from probpose.skeleton import get_skeleton
 
-__all__ = ["make_body", "pose_sheet", "fit_sheet", "sheet_frames"]
+__all__ = ["make_body", "pose_sheet", "fit_sheet"]
 
 
 def make_body(skeleton: str, joint_names: Sequence[str], rest: str | Path | None = None) -> Body:
@@ -42,16 +42,11 @@ def make_body(skeleton: str, joint_names: Sequence[str], rest: str | Path | None
     return SkeletonBody(base, joints, joint_names)
 
 
-def sheet_frames(n: int, most: int = 24) -> list[int]:
-    """At most ``most`` frame indices spread evenly over ``n`` frames."""
-    return sorted(set(np.linspace(0, n - 1, min(n, most)).round().astype(int).tolist()))
-
-
 @torch.no_grad()
 def pose_sheet(body: Body, poses: Tensor, path: str | Path, title: str = "", most: int = 24) -> Path:
     """Draw at most ``most`` of ``poses`` ``(N, J, 3)`` (radians, the body's joints) as stick
     figures, front view, no global rotation. Returns ``path``."""
-    frames = sheet_frames(len(poses), most)
+    frames = spread_frames(len(poses), most)
     x = poses[frames].double()
     zeros = torch.zeros(len(frames), 3, dtype=torch.float64)
     pts = body.points(x, zeros, zeros).numpy()
@@ -66,7 +61,7 @@ def fit_sheet(
     """Fitted poses over their observations, at most ``most`` frames. Returns ``path``."""
     names = obs.names if obs.names is not None else body.point_names
     index = [body.point_names.index(n) for n in names]
-    frames = sheet_frames(obs.num_frames, most)
+    frames = spread_frames(obs.num_frames, most)
     f = torch.tensor(frames)
     pts = body.points(result.pose[f].double(), result.orient[f].double(), result.transl[f].double())
     if isinstance(obs, Joints3D):

@@ -27,6 +27,7 @@ from probpose.data.importers import axis_angle_to_pasyn, load_pasyn, pasyn_to_ax
 from probpose.data.npz import read_npy
 from probpose.errors import CheckpointError, DataError, ProbposeError
 from probpose.files import atomic_folder, check_output_folder
+from probpose.plots import spread_frames
 from probpose.progress import Progress
 from probpose.rotations import canonical_axis_angle, matrix_to_axis_angle
 from probpose.synthesis.animation import SceneOptions, animate
@@ -199,7 +200,7 @@ def synthesize(
     with atomic_folder(out, overwrite=overwrite) as tmp:
         (tmp / "frames").mkdir()
         names = [f"frames/{i:06d}.png" for i in range(n)]
-        preview_at = sorted(set(np.linspace(0, n - 1, min(n, 12)).round().astype(int).tolist()))
+        preview_at = spread_frames(n, 12)
         kp2d = torch.empty(n, len(rig.keypoints), 3, dtype=torch.float64)
         kp3d = torch.empty(n, len(rig.keypoints), 3, dtype=torch.float64)
         boxes = np.zeros((n, 4), dtype=np.int64)
