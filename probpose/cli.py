@@ -273,10 +273,22 @@ def _cmd_train(args: argparse.Namespace) -> int:
     """Fit a model from a YAML config, write checkpoint.pt, config.yaml, metrics.json and
     TensorBoard events to <output.dir>/<name> (a new <name>-2, ... if that already holds a run;
     --resume continues it), and print validation and test metrics."""
+    from probpose.parallel import from_environment, shutdown
     from probpose.training import load_config, run_experiment
 
     cfg = load_config(args.config, args.override)
-    summary = run_experiment(cfg, resume=args.resume)
+    group = from_environment(cfg.training.device)  # torchrun's processes, or this one alone
+    if not group.is_main:
+        _configure_output(False, True)  # process 0 reports
+        logging.getLogger().setLevel(logging.ERROR)
+    try:
+        summary = run_experiment(cfg, resume=args.resume, group=group)
+    finally:
+        shutdown()
+    if not group.is_main:
+        return 0
+    if group.distributed:
+        print(f"trained by {group.world_size} processes (global batch {cfg.training.batch_size})")
     for note in summary.notes:
         print(f"note: {note}")
     r = summary.train

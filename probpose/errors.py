@@ -14,6 +14,7 @@ __all__ = [
     "SelectionError",
     "TrainingError",
     "ConstantDimensionError",
+    "DistributedError",
     "short_repr",
 ]
 
@@ -48,6 +49,11 @@ class SelectionError(ProbposeError, KeyError):
 
 class TrainingError(ProbposeError, RuntimeError):
     """Training cannot go on (for example the loss became NaN); the message says what to change."""
+
+
+class DistributedError(ProbposeError, RuntimeError):
+    """The processes of a distributed fit cannot go on together: one stopped, was killed, timed out,
+    or was started with other arguments or data. The message names this process."""
 
 
 class ConstantDimensionError(ProbposeError, ValueError):

@@ -292,3 +292,31 @@ def test_closed_form_moments_where_they_exist():
     assert torch.allclose(gmm.variance.flatten(-2), mix.variance, atol=1e-12)
     with pytest.raises(NotImplementedError, match="no closed form"):
         gmm.entropy()
+
+
+@pytest.mark.parametrize("prior", PRIORS, ids=IDS)
+def test_torch_func_transforms_of_log_prob(prior):
+    """``torch.func`` on ``log_prob``: ``vmap`` over values equals the batched call; ``grad`` and
+    ``jacrev`` equal autograd's gradient; ``hessian`` (forward over reverse) equals autograd's
+    double backward -- splines included, with no switch (docs/architecture.md, "Distribution API")."""
+    d, _ = prior.make(prior.batch_shape)
+    x = d.sample((3,)).detach()
+    torch.testing.assert_close(torch.func.vmap(d.log_prob)(x), d.log_prob(x), rtol=1e-10, atol=1e-10)
+
+    def total(v):
+        return d.log_prob(v).sum()
+
+    v = x[0]
+    w = v.clone().requires_grad_()
+    (g_auto,) = torch.autograd.grad(total(w), w)
+    torch.testing.assert_close(torch.func.grad(total)(v), g_auto, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(torch.func.jacrev(total)(v), g_auto, rtol=1e-9, atol=1e-9)
+    flat = v.reshape(-1)[: min(v.numel(), 12)]  # the Hessian in the first (up to) 12 coordinates
+
+    def part(u):
+        return total(torch.cat([u, v.reshape(-1)[len(u) :]]).reshape(v.shape))
+
+    h_func = torch.func.hessian(part)(flat)
+    h_auto = torch.autograd.functional.hessian(part, flat)
+    torch.testing.assert_close(h_func, h_auto, rtol=1e-7, atol=1e-7 * (1 + h_auto.abs().max().item()))
+    assert h_auto.abs().max() > 0

@@ -11,7 +11,7 @@ ROOT = Path(probpose.__file__).parent
 # Lowest first. A module may import its own layer's package or any lower layer. Layer 0 is the
 # foundation (no probpose imports above it); its modules may import each other.
 LAYERS = [
-    {"probpose", "errors", "files", "options", "plots", "progress", "skeleton", "rotations"},
+    {"probpose", "errors", "files", "options", "parallel", "plots", "progress", "skeleton", "rotations"},
     {"data"},
     {"flows"},
     {"distributions"},

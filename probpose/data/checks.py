@@ -15,14 +15,17 @@ import numpy as np
 import torch
 
 from probpose.errors import ConstantDimensionError
+from probpose.parallel import SINGLE, Group
 from probpose.skeleton import SELECTIONS
 
 __all__ = ["column_std", "check_not_constant", "StaticJoint", "static_joints", "selection_without"]
 
 
-def column_std(chunks: Iterable[torch.Tensor]) -> tuple[int, torch.Tensor]:
+def column_std(chunks: Iterable[torch.Tensor], group: Group = SINGLE) -> tuple[int, torch.Tensor]:
     """Count and per-column standard deviation ``(J, 3)`` of poses given chunk by chunk (float64,
-    shifted by the first pose so a large mean does not cancel the variance)."""
+    shifted by the first pose so a large mean does not cancel the variance). With a distributed
+    ``group`` each process gives its own rows (at least one) and all get the statistics of the union
+    (per-process moments combined exactly, as in Chan et al.'s parallel variance)."""
     n, s1, s2, shift = 0, 0.0, 0.0, None
     for c in chunks:
         x = c.double()
@@ -31,6 +34,15 @@ def column_std(chunks: Iterable[torch.Tensor]) -> tuple[int, torch.Tensor]:
         if len(x):
             x = x - shift
             n, s1, s2 = n + len(x), s1 + x.sum(0), s2 + (x * x).sum(0)
+    if group.distributed:
+        if n == 0:
+            raise ConstantDimensionError(f"process {group.rank} of {group.world_size} holds no poses")
+        local_mean = s1 / n
+        m2 = s2 - n * local_mean * local_mean  # centred sum of squares of this process's rows
+        total = int(group.total(n))
+        mean = group.sum(n * (local_mean + shift)) / total
+        m2 = group.sum(m2 + n * (local_mean + shift - mean) ** 2)
+        return total, (m2 / (total - 1)).clamp_min(0).sqrt()
     if n < 2:
         return n, torch.zeros(0)
     mean = s1 / n
@@ -38,14 +50,17 @@ def column_std(chunks: Iterable[torch.Tensor]) -> tuple[int, torch.Tensor]:
 
 
 def check_not_constant(
-    poses: torch.Tensor | np.ndarray | Iterable[torch.Tensor], joint_names: Sequence[str], tol: float = 1e-6
+    poses: torch.Tensor | np.ndarray | Iterable[torch.Tensor],
+    joint_names: Sequence[str],
+    tol: float = 1e-6,
+    group: Group = SINGLE,
 ) -> None:
     """Refuse poses ``(N, J, 3)`` (or chunks of them) in which a joint's axis-angle component has
     standard deviation below ``tol`` radians (for example SMPL-X jaw and eyes, all zero in common
     data): fitting a density to such data drives it to infinity. Raises
-    :class:`ConstantDimensionError` naming them."""
+    :class:`ConstantDimensionError` naming them. ``group``: see :func:`column_std`."""
     chunks = [torch.as_tensor(poses)] if isinstance(poses, (torch.Tensor, np.ndarray)) else poses
-    n, std = column_std(chunks)
+    n, std = column_std(chunks, group)
     if n < 2:
         raise ConstantDimensionError(f"need at least 2 poses to fit a model, got {n}")
     bad = (std < tol).nonzero().tolist()

@@ -25,6 +25,7 @@ and that every pose read is finite; each failure is a :class:`DataError` naming 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,7 @@ __all__ = [
     "read_split",
     "check_poses",
     "read_sample",
+    "fingerprint",
 ]
 
 LAYOUT_VERSION = 2
@@ -345,6 +347,20 @@ def read_info(path: str | Path) -> StoreInfo:
     path = Path(path)
     with _open(path) as f:
         return _info(f, path)
+
+
+def fingerprint(path: str | Path) -> str:
+    """A short identity of a store's contents: its byte size, split sizes, joints, and the first and
+    last pose of every split (to tell two copies apart without reading them)."""
+    path = Path(path)
+    with _open(path) as f:
+        info = _info(f, path)
+        ends = []
+        for name, size in info.sizes.items():
+            if size:
+                dset = f[name]["poses"]
+                ends.append(np.concatenate([dset[:1], dset[size - 1 :]]).tobytes().hex())
+    return f"{path.stat().st_size} {info.sizes} {info.joints} {hashlib.sha256(''.join(ends).encode()).hexdigest()}"
 
 
 def check_poses(block: np.ndarray, path: str | Path, split: str, offset: int = 0) -> np.ndarray:

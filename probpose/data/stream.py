@@ -7,12 +7,15 @@ blocks of ``block_rows`` consecutive poses are read in a random order, ``buffer_
 shuffled together, and batches are cut from the shuffled buffer -- every pose is visited once per
 pass, memory is the buffer, and the order is fixed by the seed. Consecutive frames are near
 copies, so a buffer spanning many blocks mixes sequences well.
+
+:meth:`StoreSplit.shard` gives one process of a distributed fit its own contiguous rows: it reads,
+shuffles and batches those alone.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import h5py
@@ -28,19 +31,33 @@ __all__ = ["StoreSplit"]
 
 @dataclass
 class StoreSplit:
-    """One split of a store, read lazily. ``len`` poses of ``skeleton``'s joints."""
+    """One split of a store, read lazily. ``len`` poses of ``skeleton``'s joints; ``start`` and
+    ``stop`` (``None``: the whole split) restrict it to rows ``[start, stop)``."""
 
     path: Path
     split: str
+    start: int = 0
+    stop: int | None = None
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)
         self.info: StoreInfo = read_info(self.path)
         if self.split not in self.info.sizes:
             raise DataError(str(self.path), None, f"unknown split {self.split!r}; one of {', '.join(self.info.sizes)}")
+        size = self.info.sizes[self.split]
+        self.stop = size if self.stop is None else self.stop
+        if not 0 <= self.start <= self.stop <= size:
+            where = f"{self.split}/poses"
+            raise DataError(str(self.path), where, f"rows [{self.start}, {self.stop}) outside 0..{size}")
 
     def __len__(self) -> int:
-        return self.info.sizes[self.split]
+        return self.stop - self.start
+
+    def shard(self, rank: int, world_size: int) -> StoreSplit:
+        """Process ``rank``'s contiguous share of these rows (shares follow rank order and differ by
+        at most one row)."""
+        n = len(self)
+        return replace(self, start=self.start + n * rank // world_size, stop=self.start + n * (rank + 1) // world_size)
 
     @property
     def skeleton(self):  # noqa: ANN201 - a Skeleton
@@ -51,16 +68,23 @@ class StoreSplit:
         return (len(self), self.info.skeleton.num_joints, 3)
 
     def chunks(self, rows: int = 65536) -> Iterator[Tensor]:
-        """The split in order, ``rows`` poses at a time, as float32 tensors ``(n, J, 3)`` (checked finite)."""
+        """These rows in order, ``rows`` poses at a time, as float32 tensors ``(n, J, 3)`` (checked finite)."""
         with h5py.File(self.path, "r") as f:
             dset = f[self.split]["poses"]
-            for start in range(0, len(dset), rows):
-                block = check_poses(dset[start : start + rows], self.path, self.split, start)
+            for start in range(self.start, self.stop, rows):
+                block = check_poses(dset[start : min(start + rows, self.stop)], self.path, self.split, start)
                 yield torch.from_numpy(block)
 
     def sample(self, n: int) -> Tensor:
-        """At most ``n`` poses, evenly spaced over the split (for initialisation and validation)."""
-        return torch.from_numpy(read_sample(self.path, self.split, n))
+        """At most ``n`` poses, evenly spaced over these rows (for initialisation and validation)."""
+        if (self.start, self.stop) == (0, self.info.sizes[self.split]):
+            return torch.from_numpy(read_sample(self.path, self.split, n))
+        step = max(1, -(-len(self) // n)) if n else 1
+        parts, k = [], 0
+        for c in self.chunks():
+            parts.append(c[(-k) % step :: step])
+            k += len(c)
+        return torch.cat(parts) if parts else torch.zeros((0, *self.shape[1:]))
 
     def load(self) -> Tensor:
         """The whole split in memory ``(N, J, 3)``."""
@@ -77,6 +101,7 @@ class StoreSplit:
         n = len(self)
         if n == 0:
             raise DataError(str(self.path), f"{self.split}/poses", "is empty: nothing to train on")
+        lo = self.start
         rng = np.random.default_rng(seed)
         per_buffer = max(1, buffer_rows // block_rows)
         with h5py.File(self.path, "r", rdcc_nbytes=64 * 2**20) as f:
@@ -86,8 +111,8 @@ class StoreSplit:
                 blocks = rng.permutation(-(-n // block_rows))
                 for g in range(0, len(blocks), per_buffer):
                     # read the buffer's blocks in file order (sequential chunk access), then shuffle
-                    starts = np.sort(blocks[g : g + per_buffer]) * block_rows
-                    buf = np.concatenate([carry, *(dset[s : s + block_rows] for s in starts)])
+                    starts = lo + np.sort(blocks[g : g + per_buffer]) * block_rows
+                    buf = np.concatenate([carry, *(dset[s : min(s + block_rows, self.stop)] for s in starts)])
                     check_poses(buf, self.path, self.split)
                     buf = buf[rng.permutation(len(buf))]
                     usable = len(buf) - len(buf) % batch_size

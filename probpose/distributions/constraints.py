@@ -1,7 +1,12 @@
 """Constraints of the pose priors: finite axis-angle poses, the axis-angle ball, rotation matrices.
 
 torch's ``constraints.real`` admits +-inf; a pose with an infinite angle is no pose, so the priors'
-support is :data:`pose_space` (finite values, event ``(J, 3)``)."""
+support is :data:`pose_space` (finite values, event ``(J, 3)``).
+
+Each support that inference may need to leave has a registered bijection from unconstrained
+reals (``biject_to``/``transform_to``), so Pyro's autoguides and NUTS take a site with that support
+as a latent: the identity for :data:`finite`, and :class:`BallTransform` (radial, algebraic)
+onto the open axis-angle ball."""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ from pyro.distributions import constraints
 from torch import Tensor
 from torch.distributions import biject_to, transform_to
 
-__all__ = ["finite", "pose_space", "axis_angle_ball", "rotation_matrix"]
+__all__ = ["finite", "pose_space", "axis_angle_ball", "rotation_matrix", "BallTransform"]
 
 
 class _Finite(constraints.Constraint):
@@ -57,6 +62,37 @@ class _RotationMatrix(constraints.Constraint):
         return "RotationMatrix()"
 
 
+class BallTransform(torch.distributions.Transform):
+    """``R^3 -> `` the open ball of radius ``pi``: ``y = pi u / sqrt(1 + |u|^2)`` (event ``(..., 3)``).
+
+    A radial map ``r -> f(r)`` has ``log |det J| = log f'(r) + 2 log(f(r) / r)``; here
+    ``f(r) / r = pi (1 + r^2)^(-1/2)`` and ``f'(r) = pi (1 + r^2)^(-3/2)``, so
+    ``log |det J| = 3 log pi - 5/2 log(1 + r^2)``. The boundary is approached algebraically, not
+    exponentially (as ``tanh`` would), so gradients far out in ``u`` stay usable for NUTS."""
+
+    domain = constraints.independent(constraints.real, 1)
+    codomain: constraints.Constraint
+    bijective = True
+    sign = +1
+
+    def __init__(self, cache_size: int = 0) -> None:
+        super().__init__(cache_size=cache_size)
+        self.codomain = _AxisAngleBall()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, BallTransform)
+
+    def _call(self, u: Tensor) -> Tensor:
+        return math.pi * u * torch.rsqrt(1 + u.square().sum(-1, keepdim=True))
+
+    def _inverse(self, y: Tensor) -> Tensor:
+        s2 = (y.square().sum(-1, keepdim=True) / math.pi**2).clamp(max=1 - torch.finfo(y.dtype).eps)
+        return y * torch.rsqrt(1 - s2) / math.pi
+
+    def log_abs_det_jacobian(self, u: Tensor, y: Tensor) -> Tensor:
+        return 3 * math.log(math.pi) - 2.5 * torch.log1p(u.square().sum(-1))
+
+
 finite = _Finite()
 """Finite real numbers."""
 
@@ -66,6 +102,12 @@ finite = _Finite()
 def _finite_transform(constraint: constraints.Constraint) -> torch.distributions.Transform:
     # R is the support's interior: inference (autoguides, NUTS) works on unconstrained reals
     return torch.distributions.transforms.identity_transform
+
+@biject_to.register(_AxisAngleBall)
+@transform_to.register(_AxisAngleBall)
+def _ball_transform(constraint: constraints.Constraint) -> torch.distributions.Transform:
+    return BallTransform()
+
 
 pose_space = constraints.independent(finite, 2)
 """The support of every pose prior: finite ``(J, 3)`` axis-angle poses (R^(3J))."""

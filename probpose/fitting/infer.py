@@ -401,17 +401,15 @@ def laplace(fit: PoseFit, values: dict[str, Tensor], step: float = 1e-4, min_pre
 
     Without the smoothness factor the log joint is a sum over frames, so the Hessian is exactly
     block-diagonal and one batched Hessian-vector product per coordinate gives all frames' blocks.
-    ``method="autograd"``: double backward, with splines on torch's autograd
-    (:func:`probpose.flows.spline.twice_differentiable`; the fused spline backward is first-order
-    only); ``"differences"``: central differences of gradients (``step`` in the latent's units),
-    which across the kinks of ReLU conditioners are noise, so only for smooth models. Eigenvalues
+    ``method="autograd"``: double backward (exact through splines too: their fused backward
+    re-derives itself with autograd when recorded, ``probpose/flows/spline.py``); ``"differences"``:
+    central differences of gradients (``step`` in the latent's units), which across the kinks of
+    ReLU conditioners are noise, so only for smooth models. Eigenvalues
     are taken by absolute value and floored at ``min_precision``: flat directions (a joint neither
     the prior nor the data constrain) get a wide but finite spread, and a point that is not a
     strict minimum gets the local curvature's magnitude (both are logged). With ``smooth > 0``
     the smoothness factor's curvature is left out (its terms cancel in the batched products; the
     guide is per frame)."""
-    from probpose.flows.spline import twice_differentiable
-
     base = _flat(values)
     n, d = base.shape
 
@@ -422,10 +420,9 @@ def laplace(fit: PoseFit, values: dict[str, Tensor], step: float = 1e-4, min_pre
         return g
 
     if method == "autograd":
-        with twice_differentiable():
-            x = base.clone().requires_grad_(True)
-            g = grad(x, create_graph=True)
-            hess = torch.stack([torch.autograd.grad(g[:, i].sum(), x, retain_graph=True)[0] for i in range(d)], -2)
+        x = base.clone().requires_grad_(True)
+        g = grad(x, create_graph=True)
+        hess = torch.stack([torch.autograd.grad(g[:, i].sum(), x, retain_graph=True)[0] for i in range(d)], -2)
     elif method == "differences":
         cols = []
         for i in range(d):

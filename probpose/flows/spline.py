@@ -11,25 +11,28 @@ faster for a training step.
 Beyond ``[-B, B]`` the spline is the identity, so a spline coupling moves any input by at most
 ``2B``: a flow of such couplings and linear layers has a log-density whose negative grows
 quadratically away from the data, like a Gaussian's.
+
+Derivatives: the forward direction runs :class:`_RQSplineForward`, a hand-written first-order
+backward (fast training). When a gradient is itself differentiated (``create_graph=True``:
+Hessians, double backward) that backward re-derives the gradient with torch's autograd, so second
+derivatives are exact; inside ``torch.func`` transforms (``vmap``, ``grad``, ``jacrev``,
+``jacfwd``, ``hessian``) the spline is computed with plain tensor operations, which every transform
+understands. Nothing is switched globally.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
-from collections.abc import Iterator
 
 import normflows as nf
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
 from probpose.flows.mlp import MLP
 
-__all__ = ["DEFAULT_MIN_BIN_WIDTH", "DEFAULT_MIN_BIN_HEIGHT", "DEFAULT_MIN_DERIVATIVE", "rq_spline", "RQSCoupling",
-           "twice_differentiable"]
+__all__ = ["DEFAULT_MIN_BIN_WIDTH", "DEFAULT_MIN_BIN_HEIGHT", "DEFAULT_MIN_DERIVATIVE", "rq_spline", "RQSCoupling"]
 
 DEFAULT_MIN_BIN_WIDTH = 1e-3
 DEFAULT_MIN_BIN_HEIGHT = 1e-3
@@ -90,7 +93,8 @@ def rq_spline_packed(
     layouts, which need no transposition); the other dimensions match ``inputs``.
 
     The forward direction (the density's, the one training uses) runs :class:`_RQSplineForward`,
-    with a fused analytic backward; the inverse direction uses torch's autograd."""
+    with a fused analytic backward (see the module docstring for second derivatives and
+    ``torch.func``); the inverse direction uses torch's autograd."""
     params = params.movedim(param_dim, -2) if param_dim != -2 else params
     k = (params.shape[-2] + 1) // 3
     if params.shape[-2] != 3 * k - 1 or k < 2:
@@ -99,30 +103,12 @@ def rq_spline_packed(
         raise ValueError("minimal bin width or height too large for the number of bins")
     if inputs.dim() == 0:
         inputs, params = inputs[None], params[..., None]
-    if inverse or min_bin_width != min_bin_height or not _FUSED:
+    if inverse or min_bin_width != min_bin_height or torch._C._are_functorch_transforms_active():
         w, h, d = params.movedim(-2, -1).split([k, k, k - 1], dim=-1)
         return _rq_spline_autograd(inputs, w, h, d, inverse, tail_bound, min_bin_width, min_bin_height, min_derivative)
     shape = torch.broadcast_shapes(inputs.shape, params.shape[:-2] + params.shape[-1:])
     params = params.expand(shape[:-1] + params.shape[-2:-1] + shape[-1:])
     return _RQSplineForward.apply(inputs.expand(shape), params, float(tail_bound), min_bin_width, min_derivative)
-
-
-_FUSED = True
-
-
-@contextlib.contextmanager
-def twice_differentiable() -> Iterator[None]:
-    """Within this context splines run on torch's autograd instead of the fused backward of
-    :class:`_RQSplineForward`, so second derivatives (Hessians, double backward) are exact. The
-    fused backward is first-order only, and a second derivative through it is silently missing
-    its terms whenever the incoming gradients are constants (``once_differentiable`` raises only
-    when they require grad): use this for anything that differentiates twice."""
-    global _FUSED
-    previous, _FUSED = _FUSED, False
-    try:
-        yield
-    finally:
-        _FUSED = previous
 
 
 @functools.lru_cache(maxsize=32)
@@ -147,7 +133,11 @@ class _RQSplineForward(torch.autograd.Function):
     back through the cumulative sums and softmaxes with masks: a few dozen tensor operations
     instead of autograd's graph of about a hundred, mostly in place, and the tails' bookkeeping is
     skipped when no input lies beyond the bound. Checked against autograd with ``gradcheck``.
-    Widths and heights share one minimal size."""
+    Widths and heights share one minimal size.
+
+    When the backward is itself recorded (``create_graph=True``), it recomputes the spline from the
+    saved inputs with torch's autograd and returns that gradient, whose graph gives exact second
+    derivatives; the closed form above serves first-order backward passes only."""
 
     @staticmethod
     def forward(ctx, x, params, bound, min_size, min_d):  # noqa: D102
@@ -192,14 +182,16 @@ class _RQSplineForward(torch.autograd.Function):
         if tails:
             y = torch.where(inside, y, x)
             logdet = torch.where(inside, logdet, torch.zeros_like(x))
-        ctx.save_for_backward(inside, idx, p, ud, w, h, s, theta, d0, d1, den, num, a)
+        ctx.save_for_backward(x, params, inside, idx, p, ud, w, h, s, theta, d0, d1, den, num, a)
         ctx.bound, ctx.k, ctx.scale, ctx.tails = bound, k, 1 - min_size * k, tails
+        ctx.min_size, ctx.min_d = min_size, min_d
         return y, logdet
 
     @staticmethod
-    @once_differentiable  # the saved intermediates carry no graph (see twice_differentiable)
     def backward(ctx, gy, gl):  # noqa: D102
-        inside, idx, p, ud, w, h, s, theta, d0, d1, den, num, a = ctx.saved_tensors
+        x, params, inside, idx, p, ud, w, h, s, theta, d0, d1, den, num, a = ctx.saved_tensors
+        if torch.is_grad_enabled():  # this backward is being recorded: a second derivative follows
+            return (*_recorded_vjp(ctx, x, params, gy, gl), None, None, None)
         bound, k = ctx.bound, ctx.k
         t = theta * (1 - theta)
         dt = 1 - 2 * theta
@@ -246,6 +238,25 @@ class _RQSplineForward(torch.autograd.Function):
         g_ud = torch.where(interior == idx, g_d0.unsqueeze(-2), torch.where(interior == idx + 1, g_d1.unsqueeze(-2), 0))
         torch.mul(torch.sigmoid(ud), g_ud, out=g_params[..., 2 * k :, :])
         return g_x, g_params, None, None, None
+
+
+def _recorded_vjp(ctx, x: Tensor, params: Tensor, gy: Tensor, gl: Tensor) -> tuple[Tensor | None, Tensor | None]:
+    """The vector-Jacobian product of :class:`_RQSplineForward` with its own graph: the spline
+    recomputed from the saved inputs with torch's autograd (the same function to rounding)."""
+    need_x, need_params = ctx.needs_input_grad[:2]
+    xs = x if x.requires_grad else x.detach().requires_grad_(need_x)
+    ps = params if params.requires_grad else params.detach().requires_grad_(need_params)
+    wanted = [t for t, need in ((xs, need_x), (ps, need_params)) if need]
+    if not wanted:
+        return None, None
+    k = ctx.k
+    with torch.enable_grad():
+        w, h, d = ps.movedim(-2, -1).split([k, k, k - 1], dim=-1)
+        y, ld = _rq_spline_autograd(xs, w, h, d, False, ctx.bound, ctx.min_size, ctx.min_size, ctx.min_d)
+        grads = iter(torch.autograd.grad((y, ld), wanted, (gy, gl), create_graph=True, allow_unused=True))
+    gx = next(grads) if need_x else None
+    gp = next(grads) if need_params else None
+    return gx, gp
 
 
 def _rq_spline_autograd(

@@ -19,6 +19,8 @@ from pyro.distributions import TorchDistribution
 from torch import Tensor, nn
 
 from probpose.distributions import JointFlowPrior, JointGaussianPrior
+from probpose.models.chunks import Chunks
+from probpose.parallel import SINGLE, Group
 from probpose.skeleton import Skeleton
 
 __all__ = ["TrainerHooks", "PoseModel", "PriorModel", "LatentPoseModel"]
@@ -36,7 +38,7 @@ class TrainerHooks(Protocol):
 
     def validation_log_prob(self, poses: Tensor) -> Tensor: ...
 
-    def fit_closed_form(self, train_poses: Tensor) -> None: ...
+    def fit_closed_form(self, train_poses: Tensor | Chunks, group: Group = SINGLE) -> None: ...
 
 
 class PoseModel(nn.Module, metaclass=abc.ABCMeta):
@@ -113,7 +115,10 @@ class PoseModel(nn.Module, metaclass=abc.ABCMeta):
         """What the trainer validates with: ``log_prob`` unless a cheaper bound serves (VAEs)."""
         return self.log_prob(poses)
 
-    def fit_closed_form(self, train_poses: Tensor) -> None:
+    def fit_closed_form(self, train_poses: Tensor | Chunks, group: Group = SINGLE) -> None:
+        """Fit exactly (where ``has_closed_form``) from poses ``(N, J, 3)`` or a chunk source. With a
+        distributed ``group`` each process passes its own rows, in rank order, and every process ends
+        with the fit of their union."""
         raise NotImplementedError(f"{type(self).__name__} has no closed-form fit")
 
     def joint_log_prob(self, poses: Tensor) -> Tensor | None:

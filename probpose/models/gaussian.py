@@ -13,6 +13,7 @@ from probpose.distributions import JointGaussianPrior
 from probpose.models.base import PriorModel
 from probpose.models.chunks import Chunks, as_chunks
 from probpose.options import option
+from probpose.parallel import SINGLE, Group
 from probpose.skeleton import Skeleton
 
 __all__ = ["GaussianOptions", "JointGaussianModel"]
@@ -63,15 +64,18 @@ class JointGaussianModel(PriorModel):
         return JointGaussianPrior(self.loc, self.scale_tril())
 
     @torch.no_grad()
-    def fit_closed_form(self, train_poses: Tensor | Chunks) -> None:
+    def fit_closed_form(self, train_poses: Tensor | Chunks, group: Group = SINGLE) -> None:
         """Maximum likelihood: per-joint sample mean and covariance (divided by N), from chunked
-        sufficient statistics in float64 (poses ``(N, J, 3)`` or a chunk source)."""
-        n, s1, s2 = 0, 0.0, 0.0
+        sufficient statistics in float64 (poses ``(N, J, 3)`` or a chunk source), summed over
+        ``group``'s processes."""
+        j, f64 = self.num_joints, {"dtype": torch.float64, "device": self.loc.device}
+        n, s1, s2 = 0, torch.zeros(j, 3, **f64), torch.zeros(j, 3, 3, **f64)
         for c in as_chunks(train_poses)():
-            x = c.double()
-            if x.dim() != 3 or x.shape[1:] != (self.num_joints, 3):
-                raise ValueError(f"expected (N, {self.num_joints}, 3) poses, got {tuple(x.shape)}")
+            x = c.to(**f64)
+            if x.dim() != 3 or x.shape[1:] != (j, 3):
+                raise ValueError(f"expected (N, {j}, 3) poses, got {tuple(x.shape)}")
             n, s1, s2 = n + len(x), s1 + x.sum(0), s2 + torch.einsum("nja,njb->jab", x, x)
+        n, s1, s2 = int(group.total(n)), group.sum(s1), group.sum(s2)
         mean = s1 / n
         cov = s2 / n - mean[:, :, None] * mean[:, None, :]
         if self.offdiag is None:

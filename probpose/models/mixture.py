@@ -23,6 +23,7 @@ from probpose.flows import floored_covariance
 from probpose.models.base import PriorModel
 from probpose.models.chunks import Chunks, as_chunks
 from probpose.options import option
+from probpose.parallel import SINGLE, Group
 from probpose.skeleton import Skeleton
 
 __all__ = ["FullGaussianOptions", "FullGaussianModel", "GMMOptions", "GMMModel", "fit_gmm"]
@@ -51,6 +52,7 @@ def fit_gmm(
     tol: float = 1e-6,
     kmeans_iter: int = 10,
     generator: torch.Generator | None = None,
+    group: Group = SINGLE,
 ) -> tuple[Tensor, Tensor, Tensor, list[float]]:
     """EM for a Gaussian mixture on flattened poses.
 
@@ -62,20 +64,30 @@ def fit_gmm(
             pose improves by less than this (nats).
         kmeans_iter: Lloyd iterations after the k-means++ start.
         generator: for k-means++ (the global RNG is not used).
+        group: with several processes, each passes its own rows (the processes' rows, in rank
+            order, being the data); the sums are added up across them and the k-means++ subsample
+            is the same rows as in one process, so every process returns the one-process result
+            (to float64 rounding).
 
     Returns:
         weights ``(K,)``, means ``(K, D)``, covariances ``(K, D, D)`` (float64), and the mean
         training log-likelihood per pose after the start and after each EM iteration.
     """
     gen = generator or torch.Generator().manual_seed(0)
-    n = sum(len(c) for c in chunks())
+    first, n = group.offset(sum(len(c) for c in chunks()))
     if n < components:
         raise TrainingError(f"a mixture of {components} components needs at least {components} poses, got {n}")
-    # k-means++ start on a subsample of at most 20,000 rows
+    # k-means++ start on a subsample of at most 20,000 rows: row i is kept when the i-th uniform draw
+    # (drawn in blocks of 65,536, whoever holds the row) is below `keep`
     keep = min(1.0, 20000 / n)
-    sub = torch.cat([c.double()[torch.rand(len(c), generator=gen) < keep] for c in chunks()])
+    kept = torch.cat([torch.rand(min(65536, n - b), generator=gen) < keep for b in range(0, n, 65536)])
+    mine, parts = kept[first:], []
+    for c in chunks():
+        parts.append(c.double()[mine[: len(c)].to(c.device)])
+        mine = mine[len(c) :]
+    sub = group.gather_rows(torch.cat(parts))
     if len(sub) < components:
-        sub = torch.cat([c.double() for c in chunks()])
+        sub = group.gather_rows(torch.cat([c.double() for c in chunks()]))
     centers = [sub[torch.randint(len(sub), (1,), generator=gen)].squeeze(0)]
     d2 = ((sub - centers[0]) ** 2).sum(-1)
     for _ in range(1, components):
@@ -98,8 +110,10 @@ def fit_gmm(
             s1 += onehot.T @ x
             if it == kmeans_iter:
                 s2 += _second_moments(onehot, x)
+        counts, s1 = group.sum(counts), group.sum(s1)
         filled = counts > 0
         mu = torch.where(filled[:, None], s1 / counts.clamp_min(1)[:, None], mu)
+    s2 = group.sum(s2)
     weights, means, covs = _m_step(counts, s1, s2, mu, min_variance, n)
     history: list[float] = []
     for _ in range(max_iter + 1):
@@ -117,6 +131,7 @@ def fit_gmm(
             counts += r.sum(0)
             s1 += r.T @ x
             s2 += _second_moments(r, x)
+        counts, s1, s2, total = group.sum(counts), group.sum(s1), group.sum(s2), group.total(total)
         history.append(total / n)
         if len(history) > 1 and history[-1] - history[-2] < tol:
             break
@@ -188,13 +203,15 @@ class FullGaussianModel(PriorModel):
         return FullGaussianPrior(self.loc, self.cov.scale_tril()[0])
 
     @torch.no_grad()
-    def fit_closed_form(self, train_poses: Tensor | Chunks) -> None:
+    def fit_closed_form(self, train_poses: Tensor | Chunks, group: Group = SINGLE) -> None:
         """Maximum likelihood (sample mean, covariance divided by N) with the eigenvalue floor,
-        from chunked sufficient statistics in float64."""
-        n, s1, s2 = 0, 0.0, 0.0
+        from chunked sufficient statistics in float64, summed over ``group``'s processes."""
+        d, f64 = 3 * self.num_joints, {"dtype": torch.float64, "device": self.loc.device}
+        n, s1, s2 = 0, torch.zeros(d, **f64), torch.zeros(d, d, **f64)
         for c in as_chunks(train_poses)():
-            x = c.double().flatten(1)
+            x = c.to(**f64).flatten(1)
             n, s1, s2 = n + len(x), s1 + x.sum(0), s2 + x.T @ x
+        n, s1, s2 = int(group.total(n)), group.sum(s1), group.sum(s2)
         mean = s1 / n
         cov = floored_covariance(s2 / n - torch.outer(mean, mean), self.options.min_variance)
         self.loc.copy_(mean.view(-1, 3))
@@ -239,14 +256,14 @@ class GMMModel(PriorModel):
         return GaussianMixturePrior(self.logits, self.loc, self.cov.scale_tril())
 
     @torch.no_grad()
-    def fit_closed_form(self, train_poses: Tensor | Chunks) -> None:
+    def fit_closed_form(self, train_poses: Tensor | Chunks, group: Group = SINGLE) -> None:
         """EM from a k-means++ start; the mean training log-likelihood per pose after each
-        iteration is kept in ``em_history``."""
+        iteration is kept in ``em_history``. ``group``: see :func:`fit_gmm`."""
         o = self.options
         source = as_chunks(train_poses)
         weights, means, covs, history = fit_gmm(
             lambda: (c.flatten(1) for c in source()), o.components, o.min_variance, o.max_iter, o.tol,
-            o.kmeans_iter, torch.Generator().manual_seed(o.seed),
+            o.kmeans_iter, torch.Generator().manual_seed(o.seed), group,
         )  # fmt: skip
         self.logits.copy_(weights.log())
         self.loc.copy_(means.view(o.components, -1, 3))

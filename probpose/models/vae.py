@@ -132,6 +132,36 @@ class PoseVAE(LatentPoseModel):
         return dist.Normal(torch.zeros((), dtype=p.dtype, device=p.device), 1.0).expand(shape).to_event(1)
 
     # ------------------------------------------------------------------ Pyro
+    def pose_distribution(self, z: Tensor) -> dist.TorchDistribution:
+        """``p(x | z)`` over ``(..., J, 3)`` axis-angle poses in the data frame (the mirror, when
+        set, applied as a volume-preserving transform)."""
+        lik = self.likelihood(z)
+        if not self.options.mirror:
+            return lik
+        return dist.TransformedDistribution(lik, [dist.transforms.AffineTransform(0.0, self.mirror_sign, event_dim=2)])
+
+    def generate(self, name: str = "pose", obs: Tensor | None = None) -> Tensor:
+        """The VAE as a generative Pyro model, to call inside a user's own model: samples
+        ``z ~ N(0, I)`` at site ``"{name}_z"`` (``(z_dim,)``) and the pose ``(J, 3)`` (axis-angle
+        radians) from ``p(x | z)`` at site ``name`` (observed when ``obs`` is given); returns the
+        pose. Enclosing plates set the batch shape. The weights are not registered with Pyro (a
+        trained prior stays fixed; wrap with ``pyro.module`` to learn them).
+
+        A VAE has no closed-form marginal density, so it offers this model instead of a
+        distribution: ``log_prob`` (the IWAE bound) serves evaluation, this serves inference."""
+        p = self.log_scale
+        z_prior = dist.Normal(torch.zeros((), dtype=p.dtype, device=p.device), 1.0).expand([self.options.z_dim])
+        z = pyro.sample(f"{name}_z", z_prior.to_event(1))
+        if obs is not None:
+            obs = obs.to(p.dtype)
+        return pyro.sample(name, self.pose_distribution(z), obs=obs)
+
+    def forward(self, context: Tensor | None = None) -> dist.TorchDistribution:
+        raise TypeError(
+            f"{type(self).__name__} has no closed-form density to return as a distribution: inside a Pyro model "
+            "call vae.generate(name) (a latent z and a pose drawn from the decoder); vae.log_prob gives the IWAE bound"
+        )
+
     def model(self, poses: Tensor) -> None:
         pyro.module(self.pyro_name, self)
         n = poses.shape[0]

@@ -3,6 +3,10 @@
 A run never replaces another: ``<output.dir>/<name>`` is used if it is new (or empty); if it
 already holds a run, the next free ``<name>-2``, ``<name>-3``, ... is created and the summary says
 so. ``resume=True`` continues the run in ``<output.dir>/<name>`` instead.
+
+Under ``torchrun`` (a distributed :class:`~probpose.parallel.Group`) process 0 chooses the run
+folder and imports the data; the others use the same folder and store, refuse to go on if their
+config or data differ from process 0's, and write nothing.
 """
 
 from __future__ import annotations
@@ -14,10 +18,12 @@ from pathlib import Path
 import yaml
 
 from probpose.data import PreparedData, prepare_data
+from probpose.data.store import fingerprint
 from probpose.errors import TrainingError
 from probpose.evaluation.metrics import Evaluation, evaluate
 from probpose.files import atomic_path
 from probpose.models import PoseModel, build_model
+from probpose.parallel import SINGLE, Group
 from probpose.training.config import ExperimentConfig, config_to_dict
 from probpose.training.trainer import Trainer, TrainResult
 
@@ -61,20 +67,36 @@ def _moved(base: Path, folder: Path) -> str:
     return f"{base} already holds a run; writing {folder} instead (--resume continues {base})"
 
 
-def run_experiment(cfg: ExperimentConfig, resume: bool = False) -> RunSummary:
+def run_experiment(cfg: ExperimentConfig, resume: bool = False, group: Group = SINGLE) -> RunSummary:
     """Train ``cfg``'s model on its data; write ``checkpoint.pt``, ``config.yaml`` and
-    ``metrics.json`` (and TensorBoard events) to the run folder (see :func:`run_folder`)."""
-    run_dir, moved = run_folder(cfg.output.dir, cfg.name, resume)
+    ``metrics.json`` (and TensorBoard events) to the run folder (see :func:`run_folder`).
+
+    ``group``: the processes training together (see the module docstring); the summary's ``test``
+    is ``None`` in every process but 0."""
+    as_dict = config_to_dict(cfg)
+    group.check_same("the config", yaml.safe_dump(as_dict, sort_keys=True))
+    moved = None
+    if group.is_main:
+        run_dir, moved = run_folder(cfg.output.dir, cfg.name, resume)
+    run_dir = Path(group.broadcast_text(str(run_dir) if group.is_main else None))
     notes = [moved] if moved else []
     d = cfg.data
-    data = prepare_data(
-        d.path, bundled=d.bundled, joints=d.joints, split=d.split, seed=d.split_seed,
-        segment_seconds=d.segment_seconds, guard_seconds=d.guard_seconds, workdir=run_dir, streaming=d.streaming,
-    )  # fmt: skip
+    options = {"split": d.split, "seed": d.split_seed, "segment_seconds": d.segment_seconds}
+    options.update(guard_seconds=d.guard_seconds, workdir=run_dir, streaming=d.streaming)
+    data = None
+    if group.is_main:
+        data = prepare_data(d.path, bundled=d.bundled, joints=d.joints, **options)
+    store = Path(group.broadcast_text(str(data.store) if data is not None else None))
+    if data is None:  # process 0 has read or imported it
+        data = prepare_data(store, joints=None, **options)
+    group.check_same("the data", fingerprint(data.store))
     model = build_model(cfg.model.name, data.skeleton, cfg.model.options)
-    as_dict = config_to_dict(cfg)
-    trainer = Trainer(model, cfg.training, run_dir, as_dict, cfg.output.tensorboard, cfg.output.checkpoint_every)
+    trainer = Trainer(
+        model, cfg.training, run_dir, as_dict, cfg.output.tensorboard, cfg.output.checkpoint_every, group
+    )
     result = trainer.fit(data.train, data.val, resume=run_dir / "checkpoint.pt" if resume else None)
+    if not group.is_main:
+        return RunSummary(run_dir, trainer.model, result, None, data, notes)
     test = evaluate(trainer.model, data.test) if len(data.test) else None
     with atomic_path(run_dir / "config.yaml") as tmp:
         tmp.write_text(yaml.safe_dump(as_dict, sort_keys=False))
@@ -86,6 +108,7 @@ def run_experiment(cfg: ExperimentConfig, resume: bool = False) -> RunSummary:
         "best_step": result.best_step,
         "stopped": result.stopped,
         "fit_seconds": result.seconds,
+        "processes": group.world_size,
         "val": result.val.to_dict() if result.val else None,
         "test": test.to_dict() if test else None,
         "data": str(data.store),

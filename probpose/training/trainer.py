@@ -18,6 +18,16 @@ with a message naming that file.
 
 The inner loop makes no host-device synchronisation per step: losses stay on the device and are
 read (and checked for NaN/inf) once per validation.
+
+Several processes (``torchrun``; a :class:`~probpose.parallel.Group`) fit one model together as
+DistributedDataParallel would: every process starts from process 0's weights, computes the loss
+on its part of each global batch (``batch_size / world_size`` poses), and the gradients (with the
+loss and the time-budget flag) are averaged in one all-reduce per step, so every process takes the
+same optimiser step. In-memory data: every process draws the same global batch indices as one
+process would and takes its slice of them (the same data order as one process). A streamed store:
+each process reads, shuffles and batches its own contiguous shard. Process 0 validates (the
+others receive its result, so early stopping agrees), writes checkpoints and TensorBoard events.
+Closed-form fits add their sufficient statistics across the processes.
 """
 
 from __future__ import annotations
@@ -39,11 +49,12 @@ from torch import Tensor
 
 from probpose.data import StoreSplit
 from probpose.data.checks import check_not_constant
-from probpose.errors import ConfigError, TrainingError
+from probpose.errors import ConfigError, DistributedError, TrainingError
 from probpose.evaluation.metrics import Evaluation, EvaluationError, evaluate
 from probpose.files import atomic_path
 from probpose.models import PoseModel, model_payload, read_checkpoint
 from probpose.options import from_dict
+from probpose.parallel import SINGLE, Group
 from probpose.progress import progress
 from probpose.training.config import TrainingConfig, flatten_dict
 
@@ -93,6 +104,8 @@ class Trainer:
             TensorBoard hparams (flattened to dotted keys).
         tensorboard: write TensorBoard events (needs ``run_dir``).
         checkpoint_every: steps between resumable checkpoints (besides the best-weight ones).
+        group: the processes fitting this model together (see the module docstring); the batch
+            size must be a multiple of their number.
     """
 
     def __init__(
@@ -103,8 +116,15 @@ class Trainer:
         hparams: dict | None = None,
         tensorboard: bool = True,
         checkpoint_every: int = 500,
+        group: Group = SINGLE,
     ) -> None:
         self.config = from_dict(TrainingConfig, dataclasses.asdict(config), "training.")
+        self.group = group
+        if self.config.batch_size % group.world_size:
+            raise ConfigError(
+                f"training.batch_size: {self.config.batch_size} poses cannot be shared by {group.world_size} "
+                "processes; use a multiple of the number of processes"
+            )
         if not (isinstance(checkpoint_every, int) and checkpoint_every >= 1):
             raise ConfigError(f"output.checkpoint_every: must be a positive integer, got {checkpoint_every!r}")
         self.device = torch.device(config.device)
@@ -114,7 +134,7 @@ class Trainer:
         self.model = model.to(self.device, self.dtype)
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.hparams = hparams or {"training": dataclasses.asdict(self.config)}
-        self.tensorboard = tensorboard and self.run_dir is not None
+        self.tensorboard = tensorboard and self.run_dir is not None and group.is_main
         self.checkpoint_every = checkpoint_every
         if config.fit == "closed_form" and not model.has_closed_form:
             raise TrainingError(f"{type(model).__name__} has no closed-form fit; use training.fit=svi")
@@ -165,6 +185,8 @@ class Trainer:
     def _save(self, best_state: dict, best_step: int, best_nll: float) -> Path | None:
         if self.checkpoint_path is None:
             return None
+        if not self.group.is_main:
+            return self.checkpoint_path
         return save_checkpoint(self.checkpoint_path, self._payload(best_state, best_step, best_nll))
 
     def _stop_message(self, what: str, best_step: int) -> str:
@@ -194,14 +216,19 @@ class Trainer:
         if len(shape) != 3 or shape[1:] != (self.model.num_joints, 3):
             raise TrainingError(f"expected training poses (N, {self.model.num_joints}, 3), got {shape}")
         modelled = list(self.model.modelled)
-        check_not_constant(_columns(train, modelled), [names[j] for j in modelled])
-        val = _subset(val, c.val_poses)
+        g = self.group
+        if g.distributed and shape[0] < g.world_size:
+            raise TrainingError(f"{shape[0]} training poses cannot be shared by {g.world_size} processes")
+        own = _shard(train, g)  # this process's rows (all of them in one process)
+        check_not_constant(_columns(own, modelled), [names[j] for j in modelled], group=g)
+        val = _subset(val, c.val_poses) if g.is_main else None  # process 0 validates
         val = val.to(self.device, self.dtype) if val is not None and len(val) else None
+        has_val = bool(g.total(float(val is not None)) > 0)
         start = time.perf_counter()
         with pyro.get_param_store().scope():
             if c.fit == "closed_form":
-                self.model.fit_closed_form(self._chunks(train))
-                ev = self._validate(val, final=True)
+                self.model.fit_closed_form(self._chunks(own), g)
+                ev = self._validate(val, has_val, final=True)
                 seconds = time.perf_counter() - start
                 history = [] if ev is None else [{"step": 0, "seconds": seconds, "val_nll": ev.nll, "val_bpd": ev.bpd}]
                 result = TrainResult(0, 0, ev, seconds, "closed form", history=history)
@@ -212,8 +239,13 @@ class Trainer:
             if self.device.type == "cuda":
                 cuda_ids = [self.device.index if self.device.index is not None else torch.cuda.current_device()]
             with torch.random.fork_rng(devices=cuda_ids):
-                torch.manual_seed(c.seed)
-                return self._fit_svi(train, val, resume, start)
+                torch.manual_seed(c.seed + 1_000_003 * g.rank)  # independent noise per process; process 0 as alone
+                try:
+                    return self._fit_svi(train, val, has_val, resume, start)
+                except DistributedError as e:
+                    kept = self.checkpoint_path
+                    where = f"; the last good checkpoint is {kept}" if kept is not None and kept.is_file() else ""
+                    raise DistributedError(f"{e} at step {self.step}{where}") from None
 
     def _chunks(self, train: Tensor | StoreSplit):
         """The training poses as a chunk source on the trainer's device and dtype."""
@@ -223,32 +255,52 @@ class Trainer:
         return lambda: iter(data.split(65536))
 
     def _batches(self, train: Tensor | StoreSplit) -> Iterator[Tensor]:
-        """Training batches forever: uniform draws from a tensor, or a seeded shuffle stream from disk."""
-        c = self.config
+        """This process's training batches forever: uniform draws from a tensor (its slice of the
+        global batch), or a seeded shuffle stream of its shard of a store."""
+        c, g = self.config, self.group
+        local = c.batch_size // g.world_size
         if isinstance(train, StoreSplit):
-            for batch in train.batches(c.batch_size, seed=c.seed + self.step):
+            for batch in train.shard(g.rank, g.world_size).batches(local, seed=c.seed + self.step):
                 yield batch.to(self.device, self.dtype, non_blocking=True)
         data = train.to(self.device, self.dtype)
         gen = torch.Generator(device="cpu").manual_seed(c.seed + self.step)
+        size = min(c.batch_size, len(data))
+        size -= size % g.world_size
+        part = slice(g.rank * size // g.world_size, (g.rank + 1) * size // g.world_size)
         while True:
-            idx = torch.randint(len(data), (min(c.batch_size, len(data)),), generator=gen)
-            yield data[idx.to(self.device)]
+            idx = torch.randint(len(data), (size,), generator=gen)
+            yield data[idx[part].to(self.device)]
 
-    def _validate(self, val: Tensor | None, final: bool = False, best_step: int = 0) -> Evaluation | None:
-        if val is None:
+    def _validate(
+        self, val: Tensor | None, has_val: bool, final: bool = False, best_step: int = 0
+    ) -> Evaluation | None:
+        """Process 0's validation metrics on every process (``None`` without validation data)."""
+        if not has_val:
             return None
-        self.model.eval()
-        try:
-            return evaluate(self.model, val, validation=not final)
-        except EvaluationError as e:
-            raise TrainingError(self._stop_message(f"validation at step {self.step} failed ({e})", best_step)) from None
-        finally:
-            self.model.train()
+        ev, failed = None, None
+        if val is not None:
+            self.model.eval()
+            try:
+                ev = evaluate(self.model, val, validation=not final)
+            except EvaluationError as e:
+                failed = TrainingError(
+                    self._stop_message(f"validation at step {self.step} failed ({e})", best_step)
+                )
+            finally:
+                self.model.train()
+        if self.group.distributed:
+            ev, lost = _share_evaluation(self.group, ev)
+            if lost and failed is None:
+                what = f"validation at step {self.step} failed in process 0"
+                failed = TrainingError(self._stop_message(what, best_step))
+        if failed is not None:
+            raise failed
+        return ev
 
     def _fit_svi(
-        self, train: Tensor | StoreSplit, val: Tensor | None, resume: str | Path | None, start: float
+        self, train: Tensor | StoreSplit, val: Tensor | None, has_val: bool, resume: str | Path | None, start: float
     ) -> TrainResult:
-        c = self.config
+        c, g = self.config, self.group
         best_nll, best_step, best_state = math.inf, 0, None
         history: list[dict] = []
         if resume is not None:
@@ -261,9 +313,11 @@ class Trainer:
             best_nll, best_step, best_state = float(ck["best_val_nll"]), int(ck["best_step"]), ck["best_model"]
             log.info("resumed from %s at step %d", resume, self.step)
         else:
-            sample = _subset(train, self.config.init_poses)
-            self.model.initialize(sample.to(self.device, self.dtype))
-            ev = self._validate(val)
+            if g.is_main:
+                sample = _subset(train, self.config.init_poses)
+                self.model.initialize(sample.to(self.device, self.dtype))
+            g.broadcast_module(self.model)  # every process starts from process 0's weights
+            ev = self._validate(val, has_val)
             if ev is not None:
                 best_nll = ev.nll
                 elapsed = time.perf_counter() - start
@@ -274,7 +328,7 @@ class Trainer:
         batches = self._batches(train)
         bad_evals, stopped = 0, "max_steps"
         name = self.model.registry_name or type(self.model).__name__
-        bar = progress(c.max_steps, f"train {name}", initial=self.step)
+        bar = progress(c.max_steps, f"train {name}", initial=self.step, enabled=g.is_main)
         params = [p for p in self.model.parameters() if p.requires_grad]
         losses: list[Tensor] = []  # since the last validation, on the device: no sync per step
         first = self.step
@@ -290,10 +344,16 @@ class Trainer:
                 except (ValueError, RuntimeError):  # e.g. Pyro's argument check, after NaN weights
                     self._check_losses(losses, first, best_step)
                     raise
-                if sync_each_step:
+                if sync_each_step and not g.distributed:
                     self._check_losses([loss.detach()], self.step, best_step)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                out_of_time = c.max_seconds is not None and time.perf_counter() - start > c.max_seconds
+                if g.distributed:  # one all-reduce: gradients, the loss and the time-budget flag
+                    loss, flag = g.average_gradients(params, loss.detach(), torch.tensor(float(out_of_time)))
+                    out_of_time = bool(flag > 0)
+                    if sync_each_step:
+                        self._check_losses([loss], self.step, best_step)
                 if c.clip_norm is not None and c.optimizer == "adam":
                     torch.nn.utils.clip_grad_norm_(params, c.clip_norm)
                 self.optimizer.step()
@@ -302,7 +362,6 @@ class Trainer:
                 if self.scheduler is not None and c.schedule != "plateau":
                     self.scheduler.step()
                 bar.update(1)
-                out_of_time = c.max_seconds is not None and time.perf_counter() - start > c.max_seconds
                 due = self.step % c.eval_every == 0 or self.step == c.max_steps or out_of_time
                 if not due and self.step % self.checkpoint_every != 0:
                     continue
@@ -312,7 +371,7 @@ class Trainer:
                         writer.add_scalar("train/loss", value, first + k + 1)
                 first, losses = self.step, []
                 if due:
-                    ev = self._validate(val, best_step=best_step)
+                    ev = self._validate(val, has_val, best_step=best_step)
                     elapsed = time.perf_counter() - start
                     record = {"step": self.step, "seconds": elapsed, "train_loss": recent[-1].item()}
                     bar.note(loss=f"{recent[-1].item():.3f}")
@@ -344,7 +403,7 @@ class Trainer:
         finally:
             bar.close()
         self.model.load_state_dict(best_state)  # keep the weights with the best validation NLL
-        ev = self._validate(val, final=True, best_step=best_step)
+        ev = self._validate(val, has_val, final=True, best_step=best_step)
         result = TrainResult(self.step, best_step, ev, time.perf_counter() - start, stopped, history=history)
         result.checkpoint = self._save(best_state, best_step, best_nll)
         return self._finish(result, writer)
@@ -380,6 +439,32 @@ class Trainer:
         from torch.utils.tensorboard import SummaryWriter
 
         return SummaryWriter(log_dir=str(self.run_dir))
+
+
+def _shard(poses: Tensor | StoreSplit, group: Group) -> Tensor | StoreSplit:
+    """This process's contiguous rows of the training poses (all of them in one process)."""
+    if not group.distributed:
+        return poses
+    if isinstance(poses, StoreSplit):
+        return poses.shard(group.rank, group.world_size)
+    return poses[group.shard(len(poses))]
+
+
+_EVALUATION_FIELDS = ("nll", "bpd", "nll_haar", "dim", "n", "exact")
+
+
+def _share_evaluation(group: Group, ev: Evaluation | None) -> tuple[Evaluation | None, bool]:
+    """Process 0's evaluation on every process, and whether process 0 failed to make one."""
+    values = torch.full((len(_EVALUATION_FIELDS) + 1,), math.nan, dtype=torch.float64)
+    if group.is_main:
+        values[-1] = float(ev is None)
+        if ev is not None:
+            values[:-1] = torch.tensor([float(getattr(ev, k)) for k in _EVALUATION_FIELDS], dtype=torch.float64)
+    values = group.broadcast(values).tolist()
+    if values[-1]:
+        return None, True
+    nll, bpd, haar, dim, n, exact = values[:-1]
+    return ev if group.is_main else Evaluation(nll, bpd, haar, int(dim), int(n), bool(exact)), False
 
 
 def _columns(poses: Tensor | StoreSplit, columns: list[int]):
