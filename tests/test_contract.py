@@ -320,3 +320,91 @@ def test_torch_func_transforms_of_log_prob(prior):
     h_auto = torch.autograd.functional.hessian(part, flat)
     torch.testing.assert_close(h_func, h_auto, rtol=1e-7, atol=1e-7 * (1 + h_auto.abs().max().item()))
     assert h_auto.abs().max() > 0
+
+
+FLOWS = [p for p in PRIORS if p.name.startswith(("global_flow", "joint_flow"))]
+
+
+@pytest.mark.parametrize("prior", FLOWS, ids=lambda p: p.name)
+def test_transform_reparam_keeps_the_log_joint(prior):
+    """A flow prior is a TransformedDistribution, so Pyro's TransformReparam moves a model to the
+    flow's base space: the same model, whose log joint at ``x = t(z)`` is the pose-space one plus
+    ``log |det dx/dz|`` (the base site's density is the pose's times the Jacobian)."""
+    import pyro
+    from pyro.infer.reparam import TransformReparam
+
+    d, _ = prior.make(prior.batch_shape)
+    assert isinstance(d, torch.distributions.TransformedDistribution)
+    (t,) = d.transforms
+
+    def model():
+        return pyro.sample("pose", d)
+
+    z = torch.randn(d.batch_shape + d.event_shape, dtype=F64)
+    x = t(z)
+    with torch.no_grad():
+        pose_space = pyro.poutine.trace(pyro.poutine.condition(model, {"pose": x})).get_trace()
+        reparam = pyro.poutine.reparam(model, config={"pose": TransformReparam()})
+        base_space = pyro.poutine.trace(pyro.poutine.condition(reparam, {"pose_base": z})).get_trace()
+        log_det = t.log_abs_det_jacobian(z, x).sum()
+    assert torch.allclose(base_space.nodes["pose"]["value"], x, atol=1e-10)
+    assert torch.allclose(base_space.log_prob_sum(), pose_space.log_prob_sum() + log_det, atol=1e-8)
+    # and a sample drawn through the reparameterised model is a pose with the prior's batch shape
+    draw = pyro.poutine.trace(reparam).get_trace()
+    assert draw.nodes["pose"]["value"].shape == d.batch_shape + d.event_shape
+
+
+@pytest.mark.parametrize("prior", PRIORS, ids=IDS)
+def test_deepcopy_gives_an_equal_independent_prior(prior):
+    """Built from fixed parameters (a loaded prior is frozen), a prior deep-copies like torch's own
+    distributions (which, like these, refuse while their parameters carry a graph)."""
+    import copy
+
+    with torch.no_grad():
+        d, _ = prior.make(prior.batch_shape)
+    x = d.sample((3,)).detach()
+    twin = copy.deepcopy(d)
+    assert torch.allclose(twin.log_prob(x), d.log_prob(x), atol=1e-12)
+    assert twin.batch_shape == d.batch_shape and twin.event_shape == d.event_shape
+
+
+@pytest.mark.parametrize("prior", [p for p in PRIORS if not p.batch_shape], ids=lambda p: p.name)
+def test_a_traced_log_prob_works_at_any_batch_size(prior):
+    """``torch.jit.trace`` of ``log_prob`` at 5 values, then called on 7 and 2: no batch size is
+    baked in (priors with no batch shape of their own)."""
+    d, params = prior.make(())
+    for p in params:  # a frozen prior, as load_model gives (tracing refuses weights that need gradients)
+        p.requires_grad_(False)
+    x = d.sample((7,)).detach()
+    with torch.no_grad():
+        traced = torch.jit.trace(d.log_prob, (x[:5],), check_trace=False)
+        for n in (7, 2):
+            assert torch.allclose(traced(x[:n]), d.log_prob(x[:n]), atol=1e-10), n
+
+
+VARIANTS = [  # options that change what a checkpoint's state dict holds (and its first entry)
+    ("global_flow", {"K": 2, "hidden": 8, "use_actnorm": False}),
+    ("global_flow", {"K": 2, "hidden": 8, "gaussian_layer": True}),
+    ("global_flow", {"K": 2, "hidden": 8, "mixing": "lu"}),
+    ("global_flow_spline", {"K": 2, "hidden": 8, "use_actnorm": False, "gaussian_layer": False}),
+    ("joint_flow", {"K": 1, "hidden": 8, "gaussian_layer": False}),
+    ("joint_flow", {"K": 1, "hidden": 8, "use_actnorm": False, "gaussian_layer": False}),
+    ("gaussian", {"covariance": "diag"}),
+    ("vae", {"hidden": 8, "z_dim": 2, "type": "so3", "iwae_k": 4}),
+]
+
+
+@pytest.mark.parametrize(("name", "options"), VARIANTS, ids=lambda v: str(v))
+def test_save_and_load_round_trip_for_every_state_layout(name, options, tmp_path):
+    model = build_model(name, TINY, options).double()
+    model.initialize(0.4 * torch.randn(200, 3, 3, generator=torch.Generator().manual_seed(0), dtype=F64))
+    model = perturb(model, scale=0.05)
+    back = load_model(save_model(tmp_path / "m.pt", model))
+    assert next(iter(back.parameters())).dtype == F64  # the dtype of the floating weights, not of a mask
+    x = 0.3 * torch.randn(4, 3, 3, generator=torch.Generator().manual_seed(1), dtype=F64)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        a = model.log_prob(x)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        assert torch.equal(back.log_prob(x), a)

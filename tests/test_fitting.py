@@ -62,20 +62,57 @@ LEFT_ARM = [n for n in SMPLX.joint_names if n.startswith("left_") and not any(s 
             "foot", "eye", "collar", "shoulder"))]  # fmt: skip
 
 
-def test_push_forward_gives_the_flows_own_density():
+def test_a_flow_prior_is_its_base_pushed_through_its_transform():
+    """The flow priors are TransformedDistributions: torch's generic log-density (invert, then the
+    transform's log-determinant, plus the base's) equals the prior's fused ``log_prob``; the
+    transform's log-determinant equals autograd's ``slogdet`` of its Jacobian; forward and inverse
+    invert each other; pushing noise forward is differentiable in the noise."""
+    from torch.distributions import TransformedDistribution
+
     from probpose.skeleton import ZEBRA_LEGS
 
-    for name in ("global_flow", "joint_flow"):
+    for name in ("global_flow", "global_flow_spline", "joint_flow"):
         model = build_model(name, ZEBRA_LEGS).double()
         model.initialize(0.3 * torch.randn(256, 12, 3, dtype=torch.float64))
         perturb(model, 0.05)
         d = model()
+        assert isinstance(d, TransformedDistribution) and len(d.transforms) == 1
+        (t,) = d.transforms
         z = torch.randn(5, 12, 3, dtype=torch.float64)
-        x, lp = d.push_forward(z)
-        assert torch.allclose(d.log_prob(x), lp, atol=1e-8), name
+        x = t(z)
+        generic = TransformedDistribution.log_prob(d, x)
+        assert torch.allclose(d.log_prob(x), generic, atol=1e-8), name
+        assert torch.allclose(t.inv(x), z, atol=1e-7), name
+        jac = torch.autograd.functional.jacobian(lambda v, t=t: t(v.view(12, 3)).reshape(-1), z[0].reshape(-1))
+        assert torch.allclose(torch.linalg.slogdet(jac)[1], t.log_abs_det_jacobian(z[:1], t(z[:1]))[0], atol=1e-8)
+        x_path, lp_path = d.rsample_and_log_prob((4,))
+        assert torch.allclose(d.log_prob(x_path), lp_path, atol=1e-8), name
         z.requires_grad_(True)
-        d.push_forward(z)[0].sum().backward()
+        t(z).sum().backward()
         assert z.grad.abs().sum() > 0
+
+
+def test_base_space_fits_are_pyros_transform_reparam(human):
+    """``space="base"`` is the pose-space model under ``poutine.reparam(TransformReparam())``: its
+    latent is ``pose_base``, and at matching values (pose = flow(pose_base)) the log joint differs
+    from the pose-space one by exactly the flow's log-determinant (the change of variables)."""
+    skel, train, test, priors, body = human
+    prior = priors["joint_flow"]
+    pts, _ = _observe(body, test[:2])
+    obs = Joints3D(pts, torch.ones(pts.shape[:2], dtype=torch.bool), sigma=0.05)
+    pose_fit = PoseFit(prior, body, obs)
+    base_fit = PoseFit(prior, body, obs, space="base")
+    assert base_fit.latent == "pose_base" and pose_fit.latent == "pose"
+    (t,) = prior().transforms
+    z = 0.3 * torch.randn(2, *base_fit.latent_shape(), dtype=pose_fit.dtype)
+    root = {"orient": torch.zeros(2, 3, dtype=pose_fit.dtype), "transl": torch.zeros(2, 3, dtype=pose_fit.dtype)}
+    with pose_fit.frozen_prior():
+        pose = t(z)
+        lj_base = pyro.poutine.trace(pyro.poutine.condition(base_fit.model, {"pose_base": z, **root})).get_trace()
+        lj_pose = pyro.poutine.trace(pyro.poutine.condition(pose_fit.model, {"pose": pose, **root})).get_trace()
+        log_det = t.log_abs_det_jacobian(z, t(z)).sum()
+    assert "pose_base" in lj_base.nodes and lj_base.nodes["pose"]["is_observed"]
+    torch.testing.assert_close(lj_base.log_prob_sum(), lj_pose.log_prob_sum() + log_det, rtol=1e-5, atol=1e-3)
 
 
 @pytest.mark.parametrize("prior, space", [(None, "pose"), ("gaussian_full", "pose"), ("joint_flow", "pose"),

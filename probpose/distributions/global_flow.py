@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-from pyro.distributions import TorchDistribution
 from torch import Tensor
 
 from probpose.distributions.flow import FlowDistribution
@@ -13,7 +12,8 @@ __all__ = ["GlobalFlowPrior"]
 
 
 class GlobalFlowPrior(FlowDistribution):
-    """The pose ``(J, 3)`` flattened to one vector in R^(3J) and modelled by a :class:`FlowStack`.
+    """The pose ``(J, 3)`` flattened to one vector in R^(3J) and modelled by a :class:`FlowStack`:
+    a ``TransformedDistribution`` of ``N(0, I)`` noise (``probpose/distributions/flow.py``).
 
     ``log_prob`` is exact (nats, Lebesgue on R^(3J)); ``rsample`` is reparameterised (base noise
     pushed through the flow); ``rsample_and_log_prob`` gives both without inverting. The adapter
@@ -25,6 +25,8 @@ class GlobalFlowPrior(FlowDistribution):
         context: ``batch_shape + (C,)`` for a conditional flow (``flow.context_dim == C``), else None.
         batch_shape: for an unconditional flow, the batch shape (default ``()``).
     """
+
+    _shared = ("flow", "context")
 
     def __init__(
         self,
@@ -44,18 +46,13 @@ class GlobalFlowPrior(FlowDistribution):
             batch_shape = context.shape[:-1]
         self.flow = flow
         self.context = context
-        super().__init__(torch.Size(batch_shape), torch.Size((num_joints, 3)), validate_args=validate_args)
+        p = next(flow.parameters())
+        factory = {"dtype": p.dtype, "device": p.device}
+        self._init_flow(torch.Size((num_joints, 3)), torch.Size(batch_shape), factory, validate_args)
 
-    def expand(
-        self, batch_shape: torch.Size | tuple[int, ...], _instance: TorchDistribution | None = None
-    ) -> GlobalFlowPrior:
-        batch_shape = self._checked_batch(batch_shape)
-        new = self._get_checked_instance(GlobalFlowPrior, _instance)
-        new.flow = self.flow
-        new.context = None if self.context is None else self.context.expand(batch_shape + self.context.shape[-1:])
-        super(GlobalFlowPrior, new).__init__(batch_shape, self.event_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
+    def _lead(self, shape: torch.Size) -> torch.Size:
+        """The leading shape of values ``shape + (J, 3)`` broadcast with the context's."""
+        return shape if self.context is None else torch.broadcast_shapes(shape, self.context.shape[:-1])
 
     def _flat_context(self, lead: torch.Size) -> Tensor | None:
         if self.context is None:
@@ -70,18 +67,25 @@ class GlobalFlowPrior(FlowDistribution):
         x = value.expand(lead + self.event_shape).reshape(-1, self.flow.dim)
         return self.flow.log_prob(x, self._flat_context(lead)).reshape(lead)
 
+    def forward_and_log_det(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        if z.shape[-2:] != self.event_shape:
+            raise ValueError(f"noise must be (..., {self.event_shape[0]}, 3), got {tuple(z.shape)}")
+        lead = self._lead(z.shape[:-2])
+        flat = z.expand(lead + self.event_shape).reshape(-1, self.flow.dim)
+        x, log_det = self.flow.forward_and_log_det(flat, self._flat_context(lead))
+        return x.reshape(lead + self.event_shape), log_det.reshape(lead)
+
+    def inverse_and_log_det(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        if x.shape[-2:] != self.event_shape:
+            raise ValueError(f"poses must be (..., {self.event_shape[0]}, 3), got {tuple(x.shape)}")
+        lead = self._lead(x.shape[:-2])
+        flat = x.to(self._factory()["dtype"]).expand(lead + self.event_shape).reshape(-1, self.flow.dim)
+        z, log_det_inverse = self.flow.inverse_and_log_det(flat, self._flat_context(lead))
+        return z.reshape(lead + self.event_shape), -log_det_inverse.reshape(lead)
+
     def rsample_and_log_prob(self, sample_shape: torch.Size | tuple[int, ...] = ()) -> tuple[Tensor, Tensor]:
         lead = torch.Size(sample_shape) + self.batch_shape
         z = torch.randn(lead.numel(), self.flow.dim, **self._factory())
-        return self._generate(lead, z)
-
-    def push_forward(self, noise: Tensor) -> tuple[Tensor, Tensor]:
-        if noise.shape[-2:] != self.event_shape:
-            raise ValueError(f"noise must be (..., {self.event_shape[0]}, 3), got {tuple(noise.shape)}")
-        lead = torch.broadcast_shapes(noise.shape[:-2], self.batch_shape)
-        return self._generate(lead, noise.expand(lead + self.event_shape).reshape(-1, self.flow.dim))
-
-    def _generate(self, lead: torch.Size, z: Tensor) -> tuple[Tensor, Tensor]:
         x, log_det = self.flow.forward_and_log_det(z, self._flat_context(lead))
         lp = self.flow.base_log_prob(z) - log_det
         return x.reshape(lead + self.event_shape), lp.reshape(lead)

@@ -6,7 +6,6 @@ import functools
 from collections.abc import Sequence
 
 import torch
-from pyro.distributions import TorchDistribution
 from torch import Tensor
 
 from probpose.distributions.flow import FlowDistribution
@@ -63,7 +62,8 @@ class JointFlowPrior(FlowDistribution):
     ``log p(x) = sum_j log f_j(x_j | x_parent(j))``.
 
     Sampling goes level by level down the tree, one flow call per depth level. Exact ``log_prob``
-    (nats, Lebesgue on R^(3J)); reparameterised ``rsample``.
+    (nats, Lebesgue on R^(3J)); reparameterised ``rsample``. A ``TransformedDistribution`` of
+    ``N(0, I)`` noise ``(J, 3)``, joint ``j``'s noise driving joint ``j`` (``probpose/distributions/flow.py``).
 
     Args:
         flow: a :class:`~probpose.flows.GroupedFlowStack` on R^3 with one group per joint and
@@ -91,43 +91,50 @@ class JointFlowPrior(FlowDistribution):
         self.parents = tuple(int(p) for p in parents)
         self.levels = _levels(self.parents)
         self.order = tuple(j for level in self.levels for j in level)
-        super().__init__(torch.Size(batch_shape), torch.Size((len(self.parents), 3)), validate_args=validate_args)
+        p = next(flow.parameters())
+        factory = {"dtype": p.dtype, "device": p.device}
+        self._init_flow(torch.Size((len(self.parents), 3)), torch.Size(batch_shape), factory, validate_args)
 
-    def expand(
-        self, batch_shape: torch.Size | tuple[int, ...], _instance: TorchDistribution | None = None
-    ) -> JointFlowPrior:
-        batch_shape = self._checked_batch(batch_shape)
-        new = self._get_checked_instance(JointFlowPrior, _instance)
-        new.flow, new.gaussian, new.parents = self.flow, self.gaussian, self.parents
-        new.levels, new.order = self.levels, self.order
-        super(JointFlowPrior, new).__init__(torch.Size(batch_shape), self.event_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
+    _shared = ("flow", "gaussian", "parents", "levels", "order")
 
     def _index(self, joints: Sequence[int]) -> Tensor:
         return torch.tensor(joints, device=self._factory()["device"])
 
-    def joint_log_prob(self, value: Tensor) -> Tensor:
-        """Per-joint terms ``(..., J, 3) -> (..., J)`` that sum to ``log_prob``: ``log f_j(u_j | x_parent)``
-        minus the Gaussian layer's ``sum log diag L`` over joint ``j``'s three rows."""
-        lead = value.shape[:-2]
+    def _inverse(self, value: Tensor) -> tuple[Tensor, Tensor]:
+        """Poses ``(..., J, 3)`` -> the flows' base noise ``(J, 3, M)`` and ``log |det dz/dx|``
+        ``(J, M)`` per joint (the Gaussian layer's rows included), both in level order."""
         x = value.to(self._factory()["dtype"]).reshape(-1, *self.event_shape)  # computed in the prior's dtype
         order = list(self.order)
         ctx = parent_features(x, self.parents)[:, order]  # (M, J, 9), level order
         xo = x[:, order]
         if self.gaussian is not None:
-            u, _ = self.gaussian.inverse(xo.reshape(len(xo), -1))
+            u, _ = self.gaussian.inverse(xo.flatten(1))
             earlier = torch.where(_earlier_levels(self.parents).to(u.device), self.gaussian.scale_tril, 0.0)
             prediction = (self.gaussian.mean + u @ earlier.T).view_as(xo)
             ctx = torch.cat([ctx, squash(prediction, torch.pi)], -1)
             xo = u.view_as(xo)
             log_det = -self.gaussian.scale_tril.diagonal().log().view(-1, 3).sum(-1)  # (J,), in order
-        lp = self.flow.log_prob(xo.permute(1, 2, 0), self._index(order), ctx.permute(1, 2, 0))  # (J, M)
+        z, ld = self.flow.inverse_and_log_det(xo.permute(1, 2, 0), self._index(order), ctx.permute(1, 2, 0))
         if self.gaussian is not None:
-            lp = lp + log_det[:, None]
+            ld = ld + log_det[:, None]
+        return z, ld
+
+    def joint_log_prob(self, value: Tensor) -> Tensor:
+        """Per-joint terms ``(..., J, 3) -> (..., J)`` that sum to ``log_prob``: ``log f_j(u_j | x_parent)``
+        minus the Gaussian layer's ``sum log diag L`` over joint ``j``'s three rows."""
+        z, ld = self._inverse(value)
+        lp = self.flow.base_log_prob(z) + ld  # (J, M), level order
         out = torch.empty_like(lp)
-        out[order] = lp
-        return out.transpose(0, 1).reshape(lead + (self.event_shape[0],))
+        out[list(self.order)] = lp
+        return out.transpose(0, 1).reshape(value.shape[:-2] + (self.event_shape[0],))
+
+    def inverse_and_log_det(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        if x.shape[-2:] != self.event_shape:
+            raise ValueError(f"poses must be (..., {self.event_shape[0]}, 3), got {tuple(x.shape)}")
+        z, ld = self._inverse(x)
+        noise = torch.empty_like(z)
+        noise[list(self.order)] = z
+        return noise.permute(2, 0, 1).reshape(x.shape), -ld.sum(0).reshape(x.shape[:-2])
 
     def log_prob(self, value: Tensor) -> Tensor:
         if self._validate_args:
@@ -139,15 +146,19 @@ class JointFlowPrior(FlowDistribution):
         """Samples drawn level by level (one flow call per depth level) and their log-density along
         the generating path."""
         lead = torch.Size(sample_shape) + self.batch_shape
-        return self._generate(lead, None)
+        x, log_det, base = self._generate(lead, None)
+        return x, base - log_det
 
-    def push_forward(self, noise: Tensor) -> tuple[Tensor, Tensor]:
-        lead = noise.shape[:-2]
-        if noise.shape[-2:] != self.event_shape:
-            raise ValueError(f"noise must be (..., {self.event_shape[0]}, 3), got {tuple(noise.shape)}")
-        return self._generate(lead, noise.reshape(-1, *self.event_shape))
+    def forward_and_log_det(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        lead = z.shape[:-2]
+        if z.shape[-2:] != self.event_shape:
+            raise ValueError(f"noise must be (..., {self.event_shape[0]}, 3), got {tuple(z.shape)}")
+        x, log_det, _ = self._generate(lead, z.reshape(-1, *self.event_shape))
+        return x, log_det
 
-    def _generate(self, lead: torch.Size, noise: Tensor | None) -> tuple[Tensor, Tensor]:
+    def _generate(self, lead: torch.Size, noise: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+        """Poses ``lead + (J, 3)`` from noise (drawn here when ``None``), ``log |det dx/dz|`` and the
+        noise's base log-density, both ``lead``."""
         m = lead.numel()
         f = self._factory()
         if noise is not None:
@@ -155,7 +166,8 @@ class JointFlowPrior(FlowDistribution):
         j = self.event_shape[0]
         cols: list[Tensor | None] = [None] * j
         us: list[Tensor] = []  # the flows' outputs, in level order
-        total = torch.zeros(m, **f)
+        log_det_total = torch.zeros(m, **f)
+        base = torch.zeros(m, **f)
         done = 0
         for level in self.levels:
             par = [self.parents[k] for k in level]
@@ -175,7 +187,8 @@ class JointFlowPrior(FlowDistribution):
             else:
                 z = noise[:, list(level)].permute(1, 2, 0)
             u, log_det = self.flow.forward_and_log_det(z, self._index(level), feats.permute(1, 2, 0))
-            total = total + (self.flow.base_log_prob(z) - log_det).sum(0)
+            base = base + self.flow.base_log_prob(z).sum(0)
+            log_det_total = log_det_total + log_det.sum(0)
             us.extend(u.permute(0, 2, 1))  # (M, 3) each
             if self.gaussian is None:
                 x = us[done : done + len(level)]
@@ -187,5 +200,5 @@ class JointFlowPrior(FlowDistribution):
                 cols[k] = x[i]
             done += len(level)
         if self.gaussian is not None:
-            total = total - self.gaussian.scale_tril.diagonal().log().sum()
-        return torch.stack(cols, 1).reshape(lead + self.event_shape), total.reshape(lead)
+            log_det_total = log_det_total + self.gaussian.scale_tril.diagonal().log().sum()
+        return torch.stack(cols, 1).reshape(lead + self.event_shape), log_det_total.reshape(lead), base.reshape(lead)

@@ -74,7 +74,7 @@ class FitResult:
     posterior: Posterior | None = None
     seconds: float = 0.0
     latent: Tensor | None = None
-    """The latent site's values (``pose``, or ``z`` for VAEs and base-space fits)."""
+    """The latent site's values (``pose``; ``z`` for VAEs; ``pose_base`` for base-space fits)."""
 
 
 def _kabsch(src: Tensor, dst: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:

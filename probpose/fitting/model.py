@@ -12,8 +12,10 @@ consecutive frames. Parameterisations of the pose latent:
 
 - ``space="pose"``: ``pose`` is the sampled site, with the prior's exact ``log_prob`` (any
   :class:`~probpose.models.PriorModel`: Gaussians, ``gmm``, flows);
-- ``space="base"`` (flows): ``z ~ N(0, I)`` on R^(3J) is the site and ``pose = flow(z)`` is
-  deterministic; this optimises and samples in the flow's base space, where the prior is isotropic;
+- ``space="base"`` (flows): the same model with Pyro's ``TransformReparam`` on the ``pose`` site
+  (a flow prior is a ``TransformedDistribution``): the latent is ``pose_base ~ N(0, I)``, the flow's
+  noise, and ``pose = flow(pose_base)``; this optimises and samples in the flow's base space, where
+  the prior is isotropic;
 - a VAE (:class:`~probpose.models.LatentPoseModel`): ``z ~ N(0, I)`` (``z_dim``) and
   ``pose = decoder mean(z)`` (VPoser-style; the decoder's noise is not part of the pose);
 - ``prior=None``: a flat (improper) prior: the likelihood alone.
@@ -31,8 +33,10 @@ import pyro
 import pyro.distributions as dist
 import torch
 from pyro.distributions import constraints
+from pyro.infer.reparam import TransformReparam
 from torch import Tensor
 
+from probpose.distributions import FlowDistribution
 from probpose.errors import DataError
 from probpose.fitting.body import Body
 from probpose.fitting.observations import Observation
@@ -89,7 +93,7 @@ class PoseFit:
                             f"{', '.join(self.joint_names[:3])}, ...) are not the body's driven joints "
                             f"({len(body.joint_names)}: {', '.join(body.joint_names[:3])}, ...)")  # fmt: skip
         if prior is not None and space == "base":
-            if not isinstance(prior, PriorModel) or not hasattr(prior(), "push_forward"):
+            if not isinstance(prior, PriorModel) or not isinstance(prior(), FlowDistribution):
                 raise DataError("space", None, f"'base' needs a flow prior; {type(prior).__name__} has no base space")
         names = observation.names or body.point_names
         if len(names) != observation.num_points:
@@ -113,10 +117,11 @@ class PoseFit:
     # ------------------------------------------------------------------ latent sites
     @property
     def latent(self) -> str:
-        """The name of the sampled pose site: ``"pose"`` or ``"z"``."""
-        if isinstance(self.prior, LatentPoseModel) or self.space == "base":
+        """The name of the sampled pose site: ``"pose"``, ``"pose_base"`` (the flow's noise) or
+        ``"z"`` (a VAE's latent)."""
+        if isinstance(self.prior, LatentPoseModel):
             return "z"
-        return "pose"
+        return "pose_base" if self.space == "base" else "pose"
 
     def latent_shape(self) -> tuple[int, ...]:
         if isinstance(self.prior, LatentPoseModel):
@@ -127,8 +132,9 @@ class PoseFit:
         """The pose ``(..., J, 3)`` of latent values (the identity in pose space)."""
         if isinstance(self.prior, LatentPoseModel):
             return self.prior.decode_mean(latent)
-        if self.latent == "z":
-            return self.prior().push_forward(latent)[0]
+        if self.latent == "pose_base":
+            (flow,) = self.prior().transforms
+            return flow(latent)
         return latent
 
     def _pose(self) -> Tensor:
@@ -139,9 +145,8 @@ class PoseFit:
                             .to_event(1))  # fmt: skip
             return pyro.deterministic("pose", self.prior.decode_mean(z), event_dim=2)
         if self.space == "base":
-            z = pyro.sample("z", dist.Normal(torch.zeros((), dtype=self.dtype), 1.0).expand(self.latent_shape())
-                            .to_event(2))  # fmt: skip
-            return pyro.deterministic("pose", self.prior().push_forward(z)[0], event_dim=2)
+            with pyro.poutine.reparam(config={"pose": TransformReparam()}):
+                return pyro.sample("pose", self.prior())
         return pyro.sample("pose", self.prior())
 
     # ------------------------------------------------------------------ the model

@@ -39,8 +39,8 @@ class ActNorm(nf.flows.Flow):
 
     def forward(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         x = z * self.log_scale.exp() + self.shift
-        return x, self.log_scale.sum().expand(z.shape[0])
+        return x, self.log_scale.sum().expand_as(z[:, 0])
 
     def inverse(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         z = (x - self.shift) * torch.exp(-self.log_scale)
-        return z, (-self.log_scale.sum()).expand(x.shape[0])
+        return z, (-self.log_scale.sum()).expand_as(x[:, 0])

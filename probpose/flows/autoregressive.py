@@ -89,7 +89,7 @@ class AutoregressiveRQS(nf.flows.Flow):
     def _params(self, x: Tensor, context: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
         inp = x if not self.context_dim else torch.cat([x, context], -1)
         k = self.num_bins
-        out = self.net(inp).view(len(x), self.dim, 3 * k - 1)
+        out = self.net(inp).unflatten(-1, (self.dim, 3 * k - 1))
         return out.split([k, k, k - 1], dim=-1)
 
     def _check(self, context: Tensor | None) -> None:
@@ -104,7 +104,7 @@ class AutoregressiveRQS(nf.flows.Flow):
     def forward(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         self._check(context)
         x = torch.zeros_like(z)
-        log_det = torch.zeros(len(z), dtype=z.dtype, device=z.device)
+        log_det = torch.zeros_like(z[:, 0])
         for i in self.order.tolist():  # x_i needs x_<i only: one pass per dimension
             w, h, d = (p[:, i : i + 1] for p in self._params(x, context))
             xi, ldi = rq_spline(z[:, i : i + 1], w, h, d, inverse=True, tail_bound=self.tail_bound)

@@ -93,7 +93,7 @@ class GroupedActNorm(nn.Module):
 
     def inverse(self, x: Tensor, index: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         s = self.log_scale[index]
-        return (x - self.shift[index]) * torch.exp(-s), (-s.sum(1)).expand(x.shape[0], x.shape[2])
+        return (x - self.shift[index]) * torch.exp(-s), (-s.sum(1)).expand_as(x[:, 0])
 
 
 class GroupedAutoregressive(nn.Module):
@@ -139,7 +139,7 @@ class GroupedAutoregressive(nn.Module):
         if self.context_dim:
             inp = torch.cat([inp, context], 1)
         out = self.net(inp, index)
-        return out.view(x.shape[0], self.dim, self.p, x.shape[2])
+        return out.unflatten(1, (self.dim, self.p))
 
     def _transform(self, v: Tensor, params: Tensor, inverse: bool) -> tuple[Tensor, Tensor]:
         """Elementwise on ``v (G', D', M)`` with ``params (G', D', P, M)``: ``inverse=False`` data -> base."""
@@ -155,7 +155,7 @@ class GroupedAutoregressive(nn.Module):
 
     def forward(self, z: Tensor, index: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         x = torch.zeros_like(z)
-        log_det = torch.zeros(z.shape[0], z.shape[2], dtype=z.dtype, device=z.device)
+        log_det = torch.zeros_like(z[:, 0])
         for i in self.order.tolist():  # x_i needs x_<i only: one pass per dimension
             params = self._params(x, index, context)[:, i : i + 1]
             xi, ldi = self._transform(z[:, i : i + 1], params, inverse=True)
@@ -174,7 +174,7 @@ class GroupedFlowStack(nn.Module):
 
     def inverse_and_log_det(self, x: Tensor, index: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``x (G', D, M) -> z`` and log|det dz/dx| ``(G', M)``."""
-        log_det = torch.zeros(x.shape[0], x.shape[2], dtype=x.dtype, device=x.device)
+        log_det = torch.zeros_like(x[:, 0])  # (G', M); a tensor op: traces for any batch size
         for layer in reversed(self.layers):
             x, ld = layer.inverse(x, index, context)
             log_det = log_det + ld
@@ -182,7 +182,7 @@ class GroupedFlowStack(nn.Module):
 
     def forward_and_log_det(self, z: Tensor, index: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``z (G', D, M) -> x`` and log|det dx/dz| ``(G', M)``."""
-        log_det = torch.zeros(z.shape[0], z.shape[2], dtype=z.dtype, device=z.device)
+        log_det = torch.zeros_like(z[:, 0])
         for layer in self.layers:
             z, ld = layer(z, index, context)
             log_det = log_det + ld

@@ -50,15 +50,16 @@ class GaussianLayer(nf.flows.Flow):
         self.scale_tril.copy_(torch.linalg.cholesky(cov))
         self.initialized.fill_(True)
 
-    def _log_det(self, n: int) -> Tensor:
-        return self.scale_tril.diagonal().log().sum().expand(n)
+    def _log_det(self, v: Tensor) -> Tensor:
+        """``log |det L|`` for each row of ``v (N, D)``."""
+        return self.scale_tril.diagonal().log().sum().expand_as(v[:, 0])
 
     def forward(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        return self.mean + z @ self.scale_tril.T, self._log_det(z.shape[0])
+        return self.mean + z @ self.scale_tril.T, self._log_det(z)
 
     def inverse(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         z = torch.linalg.solve_triangular(self.scale_tril, (x - self.mean).T, upper=False).T
-        return z, -self._log_det(x.shape[0])
+        return z, -self._log_det(x)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, min_variance={self.min_variance:g}"

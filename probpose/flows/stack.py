@@ -18,6 +18,19 @@ from probpose.flows.spline import RQSCoupling
 __all__ = ["FlowStack", "coupling_stack"]
 
 
+_CONSTANT_VOLUME = (nf.flows.Permute, nf.flows.LULinearPermute)
+"""normflows layers whose log-determinant is the same for every row (and which build it with the
+batch size as a Python number, which ``torch.jit.trace`` would bake in)."""
+
+
+def _per_row(layer: nn.Module, log_det: Tensor, v: Tensor) -> Tensor:
+    """A layer's log-determinant per row of ``v (N, D)``, in ``v``'s dtype (normflows' permutation
+    gives float32 zeros whatever the input)."""
+    if isinstance(layer, _CONSTANT_VOLUME):
+        return log_det.reshape(-1)[:1].to(v.dtype).expand_as(v[:, 0])
+    return log_det
+
+
 class FlowStack(nn.Module):
     """Layers applied in order from the base (``z``) to the data (``x``) side, over a standard
     normal base on R^dim. ``context``: ``(N, context_dim)`` or ``None``."""
@@ -41,19 +54,19 @@ class FlowStack(nn.Module):
     def inverse_and_log_det(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``x (N, D) -> z (N, D)`` and log|det dz/dx| ``(N,)`` in ``x``'s dtype."""
         self._check(x, context)
-        log_det = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
+        log_det = torch.zeros_like(x[:, 0])  # a tensor op: traces for any batch size
         for layer in reversed(self.layers):
             x, ld = layer.inverse(x, context=context)
-            log_det = log_det + ld
+            log_det = log_det + _per_row(layer, ld, x)
         return x, log_det
 
     def forward_and_log_det(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``z (N, D) -> x (N, D)`` and log|det dx/dz| ``(N,)``."""
         self._check(z, context)
-        log_det = torch.zeros(z.shape[0], dtype=z.dtype, device=z.device)
+        log_det = torch.zeros_like(z[:, 0])
         for layer in self.layers:
             z, ld = layer(z, context=context)
-            log_det = log_det + ld
+            log_det = log_det + _per_row(layer, ld, z)
         return z, log_det
 
     def base_log_prob(self, z: Tensor) -> Tensor:

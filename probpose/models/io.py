@@ -131,15 +131,17 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu", train
     try:
         get_model_spec(name)
         model = build_model(name, skeleton, options)
-    except ProbposeError as e:
-        raise CheckpointError(str(path), "model_name", str(e)) from None
+    except (ProbposeError, ValueError, TypeError) as e:  # an unknown name, options out of range or of a wrong type
+        reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+        raise CheckpointError(str(path), "model_name", reason) from None
+    floats = [v.dtype for v in state.values() if v.is_floating_point()]  # masks and counters are not
+    if floats:  # before loading: float64 weights copied into float32 parameters would be rounded
+        model = model.to(dtype=floats[0])
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
         reason = str(e).splitlines()[0][:200]
         raise CheckpointError(str(path), "model", f"weights do not fit model {name!r} ({reason})") from None
-    floats = [v.dtype for v in state.values() if v.is_floating_point()]  # masks and counters are not
-    model = model.to(dtype=floats[0]) if floats else model
     model.train(trainable)
     model.requires_grad_(trainable)
     return model
