@@ -275,3 +275,22 @@ def test_cuda_float32_and_float64():
             x, lp = m().rsample_and_log_prob((32,))
             assert x.device.type == "cuda" and lp.dtype == dtype
             assert (m.log_prob(x) - lp).abs().max() < (1e-3 if dtype == torch.float32 else 1e-8)
+
+
+def test_the_flow_stack_has_normflows_sign_convention():
+    """``FlowStack.forward_and_log_det`` and ``inverse_and_log_det`` return what normflows'
+    ``NormalizingFlow`` methods of the same names return for the same layers (base -> data,
+    ``log |det dx/dz|`` forward; ``log |det dz/dx|`` inverse): one convention, normflows' and torch's."""
+    import normflows as nf
+
+    stack = coupling_stack(6, 2, "spline", hidden=8, layers=1, mixing="lu")  # float32: normflows' sums are
+    perturb(stack, 0.1)
+    reference = nf.NormalizingFlow(nf.distributions.DiagGaussian(6, trainable=False), list(stack.layers))
+    z = torch.randn(16, 6)
+    x, ld = stack.forward_and_log_det(z)
+    x_ref, ld_ref = reference.forward_and_log_det(z)
+    assert torch.allclose(x, x_ref, atol=1e-6) and torch.allclose(ld, ld_ref, atol=1e-5)
+    back, ld_inv = stack.inverse_and_log_det(x)
+    back_ref, ld_inv_ref = reference.inverse_and_log_det(x)
+    assert torch.allclose(back, back_ref, atol=1e-6) and torch.allclose(ld_inv, ld_inv_ref, atol=1e-5)
+    assert torch.allclose(ld_inv, -ld, atol=1e-4) and ld.abs().max() > 1e-2  # the layers do change volume
