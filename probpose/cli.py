@@ -348,6 +348,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     import torch
 
+    from probpose.options import check_device
+
+    check_device(args.device)  # before any folder is made or any data read
     previous = torch.get_num_threads()
     try:
         return _bench(args, args.threads or min(os.cpu_count() or 1, 8))
@@ -417,11 +420,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     joints; for priors that factorise over joints, the NLL of each joint; the worst-scored poses.
     Data with constant joints are scored; data that lack the model's joints are an error naming
     them. Prints the results and writes evaluation.md and evaluation.json to --out."""
-    import json
 
     from probpose.bench import Column, machine_description, markdown_table
     from probpose.evaluation import evaluate_files, evaluate_store
-    from probpose.files import atomic_path
+    from probpose.files import atomic_path, json_text
     from probpose.models import load_model
 
     stores = [p for p in args.data if p.suffix.lower() in (".h5", ".hdf5")]
@@ -459,7 +461,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     payload = {"model": str(args.model), "registry_name": model.registry_name, "joints": model.modelled_names,
                "reports": [r.to_dict() for r in reports], "machine": machine_description("cpu")}  # fmt: skip
     with atomic_path(args.out / "evaluation.json") as tmp:
-        tmp.write_text(json.dumps(payload, indent=2))
+        tmp.write_text(json_text(payload))
     with atomic_path(args.out / "evaluation.md") as tmp:
         tmp.write_text("\n".join(lines))
     print(f"wrote {args.out / 'evaluation.md'} and {args.out / 'evaluation.json'}")
@@ -654,12 +656,11 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     nuts: NUTS (slow: a few frames). Writes the
     poses (N, J, 3) axis-angle radians, orientations, translations, predicted points and per-frame
     residuals to --out, and a per-frame report beside it."""
-    import json
 
     import numpy as np
     import torch
 
-    from probpose.files import atomic_path, check_output_path
+    from probpose.files import atomic_path, check_output_path, json_text
     from probpose.fitting import fit_map, fit_nuts, fit_posterior, load_observations
     from probpose.fitting.model import PoseFit
     from probpose.fitting.sheets import fit_sheet, make_body
@@ -727,7 +728,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     with atomic_path(out.with_suffix(".md")) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     with atomic_path(out.with_suffix(".json")) as tmp:
-        tmp.write_text(json.dumps(report, indent=2))
+        tmp.write_text(json_text(report))
     if args.sheet is not None:
         fit_sheet(body, res, obs, args.sheet, title=f"{prior_name}: fitted (sticks), observed (dots), hidden (x)")
     print(f"wrote {out}: {len(resid)} frames, mean residual {sum(resid) / len(resid):.2f} {unit}, {res.seconds:.1f} s "

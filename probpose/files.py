@@ -12,11 +12,19 @@
   non-empty folder unless the caller allows overwriting it.
 - :func:`handle_signals` turns SIGTERM/SIGHUP into an exception, and remembers any interruption so
   that a commit never happens after one, even if some library swallowed the ``KeyboardInterrupt``.
+
+A destination that is a symbolic link is followed (:func:`destination`): the file or folder it
+points to is written, the link itself is never replaced. A folder output is never put over a
+folder that another process filled meanwhile: without ``overwrite`` the commit is a rename that
+fails if the destination is not empty, and then this process's output is removed and the other's
+kept, with an error saying so.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
 import secrets
 import shutil
@@ -30,6 +38,8 @@ from probpose.errors import DataError
 
 __all__ = [
     "Interrupted",
+    "destination",
+    "json_text",
     "atomic_folder",
     "atomic_path",
     "check_output_folder",
@@ -103,6 +113,37 @@ def remove_stale_temporaries(final: str | Path) -> list[Path]:
     return removed
 
 
+def json_text(value: object, indent: int | None = 2) -> str:
+    """``value`` as strict JSON (what every JSON reader accepts): NaN and infinities, which
+    ``json.dumps`` would write as bare ``NaN``/``Infinity``, become ``null``, and a dict at the top
+    gains ``"non_finite"``: the dotted keys that held them."""
+    found: list[str] = []
+
+    def clean(v: object, where: str) -> object:
+        if isinstance(v, float) and not math.isfinite(v):
+            found.append(where or "(value)")
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x, f"{where}.{k}" if where else str(k)) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x, f"{where}[{i}]") for i, x in enumerate(v)]
+        return v
+
+    cleaned = clean(value, "")
+    if found and isinstance(cleaned, dict):
+        cleaned["non_finite"] = found
+    return json.dumps(cleaned, indent=indent, allow_nan=False)
+
+
+def destination(path: str | Path) -> Path:
+    """Where writing ``path`` goes: the target of a symbolic link (followed to the end), else the
+    path itself. A dangling link names the missing target."""
+    path = Path(path)
+    if path.is_symlink():
+        return Path(os.path.realpath(path))
+    return path
+
+
 def _check_parents(path: Path) -> None:
     """Refuse a path whose nearest existing ancestor is a file."""
     for parent in path.parents:
@@ -116,7 +157,7 @@ def check_output_path(path: str | Path, inputs: Iterable[str | Path] = (), what:
     """Refuse an output path that is a folder, whose parent is a file, or that is one of ``inputs``.
 
     Raises :class:`~probpose.errors.DataError` naming the path; returns it as a ``Path``."""
-    path = Path(path)
+    path = destination(path)
     if path.is_dir():
         raise DataError(str(path), None, f"is a folder; give a file name for the {what}")
     _check_parents(path)
@@ -139,8 +180,9 @@ def atomic_path(final: str | Path, mode: int = 0o666) -> Iterator[Path]:
     The caller writes the temporary (any library, any number of opens). On success the file is
     fsynced and renamed over ``final`` (permissions ``mode`` minus the umask). On any exception,
     and if an interruption was seen during the block (:func:`handle_signals`), the temporary is
-    removed, ``final`` is left as it was and the exception (or :class:`Interrupted`) propagates."""
-    final = Path(final)
+    removed, ``final`` is left as it was and the exception (or :class:`Interrupted`) propagates.
+    A ``final`` that is a symbolic link is followed (its target is replaced, not the link)."""
+    final = destination(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(final)
     tmp = _temp_name(final)
@@ -166,8 +208,9 @@ def atomic_path(final: str | Path, mode: int = 0o666) -> Iterator[Path]:
 def check_output_folder(path: str | Path, inputs: Iterable[str | Path] = (), overwrite: bool = False,
                         what: str = "output folder") -> Path:  # fmt: skip
     """Refuse an output folder that is a file, sits under a file, contains one of ``inputs``, or
-    exists with something in it (unless ``overwrite``). Raises :class:`~probpose.errors.DataError`."""
-    path = Path(path)
+    exists with something in it (unless ``overwrite``). Raises :class:`~probpose.errors.DataError`.
+    A symbolic link is followed (see :func:`destination`)."""
+    path = destination(path)
     if path.exists() and not path.is_dir():
         raise DataError(str(path), None, f"is a file; give a folder for the {what}")
     _check_parents(path)
@@ -185,8 +228,11 @@ def check_output_folder(path: str | Path, inputs: Iterable[str | Path] = (), ove
 def atomic_folder(final: str | Path, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary folder beside ``final``; on success it replaces ``final`` (which must be
     absent or empty unless ``overwrite``); on any failure or interruption it is removed and ``final``
-    is left as it was. The old folder, when replaced, is removed only after the new one is in place."""
-    final = Path(final)
+    is left as it was. The old folder, when replaced, is removed only after the new one is in place.
+    Without ``overwrite``, a ``final`` that another process filled while this one worked is kept
+    and this one's output discarded, with a :class:`~probpose.errors.DataError`; a symbolic link
+    is followed (its target folder is written, the link stays)."""
+    final = destination(final)
     check_output_folder(final, overwrite=overwrite)
     final.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(final)
@@ -198,6 +244,15 @@ def atomic_folder(final: str | Path, overwrite: bool = False) -> Iterator[Path]:
         if _interrupts != seen_before:
             raise Interrupted(_last_signum)
         old = None
+        if not overwrite:
+            try:  # rename(2) onto a folder succeeds only if that folder is empty: never over another's output
+                os.rename(tmp, final)
+            except OSError:
+                if final.exists() and final.is_dir() and any(final.iterdir()):
+                    why = "was filled by another process while this one ran: its output is kept, this one's dropped"
+                    raise DataError(str(final), None, f"{why} -- choose another output folder") from None
+                raise
+            return
         if final.exists():
             old = _temp_name(final)
             os.replace(final, old)

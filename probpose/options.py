@@ -23,7 +23,28 @@ from typing import Any, Literal
 
 from probpose.errors import ConfigError, short_repr
 
-__all__ = ["option", "from_dict", "check_value", "check_ranges", "field_names"]
+__all__ = ["option", "from_dict", "check_value", "check_ranges", "field_names", "check_device"]
+
+
+def check_device(value: object, key: str = "device") -> str:
+    """A device name that exists on this machine (``cpu``, ``cuda``, ``cuda:N``), returned as given;
+    anything else is a :class:`~probpose.errors.ConfigError` naming ``key`` (one place for every
+    command and config that takes a device)."""
+    import torch
+
+    try:
+        dev = torch.device(value)  # type: ignore[arg-type]
+    except (RuntimeError, TypeError, ValueError):
+        raise ConfigError(f"{key}: {short_repr(value)} is not a device; cpu, cuda or cuda:N") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise ConfigError(f"{key}: {short_repr(value)} is not supported; cpu, cuda or cuda:N")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"{key}: {value} asked for, but this machine has no usable CUDA device")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            count = torch.cuda.device_count()
+            raise ConfigError(f"{key}: {value} asked for, but this machine has {count} CUDA device(s)")
+    return str(value)
 
 
 def option(

@@ -201,7 +201,7 @@ def test_processes_started_with_different_configs_refuse_to_train(tmp_path):
 
 def test_torchrun_trains_once_and_writes_one_run(tmp_path):
     """``torchrun --nproc_per_node 2 -m probpose train``: one run folder, one report, metrics say 2 processes."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "probpose", "train", "--config", "gaussian_prior", "--override", "training.max_steps=30",
            "--override", "training.batch_size=128", "--override", "output.tensorboard=false"]  # fmt: skip
     res = subprocess.run(cmd, cwd=tmp_path, env=_env(None, 1, 0), capture_output=True, text=True, timeout=240)

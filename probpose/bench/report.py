@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from probpose.files import atomic_path
+from probpose.files import atomic_path, json_text
 
 __all__ = ["Column", "markdown_table", "write_results"]
 
@@ -50,5 +49,5 @@ def write_results(
     with atomic_path(md) as tmp:
         tmp.write_text(text)
     with atomic_path(js) as tmp:
-        tmp.write_text(json.dumps({**payload, "machine": machine}, indent=2))
+        tmp.write_text(json_text({**payload, "machine": machine}))
     return md, js

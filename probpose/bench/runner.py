@@ -23,6 +23,7 @@ from probpose.bench.report import Column, markdown_table, write_results
 from probpose.bench.timing import per_second
 from probpose.evaluation import evaluate
 from probpose.models import LatentPoseModel, PoseModel, build_model, get_model_spec, save_model
+from probpose.options import check_device
 from probpose.progress import Progress, format_seconds
 from probpose.skeleton import Skeleton
 from probpose.training import Trainer, TrainingConfig
@@ -75,9 +76,7 @@ def bench_models(
     count): a CPU's float reductions depend on the thread count, and SVI amplifies the difference,
     so a fixed count makes the NLLs the same on every run and core count. Timings use the
     caller's thread count."""
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda, but no CUDA device is available")
+    dev = torch.device(check_device(device))
     rows = []
     board = Progress(len(names), "bench", unit="model", interval=math.inf)  # lines at model boundaries only
     svi_steps, svi_seconds = 0, 0.0

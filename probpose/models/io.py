@@ -134,6 +134,16 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu", train
     except (ProbposeError, ValueError, TypeError) as e:  # an unknown name, options out of range or of a wrong type
         reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
         raise CheckpointError(str(path), "model_name", reason) from None
+    expected = model.state_dict()
+    for key, value in state.items():
+        want = expected.get(key)
+        if want is None or not want.is_floating_point():
+            continue  # an unknown key is load_state_dict's to name; masks and counters are not weights
+        if value.dtype not in (torch.float32, torch.float64):
+            why = f"weights of dtype {value.dtype}; float32 or float64 expected"
+            raise CheckpointError(str(path), f"model.{key}", why)
+        if not torch.isfinite(value).all():
+            raise CheckpointError(str(path), f"model.{key}", "holds NaN or infinite weights: the model cannot be used")
     floats = [v.dtype for v in state.values() if v.is_floating_point()]  # masks and counters are not
     if floats:  # before loading: float64 weights copied into float32 parameters would be rounded
         model = model.to(dtype=floats[0])

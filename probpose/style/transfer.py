@@ -3,7 +3,6 @@ synth`` folder (stylise, composite over backgrounds, keep file names and ground 
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import time
@@ -15,7 +14,7 @@ from PIL import Image
 from torch import Tensor
 
 from probpose.errors import CheckpointError, DataError, ProbposeError
-from probpose.files import atomic_folder, atomic_path, check_output_folder, check_output_path
+from probpose.files import atomic_folder, atomic_path, check_output_folder, check_output_path, json_text
 from probpose.progress import Progress, track
 from probpose.style.adain import StyleNet, channel_stats
 from probpose.style.images import composite, list_images, random_crop, read_rgb, read_rgba, to_uint8
@@ -252,6 +251,6 @@ def apply_style(model: str | Path, content: str | Path, style: str | Path, out: 
                 "background": None if background is None else str(background),
                 "alpha": net.alpha if alpha is None else alpha, "seed": seed, "frames": len(frames),
                 "encoder": net.encoder.source}  # fmt: skip
-        (tmp / "style.json").write_text(json.dumps(note, indent=2) + "\n")
+        (tmp / "style.json").write_text(json_text(note) + "\n")
     seconds = time.perf_counter() - start
     return {"frames": len(frames), "seconds": seconds, "out": str(out)}

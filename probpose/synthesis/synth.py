@@ -26,7 +26,8 @@ from probpose import __version__
 from probpose.data.importers import axis_angle_to_pasyn, load_pasyn, pasyn_to_axis_angle
 from probpose.data.npz import read_npy
 from probpose.errors import CheckpointError, DataError, ProbposeError
-from probpose.files import atomic_folder, check_output_folder
+from probpose.files import atomic_folder, check_output_folder, json_text
+from probpose.options import check_device
 from probpose.plots import spread_frames
 from probpose.progress import Progress
 from probpose.rotations import canonical_axis_angle, matrix_to_axis_angle
@@ -189,9 +190,7 @@ def synthesize(
         raise ProbposeError(f"image size must be positive, got {width}x{height}")
     if legs.ndim != 3 or len(legs) < 1 or legs.shape[1:] != (rig.legs.num_joints, 3):
         raise ProbposeError(f"legs must be (N >= 1, {rig.legs.num_joints}, 3), got {tuple(legs.shape)}")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ProbposeError("--device cuda: CUDA is not available on this machine")
+    device = torch.device(check_device(device))
     out = check_output_folder(out, overwrite=overwrite)
     scene = scene or SceneOptions()
     gen = torch.Generator().manual_seed(seed)
@@ -284,7 +283,7 @@ def synthesize(
             "files": FILES,
             "licence": COCO_LICENCE_NOTE,
         }  # fmt: skip
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        (tmp / "manifest.json").write_text(json_text(manifest) + "\n")
     seconds = time.perf_counter() - start
     log.info("synth: %d frames %dx%d in %.1f s (%.0f frames/s)", n, width, height, seconds, n / seconds)
     return SynthResult(Path(out), n, seconds, inside, counts)

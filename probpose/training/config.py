@@ -32,7 +32,7 @@ import yaml
 
 from probpose.errors import ConfigError, ProbposeError, short_repr
 from probpose.models import get_model_spec, model_options
-from probpose.options import from_dict, option
+from probpose.options import check_device, from_dict, option
 
 __all__ = [
     "ConfigError",
@@ -224,11 +224,13 @@ def config_from_dict(d: Any) -> ExperimentConfig:
         get_model_spec(name)
     except ProbposeError as e:
         raise ConfigError(f"model.name: {e}") from None
+    training = from_dict(TrainingConfig, d.get("training") or {}, "training.")
+    check_device(training.device, "training.device")  # before a run folder is made
     return ExperimentConfig(
         name=_check_name(d.get("name", "experiment")),
         data=from_dict(DataConfig, d.get("data") or {}, "data."),
         model=ModelConfig(name, model_options(name, model)),
-        training=from_dict(TrainingConfig, d.get("training") or {}, "training."),
+        training=training,
         output=from_dict(OutputConfig, d.get("output") or {}, "output."),
     )
 

@@ -11,7 +11,7 @@ config or data differ from process 0's, and write nothing.
 
 from __future__ import annotations
 
-import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,13 +21,17 @@ from probpose.data import PreparedData, prepare_data
 from probpose.data.store import fingerprint
 from probpose.errors import TrainingError
 from probpose.evaluation.metrics import Evaluation, evaluate
-from probpose.files import atomic_path
+from probpose.files import atomic_path, json_text
 from probpose.models import PoseModel, build_model
 from probpose.parallel import SINGLE, Group
 from probpose.training.config import ExperimentConfig, config_to_dict
 from probpose.training.trainer import Trainer, TrainResult
 
-__all__ = ["RunSummary", "run_folder", "run_experiment"]
+__all__ = ["RunSummary", "run_folder", "run_experiment", "CLAIM"]
+
+CLAIM = ".probpose-run"
+"""The empty file by which a run claims its folder (created exclusively: two runs started at once
+with the same name never share a folder)."""
 
 
 @dataclass
@@ -44,7 +48,7 @@ def run_folder(output_dir: str | Path, name: str, resume: bool = False) -> tuple
     """The folder of a run and, when it is not ``output_dir/name``, a note saying why.
 
     ``resume``: ``output_dir/name`` must hold a checkpoint. Otherwise a new (or empty) folder is
-    created atomically (two runs started at once never share one)."""
+    claimed by creating :data:`CLAIM` in it exclusively (two runs started at once never share one)."""
     base = Path(output_dir) / name
     if resume:
         if not (base / "checkpoint.pt").is_file():
@@ -56,8 +60,11 @@ def run_folder(output_dir: str | Path, name: str, resume: bool = False) -> tuple
         try:
             folder.mkdir()
         except FileExistsError:
-            if folder.is_dir() and not any(folder.iterdir()):
-                return folder, None if k == 1 else _moved(base, folder)
+            if not folder.is_dir() or any(p.name != CLAIM for p in folder.iterdir()):
+                continue
+        try:  # the claim: exactly one of several runs started at once gets a folder
+            os.close(os.open(folder / CLAIM, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        except FileExistsError:
             continue
         return folder, None if k == 1 else _moved(base, folder)
     raise TrainingError(f"no free run folder next to {base}")
@@ -115,5 +122,5 @@ def run_experiment(cfg: ExperimentConfig, resume: bool = False, group: Group = S
         "notes": data.notes,
     }
     with atomic_path(run_dir / "metrics.json") as tmp:
-        tmp.write_text(json.dumps(metrics, indent=2))
+        tmp.write_text(json_text(metrics))
     return RunSummary(run_dir, trainer.model, result, test, data, notes + data.notes)

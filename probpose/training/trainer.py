@@ -53,7 +53,7 @@ from probpose.errors import ConfigError, DistributedError, TrainingError
 from probpose.evaluation.metrics import Evaluation, EvaluationError, evaluate
 from probpose.files import atomic_path
 from probpose.models import PoseModel, model_payload, read_checkpoint
-from probpose.options import from_dict
+from probpose.options import check_device, from_dict
 from probpose.parallel import SINGLE, Group
 from probpose.progress import progress
 from probpose.training.config import TrainingConfig, flatten_dict
@@ -127,9 +127,7 @@ class Trainer:
             )
         if not (isinstance(checkpoint_every, int) and checkpoint_every >= 1):
             raise ConfigError(f"output.checkpoint_every: must be a positive integer, got {checkpoint_every!r}")
-        self.device = torch.device(config.device)
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise TrainingError("training.device is cuda but no CUDA device is available")
+        self.device = torch.device(check_device(config.device, "training.device"))
         self.dtype = _DTYPES[config.dtype]
         self.model = model.to(self.device, self.dtype)
         self.run_dir = Path(run_dir) if run_dir is not None else None
