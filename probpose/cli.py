@@ -56,14 +56,27 @@ _positive_float = _number(0, inclusive=False)
 _non_negative_float = _number(0, inclusive=True)
 
 
-def _positive_int(text: str) -> int:
+def _count(text: str, least: int = 1) -> int:
+    """A count of poses, frames or rows: an integer from ``least`` to :data:`~probpose.options.MAX_COUNT`."""
+    from probpose.options import MAX_COUNT
+
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text[:40]!r}") from None
+    if value < least:
+        raise argparse.ArgumentTypeError(f"expected an integer >= {least}, got {text!r}")
+    if value > MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"at most {MAX_COUNT:,} per run, got {text[:40]}; split the job")
     return value
+
+
+def _positive_int(text: str) -> int:
+    return _count(text, 1)
+
+
+def _non_negative_int(text: str) -> int:
+    return _count(text, 0)
 
 
 # ---------------------------------------------------------------------- import
@@ -406,7 +419,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                    help="HDF5 stores (.h5) or raw pose files (.npz, .smpl, .pkl: every frame)")  # fmt: skip
     p.add_argument("--split", default="test", choices=["train", "val", "test", "all"],
                    help="split of the stores to score (default test; all: each, then together)")  # fmt: skip
-    p.add_argument("--worst", type=int, default=10, help="list this many worst-scored poses (default 10)")
+    p.add_argument("--worst", type=_non_negative_int, default=10, help="list this many worst-scored poses (default 10)")
     p.add_argument("--assume-fps", type=_positive_float, default=None,
                    help="frame rate of raw files that state none (default 30; it only labels frames)")  # fmt: skip
     p.add_argument("--out", type=Path, default=Path("eval_results"),

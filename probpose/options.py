@@ -23,7 +23,17 @@ from typing import Any, Literal
 
 from probpose.errors import ConfigError, short_repr
 
-__all__ = ["option", "from_dict", "check_value", "check_ranges", "field_names", "check_device"]
+__all__ = ["option", "from_dict", "check_value", "check_ranges", "field_names", "check_device", "MAX_COUNT",
+           "MAX_PIXELS"]
+
+
+MAX_COUNT = 10_000_000
+"""The most poses or frames one command makes or lists (``sample --n``, ``synth --n-frames``,
+``evaluate --worst``): beyond it memory runs out before the work is done; split larger jobs."""
+
+
+MAX_PIXELS = 4096 * 4096
+"""The largest image one frame may have (width x height): rendering buffers grow with it."""
 
 
 def check_device(value: object, key: str = "device") -> str:

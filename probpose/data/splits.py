@@ -54,6 +54,8 @@ def parse_fractions(spec: str | Sequence[float]) -> tuple[float, float, float]:
     if len(parts) != 3 or any(not np.isfinite(x) or x < 0 for x in parts) or sum(parts) <= 0 or parts[0] <= 0:
         raise ConfigError(f"split needs three non-negative shares (train > 0), got {short_repr(spec)}")
     total = sum(parts)
+    if not np.isfinite(total):  # each share finite, their sum not (1e308/1e308/1e308)
+        raise ConfigError(f"split shares are too large to add up, got {short_repr(spec)}; use e.g. 80/10/10")
     return parts[0] / total, parts[1] / total, parts[2] / total
 
 

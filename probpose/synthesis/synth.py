@@ -27,7 +27,7 @@ from probpose.data.importers import axis_angle_to_pasyn, load_pasyn, pasyn_to_ax
 from probpose.data.npz import read_npy
 from probpose.errors import CheckpointError, DataError, ProbposeError
 from probpose.files import atomic_folder, check_output_folder, json_text
-from probpose.options import check_device
+from probpose.options import MAX_PIXELS, check_device
 from probpose.plots import spread_frames
 from probpose.progress import Progress
 from probpose.rotations import canonical_axis_angle, matrix_to_axis_angle
@@ -188,6 +188,9 @@ def synthesize(
     start = time.perf_counter()
     if width < 1 or height < 1:
         raise ProbposeError(f"image size must be positive, got {width}x{height}")
+    if width * height > MAX_PIXELS:
+        limit = f"{MAX_PIXELS:,} pixels a frame (probpose.options.MAX_PIXELS)"
+        raise ProbposeError(f"image size {width}x{height} exceeds {limit}")
     if legs.ndim != 3 or len(legs) < 1 or legs.shape[1:] != (rig.legs.num_joints, 3):
         raise ProbposeError(f"legs must be (N >= 1, {rig.legs.num_joints}, 3), got {tuple(legs.shape)}")
     device = torch.device(check_device(device))
