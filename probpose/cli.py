@@ -65,7 +65,8 @@ def _count(text: str, least: int = 1) -> int:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text[:40]!r}") from None
     if value < least:
-        raise argparse.ArgumentTypeError(f"expected an integer >= {least}, got {text!r}")
+        kind = "a positive integer" if least == 1 else f"an integer >= {least}"
+        raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}")
     if value > MAX_COUNT:
         raise argparse.ArgumentTypeError(f"at most {MAX_COUNT:,} per run, got {text[:40]}; split the job")
     return value

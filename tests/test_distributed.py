@@ -200,17 +200,18 @@ def test_processes_started_with_different_configs_refuse_to_train(tmp_path):
 
 
 def test_torchrun_trains_once_and_writes_one_run(tmp_path):
-    """``torchrun --nproc_per_node 2 -m probpose train``: one run folder, one report, metrics say 2 processes."""
+    """The README's command, ``torchrun --standalone --nproc_per_node 2 -m probpose train --config
+    joint_flow`` (5 steps): one run folder, one report, metrics say 2 processes."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "probpose", "train", "--config", "gaussian_prior", "--override", "training.max_steps=30",
-           "--override", "training.batch_size=128", "--override", "output.tensorboard=false"]  # fmt: skip
-    res = subprocess.run(cmd, cwd=tmp_path, env=_env(None, 1, 0), capture_output=True, text=True, timeout=240)
-    assert res.returncode == 0, res.stderr
-    assert res.stdout.count("wrote runs/gaussian_prior") == 1
-    assert "trained by 2 processes (global batch 128)" in res.stdout
-    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["gaussian_prior"]
-    metrics = json.loads((tmp_path / "runs" / "gaussian_prior" / "metrics.json").read_text())
-    assert metrics["processes"] == 2 and metrics["steps"] == 30
+           "-m", "probpose", "train", "--config", "joint_flow", "--override", "training.max_steps=5",
+           "--override", "output.tensorboard=false"]  # fmt: skip
+    res = subprocess.run(cmd, cwd=tmp_path, env=_env(None, 1, 0), capture_output=True, text=True, timeout=400)
+    assert res.returncode == 0, res.stderr[-8000:]
+    assert res.stdout.count("wrote runs/joint_flow") == 1
+    assert "trained by 2 processes (global batch 256)" in res.stdout
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["joint_flow"]
+    metrics = json.loads((tmp_path / "runs" / "joint_flow" / "metrics.json").read_text())
+    assert metrics["processes"] == 2 and metrics["steps"] == 5
 
 
 # ---------------------------------------------------------------------- in one process

@@ -77,7 +77,7 @@ def test_the_readme_runs_top_to_bottom(tmp_path):
         proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
         assert proc.returncode == 0, (
             f"README block at line {block['line']} failed (rc {proc.returncode}):\n{code}\n"
-            f"--- stdout\n{proc.stdout[-3000:]}\n--- stderr\n{proc.stderr[-3000:]}"
+            f"--- stdout\n{proc.stdout[-3000:]}\n--- stderr\n{proc.stderr[-6000:]}"
         )
         ran += 1
     print(f"ran {ran} README blocks; skipped: {skipped}")
