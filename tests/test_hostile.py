@@ -5,6 +5,7 @@ devices, non-finite or wrongly typed weights, strict JSON reports."""
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +37,18 @@ def _checkpoint(path: Path, edit=None) -> Path:
     return path
 
 
+def _observations(path: Path, kind: str) -> None:
+    """An observations file that is a FIFO, holds complex joints, or names its points with one string."""
+    if kind == "fifo":
+        os.mkfifo(path)
+        return
+    joints = np.zeros((2, 19, 3))
+    if kind == "complex":
+        np.savez(path, joints=joints + 1j)
+    else:
+        np.savez(path, joints=joints, names=np.array("pelvis"))
+
+
 def _nan(state):
     state["loc"][0, 0] = math.nan
 
@@ -64,6 +77,12 @@ CASES = [  # (id, files made before, command, message fragment, files that must 
      "expected an integer >= 0", ["evaluation"]),
     ("import --split 1e308/1e308/1e308", {}, ["import", "--bundled", "zebra", "--split", "1e308/1e308/1e308",
      "--out", "s.h5"], "too large to add up", ["s.h5"]),
+    ("fit reading a FIFO", {"obs.npz": "fifo"}, ["fit", "--prior", "cmu/gaussian_full", "--observations", "obs.npz",
+     "--out", "fit.npz"], "obs.npz: not a regular file", ["fit.npz"]),
+    ("fit on complex joints", {"obs.npz": "complex"}, ["fit", "--prior", "cmu/gaussian_full", "--observations",
+     "obs.npz", "--out", "fit.npz"], "joints: holds complex numbers", ["fit.npz"]),
+    ("fit with names as one string", {"obs.npz": "one-name"}, ["fit", "--prior", "cmu/gaussian_full",
+     "--observations", "obs.npz", "--out", "fit.npz"], "names: must be a list of point names", ["fit.npz"]),
     ("sample from a checkpoint with NaN weights", {"nan.pt": _nan}, ["sample", "--model", "nan.pt", "--n", "5",
      "--out", "s.npy"], "model.loc: holds NaN or infinite weights", ["s.npy"]),
     ("sample from int64 weights", {"int.pt": _int64}, ["sample", "--model", "int.pt", "--n", "5", "--out", "s.npy"],
@@ -76,11 +95,13 @@ CASES = [  # (id, files made before, command, message fragment, files that must 
 @pytest.mark.parametrize(("made", "command", "message", "absent"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_hostile_input_is_one_line_and_leaves_nothing(tmp_path, made, command, message, absent):
     for name, edit in made.items():
-        if name.endswith(".npy"):
+        if name == "obs.npz":
+            _observations(tmp_path / name, edit)
+        elif name.endswith(".npy"):
             np.save(tmp_path / name, np.zeros((2, 12, 3), np.float32))  # two zebra leg poses, radians
         else:
             _checkpoint(tmp_path / name, edit)
-    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}  # (a FIFO is not read)
     res = _run(command, tmp_path)
     assert res.returncode in (1, 2), res.stderr  # 2: argparse's usage error (its usage lines, then one error line)
     assert message in res.stderr and "Traceback" not in res.stderr, res.stderr

@@ -172,16 +172,32 @@ def _per_frame(x: Tensor, shape: tuple[int, ...], n: int, name: str) -> Tensor:
     return x
 
 
+OBSERVATION_KEYS = ("joints", "mask", "keypoints", "confidence", "K", "R", "t", "names", "init_orient", "init_transl")
+"""The members of an observations file that are read (any other member is left unread)."""
+
+
 def load_observations(path: str | Path, sigma: float | None = None, nu: float = 4.0) -> Observation:
-    """Observations from an ``.npz`` (see the module docstring for the keys)."""
+    """Observations from an ``.npz`` (see the module docstring for the keys); only
+    :data:`OBSERVATION_KEYS` are read. A FIFO or device, complex numbers and ``names`` that are not
+    a list of strings are refused."""
     path = Path(path)
+    if not path.is_file():
+        raise DataError(str(path), None, "no such file" if not path.exists() else "not a regular file")
     with NpzArchive(path) as archive:
-        arrays = {k: archive.read(k) for k in archive.keys}
+        arrays = {k: archive.read(k) for k in archive.keys if k in OBSERVATION_KEYS}
+    for key, value in arrays.items():
+        if np.iscomplexobj(value):
+            raise DataError(str(path), key, "holds complex numbers; real values expected")
 
     def get(key: str) -> Tensor | None:
         return torch.from_numpy(np.asarray(arrays[key], dtype=np.float64)) if key in arrays else None
 
-    names = tuple(str(s) for s in arrays["names"].tolist()) if "names" in arrays else None
+    names = None
+    if "names" in arrays:
+        raw = arrays["names"]
+        if raw.ndim != 1 or raw.dtype.kind not in "UO" or not all(isinstance(s, str) for s in raw.tolist()):
+            raise DataError(str(path), "names", f"must be a list of point names (K,), got {raw.dtype} {raw.shape}")
+        names = tuple(raw.tolist())
     init = {"init_orient": get("init_orient"), "init_transl": get("init_transl")}
     try:
         if "joints" in arrays and "keypoints" in arrays:
