@@ -436,10 +436,17 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     them. Prints the results and writes evaluation.md and evaluation.json to --out."""
 
     from probpose.bench import Column, machine_description, markdown_table
+    from probpose.errors import DataError
     from probpose.evaluation import evaluate_files, evaluate_store
-    from probpose.files import atomic_path, json_text
-    from probpose.models import load_model
+    from probpose.files import atomic_path, check_output_path, destination, json_text
+    from probpose.models import load_model, resolve_model_path
 
+    out = destination(args.out)
+    if out.exists() and not out.is_dir():
+        raise DataError(str(args.out), None, "is a file; give a folder for evaluation.md and evaluation.json")
+    inputs = [*args.data, resolve_model_path(args.model)]
+    for name in ("evaluation.md", "evaluation.json", "per_joint_nll.png"):
+        check_output_path(args.out / name, inputs, "evaluation")  # before any scoring
     stores = [p for p in args.data if p.suffix.lower() in (".h5", ".hdf5")]
     files = [p for p in args.data if p not in stores]
     model = load_model(args.model)

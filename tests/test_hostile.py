@@ -83,6 +83,8 @@ CASES = [  # (id, files made before, command, message fragment, files that must 
      "obs.npz", "--out", "fit.npz"], "joints: holds complex numbers", ["fit.npz"]),
     ("fit with names as one string", {"obs.npz": "one-name"}, ["fit", "--prior", "cmu/gaussian_full",
      "--observations", "obs.npz", "--out", "fit.npz"], "names: must be a list of point names", ["fit.npz"]),
+    ("evaluate --out naming a file", {"m.pt": None, "legs.npy": None}, ["evaluate", "--model", "m.pt", "legs.npy",
+     "--out", "m.pt"], "m.pt: is a file; give a folder", []),
     ("sample from a checkpoint with NaN weights", {"nan.pt": _nan}, ["sample", "--model", "nan.pt", "--n", "5",
      "--out", "s.npy"], "model.loc: holds NaN or infinite weights", ["s.npy"]),
     ("sample from int64 weights", {"int.pt": _int64}, ["sample", "--model", "int.pt", "--n", "5", "--out", "s.npy"],
