@@ -25,6 +25,7 @@ from torch import Tensor
 
 from probpose.data.store import StoreInfo, check_poses, read_info, read_sample
 from probpose.errors import DataError
+from probpose.parallel import Group
 
 __all__ = ["StoreSplit"]
 
@@ -56,8 +57,8 @@ class StoreSplit:
     def shard(self, rank: int, world_size: int) -> StoreSplit:
         """Process ``rank``'s contiguous share of these rows (shares follow rank order and differ by
         at most one row)."""
-        n = len(self)
-        return replace(self, start=self.start + n * rank // world_size, stop=self.start + n * (rank + 1) // world_size)
+        rows = Group(rank, world_size).shard(len(self))
+        return replace(self, start=self.start + rows.start, stop=self.start + rows.stop)
 
     @property
     def skeleton(self):  # noqa: ANN201 - a Skeleton

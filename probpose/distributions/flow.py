@@ -19,8 +19,6 @@ path, without inverting.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.distributions.constraints as torch_constraints
 from pyro.distributions import Normal, TorchDistribution, TransformedDistribution
@@ -127,8 +125,3 @@ class FlowDistribution(TransformedDistribution):
     def sample(self, sample_shape: torch.Size | tuple[int, ...] = ()) -> Tensor:
         with torch.no_grad():
             return self.rsample(sample_shape)
-
-    @staticmethod
-    def _base_log_prob(z: Tensor) -> Tensor:
-        """``log N(z; 0, I)`` summed over the event ``(..., J, 3) -> (...)`` (nats)."""
-        return -0.5 * z.square().sum((-1, -2)) - 0.5 * z.shape[-1] * z.shape[-2] * math.log(2 * math.pi)

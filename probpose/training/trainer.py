@@ -258,7 +258,7 @@ class Trainer:
         c, g = self.config, self.group
         local = c.batch_size // g.world_size
         if isinstance(train, StoreSplit):
-            for batch in train.shard(g.rank, g.world_size).batches(local, seed=c.seed + self.step):
+            for batch in _shard(train, g).batches(local, seed=c.seed + self.step):
                 yield batch.to(self.device, self.dtype, non_blocking=True)
         data = train.to(self.device, self.dtype)
         gen = torch.Generator(device="cpu").manual_seed(c.seed + self.step)
