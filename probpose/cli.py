@@ -150,7 +150,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
             raise DataError("--split amass", None, "imports one AMASS tree folder: give exactly one folder as SRC")
         return _import_tree(args, folders[0])
     for folder in folders:  # a folder of pose files with a share split: read them all into memory
-        found, skipped_files = scan_tree(folder)
+        found, skipped_files = scan_tree(folder, skip_bad=args.skip_bad)
         files += [f.path for f in found]
         for rel, reason in skipped_files[:20]:
             print(f"skipped {folder / rel}: {reason}")
@@ -375,9 +375,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace, threads: int) -> int:
     from probpose.bench import bench_models, format_table, machine_description, set_threads, write_bench
     from probpose.data import prepare_data
+    from probpose.files import check_output_path
 
     threads = set_threads(threads)
     joints = args.joints or ("body+hands-feet" if args.bundled == "smplx" else None)
+    outputs = ["data.h5", "bench.md", "bench.json", "bench_nll_time.png", *(f"models/{m}.pt" for m in args.models)]
+    for name in outputs:  # before any work: nothing the bench writes may be one of its inputs
+        check_output_path(args.out / name, [args.data] if args.data else [], "bench output")
     data = prepare_data(
         args.data, bundled=args.bundled, joints=None if args.data else joints, segment_seconds=args.segment_seconds,
         guard_seconds=args.guard_seconds, workdir=args.out,
@@ -438,14 +442,15 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from probpose.bench import Column, machine_description, markdown_table
     from probpose.errors import DataError
     from probpose.evaluation import evaluate_files, evaluate_store
-    from probpose.files import atomic_path, check_output_path, destination, json_text
+    from probpose.files import atomic_paths, check_output_path, destination, json_text
     from probpose.models import load_model, resolve_model_path
 
     out = destination(args.out)
     if out.exists() and not out.is_dir():
         raise DataError(str(args.out), None, "is a file; give a folder for evaluation.md and evaluation.json")
     inputs = [*args.data, resolve_model_path(args.model)]
-    for name in ("evaluation.md", "evaluation.json", "per_joint_nll.png"):
+    charts = [f"per_joint_nll_{k + 1}.png" for k in range(len(args.data) + 1)]
+    for name in ("evaluation.md", "evaluation.json", "per_joint_nll.png", *charts):
         check_output_path(args.out / name, inputs, "evaluation")  # before any scoring
     stores = [p for p in args.data if p.suffix.lower() in (".h5", ".hdf5")]
     files = [p for p in args.data if p not in stores]
@@ -481,10 +486,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     payload = {"model": str(args.model), "registry_name": model.registry_name, "joints": model.modelled_names,
                "reports": [r.to_dict() for r in reports], "machine": machine_description("cpu")}  # fmt: skip
-    with atomic_path(args.out / "evaluation.json") as tmp:
-        tmp.write_text(json_text(payload))
-    with atomic_path(args.out / "evaluation.md") as tmp:
-        tmp.write_text("\n".join(lines))
+    with atomic_paths(args.out / "evaluation.json", args.out / "evaluation.md") as (tmp_json, tmp_md):
+        tmp_json.write_text(json_text(payload))
+        tmp_md.write_text("\n".join(lines))  # the pair appears together or not at all
     print(f"wrote {args.out / 'evaluation.md'} and {args.out / 'evaluation.json'}")
     charts = [r for r in reports if r.per_joint_nll]
     for k, r in enumerate(charts):
@@ -681,7 +685,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from probpose.files import atomic_path, check_output_path, json_text
+    from probpose.files import atomic_paths, check_output_path, json_text
     from probpose.fitting import fit_map, fit_nuts, fit_posterior, load_observations
     from probpose.fitting.model import PoseFit
     from probpose.fitting.sheets import fit_sheet, make_body
@@ -724,8 +728,6 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     if res.posterior is not None:
         arrays["std_deg"] = res.posterior.std_deg.float().numpy()
         arrays["radius90_deg"] = res.posterior.radius90_deg.float().numpy()
-    with atomic_path(out) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)
     unit = "mm" if obs.kind == "3d" else "px"
     scale = 1000.0 if obs.kind == "3d" else 1.0
     resid = (res.residual * scale).tolist()
@@ -746,10 +748,11 @@ def _cmd_fit(args: argparse.Namespace) -> int:
               "observations": str(args.observations), "kind": obs.kind, "seconds": res.seconds,
               "residual_unit": unit, "residual": resid,
               "final_loss": res.losses[-1] if res.losses else None}  # fmt: skip
-    with atomic_path(out.with_suffix(".md")) as tmp:
-        tmp.write_text("\n".join(lines) + "\n")
-    with atomic_path(out.with_suffix(".json")) as tmp:
-        tmp.write_text(json_text(report))
+    with atomic_paths(out, out.with_suffix(".md"), out.with_suffix(".json")) as (tmp_npz, tmp_md, tmp_json):
+        with open(tmp_npz, "wb") as fh:  # the fit and its reports appear together or not at all
+            np.savez(fh, **arrays)
+        tmp_md.write_text("\n".join(lines) + "\n")
+        tmp_json.write_text(json_text(report))
     if args.sheet is not None:
         fit_sheet(body, res, obs, args.sheet, title=f"{prior_name}: fitted (sticks), observed (dots), hidden (x)")
     print(f"wrote {out}: {len(resid)} frames, mean residual {sum(resid) / len(resid):.2f} {unit}, {res.seconds:.1f} s "
@@ -876,7 +879,7 @@ def _configure_output(verbose: bool, quiet: bool) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``probpose`` console script; returns the exit code."""
-    from probpose.files import Interrupted, handle_signals
+    from probpose.files import Interrupted, handle_signals, write_error
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -886,6 +889,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return args.func(args)
     except ProbposeError as e:
         print(f"probpose {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:  # a full disk, a read-only place, no permission: the user's to fix, one line
+        error = write_error(e)
+        if error is None:
+            raise
+        print(f"probpose {args.command}: error: {error}", file=sys.stderr)
         return 1
     except Interrupted as e:
         print(f"probpose {args.command}: {e}; no output was left half-written", file=sys.stderr)

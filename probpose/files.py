@@ -23,27 +23,36 @@ kept, with an error saying so.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
+import re
 import secrets
 import shutil
 import signal
 import socket
+import stat
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from probpose.errors import DataError
+from probpose.errors import DataError, short_repr
 
 __all__ = [
     "Interrupted",
     "destination",
     "json_text",
+    "parse_json",
+    "input_file",
     "atomic_folder",
     "atomic_path",
     "check_output_folder",
     "check_output_path",
+    "check_space",
+    "check_writable",
+    "atomic_paths",
+    "write_error",
     "handle_signals",
     "raise_if_interrupted",
     "remove_stale_temporaries",
@@ -72,6 +81,14 @@ def _host() -> str:
 
 def _temp_name(final: Path) -> Path:
     return final.with_name(f".{final.name}.{_host()}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+
+
+def _shown(path: str | Path) -> str:
+    """A path as a user should read it in a message: a temporary of ours (:func:`_temp_name`) is
+    shown as the destination it stands for."""
+    path = Path(path)
+    found = re.fullmatch(r"\.(.+)\.[^.]+\.\d+\.[0-9a-f]{8}\.tmp", path.name)
+    return str(path.with_name(found.group(1)) if found else path)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -135,6 +152,36 @@ def json_text(value: object, indent: int | None = 2) -> str:
     return json.dumps(cleaned, indent=indent, allow_nan=False)
 
 
+def input_file(path: str | Path, what: str = "", error: type[DataError] = DataError) -> Path:
+    """``path`` as a ``Path`` if it is a regular file (a symbolic link to one is followed);
+    otherwise ``error`` (a :class:`DataError`) naming it: no such file, a folder, or a FIFO, socket
+    or device (which would block or never end). Every reader of a user's file starts here."""
+    path = Path(path)
+    label = f" ({what})" if what else ""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise error(str(path), None, f"no such file{label}") from None
+    except OSError as e:
+        raise error(str(path), None, f"cannot be read{label}: {e.strerror or e}") from None
+    if stat.S_ISREG(mode):
+        return path
+    kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a socket"
+            if stat.S_ISSOCK(mode) else "a device")  # fmt: skip
+    raise error(str(path), None, f"is {kind}, not a regular file{label}")
+
+
+def parse_json(text: str | bytes, file: str | Path, field: str | None = None) -> object:
+    """``json.loads`` for text read from a user's file: invalid JSON, and JSON nested too deeply to
+    parse (which would exhaust the call stack), are a :class:`DataError` naming ``file`` and ``field``."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise DataError(str(file), field, "JSON nested too deeply to read") from None
+    except (TypeError, ValueError) as e:
+        raise DataError(str(file), field, f"not valid JSON ({short_repr(str(e), 80)})") from None
+
+
 def destination(path: str | Path) -> Path:
     """Where writing ``path`` goes: the target of a symbolic link (followed to the end), else the
     path itself. A dangling link names the missing target."""
@@ -151,6 +198,64 @@ def _check_parents(path: Path) -> None:
             if not parent.is_dir():
                 raise DataError(str(path), None, f"cannot create it: {parent} is a file, not a folder")
             return
+
+
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EFBIG, errno.EIO,
+                 errno.ENAMETOOLONG, errno.ETXTBSY}  # fmt: skip
+SPACE_RESERVE = 4 * 2**20
+"""Bytes left free on a file system after a checked write (:func:`check_space`): room for the
+metadata a file format writes when it closes."""
+
+
+def _existing_folder(path: Path) -> Path:
+    for folder in (path, *path.parents):
+        if folder.is_dir():
+            return folder
+    return Path(".")
+
+
+def check_writable(path: str | Path) -> None:
+    """Refuse (:class:`DataError` naming ``path``) an output whose folder cannot be written --
+    read-only file system, no permission -- by creating and removing a probe file in the nearest
+    existing folder on its way, before any work is done."""
+    path = Path(path)
+    folder = _existing_folder(path.parent)
+    probe = folder / f".probpose-write-check.{os.getpid()}.{secrets.token_hex(4)}"
+    try:
+        fd = os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except OSError as e:
+        raise DataError(str(path), None, f"cannot be written: {e.strerror or e} ({folder})") from None
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
+
+
+def check_space(path: str | Path, nbytes: int) -> None:
+    """Refuse (:class:`DataError` naming ``path``) to write about ``nbytes`` more bytes where the file
+    system would keep less than :data:`SPACE_RESERVE` free. Libraries that do not survive a full disk
+    (HDF5: a failed write there can end in a crash) check before each block instead of failing in it."""
+    path = Path(path)
+    free = shutil.disk_usage(_existing_folder(path.parent)).free
+    if free < nbytes + SPACE_RESERVE:
+        raise DataError(_shown(path), None, f"no space left on the device: {free:,} bytes free, about "
+                        f"{nbytes + SPACE_RESERVE:,} needed; nothing was kept")  # fmt: skip
+
+
+def write_error(error: BaseException) -> DataError | None:
+    """A failed write or read of a file the user named (no space, read-only, no permission, ...) as
+    one :class:`DataError` naming the path, or ``None`` for any other error (a bug keeps its
+    traceback). Recognises ``OSError`` errnos and HDF5's messages, which carry ``errno = N``."""
+    if not isinstance(error, OSError):
+        return None
+    code, where = error.errno, error.filename
+    if code is None:
+        found = re.search(r"errno = (\d+)", str(error))
+        code = int(found.group(1)) if found else None
+        named = re.search(r"filename = '([^']*)'", str(error))
+        where = named.group(1) if named else where
+    if code not in _WRITE_ERRNOS:
+        return None
+    return DataError(_shown(where) if where else "(output)", None, f"{os.strerror(code)}; nothing was kept")
 
 
 def check_output_path(path: str | Path, inputs: Iterable[str | Path] = (), what: str = "output") -> Path:
@@ -170,6 +275,7 @@ def check_output_path(path: str | Path, inputs: Iterable[str | Path] = (), what:
                 same = os.path.samefile(src, path)
         if same:
             raise DataError(str(path), None, f"is also an input; the {what} would overwrite it -- choose another name")
+    check_writable(path)
     return path
 
 
@@ -205,6 +311,15 @@ def atomic_path(final: str | Path, mode: int = 0o666) -> Iterator[Path]:
             tmp.unlink()
 
 
+@contextlib.contextmanager
+def atomic_paths(*finals: str | Path) -> Iterator[list[Path]]:
+    """:func:`atomic_path` for files that belong together (a report's ``.json`` and ``.md``): yields
+    one temporary per destination and renames them into place only after every one was written, so
+    a failure or interruption while writing any of them leaves all the old files as they were."""
+    with contextlib.ExitStack() as stack:
+        yield [stack.enter_context(atomic_path(f)) for f in finals]
+
+
 def check_output_folder(path: str | Path, inputs: Iterable[str | Path] = (), overwrite: bool = False,
                         what: str = "output folder") -> Path:  # fmt: skip
     """Refuse an output folder that is a file, sits under a file, contains one of ``inputs``, or
@@ -221,6 +336,7 @@ def check_output_folder(path: str | Path, inputs: Iterable[str | Path] = (), ove
             raise DataError(str(path), None, f"holds the input {src}; the {what} would replace it -- choose another")
     if path.is_dir() and any(path.iterdir()) and not overwrite:
         raise DataError(str(path), None, f"exists and is not empty; pass --overwrite to replace the {what}")
+    check_writable(path)
     return path
 
 

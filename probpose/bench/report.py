@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from probpose.files import atomic_path, json_text
+from probpose.files import atomic_paths, json_text
 
 __all__ = ["Column", "markdown_table", "write_results"]
 
@@ -40,14 +40,13 @@ def write_results(
     out_dir: str | Path, stem: str, title: str, intro: str, table: str, payload: Mapping[str, Any], machine: dict
 ) -> tuple[Path, Path]:
     """Write ``STEM.md`` (title, intro, table, machine) and ``STEM.json`` (payload and machine)
-    to ``out_dir``, each atomically. Returns both paths."""
+    to ``out_dir``, together (both or neither). Returns both paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     md, js = out / f"{stem}.md", out / f"{stem}.json"
     described = "Machine: " + ", ".join(f"{k} {v}" for k, v in machine.items())
     text = "\n".join([f"# {title}", "", intro, "", table, "", described, ""])
-    with atomic_path(md) as tmp:
-        tmp.write_text(text)
-    with atomic_path(js) as tmp:
-        tmp.write_text(json_text({**payload, "machine": machine}))
+    with atomic_paths(md, js) as (tmp_md, tmp_js):  # the pair appears together or not at all
+        tmp_md.write_text(text)
+        tmp_js.write_text(json_text({**payload, "machine": machine}))
     return md, js

@@ -13,6 +13,7 @@ punctuation, with the names they are known by (``BMLrub`` / ``BioMotionLab_NTroj
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,15 +95,28 @@ class TreeFile:
     split: str
 
 
-def scan_tree(root: str | Path) -> tuple[list[TreeFile], list[tuple[str, str]]]:
+def scan_tree(root: str | Path, skip_bad: bool = False) -> tuple[list[TreeFile], list[tuple[str, str]]]:
     """Every pose file (AMASS ``*_poses.npz``/``*_stageii.npz``, motion capture ``.amc``/``.bvh``)
     under ``root`` (sorted by relative path, so the order does not depend on the
-    file system) and every other file with the reason it is skipped."""
+    file system) and every other file with the reason it is skipped. A folder that cannot be read
+    is an error (a :class:`DataError` naming it), or, with ``skip_bad``, listed among the skipped.
+    Symbolic links to folders are not followed."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(str(root), None, "not a folder")
     files, skipped = [], []
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+    unreadable: list[tuple[str, str]] = []
+
+    def refused(e: OSError) -> None:
+        rel = Path(e.filename).relative_to(root).as_posix() if e.filename else str(root)
+        unreadable.append((rel, e.strerror or type(e).__name__))
+
+    found = [Path(top) / name for top, _, names in os.walk(root, onerror=refused) for name in names]
+    for rel, why in sorted(unreadable):
+        if not skip_bad:
+            raise DataError(str(root / rel), None, f"folder cannot be read ({why}); fix it or pass --skip-bad")
+        skipped.append((rel, f"an unreadable folder ({why})"))
+    for path in sorted(p for p in found if p.is_file()):
         rel = path.relative_to(root).as_posix()
         name = path.name.lower()
         if name.endswith(_POSE_SUFFIXES):

@@ -38,6 +38,7 @@ from probpose.data.poseset import PoseSet, SequenceInfo
 from probpose.data.retarget import retarget
 from probpose.data.safe_pickle import UnsafePickleError, safe_load
 from probpose.errors import DataError, SelectionError
+from probpose.files import input_file
 from probpose.skeleton import SMPL, SMPLH, SMPLX, ZEBRA_LEGS, Skeleton, get_skeleton, unflatten
 
 __all__ = [
@@ -84,10 +85,7 @@ def _sha256(path: Path) -> str:
 
 
 def _existing(path: str | Path) -> Path:
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(str(path), None, "no such file" if not p.exists() else "not a regular file")
-    return p
+    return input_file(path)
 
 
 def _float_array(path: Path, field: str, value: object, shape: tuple[int | None, ...]) -> np.ndarray:
@@ -346,6 +344,7 @@ def load_pasyn(path: str | Path, fps: float | None = None) -> PoseSet:
     n = len(raw)
     if n == 0:
         raise DataError(str(p), "poses", "holds no rows")
+    check_pasyn_degrees(raw, p, "poses")
     return PoseSet(
         skeleton=ZEBRA_LEGS,
         poses=pasyn_to_axis_angle(raw.reshape(n, 12, 3)),
@@ -355,6 +354,15 @@ def load_pasyn(path: str | Path, fps: float | None = None) -> PoseSet:
         sequences=[SequenceInfo(p.name, p.name, None, ordered=False)],
         sources=[{"file": p.name, "format": "pasyn", "sha256": _sha256(p), "frames": n, "notes": notes}],
     )
+
+
+def check_pasyn_degrees(euler_degrees: np.ndarray, path: str | Path, field: str | None = None) -> None:
+    """Refuse PASyn Euler angles (degrees, ``(N, ...)``) beyond one turn (+-360): not degrees."""
+    size = np.abs(euler_degrees).reshape(len(euler_degrees), -1).max(-1) if len(euler_degrees) else np.zeros(0)
+    if (size > 360).any():
+        row = int(np.flatnonzero(size > 360)[0])
+        raise DataError(str(path), field, f"row {row}: Euler angles beyond +-360 degrees (up to {size.max():.4g}): "
+                        "not PASyn leg angles in degrees")  # fmt: skip
 
 
 def pasyn_to_axis_angle(euler_degrees: np.ndarray) -> np.ndarray:
@@ -441,7 +449,7 @@ def save_poses(path: str | Path, poses: PoseSet, licence: str = "") -> Path:
 def load_poses(path: str | Path, fps: float | None = None) -> PoseSet:
     """probpose's own poses ``.npz`` (:func:`save_poses`) -> :class:`PoseSet` on its base
     skeleton, the joints it lists present; ``fps`` replaces the stored frame rates."""
-    import json
+    from probpose.files import parse_json
 
     p = _existing(path)
     with NpzArchive(p) as data:
@@ -465,7 +473,7 @@ def load_poses(path: str | Path, fps: float | None = None) -> PoseSet:
             raise DataError(str(p), "sequence", f"expected ({n},) integers")
         if n and (sequence.min() < 0 or sequence.max() >= len(seq_names)) or rates.shape != (len(seq_names),):
             raise DataError(str(p), "sequence", "sequence ids and per-sequence fields disagree")
-        sources = json.loads(str(data.read("sources")))
+        sources = parse_json(str(data.read("sources")), p, "sources")
     poses = np.zeros((n, base.num_joints, 3), dtype=np.float32)
     present = np.zeros(base.num_joints, dtype=bool)
     idx = [base.index(name) for name in names]

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from probpose.errors import DataError
+from probpose.files import input_file
 from probpose.rotations import _elementary, euler_to_matrix
 
 __all__ = ["Mocap", "CMU_FPS", "read_asf", "read_amc", "read_bvh", "find_asf", "AsfSkeleton"]
@@ -114,8 +115,7 @@ def _number(text: str, file: str, line: int, what: str) -> float:
 
 
 def _read_lines(path: Path) -> list[str]:
-    if not path.is_file():
-        raise DataError(str(path), None, "no such file")
+    input_file(path)
     try:
         text = path.read_text(encoding="utf-8", errors="strict")
     except UnicodeDecodeError as e:

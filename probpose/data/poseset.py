@@ -7,8 +7,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from probpose.data.sequences import resample, trim
+from probpose.data.sequences import resample, resampled_length, trim
 from probpose.errors import DataError
+from probpose.options import MAX_COUNT
 from probpose.skeleton import Skeleton, get_skeleton
 
 __all__ = ["DataError", "SequenceInfo", "PoseSet"]
@@ -128,7 +129,16 @@ class PoseSet:
 
     def resampled(self, fps: float) -> PoseSet:
         """Every time series resampled to ``fps`` frames per second (see
-        :func:`probpose.data.sequences.resample`); unordered pose sets are unchanged."""
+        :func:`probpose.data.sequences.resample`); unordered pose sets are unchanged. A result
+        longer than :data:`~probpose.options.MAX_COUNT` frames (a file claiming a tiny frame rate)
+        is refused before any frame is made."""
+        for s, info in enumerate(self.sequences):
+            n = int(np.count_nonzero(self.sequence == s)) if info.ordered else 0
+            count = resampled_length(n, info.fps, fps) if n else 0
+            if count > MAX_COUNT:
+                raise DataError(info.name, "fps", f"{n:,} frames at {info.fps:g} fps resampled to {fps:g} fps would "
+                                f"be {count:,} frames, more than {MAX_COUNT:,} (PROBPOSE_MAX_COUNT): is the file's "
+                                "frame rate right?")  # fmt: skip
         return self._per_sequence(lambda arr, info: resample(arr, info.fps, fps), fps,
                                   f"resampled to {fps:g} fps (slerp between frames)")  # fmt: skip
 

@@ -43,6 +43,7 @@ import torch
 from probpose.data.mocap import Mocap
 from probpose.data.rest import rest_joints
 from probpose.errors import DataError
+from probpose.files import input_file
 from probpose.rotations import canonical_axis_angle, matrix_to_axis_angle
 from probpose.skeleton import SMPLX
 
@@ -123,11 +124,11 @@ def load_map(path: str | Path) -> RetargetMap:
     [source bones, proximal first]}``, ``strip_prefix`` (optional, default false)."""
     import yaml
 
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(str(path), None, "no such file")
+    path = input_file(path, "retarget map")
     try:
         data = yaml.safe_load(path.read_text()[:1_000_000])
+    except RecursionError:
+        raise DataError(str(path), None, "YAML nested too deeply to read") from None
     except yaml.YAMLError as e:
         raise DataError(str(path), None, f"not valid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(data, dict) or not isinstance(data.get("joints"), dict) or not isinstance(data.get("root"), str):

@@ -28,6 +28,13 @@ def _slerp(q0: torch.Tensor, q1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return q / torch.linalg.vector_norm(q, dim=-1, keepdim=True)
 
 
+def resampled_length(n: int, fps: float, target: float) -> int:
+    """Frames :func:`resample` makes of ``n`` frames at ``fps`` resampled to ``target`` fps."""
+    if n == 0 or fps == target:
+        return n
+    return int(math.floor((n - 1) * target / fps + 1e-9)) + 1
+
+
 def resample(poses: np.ndarray, fps: float, target: float) -> np.ndarray:
     """A sequence ``(N, J, 3)`` (axis-angle, radians) at ``fps`` resampled to ``target`` frames per
     second: frame ``k`` is the pose at time ``k / target``. Where that time falls on a source
@@ -39,7 +46,7 @@ def resample(poses: np.ndarray, fps: float, target: float) -> np.ndarray:
         raise ValueError(f"target frame rate must be positive, got {target}")
     if n == 0 or fps == target:
         return poses
-    count = int(math.floor((n - 1) * target / fps + 1e-9)) + 1
+    count = resampled_length(n, fps, target)
     position = np.arange(count, dtype=np.float64) * (fps / target)
     i0 = np.minimum(np.floor(position + 1e-9).astype(np.int64), n - 1)
     frac = position - i0

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +37,7 @@ import numpy as np
 from probpose.data.poseset import PoseSet
 from probpose.data.splits import SPLIT_NAMES, Split
 from probpose.errors import DataError, SelectionError, short_repr
-from probpose.files import atomic_path
+from probpose.files import atomic_path, check_space, input_file, parse_json
 from probpose.skeleton import SKELETONS, Skeleton
 
 __all__ = [
@@ -80,6 +81,7 @@ class StoreWriter:
 
     def __init__(self, path: str | Path, skeleton: Skeleton, chunk_rows: int = _CHUNK_ROWS) -> None:
         self.path, self.skeleton, self.chunk_rows = Path(path), skeleton, chunk_rows
+        check_space(self.path, 0)  # HDF5 does not survive a full disk: every block is checked before it is written
         self.file = h5py.File(self.path, "w", track_order=True)
         self.hashes: dict[str, list[np.ndarray]] = {name: [] for name in SPLIT_NAMES}
         j = skeleton.num_joints
@@ -101,6 +103,7 @@ class StoreWriter:
         n, start = len(poses), self.size(split)
         if n == 0:
             return
+        check_space(self.path, n * (self.skeleton.num_joints * 3 * 4 + 16))
         for key, value in (("poses", np.asarray(poses, dtype=np.float32)), ("sequence", sequence), ("frame", frame)):
             d = g[key]
             d.resize(start + n, axis=0)
@@ -174,6 +177,7 @@ class StoreWriter:
         meta = f.create_group("meta", track_order=True)
         for key, value in (("sources", sources), ("sequences", sequences)):
             blob = np.frombuffer(json.dumps(value).encode("utf-8"), dtype=np.uint8)
+            check_space(self.path, blob.nbytes)
             meta.create_dataset(key, data=blob, compression="gzip", track_times=False)
         f.close()
 
@@ -229,8 +233,7 @@ _REQUIRED = ("layout_version", "skeleton", "base_skeleton", "joints", "units", "
 
 
 def _open(path: Path) -> h5py.File:
-    if not path.is_file():
-        raise DataError(str(path), None, "no such file" if not path.exists() else "not a regular file")
+    input_file(path, "pose store")
     try:
         return h5py.File(path, "r")
     except OSError as e:
@@ -242,10 +245,10 @@ def _json_attr(f: h5py.File, path: Path, key: str, default: object = None) -> ob
         if default is not None:
             return default
         raise DataError(str(path), key, "missing attribute: not a probpose pose store")
-    try:
-        return json.loads(f.attrs[key])
-    except (TypeError, ValueError) as e:
-        raise DataError(str(path), key, f"attribute is not valid JSON ({e})") from None
+    value = f.attrs[key]
+    if not isinstance(value, (str, bytes)):
+        raise DataError(str(path), key, f"attribute is not JSON text (a {type(value).__name__})")
+    return parse_json(value, path, key)
 
 
 def _meta(f: h5py.File, path: Path, key: str, version: int) -> list:
@@ -254,10 +257,9 @@ def _meta(f: h5py.File, path: Path, key: str, version: int) -> list:
         return _json_attr(f, path, key)
     if "meta" not in f or key not in f["meta"]:
         raise DataError(str(path), f"meta/{key}", "missing dataset")
-    try:
-        value = json.loads(bytes(f["meta"][key][...]).decode("utf-8"))
-    except (TypeError, ValueError, UnicodeDecodeError) as e:
-        raise DataError(str(path), f"meta/{key}", f"is not valid JSON ({e})") from None
+    _check_local(f, "meta", path, "meta")
+    _check_local(f["meta"], key, path, f"meta/{key}")
+    value = parse_json(bytes(f["meta"][key][...]), path, f"meta/{key}")
     if not isinstance(value, list):
         raise DataError(str(path), f"meta/{key}", "is not a list")
     return value
@@ -292,13 +294,47 @@ def _skeleton(f: h5py.File, path: Path) -> Skeleton:
     return skeleton
 
 
+def _check_local(g: h5py.Group, key: str, path: Path, where: str) -> None:
+    """Refuse a member that reads from somewhere else than this file: an external link, a dataset
+    whose data sits in external raw files, or a virtual dataset (of another file, or of a missing
+    one, which HDF5 reads as zeros); and a dataset whose declared chunks are not all in the file
+    (missing ones read as zeros too: a small file could declare billions of rows)."""
+    link = g.get(key, getlink=True)
+    if isinstance(link, h5py.ExternalLink):
+        raise DataError(str(path), where, f"is an external link to {short_repr(link.filename)}; a store must hold "
+                        "its own data")  # fmt: skip
+    obj = g[key]
+    if not isinstance(obj, h5py.Dataset):
+        return
+    if obj.is_virtual:
+        raise DataError(str(path), where, "is a virtual dataset (its data lives in other files); a store must hold "
+                        "its own data")  # fmt: skip
+    if obj.external:
+        raise DataError(str(path), where, "keeps its data in external files; a store must hold its own data")
+    if obj.size == 0:
+        return
+    if obj.chunks is not None:
+        expected = math.prod(-(-n // c) for n, c in zip(obj.shape, obj.chunks, strict=True))
+        stored = obj.id.get_num_chunks()
+        if stored != expected:
+            raise DataError(str(path), where, f"declares shape {obj.shape} but holds {stored:,} of its {expected:,} "
+                            "chunks: the rest would read as zeros (a truncated or forged store)")  # fmt: skip
+    elif obj.id.get_storage_size() < obj.nbytes:
+        raise DataError(str(path), where, f"declares shape {obj.shape} ({obj.nbytes:,} bytes) but stores only "
+                        f"{obj.id.get_storage_size():,} bytes (a truncated or forged store)")  # fmt: skip
+
+
 def _check_split_datasets(f: h5py.File, path: Path, name: str, skeleton: Skeleton) -> int:
-    if name not in f or not isinstance(f[name], h5py.Group):
+    if name not in f:
+        raise DataError(str(path), name, "missing split group")
+    _check_local(f, name, path, name)
+    if not isinstance(f[name], h5py.Group):
         raise DataError(str(path), name, "missing split group")
     g = f[name]
     for key in ("poses", "sequence", "frame"):
         if key not in g or not isinstance(g[key], h5py.Dataset):
             raise DataError(str(path), f"{name}/{key}", "missing dataset")
+        _check_local(g, key, path, f"{name}/{key}")
     poses = g["poses"]
     if poses.dtype.kind != "f":
         raise DataError(str(path), f"{name}/poses", f"expected float axis-angle poses, got dtype {poses.dtype}")

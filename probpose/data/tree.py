@@ -123,7 +123,7 @@ def import_tree(
     target = get_skeleton(skeleton)
     joints = joints or DEFAULT_JOINTS.get(target.name, "all")
     selected = target.select(joints)
-    files, skipped = scan_tree(root)
+    files, skipped = scan_tree(root, skip_bad)
     workers = min(os.cpu_count() or 1, 4) if workers is None else workers
     tasks = [(str(f.path), skeleton, joints, fps, trim, assume_fps) for f in files]
     datasets: dict[str, dict[str, Any]] = {}

@@ -15,6 +15,7 @@ On disk (``probpose fit --observations FILE.npz``): either ``joints`` ``(N, K, 3
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from torch import Tensor
 
 from probpose.data.npz import NpzArchive
 from probpose.errors import DataError
+from probpose.files import input_file
 
 __all__ = ["Joints3D", "Keypoints2D", "Observation", "load_observations", "project"]
 
@@ -64,6 +66,8 @@ class Joints3D:
         self.points = torch.where(self.mask.unsqueeze(-1), p, torch.zeros_like(p))
         if not self.sigma > 0:
             raise DataError("sigma", None, f"must be positive, got {self.sigma}")
+        _check_seen(self.mask, "mask")
+        _check_init(self, len(p))
 
     @property
     def num_frames(self) -> int:
@@ -120,7 +124,10 @@ class Keypoints2D:
         self.K = _per_frame(self.K, (3, 3), n, "K")
         self.R = _per_frame(self.R, (3, 3), n, "R")
         self.t = _per_frame(self.t, (3,), n, "t")
+        _check_camera(self.K, self.R)
         seen = self.confidence > 0
+        _check_seen(seen, "confidence")
+        _check_init(self, n)
         if not torch.isfinite(p[seen]).all():
             raise DataError("keypoints", None, "keypoints with confidence > 0 hold NaN or infinite values")
         self.pixels = torch.where(seen.unsqueeze(-1), p, torch.zeros_like(p))
@@ -163,13 +170,49 @@ Observation = Joints3D | Keypoints2D
 
 def _per_frame(x: Tensor, shape: tuple[int, ...], n: int, name: str) -> Tensor:
     x = torch.as_tensor(x, dtype=torch.float64)
-    if x.shape == shape:
-        return x.expand((n,) + shape).clone()
-    if x.shape != (n,) + shape:
+    if x.shape not in (shape, (n,) + shape):
         raise DataError(name, None, f"expected {shape} or {(n,) + shape}, got {tuple(x.shape)}")
     if not torch.isfinite(x).all():
         raise DataError(name, None, "holds NaN or infinite values")
-    return x
+    return x.expand((n,) + shape).clone() if x.shape == shape else x
+
+
+def _check_camera(k: Tensor, r: Tensor) -> None:
+    """Refuse intrinsics that are not a pinhole camera's (``[[fx, s, cx], [0, fy, cy], [0, 0, 1]]``
+    with ``fx, fy > 0``: a singular ``K`` projects every point to one line) and rotations that are
+    not rotations (``R^T R = I``, ``det R = +1``, to 1e-4)."""
+    lower = torch.stack([k[:, 1, 0], k[:, 2, 0], k[:, 2, 1], k[:, 2, 2] - 1], -1).abs().amax(-1)
+    bad = (lower > 1e-9) | (k[:, 0, 0] <= 0) | (k[:, 1, 1] <= 0)
+    if bad.any():
+        i = int(bad.nonzero()[0])
+        raise DataError("K", None, f"frame {i}: not a pinhole camera matrix [[fx, s, cx], [0, fy, cy], [0, 0, 1]] "
+                        "with fx, fy > 0 (a singular or malformed K)")  # fmt: skip
+    eye = torch.eye(3, dtype=r.dtype)
+    off = (r.transpose(-1, -2) @ r - eye).abs().amax((-1, -2))
+    bad = (off > 1e-4) | ((torch.linalg.det(r) - 1).abs() > 1e-4)
+    if bad.any():
+        i = int(bad.nonzero()[0])
+        raise DataError("R", None, f"frame {i}: not a rotation matrix (R^T R = I and det R = +1 expected)")
+
+
+def _check_init(obs: Joints3D | Keypoints2D, n: int) -> None:
+    """``init_orient`` (axis-angle, radians, angle at most 2 pi) and ``init_transl`` (metres), ``(N, 3)``, finite."""
+    for name in ("init_orient", "init_transl"):
+        x = getattr(obs, name)
+        if x is None:
+            continue
+        if x.shape != (n, 3):
+            raise DataError(name, None, f"expected ({n}, 3), got {tuple(x.shape)}")
+        if not torch.isfinite(x).all():
+            raise DataError(name, None, "holds NaN or infinite values")
+    if obs.init_orient is not None and (obs.init_orient.norm(dim=-1) > 2 * math.pi + 1e-6).any():
+        raise DataError("init_orient", None, "axis-angle rotations with angles over 2 pi radians: not radians?")
+
+
+def _check_seen(seen: Tensor, what: str) -> None:
+    """Refuse observations with nothing observed in any frame (a fit would report a perfect residual)."""
+    if not seen.any():
+        raise DataError(what, None, "nothing is observed (every point masked out or of confidence 0): nothing to fit")
 
 
 OBSERVATION_KEYS = ("joints", "mask", "keypoints", "confidence", "K", "R", "t", "names", "init_orient", "init_transl")
@@ -180,9 +223,7 @@ def load_observations(path: str | Path, sigma: float | None = None, nu: float = 
     """Observations from an ``.npz`` (see the module docstring for the keys); only
     :data:`OBSERVATION_KEYS` are read. A FIFO or device, complex numbers and ``names`` that are not
     a list of strings are refused."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(str(path), None, "no such file" if not path.exists() else "not a regular file")
+    path = input_file(path, "observations")
     with NpzArchive(path) as archive:
         arrays = {k: archive.read(k) for k in archive.keys if k in OBSERVATION_KEYS}
     for key, value in arrays.items():

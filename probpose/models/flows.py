@@ -14,7 +14,7 @@ from probpose.distributions.joint_flow import GAUSSIAN_FEATURES, PARENT_FEATURES
 from probpose.flows import GaussianLayer, coupling_stack
 from probpose.flows.grouped import GroupedActNorm, GroupedAutoregressive, GroupedFlowStack
 from probpose.models.base import PriorModel
-from probpose.options import option
+from probpose.options import MAX_DEPTH, MAX_WIDTH, option
 from probpose.rotations import axis_angle_to_matrix, matrix_to_rotation_6d
 from probpose.skeleton import Skeleton
 
@@ -35,12 +35,12 @@ class GlobalFlowOptions:
     couplings only add to it."""
 
     coupling: Literal["affine", "spline"] = "affine"
-    K: int = option(8, ge=1)
-    hidden: int = option(256, ge=1)
-    layers: int = option(2, ge=0)
+    K: int = option(8, ge=1, le=MAX_DEPTH)
+    hidden: int = option(256, ge=1, le=MAX_WIDTH)
+    layers: int = option(2, ge=0, le=MAX_DEPTH)
     mixing: Literal["lu", "permute", "none"] = "lu"
     use_actnorm: bool = True
-    num_bins: int = option(8, ge=2)
+    num_bins: int = option(8, ge=2, le=MAX_WIDTH)
     tail_bound: float = option(5.0, gt=0)
     use_conditioning: bool = False
     condition_on: str = "body"
@@ -103,10 +103,10 @@ class JointFlowOptions:
     joint at the data side, initialised on the training data."""
 
     transform: Literal["spline", "affine"] = "spline"
-    K: int = option(2, ge=1)
-    hidden: int = option(32, ge=1)
-    layers: int = option(2, ge=0)
-    num_bins: int = option(8, ge=2)
+    K: int = option(2, ge=1, le=MAX_DEPTH)
+    hidden: int = option(32, ge=1, le=MAX_WIDTH)
+    layers: int = option(2, ge=0, le=MAX_DEPTH)
+    num_bins: int = option(8, ge=2, le=MAX_WIDTH)
     tail_bound: float = option(5.0, gt=0)
     use_actnorm: bool = True
     gaussian_layer: bool = True

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from probpose.errors import CheckpointError, ProbposeError
-from probpose.files import atomic_path
+from probpose.files import atomic_path, input_file
 from probpose.models.base import PoseModel
 from probpose.models.registry import build_model, get_model_spec, registry_name_of
 from probpose.skeleton import Skeleton
@@ -77,9 +77,7 @@ def resolve_model_path(path: str | Path) -> Path:
 
 def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
     """Load a checkpoint dict with ``weights_only=True`` (tensors and plain containers only)."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(str(path), None, "no such file" if not path.exists() else "not a regular file")
+    path = input_file(path, "checkpoint", CheckpointError)
     try:
         ck = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:

@@ -22,7 +22,7 @@ from probpose.errors import TrainingError
 from probpose.flows import floored_covariance
 from probpose.models.base import PriorModel
 from probpose.models.chunks import Chunks, as_chunks
-from probpose.options import option
+from probpose.options import MAX_WIDTH, option
 from probpose.parallel import SINGLE, Group
 from probpose.skeleton import Skeleton
 
@@ -225,7 +225,7 @@ class GMMOptions:
     by less than ``tol`` nats; ``kmeans_iter`` Lloyd iterations after the k-means++ start (seeded
     by ``seed``); ``init_scale``: standard deviation (radians) before a fit."""
 
-    components: int = option(8, ge=1)
+    components: int = option(8, ge=1, le=MAX_WIDTH)
     min_variance: float = option(1e-6, gt=0)
     max_iter: int = option(200, ge=1)
     tol: float = option(1e-6, ge=0)

@@ -34,7 +34,7 @@ from torch.nn import functional as F
 from probpose.distributions.so3 import MIN_SCALE, TangentGaussianSO3
 from probpose.flows import MLP
 from probpose.models.base import LatentPoseModel
-from probpose.options import option
+from probpose.options import MAX_DEPTH, MAX_WIDTH, option
 from probpose.rotations import axis_angle_to_matrix, geodesic_distance, matrix_to_axis_angle, rotation_6d_to_matrix
 from probpose.skeleton import Skeleton
 
@@ -54,9 +54,9 @@ class VAEOptions:
     frame) at the model's boundary (a volume-preserving map: densities are unchanged)."""
 
     type: Literal["standard", "so3"] = "standard"
-    z_dim: int = option(24, ge=1)
-    hidden: int = option(256, ge=1)
-    layers: int = option(2, ge=0)
+    z_dim: int = option(24, ge=1, le=MAX_WIDTH)
+    hidden: int = option(256, ge=1, le=MAX_WIDTH)
+    layers: int = option(2, ge=0, le=MAX_DEPTH)
     kl_weight: float = option(1.0, gt=0)
     rec_weight: float = option(1.0, gt=0)
     kl_anneal_steps: int = option(0, ge=0)

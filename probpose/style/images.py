@@ -10,8 +10,11 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
 from probpose.errors import DataError
+from probpose.files import input_file
+from probpose.options import MAX_IMAGE_PIXELS
 
-__all__ = ["IMAGE_SUFFIXES", "list_images", "read_rgba", "read_rgb", "random_crop", "composite", "to_uint8"]
+__all__ = ["IMAGE_SUFFIXES", "ImageBank", "list_images", "read_rgba", "read_rgb", "random_crop", "composite",
+           "to_uint8"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -22,7 +25,8 @@ def list_images(path: str | Path, what: str) -> list[Path]:
     p = Path(path)
     if p.is_dir() and (p / "frames").is_dir() and (p / "manifest.json").is_file():
         p = p / "frames"
-    if p.is_file():
+    if not p.is_dir() and p.exists():
+        input_file(p, what)  # a FIFO or device is refused, not waited on
         if p.suffix.lower() not in IMAGE_SUFFIXES:
             raise DataError(str(p), None, f"not an image ({', '.join(IMAGE_SUFFIXES)}) for the {what}")
         return [p]
@@ -34,26 +38,76 @@ def list_images(path: str | Path, what: str) -> list[Path]:
     return files
 
 
-def _open(path: Path) -> Image.Image:
+def _header(path: Path) -> Image.Image:
+    """An image opened but not decoded (only its header read), refused if it declares more than
+    :data:`~probpose.options.MAX_IMAGE_PIXELS` pixels."""
+    input_file(path, "image")
+    previous = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # probpose's own limit, checked below, replaces PIL's warning and error
     try:
         im = Image.open(path)
-        im.load()
-        return im
-    except (UnidentifiedImageError, OSError) as e:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise DataError(str(path), None, f"not a readable image ({type(e).__name__})") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
+    w, h = im.size
+    if w * h > MAX_IMAGE_PIXELS:
+        im.close()
+        raise DataError(str(path), None, f"declares {w:,} x {h:,} pixels, more than the {MAX_IMAGE_PIXELS:,} "
+                        "probpose decodes (PROBPOSE_MAX_IMAGE_PIXELS)")  # fmt: skip
+    return im
+
+
+def _open(path: Path) -> Image.Image:
+    """Open and decode an image (its size checked first, see :func:`_header`)."""
+    im = _header(path)
+    try:
+        im.load()
+    except (OSError, SyntaxError, ValueError) as e:
+        raise DataError(str(path), None, f"not a readable image ({type(e).__name__})") from None
+    return im
+
+
+def _array(im: Image.Image, mode: str) -> np.ndarray:
+    """``(H, W, C)`` float32 in [0, 1] in ``mode`` (``RGB`` or ``RGBA``). 16- and 32-bit grey
+    images are scaled by their own depth (PIL's ``convert`` would clip them to white)."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        full = 65535.0 if im.mode.startswith("I;16") or im.mode == "I" else 1.0
+        grey = np.clip(np.asarray(im, dtype=np.float32) / full, 0.0, 1.0)
+        planes = [grey] * 3 + ([np.ones_like(grey)] if mode == "RGBA" else [])
+        return np.stack(planes, -1)
+    return np.asarray(im.convert(mode), dtype=np.float32) / 255.0
 
 
 def read_rgba(path: Path) -> tuple[Tensor, Tensor]:
     """``(3, H, W)`` RGB premultiplied by alpha and ``(1, H, W)`` alpha, float32 in [0, 1]."""
-    arr = np.asarray(_open(path).convert("RGBA"), dtype=np.float32) / 255.0
-    t = torch.from_numpy(arr).permute(2, 0, 1)
+    t = torch.from_numpy(_array(_open(path), "RGBA")).permute(2, 0, 1)
     return t[:3] * t[3:], t[3:]
 
 
 def read_rgb(path: Path) -> Tensor:
     """``(3, H, W)`` float32 RGB in [0, 1]."""
-    arr = np.asarray(_open(path).convert("RGB"), dtype=np.float32) / 255.0
-    return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
+    return torch.from_numpy(_array(_open(path), "RGB")).permute(2, 0, 1).contiguous()
+
+
+class ImageBank:
+    """Images read lazily, each decoded once, on first use, and kept as 8-bit ``(3, H, W)`` (a
+    quarter of float32's memory): style photographs and backgrounds drawn at random many times."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self.paths = list(paths)
+        self._decoded: dict[int, Tensor] = {}
+        for p in self.paths:  # every header checked now (cheap), before any work is done
+            _header(p).close()
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> Tensor:
+        """Image ``i`` as ``(3, H, W)`` float32 RGB in [0, 1]."""
+        if i not in self._decoded:
+            self._decoded[i] = (read_rgb(self.paths[i]) * 255).round().to(torch.uint8)
+        return self._decoded[i].float() / 255.0
 
 
 def random_crop(image: Tensor, height: int, width: int, generator: torch.Generator) -> Tensor:

