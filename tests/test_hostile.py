@@ -212,8 +212,8 @@ CASES = [
      ZEBRA_STORE.read_bytes()), ["bench", "--data", "d/data.h5", "--out", "d", "--models", "gaussian"],
      "d/data.h5: is also an input", []),
     # files that read elsewhere
-    ("fit reading a FIFO", lambda t: os.mkfifo(t / "obs.npz"), FIT, "obs.npz: is a FIFO, not a regular file (observations)",
-     ["fit.npz"]),
+    ("fit reading a FIFO", lambda t: os.mkfifo(t / "obs.npz"), FIT,
+     "obs.npz: is a FIFO, not a regular file (observations)", ["fit.npz"]),
     ("train --config a FIFO", lambda t: os.mkfifo(t / "c.yaml"), ["train", "--config", "c.yaml"],
      "c.yaml: is a FIFO, not a regular file", ["runs"]),
     ("style train --style a FIFO", lambda t: (_frames(t / "c"), os.mkfifo(t / "p.png")), ["style", "train",
@@ -279,8 +279,8 @@ CASES = [
      ck["decoder"].values())).fill_(math.nan)), ["style", "apply", "--model", "s.pt", "--content", "c", "--style",
      "photo.png", "--out", "o", *STYLE], "holds NaN or infinite weights", ["o"]),
     ("a style model whose decoder has other shapes", lambda t: _style_setup(t, lambda ck: ck["decoder"].update(
-     {k: v[:1] if v.ndim else v for k, v in ck["decoder"].items()})), ["style", "apply", "--model", "s.pt", "--content", "c",
-     "--style", "photo.png", "--out", "o", *STYLE], "do not fit a depth-pool2 decoder", ["o"]),
+     {k: v[:1] if v.ndim else v for k, v in ck["decoder"].items()})), ["style", "apply", "--model", "s.pt",
+     "--content", "c", "--style", "photo.png", "--out", "o", *STYLE], "do not fit a depth-pool2 decoder", ["o"]),
 ]  # fmt: skip
 
 

@@ -103,13 +103,9 @@ def initial_values(fit: PoseFit) -> dict[str, Tensor]:
     dt = fit.dtype
     latent = torch.zeros((n,) + fit.latent_shape(), dtype=dt)
     if fit.latent == "pose" and fit.prior is not None:
-        with torch.no_grad(), pyro.poutine.block():
-            gen_state = torch.random.get_rng_state()
-            torch.manual_seed(0)
-            try:
-                mean = fit.prior().sample((512,)).mean(0)
-            finally:
-                torch.random.set_rng_state(gen_state)
+        with torch.no_grad(), pyro.poutine.block(), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)  # a fixed start; the caller's RNG is restored after
+            mean = fit.prior().sample((512,)).mean(0)
         latent = mean.to(dt).expand_as(latent).clone()
     with torch.no_grad():
         pose = fit.pose_of(latent).to(dt)
@@ -523,13 +519,9 @@ def fit_posterior(fit: PoseFit, guide: Literal["normal", "lowrank", "mvn", "lapl
         elbo = Trace_ELBO(num_particles=particles, vectorize_particles=False)
         losses = [] if guide == "laplace" else _optimise(lambda: elbo.differentiable_loss(fit.model, g), params,
                                                           steps, lr, progress, "posterior")  # fmt: skip
-        state = torch.random.get_rng_state()
-        torch.manual_seed(generator_seed)
-        try:
-            with torch.no_grad():
-                draws = [g() for _ in range(samples)]
-        finally:
-            torch.random.set_rng_state(state)
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            torch.manual_seed(generator_seed)
+            draws = [g() for _ in range(samples)]
     with torch.no_grad():
         lat = torch.stack([d[fit.latent] for d in draws])
         poses = fit.pose_of(lat.reshape((-1,) + lat.shape[2:])).reshape(lat.shape[:2] + (fit.num_joints, 3))
@@ -594,9 +586,8 @@ def fit_nuts(fit: PoseFit, samples: int = 300, warmup: int = 300, init: dict[str
         first = fit_map(fit)
         init = {fit.latent: first.latent, "orient": first.orient, "transl": first.transl}
     init = _own(_root(fit, init))
-    state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
-    try:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
         with fit.frozen_prior():
             if precondition:
                 tril = laplace(fit, init)[1]
@@ -614,8 +605,6 @@ def fit_nuts(fit: PoseFit, samples: int = 300, warmup: int = 300, init: dict[str
             if precondition:
                 draws = _split(_flat(init) + (tril @ draws["_white"].unsqueeze(-1)).squeeze(-1), init)
             draws = _with_root(fit, draws)
-    finally:
-        torch.random.set_rng_state(state)
     with torch.no_grad():
         lat = draws[fit.latent]
         poses = fit.pose_of(lat.reshape((-1,) + lat.shape[2:])).reshape(lat.shape[:2] + (fit.num_joints, 3))
