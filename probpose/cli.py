@@ -449,7 +449,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise DataError(str(args.out), None, "is a file; give a folder for evaluation.md and evaluation.json")
     inputs = [*args.data, resolve_model_path(args.model)]
-    charts = [f"per_joint_nll_{k + 1}.png" for k in range(len(args.data) + 1)]
+    most = (4 if args.split == "all" else 1) * len(args.data) + 1  # reports: per split and joined, files together
+    charts = [f"per_joint_nll_{k + 1}.png" for k in range(most)]
     for name in ("evaluation.md", "evaluation.json", "per_joint_nll.png", *charts):
         check_output_path(args.out / name, inputs, "evaluation")  # before any scoring
     stores = [p for p in args.data if p.suffix.lower() in (".h5", ".hdf5")]

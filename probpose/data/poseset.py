@@ -132,9 +132,9 @@ class PoseSet:
         :func:`probpose.data.sequences.resample`); unordered pose sets are unchanged. A result
         longer than :data:`~probpose.options.MAX_COUNT` frames (a file claiming a tiny frame rate)
         is refused before any frame is made."""
-        for s, info in enumerate(self.sequences):
-            n = int(np.count_nonzero(self.sequence == s)) if info.ordered else 0
-            count = resampled_length(n, info.fps, fps) if n else 0
+        lengths = np.bincount(self.sequence, minlength=len(self.sequences))  # one pass, whatever the count
+        for info, n in zip(self.sequences, lengths.tolist(), strict=True):
+            count = resampled_length(n, info.fps, fps) if info.ordered and n else 0
             if count > MAX_COUNT:
                 raise DataError(info.name, "fps", f"{n:,} frames at {info.fps:g} fps resampled to {fps:g} fps would "
                                 f"be {count:,} frames, more than {MAX_COUNT:,} (PROBPOSE_MAX_COUNT): is the file's "
