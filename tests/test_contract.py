@@ -19,7 +19,7 @@ from probpose.distributions import (
     GaussianMixturePrior,
     GlobalFlowPrior,
     JointFlowPrior,
-    JointGaussianPrior,
+    PerJointGaussianPrior,
     TangentGaussianSO3,
 )
 from probpose.flows import coupling_stack
@@ -37,7 +37,7 @@ def _gaussian(batch, diag=False, validate_args=None):
     loc = (0.3 * torch.randn(*batch, 2, 3, generator=g, dtype=F64)).requires_grad_()
     tril = torch.randn(*batch, 2, 3, 3, generator=g, dtype=F64).tril(-1) * (0 if diag else 0.2)
     tril = (tril + torch.diag_embed(0.2 + torch.rand(*batch, 2, 3, generator=g, dtype=F64))).requires_grad_()
-    return JointGaussianPrior(loc, tril, validate_args=validate_args), [loc, tril]
+    return PerJointGaussianPrior(loc, tril, validate_args=validate_args), [loc, tril]
 
 
 def _full_gaussian(batch, validate_args=None):

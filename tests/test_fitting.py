@@ -27,9 +27,10 @@ from probpose.fitting import (
     laplace,
     load_observations,
 )
+from probpose.kinematics import ZEBRA_RIG
 from probpose.models import PoseVAE, VAEOptions, build_model, save_model
 from probpose.skeleton import SMPLX
-from probpose.synthesis import ZEBRA_RIG, SceneOptions, animate
+from probpose.synthesis import SceneOptions, animate
 from probpose.training import Trainer, TrainingConfig
 
 

@@ -154,7 +154,7 @@ def _style_model(path: Path, vgg: Path, edit=None) -> None:
 
     weights = load_vgg_weights(vgg)
     net = StyleNet(VGGEncoder(weights, "pool2"), 0.5)
-    ck = {"format": FORMAT, "version": 1, "decoder": net.decoder.state_dict(), "options": vars(StyleOptions()),
+    ck = {"format": FORMAT, "version": 2, "decoder": net.decoder.state_dict(), "options": vars(StyleOptions()),
           "encoder_source": weights.source, "history": [], "seconds": 0.0}  # fmt: skip
     if edit is not None:
         edit(ck)
@@ -280,7 +280,7 @@ CASES = [
      "photo.png", "--out", "o", *STYLE], "holds NaN or infinite weights", ["o"]),
     ("a style model whose decoder has other shapes", lambda t: _style_setup(t, lambda ck: ck["decoder"].update(
      {k: v[:1] if v.ndim else v for k, v in ck["decoder"].items()})), ["style", "apply", "--model", "s.pt",
-     "--content", "c", "--style", "photo.png", "--out", "o", *STYLE], "do not fit a depth-pool2 decoder", ["o"]),
+     "--content", "c", "--style", "photo.png", "--out", "o", *STYLE], "do not fit a depth-pool2 resize decoder", ["o"]),
 ]  # fmt: skip
 
 
@@ -442,7 +442,7 @@ def test_an_unreadable_folder_in_a_tree_is_an_error_or_listed(tmp_path, monkeypa
         return real(path)
 
     monkeypatch.setattr(os, "scandir", scandir)
-    with pytest.raises(DataError, match="locked: folder cannot be read .*Permission denied.*--skip-bad"):
+    with pytest.raises(DataError, match="locked: folder cannot be read .*Permission denied.*`skip_bad`"):
         scan_tree(tmp_path)
     files, skipped = scan_tree(tmp_path, skip_bad=True)
     assert [f.relpath for f in files] == ["A/s1_poses.npz"]

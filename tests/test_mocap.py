@@ -13,10 +13,10 @@ from probpose.data import read_info, read_split
 from probpose.data.mocap import read_amc, read_asf, read_bvh
 from probpose.data.rest import rest_joints
 from probpose.data.retarget import MAPS, bone_agreement, load_map, retarget
+from probpose.kinematics.forward import forward_kinematics, offsets_from_joints
 from probpose.rotations import axis_angle_to_matrix, euler_to_matrix, geodesic_distance, random_rotations
 from probpose.skeleton import SMPLX
 from probpose.synthesis.bvh import write_bvh_tree
-from probpose.synthesis.kinematics import forward_kinematics, offsets_from_joints
 
 ASF = """# a three-bone test skeleton
 :version 1.10

@@ -27,7 +27,7 @@ from probpose.data import read_info, read_split
 from probpose.errors import ConfigError, DataError, TrainingError
 from probpose.evaluation import evaluate
 from probpose.files import atomic_path, remove_stale_temporaries
-from probpose.models import JointGaussianModel, build_model, load_model, read_checkpoint
+from probpose.models import PerJointGaussianModel, build_model, load_model, read_checkpoint
 from probpose.skeleton import SMPLX
 from probpose.training import Trainer, TrainingConfig, load_config
 from probpose.training.config import parse_override
@@ -64,7 +64,7 @@ def test_nan_at_step_12_keeps_the_best_weights_on_disk(tmp_path):
     in the file the message names (today's main had the step-7 file, or none)."""
     train, val = poses(), poses(200, seed=1)
     cfg = TrainingConfig(lr=0.05, max_steps=100, eval_every=5, patience=0, batch_size=400)
-    t = Trainer(JointGaussianModel(SKEL), cfg, tmp_path, tensorboard=False, checkpoint_every=7)
+    t = Trainer(PerJointGaussianModel(SKEL), cfg, tmp_path, tensorboard=False, checkpoint_every=7)
     t.loss = _Poison(t, 12)
     with pytest.raises(TrainingError, match=r"at step 12.*best weights so far \(step 10\) are in .*checkpoint.pt") as e:
         t.fit(train, val)
@@ -91,7 +91,7 @@ def test_lr_10_on_global_flow_names_a_checkpoint_that_exists(tmp_path):
 def test_nan_in_validation_stops_and_names_the_file(tmp_path):
     train, val = poses(), poses(200, seed=1)
     cfg = TrainingConfig(lr=0.05, max_steps=100, eval_every=10, patience=0)
-    t = Trainer(JointGaussianModel(SKEL), cfg, tmp_path, tensorboard=False)
+    t = Trainer(PerJointGaussianModel(SKEL), cfg, tmp_path, tensorboard=False)
     bad_val = val.clone()
     bad_val[3, 0, 0] = 1e30  # overflows float32: -inf log-density for that pose
     with pytest.raises(TrainingError, match=r"validation at step 0 failed.*not finite") as e:
@@ -445,14 +445,14 @@ def test_inconsistent_skeleton_attributes_are_refused(zebra_store, attr, edit, f
 def test_evaluating_data_with_constant_joints_works_but_fitting_refuses():
     from probpose.errors import ConstantDimensionError
 
-    model = JointGaussianModel(SKEL)
+    model = PerJointGaussianModel(SKEL)
     Trainer(model, TrainingConfig(fit="closed_form")).fit(poses())
     x = poses(100, seed=2)
     x[:, 2] = 0.0  # left_ankle constant, as real files hold unposed joints
     ev = evaluate(model, x)
     assert math.isfinite(ev.nll) and ev.n == 100
     with pytest.raises(ConstantDimensionError, match="left_ankle"):
-        Trainer(JointGaussianModel(SKEL), TrainingConfig(fit="closed_form")).fit(x)
+        Trainer(PerJointGaussianModel(SKEL), TrainingConfig(fit="closed_form")).fit(x)
 
 
 def test_import_warns_about_barely_moving_joints_by_name(tmp_path, capsys):

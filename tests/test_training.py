@@ -2,17 +2,20 @@
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
+import probpose
 from probpose.cli import main
 from probpose.data import check_not_constant
 from probpose.errors import ConstantDimensionError
-from probpose.models import JointGaussianModel, load_model
+from probpose.models import PerJointGaussianModel, load_model
+from probpose.models.io import read_checkpoint
 from probpose.skeleton import SMPLX
-from probpose.training import ConfigError, Trainer, TrainingConfig, TrainingError, load_checkpoint
+from probpose.training import ConfigError, Trainer, TrainingConfig, TrainingError
 from probpose.training.config import apply_overrides, config_from_dict, config_to_dict, load_config, parse_override
 from probpose.training.run import run_experiment
 
@@ -75,7 +78,7 @@ def test_constant_dimensions_are_refused_naming_the_joint():
     with pytest.raises(ConstantDimensionError, match=r"left_knee \(z\)"):
         check_not_constant(x, SKEL.joint_names)
     with pytest.raises(ConstantDimensionError, match="left_knee"):
-        Trainer(JointGaussianModel(SKEL), TrainingConfig(fit="closed_form")).fit(x)
+        Trainer(PerJointGaussianModel(SKEL), TrainingConfig(fit="closed_form")).fit(x)
     x[:, 1, 2] = 1e-9 * torch.randn(len(x))  # nearly constant is refused too
     with pytest.raises(ConstantDimensionError):
         check_not_constant(x, SKEL.joint_names)
@@ -85,7 +88,7 @@ def test_constant_dimensions_are_refused_naming_the_joint():
 def test_trainer_writes_events_and_checkpoint_that_reloads(tmp_path):
     cfg = config_from_dict({"name": "t", "model": {"name": "gaussian"},
                             "training": {"max_steps": 60, "eval_every": 20, "lr": 0.05}})  # fmt: skip
-    model = JointGaussianModel(SKEL)
+    model = PerJointGaussianModel(SKEL)
     trainer = Trainer(model, cfg.training, tmp_path, config_to_dict(cfg), checkpoint_every=20)
     result = trainer.fit(poses(), poses(100, seed=1))
     assert result.steps == 60 and result.checkpoint == tmp_path / "checkpoint.pt"
@@ -98,7 +101,7 @@ def test_trainer_writes_events_and_checkpoint_that_reloads(tmp_path):
     tags = acc.Tags()["scalars"]
     assert {"train/loss", "val/nll", "val/bpd"} <= set(tags)
     assert len(acc.Scalars("train/loss")) == 60 and len(acc.Scalars("val/nll")) == 3
-    ck = load_checkpoint(tmp_path / "checkpoint.pt")  # weights_only=True
+    ck = read_checkpoint(tmp_path / "checkpoint.pt")  # weights_only=True
     assert {"model", "optimiser", "step", "config"} <= set(ck) and ck["step"] == 60
     reloaded = load_model(tmp_path / "checkpoint.pt")
     x = poses(50, seed=3)
@@ -108,15 +111,15 @@ def test_trainer_writes_events_and_checkpoint_that_reloads(tmp_path):
 def test_early_stopping_keeps_best_weights_and_resume_continues(tmp_path):
     train, val = poses(), poses(100, seed=1) + 1.0  # val is shifted: it gets worse as train fits
     cfg = TrainingConfig(lr=0.05, max_steps=2000, eval_every=10, patience=3, seed=1)
-    model = JointGaussianModel(SKEL)
+    model = PerJointGaussianModel(SKEL)
     result = Trainer(model, cfg).fit(train, val)
     assert result.steps < 2000 and "early stop" in result.stopped
     assert math.isclose(result.val.nll, min(h["val_nll"] for h in result.history), rel_tol=1e-6)
     # resume: 30 steps, then continue to 60 from the checkpoint
     cfg = TrainingConfig(lr=0.05, max_steps=30, eval_every=10, patience=0)
-    Trainer(JointGaussianModel(SKEL), cfg, tmp_path, tensorboard=False, checkpoint_every=10).fit(train, val)
+    Trainer(PerJointGaussianModel(SKEL), cfg, tmp_path, tensorboard=False, checkpoint_every=10).fit(train, val)
     cfg60 = TrainingConfig(lr=0.05, max_steps=60, eval_every=10, patience=0)
-    t = Trainer(JointGaussianModel(SKEL), cfg60, tmp_path, tensorboard=False, checkpoint_every=10)
+    t = Trainer(PerJointGaussianModel(SKEL), cfg60, tmp_path, tensorboard=False, checkpoint_every=10)
     r = t.fit(train, val, resume=tmp_path / "checkpoint.pt")
     assert r.steps == 60 and len(r.history) == 3  # only the steps after 30 were run
 
@@ -126,7 +129,7 @@ def test_early_stopping_keeps_best_weights_and_resume_continues(tmp_path):
 def test_optimisers_and_schedules_reduce_the_loss(schedule, optimizer):
     cfg = TrainingConfig(lr=0.05, max_steps=200, eval_every=20, patience=0, schedule=schedule,
                          optimizer=optimizer, step_size=50)  # fmt: skip
-    model = JointGaussianModel(SKEL)
+    model = PerJointGaussianModel(SKEL)
     x = poses()
     before = -model.log_prob(x).mean().item()
     Trainer(model, cfg).fit(x, x[:100])
@@ -138,12 +141,12 @@ def test_nan_loss_stops_with_a_clear_message():
     x[0, 0, 0] = 1e30  # overflows float32: the loss of a batch holding it is inf
     cfg = TrainingConfig(lr=0.05, max_steps=50, batch_size=600, eval_every=10, patience=0)
     with pytest.raises(TrainingError, match=r"loss is (inf|nan) at step 0.*training.lr"):
-        Trainer(JointGaussianModel(SKEL), cfg).fit(x)
+        Trainer(PerJointGaussianModel(SKEL), cfg).fit(x)
 
 
 def test_bad_training_settings_are_errors():
     with pytest.raises(ConfigError, match=r"training.lr: 0.0 is outside the valid range \(0, inf\)"):
-        Trainer(JointGaussianModel(SKEL), TrainingConfig(lr=0.0))
+        Trainer(PerJointGaussianModel(SKEL), TrainingConfig(lr=0.0))
     with pytest.raises(TrainingError, match="no closed-form"):
         from probpose.models import PriorModel
 
@@ -158,7 +161,7 @@ def test_bad_training_settings_are_errors():
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_cuda_request_without_cuda_is_an_error():
     with pytest.raises(ConfigError, match="training.device: cuda asked for, but this machine has no usable CUDA"):
-        Trainer(JointGaussianModel(SKEL), TrainingConfig(device="cuda"))
+        Trainer(PerJointGaussianModel(SKEL), TrainingConfig(device="cuda"))
 
 
 def test_train_cli_and_script_agree(tmp_path, capsys):
@@ -253,3 +256,20 @@ def test_sample_command_for_a_prior(tmp_path, capsys):
     assert np.load(out).shape == (25, 49, 3)
     assert main(["sample", "--model", str(tmp_path / "s" / "checkpoint.pt"), "--sequence", "--out", str(out)]) == 1
     assert "needs a VAE" in capsys.readouterr().err
+
+
+def test_configs_are_found_by_name_from_any_folder_and_a_projects_own_wins(tmp_path, monkeypatch):
+    """The configs ship inside the package (a wheel has them); experiments/configs/ under the
+    current folder overrides a name."""
+    from probpose.training.config import CONFIGS, find_config
+
+    monkeypatch.chdir(tmp_path)
+    found = find_config("joint_flow")
+    assert found == CONFIGS / "joint_flow.yaml" and found.is_file()
+    assert found.is_relative_to(Path(probpose.__file__).parent)
+    own = tmp_path / "experiments" / "configs" / "joint_flow.yaml"
+    own.parent.mkdir(parents=True)
+    own.write_text(found.read_text())
+    assert find_config("joint_flow") == tmp_path / "experiments" / "configs" / "joint_flow.yaml"
+    with pytest.raises(ConfigError, match="shipped name .*gmm.*joint_flow"):
+        find_config("no_such_config")

@@ -2,9 +2,9 @@
 helper, machine description and Markdown table writer that every script in ``benchmarks/`` uses."""
 
 from probpose.bench.machine import machine_description, set_threads
-from probpose.bench.report import Column, markdown_table, write_results
 from probpose.bench.runner import COLUMNS, BenchRow, bench_models, format_table, write_bench
 from probpose.bench.timing import median_seconds, per_second
+from probpose.reports import Column, markdown_table, write_results
 
 __all__ = [
     "machine_description",

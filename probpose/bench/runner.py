@@ -19,12 +19,12 @@ from pathlib import Path
 import torch
 
 from probpose.bench.machine import threads
-from probpose.bench.report import Column, markdown_table, write_results
 from probpose.bench.timing import per_second
 from probpose.evaluation import evaluate
 from probpose.models import LatentPoseModel, PoseModel, build_model, get_model_spec, save_model
 from probpose.options import check_device
 from probpose.progress import Progress, format_seconds
+from probpose.reports import Column, markdown_table, write_results
 from probpose.skeleton import Skeleton
 from probpose.training import Trainer, TrainingConfig
 

@@ -114,7 +114,7 @@ def scan_tree(root: str | Path, skip_bad: bool = False) -> tuple[list[TreeFile],
     found = [Path(top) / name for top, _, names in os.walk(root, onerror=refused) for name in names]
     for rel, why in sorted(unreadable):
         if not skip_bad:
-            raise DataError(str(root / rel), None, f"folder cannot be read ({why}); fix it or pass --skip-bad")
+            raise DataError(str(root / rel), None, f"folder cannot be read ({why}); fix it or skip it (`skip_bad`)")
         skipped.append((rel, f"an unreadable folder ({why})"))
     for path in sorted(p for p in found if p.is_file()):
         rel = path.relative_to(root).as_posix()

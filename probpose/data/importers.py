@@ -22,7 +22,6 @@ Every importer rejects a missing file, an unknown layout, wrong shapes and NaN/i
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,7 +37,7 @@ from probpose.data.poseset import PoseSet, SequenceInfo
 from probpose.data.retarget import retarget
 from probpose.data.safe_pickle import UnsafePickleError, safe_load
 from probpose.errors import DataError, SelectionError
-from probpose.files import input_file
+from probpose.files import input_file, sha256
 from probpose.skeleton import SMPL, SMPLH, SMPLX, ZEBRA_LEGS, Skeleton, get_skeleton, unflatten
 
 __all__ = [
@@ -76,14 +75,6 @@ DEFAULT_JOINTS = {"smplx": "body+hands", "smplh": "body+hands", "smpl": "body", 
 
 
 # ---------------------------------------------------------------------- helpers
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _existing(path: str | Path) -> Path:
     return input_file(path)
 
@@ -170,7 +161,7 @@ def _one_sequence(
         sequence=np.zeros(n, dtype=np.int64),
         frame=np.arange(n, dtype=np.int64),
         sequences=[SequenceInfo(path.name, path.name, fps, fps_assumed=assumed, ordered=True)],
-        sources=[{"file": path.name, "format": fmt, "sha256": _sha256(path), "frames": n, "notes": notes}],
+        sources=[{"file": path.name, "format": fmt, "sha256": sha256(path), "frames": n, "notes": notes}],
     )
 
 
@@ -352,7 +343,7 @@ def load_pasyn(path: str | Path, fps: float | None = None) -> PoseSet:
         sequence=np.zeros(n, dtype=np.int64),
         frame=np.arange(n, dtype=np.int64),
         sequences=[SequenceInfo(p.name, p.name, None, ordered=False)],
-        sources=[{"file": p.name, "format": "pasyn", "sha256": _sha256(p), "frames": n, "notes": notes}],
+        sources=[{"file": p.name, "format": "pasyn", "sha256": sha256(p), "frames": n, "notes": notes}],
     )
 
 
@@ -392,7 +383,7 @@ def _from_mocap(mocap: Mocap, path: Path, retarget_map: str | Path | None) -> Po
         sequence=np.zeros(n, dtype=np.int64),
         frame=np.arange(n, dtype=np.int64),
         sequences=[SequenceInfo(path.name, path.name, mocap.fps, fps_assumed=not mocap.fps_stated, ordered=True)],
-        sources=[{"file": path.name, "format": mocap.format, "sha256": _sha256(path), "frames": n, "notes": notes,
+        sources=[{"file": path.name, "format": mocap.format, "sha256": sha256(path), "frames": n, "notes": notes,
                   "retarget_map": result.map.name}],
     )  # fmt: skip
 
@@ -569,9 +560,9 @@ def _prepare(
 
 def _check_timing(fps: float | None, trim: float) -> None:
     if fps is not None and not (np.isfinite(fps) and 0 < fps <= MAX_FPS):
-        raise DataError("--fps", None, f"target frame rate must be in (0, {MAX_FPS:g}], got {fps!r}")
+        raise DataError("`fps`", None, f"target frame rate must be in (0, {MAX_FPS:g}], got {fps!r}")
     if not (np.isfinite(trim) and 0 <= trim < 0.5):
-        raise DataError("--trim", None, f"must be a fraction in [0, 0.5), got {trim!r}")
+        raise DataError("`trim`", None, f"must be a fraction in [0, 0.5), got {trim!r}")
 
 
 def _target(sets: Sequence[PoseSet], skeleton: str | None, paths: Sequence[str | Path]) -> Skeleton:

@@ -90,7 +90,7 @@ def rest_joints(skeleton: Skeleton) -> Tensor:
     name (float64, metres). :class:`~probpose.errors.DataError` for joints the table lacks."""
     missing = [n for n in skeleton.joint_names if n not in _TABLE]
     if missing:
-        raise DataError(skeleton.name, None, f"no rest locations for joints {missing[:4]}: give --rest-joints")
+        raise DataError(skeleton.name, None, f"no rest locations for joints {missing[:4]}: give them (`rest_joints`)")
     return torch.tensor([_TABLE[n] for n in skeleton.joint_names], dtype=torch.float64)
 
 

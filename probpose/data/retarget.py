@@ -168,7 +168,7 @@ def choose_map(mocap: Mocap, mapping: str | Path | RetargetMap | None = None) ->
     best = max(MAPS.values(), key=lambda m: len(_coverage(mocap, m)))
     if not _coverage(mocap, best):
         raise DataError(mocap.source, None, f"no built-in retarget map fits its bones ({', '.join(mocap.bones[:6])}, "
-                        f"...); give a map (YAML: root, joints) with --retarget-map")  # fmt: skip
+                        f"...); give a map (YAML: root, joints) with `retarget_map`")  # fmt: skip
     return best
 
 

@@ -25,6 +25,7 @@ from torch import Tensor
 
 from probpose.data.store import StoreInfo, check_poses, read_info, read_sample
 from probpose.errors import DataError
+from probpose.options import CHUNK_ROWS
 from probpose.parallel import Group
 
 __all__ = ["StoreSplit"]
@@ -68,7 +69,7 @@ class StoreSplit:
     def shape(self) -> tuple[int, int, int]:
         return (len(self), self.info.skeleton.num_joints, 3)
 
-    def chunks(self, rows: int = 65536) -> Iterator[Tensor]:
+    def chunks(self, rows: int = CHUNK_ROWS) -> Iterator[Tensor]:
         """These rows in order, ``rows`` poses at a time, as float32 tensors ``(n, J, 3)`` (checked finite)."""
         with h5py.File(self.path, "r") as f:
             dset = f[self.split]["poses"]

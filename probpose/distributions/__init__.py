@@ -5,13 +5,13 @@ from probpose.distributions.flow import FlowDistribution
 from probpose.distributions.full_gaussian import FullGaussianPrior
 from probpose.distributions.global_flow import GlobalFlowPrior
 from probpose.distributions.joint_flow import JointFlowPrior, parent_features
-from probpose.distributions.joint_gaussian import JointGaussianPrior
 from probpose.distributions.mixture import GaussianMixturePrior
+from probpose.distributions.per_joint_gaussian import PerJointGaussianPrior
 from probpose.distributions.so3 import TangentGaussianSO3
 
 __all__ = [
     "FlowDistribution",
-    "JointGaussianPrior",
+    "PerJointGaussianPrior",
     "FullGaussianPrior",
     "GaussianMixturePrior",
     "GlobalFlowPrior",

@@ -57,7 +57,7 @@ class PoseVectorDistribution(TransformedDistribution):
 
 class FullGaussianPrior(PoseVectorDistribution):
     """``x.flatten() ~ N(loc.flatten(), L L^T)``: a Gaussian on R^(3J), every joint correlated with
-    every other (the per-joint :class:`~probpose.distributions.JointGaussianPrior` is its
+    every other (the per-joint :class:`~probpose.distributions.PerJointGaussianPrior` is its
     block-diagonal special case). Pyro's ``MultivariateNormal`` seen as ``(J, 3)`` poses.
 
     Args:

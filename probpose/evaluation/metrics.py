@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from probpose.errors import ProbposeError
+from probpose.models.chunks import pose_chunks
 from probpose.progress import Progress
 from probpose.rotations import log_haar_correction
 
@@ -46,15 +47,6 @@ class Evaluation:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def _pose_chunks(poses, batch_size: int):
-    """Poses ``(N, J, 3)`` as chunks: a tensor split, or anything with ``chunks(rows)`` (a store split)."""
-    if isinstance(poses, Tensor):
-        return poses.split(batch_size)
-    if hasattr(poses, "chunks"):
-        return poses.chunks(batch_size)
-    raise TypeError(f"expected poses as a tensor or a store split, got {type(poses).__name__}")
 
 
 @dataclass
@@ -93,7 +85,7 @@ def score(
     lps, haar, joints, seen = [], 0.0, None, 0
     total = len(poses) if hasattr(poses, "__len__") else None
     bar = Progress(total, f"score {label}", unit="pose", enabled=show_progress)
-    for chunk in _pose_chunks(poses, batch_size):
+    for chunk in pose_chunks(poses, batch_size):
         if chunk.dim() != 3 or chunk.shape[1:] != (model.num_joints, 3):
             raise EvaluationError(f"{label}: expected poses (N, {model.num_joints}, 3) for {model.skeleton.name}, "
                                   f"got {tuple(chunk.shape)}")  # fmt: skip

@@ -14,12 +14,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from torch import Tensor
 
 from probpose.data import SPLIT_NAMES, StoreSplit, import_poses, read_info
 from probpose.errors import DataError
 from probpose.evaluation.metrics import Evaluation, score
 from probpose.models import PoseModel
+from probpose.models.chunks import pose_chunks
 
 __all__ = ["EvaluationReport", "evaluate_poses", "evaluate_store", "evaluate_files"]
 
@@ -49,8 +49,7 @@ class _Columns:
         self.source, self.columns = source, columns
 
     def chunks(self, rows: int):
-        it = self.source.split(rows) if isinstance(self.source, Tensor) else self.source.chunks(rows)
-        for c in it:
+        for c in pose_chunks(self.source, rows):
             yield c if self.columns is None else c[:, self.columns]
 
 

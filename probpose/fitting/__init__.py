@@ -1,23 +1,23 @@
 """Fitting poses to observations with a prior inside a Pyro model: bodies (forward kinematics to
-observed points), observation models (3D joints, 2D keypoints), MAP, approximate posteriors, NUTS."""
+observed points, :mod:`~probpose.fitting.body`), observation models (3D joints, 2D keypoints,
+:mod:`~probpose.fitting.observations`), the Pyro model (:mod:`~probpose.fitting.model`), and one
+module per inference method: MAP (:mod:`~probpose.fitting.map`), the Laplace approximation
+(:mod:`~probpose.fitting.laplace`), SVI guides (:mod:`~probpose.fitting.guides`) and NUTS
+(:mod:`~probpose.fitting.nuts`), with the shared start values and plumbing in
+:mod:`~probpose.fitting.values` and the results and SO(3) summaries in
+:mod:`~probpose.fitting.results`."""
 
 from probpose.data.rest import REST_PROVENANCE, SMPLX_REST_JOINTS, load_rest_joints, rest_joints
 from probpose.fitting.body import Body, RigBody, SkeletonBody
-from probpose.fitting.infer import (
-    FitResult,
-    Posterior,
-    fit_map,
-    fit_nuts,
-    fit_posterior,
-    frame_mvn_guide,
-    geodesic_error_deg,
-    initial_values,
-    laplace,
-    mean_rotation,
-    summarize,
-)
+from probpose.fitting.guides import fit_posterior, frame_mvn_guide
+from probpose.fitting.laplace import laplace
+from probpose.fitting.map import fit_map
 from probpose.fitting.model import PoseFit
-from probpose.fitting.observations import Joints3D, Keypoints2D, load_observations, project
+from probpose.fitting.nuts import fit_nuts
+from probpose.fitting.observations import Joints3D, Keypoints2D, load_observations
+from probpose.fitting.results import FitResult, Posterior, mean_rotation, summarize
+from probpose.fitting.values import initial_values
+from probpose.rotations import geodesic_error_deg
 
 __all__ = [
     "Body",
@@ -27,7 +27,6 @@ __all__ = [
     "Joints3D",
     "Keypoints2D",
     "load_observations",
-    "project",
     "FitResult",
     "Posterior",
     "fit_map",

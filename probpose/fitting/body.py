@@ -1,5 +1,5 @@
 """Bodies: what turns a pose (the prior's joints), a global orientation and a translation into the
-3D points an observation sees. One forward kinematics for all: :func:`probpose.synthesis.forward_kinematics`.
+3D points an observation sees. One forward kinematics for all: :func:`probpose.kinematics.forward_kinematics`.
 
 - :class:`SkeletonBody`: the SMPL family. The tree's joints are the points; rest frames are world
   aligned (``rest=None``); the root joint's rotation is the global orientation and the root sits at
@@ -17,9 +17,9 @@ import torch
 from torch import Tensor
 
 from probpose.errors import DataError
+from probpose.kinematics import Rig, forward_kinematics, offsets_from_joints
 from probpose.rotations import axis_angle_to_matrix
 from probpose.skeleton import Skeleton
-from probpose.synthesis import Rig, forward_kinematics, offsets_from_joints
 
 __all__ = ["Body", "SkeletonBody", "RigBody"]
 

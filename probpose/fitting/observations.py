@@ -28,17 +28,12 @@ from torch import Tensor
 from probpose.data.npz import NpzArchive
 from probpose.errors import DataError
 from probpose.files import input_file
+from probpose.kinematics import project
 
-__all__ = ["Joints3D", "Keypoints2D", "Observation", "load_observations", "project"]
+MIN_DEPTH = 1e-3
+"""Metres: depths below it are clamped in the projection, so points behind a camera stay finite."""
 
-
-def project(points: Tensor, k: Tensor, r: Tensor, t: Tensor) -> Tensor:
-    """World points ``(N, P, 3)`` -> pixels ``(N, P, 2)`` with cameras ``K``, ``R`` ``(N, 3, 3)``,
-    ``t`` ``(N, 3)`` (depths clamped at 1 mm so points behind the camera stay finite)."""
-    cam = (r.unsqueeze(-3) @ points.unsqueeze(-1)).squeeze(-1) + t.unsqueeze(-2)
-    z = cam[..., 2:].clamp_min(1e-3)
-    uv = (k.unsqueeze(-3) @ (cam / z).unsqueeze(-1)).squeeze(-1)
-    return uv[..., :2]
+__all__ = ["Joints3D", "Keypoints2D", "Observation", "load_observations"]
 
 
 @dataclass
@@ -149,7 +144,7 @@ class Keypoints2D:
                            None if self.init_transl is None else self.init_transl[frames])  # fmt: skip
 
     def predict(self, points: Tensor) -> Tensor:
-        return project(points, self.K.to(points), self.R.to(points), self.t.to(points))
+        return project(points, self.K.to(points), self.R.to(points), self.t.to(points), min_depth=MIN_DEPTH)[0]
 
     def sample(self, predicted: Tensor) -> None:
         uv = self.predict(predicted)

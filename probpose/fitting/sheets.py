@@ -19,8 +19,9 @@ from torch import Tensor
 from probpose.data.rest import load_rest_joints, rest_joints
 from probpose.errors import DataError
 from probpose.fitting.body import Body, RigBody, SkeletonBody
-from probpose.fitting.infer import FitResult
-from probpose.fitting.observations import Joints3D, Observation, project
+from probpose.fitting.observations import MIN_DEPTH, Joints3D, Observation
+from probpose.fitting.results import FitResult
+from probpose.kinematics import project
 from probpose.plots import StickFigure, spread_frames, stick_sheet
 from probpose.skeleton import get_skeleton
 
@@ -31,7 +32,7 @@ def make_body(skeleton: str, joint_names: Sequence[str], rest: str | Path | None
     """The body a prior over ``joint_names`` of the base ``skeleton`` drives: the zebra rig for
     ``zebra_legs``, the SMPL family's tree with ``rest`` joints (a ``(J, 3)`` ``.npy`` in metres;
     default: probpose's approximate proportions) otherwise."""
-    from probpose.synthesis import ZEBRA_RIG
+    from probpose.kinematics import ZEBRA_RIG
 
     base = get_skeleton(skeleton)
     if base.name == "zebra_legs":
@@ -68,7 +69,7 @@ def fit_sheet(
         seen, observed = obs.mask[f], obs.points[f].double()
     else:
         seen, observed = obs.confidence[f] > 0, obs.pixels[f].double()
-        pts = project(pts, obs.K[f].double(), obs.R[f].double(), obs.t[f].double())
+        pts = project(pts, obs.K[f].double(), obs.R[f].double(), obs.t[f].double(), MIN_DEPTH)[0]
     figs = []
     for k, i in enumerate(frames):
         full = np.full((len(body.point_names), pts.shape[-1]), np.nan)

@@ -6,7 +6,7 @@ each returning its own log|det|)."""
 from probpose.flows.actnorm import ActNorm
 from probpose.flows.affine import AffineCoupling
 from probpose.flows.autoregressive import AutoregressiveRQS, MaskedMLP
-from probpose.flows.linear import GaussianLayer, floored_covariance
+from probpose.flows.linear import GaussianLayer, floored_covariance, moments_to_covariance
 from probpose.flows.mlp import MLP
 from probpose.flows.spline import RQSCoupling, rq_spline
 from probpose.flows.stack import FlowStack, coupling_stack
@@ -19,6 +19,7 @@ __all__ = [
     "MaskedMLP",
     "GaussianLayer",
     "floored_covariance",
+    "moments_to_covariance",
     "RQSCoupling",
     "rq_spline",
     "FlowStack",

@@ -18,7 +18,17 @@ import normflows as nf
 import torch
 from torch import Tensor
 
-__all__ = ["floored_covariance", "GaussianLayer"]
+__all__ = ["floored_covariance", "moments_to_covariance", "GaussianLayer"]
+
+
+def moments_to_covariance(count: Tensor | float, s1: Tensor, s2: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean ``(..., D)`` and maximum-likelihood covariance ``(..., D, D)`` (divided by the count)
+    from the sufficient statistics of (possibly weighted) data: the count (``(...)`` or a
+    number), ``s1 = sum w x`` ``(..., D)`` and ``s2 = sum w x x^T`` ``(..., D, D)``. Used by every
+    closed-form Gaussian fit (per-joint, full, the mixture's M-step), so they agree to the bit."""
+    count = torch.as_tensor(count, dtype=s1.dtype, device=s1.device)
+    mean = s1 / count.unsqueeze(-1)
+    return mean, s2 / count[..., None, None] - mean.unsqueeze(-1) * mean.unsqueeze(-2)
 
 
 def floored_covariance(cov: Tensor, min_variance: float) -> Tensor:

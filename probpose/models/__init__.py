@@ -1,9 +1,9 @@
 """Trainable pose models (modules that build the prior distributions, and the Pyro VAEs), the
 registry, and model files."""
 
-from probpose.models.base import LatentPoseModel, PoseModel, PriorModel, TrainerHooks
+from probpose.models.base import LatentPoseModel, PoseModel, PriorModel, TrainerHooks, check_latent_step
 from probpose.models.flows import GlobalFlowModel, GlobalFlowOptions, JointFlowModel, JointFlowOptions
-from probpose.models.gaussian import GaussianOptions, JointGaussianModel
+from probpose.models.full_gaussian import FullGaussianModel, FullGaussianOptions
 from probpose.models.io import (
     CHECKPOINT_FORMAT,
     load_model,
@@ -13,7 +13,8 @@ from probpose.models.io import (
     resolve_model_path,
     save_model,
 )
-from probpose.models.mixture import FullGaussianModel, FullGaussianOptions, GMMModel, GMMOptions
+from probpose.models.mixture import GMMModel, GMMOptions
+from probpose.models.per_joint_gaussian import PerJointGaussianModel, PerJointGaussianOptions
 from probpose.models.registry import MODELS, ModelSpec, build_model, get_model_spec, model_options, register
 from probpose.models.vae import PoseVAE, VAEOptions
 
@@ -22,8 +23,9 @@ __all__ = [
     "PoseModel",
     "PriorModel",
     "LatentPoseModel",
-    "GaussianOptions",
-    "JointGaussianModel",
+    "check_latent_step",
+    "PerJointGaussianOptions",
+    "PerJointGaussianModel",
     "FullGaussianOptions",
     "FullGaussianModel",
     "GMMOptions",

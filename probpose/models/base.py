@@ -18,12 +18,21 @@ import torch
 from pyro.distributions import TorchDistribution
 from torch import Tensor, nn
 
-from probpose.distributions import JointFlowPrior, JointGaussianPrior
+from probpose.distributions import JointFlowPrior, PerJointGaussianPrior
+from probpose.errors import DataError
 from probpose.models.chunks import Chunks
 from probpose.parallel import SINGLE, Group
 from probpose.skeleton import Skeleton
 
-__all__ = ["TrainerHooks", "PoseModel", "PriorModel", "LatentPoseModel"]
+__all__ = ["TrainerHooks", "PoseModel", "PriorModel", "LatentPoseModel", "check_latent_step"]
+
+
+def check_latent_step(step: float) -> float:
+    """The latent step per frame of a VAE's pose sequence (:meth:`LatentPoseModel.sequence`), which
+    must lie in (0, 1); a :class:`~probpose.errors.DataError` naming `step` otherwise."""
+    if not (isinstance(step, (int, float)) and 0 < step < 1):
+        raise DataError("`step`", None, f"the latent step per frame must be in (0, 1), got {step!r}")
+    return float(step)
 
 
 @runtime_checkable
@@ -171,7 +180,7 @@ class PriorModel(PoseModel):
         """``(N, J, 3) -> (N, J_modelled)``: per-joint terms that sum to ``log_prob``, for priors
         that factorise over joints (per-joint Gaussians, per-joint flows); ``None`` otherwise."""
         dist = self(self.context_of(poses))
-        if not isinstance(dist, (JointGaussianPrior, JointFlowPrior)):
+        if not isinstance(dist, (PerJointGaussianPrior, JointFlowPrior)):
             return None
         return dist.joint_log_prob(poses[:, list(self.modelled)])
 

@@ -1,5 +1,5 @@
-"""The field's baselines: one full-covariance Gaussian over the whole pose, and SMPLify's prior, a
-mixture of full-covariance Gaussians fitted by EM.
+"""SMPLify's prior: a mixture of full-covariance Gaussians over the whole pose, fitted by EM (the
+single full-covariance Gaussian is :mod:`probpose.models.full_gaussian`).
 
 EM here is exact and chunked: every pass over the data accumulates sufficient statistics (counts,
 first and second moments, in float64) chunk by chunk, so the memory it needs does not grow with the
@@ -17,16 +17,17 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from probpose.distributions import FullGaussianPrior, GaussianMixturePrior
+from probpose.distributions import GaussianMixturePrior
 from probpose.errors import TrainingError
-from probpose.flows import floored_covariance
+from probpose.flows import floored_covariance, moments_to_covariance
 from probpose.models.base import PriorModel
 from probpose.models.chunks import Chunks, as_chunks
+from probpose.models.full_gaussian import CholeskyParameters
 from probpose.options import MAX_WIDTH, option
 from probpose.parallel import SINGLE, Group
 from probpose.skeleton import Skeleton
 
-__all__ = ["FullGaussianOptions", "FullGaussianModel", "GMMOptions", "GMMModel", "fit_gmm"]
+__all__ = ["GMMOptions", "GMMModel", "fit_gmm"]
 
 def _component_log_prob(x: Tensor, means: Tensor, chol: Tensor) -> Tensor:
     """``log N(x_n; mu_k, L_k L_k^T)``: ``x (n, D)`` -> ``(n, K)``."""
@@ -148,74 +149,12 @@ def _m_step(
     no weight keeps its mean and gets the floor as covariance."""
     alive = counts > 1e-10 * n
     safe = counts.clamp_min(1e-300)
-    means = torch.where(alive[:, None], s1 / safe[:, None], previous)
-    covs = s2 / safe[:, None, None] - means[:, :, None] * means[:, None, :]
+    means, covs = moments_to_covariance(safe, s1, s2)
+    means = torch.where(alive[:, None], means, previous)  # a dead component's covariance is replaced below
     eye = torch.eye(means.shape[1], dtype=torch.float64)
     covs = torch.where(alive[:, None, None], covs, min_variance * eye)
     weights = (counts / n).clamp_min(1e-300)
     return weights / weights.sum(), means, floored_covariance(covs, min_variance)
-
-
-class _CholeskyParameters(nn.Module):
-    """``K`` full covariances over ``D`` dimensions as unconstrained parameters: the log of the
-    Cholesky diagonal and the strictly lower triangle."""
-
-    def __init__(self, k: int, d: int, init_scale: float) -> None:
-        super().__init__()
-        self.log_diag = nn.Parameter(torch.full((k, d), math.log(init_scale)))
-        self.lower = nn.Parameter(torch.zeros(k, d, d))
-        self.register_buffer("mask", torch.ones(d, d).tril(-1).bool(), persistent=False)
-
-    def scale_tril(self) -> Tensor:
-        return torch.diag_embed(self.log_diag.exp()) + torch.where(self.mask, self.lower, 0.0)
-
-    @torch.no_grad()
-    def set_covariances(self, covs: Tensor) -> None:
-        chol = torch.linalg.cholesky(covs)
-        self.log_diag.copy_(chol.diagonal(dim1=-2, dim2=-1).log())
-        self.lower.copy_(chol.tril(-1))
-
-
-@dataclass
-class FullGaussianOptions:
-    """``min_variance``: eigenvalue floor of the covariance (rad^2) in the closed-form fit;
-    ``init_scale``: initial standard deviation (radians) before a fit."""
-
-    min_variance: float = option(1e-6, gt=0)
-    init_scale: float = option(0.5, gt=0)
-
-
-class FullGaussianModel(PriorModel):
-    """A :class:`~probpose.distributions.FullGaussianPrior` over all modelled joints jointly."""
-
-    has_closed_form = True
-
-    def __init__(self, skeleton: Skeleton, options: FullGaussianOptions | None = None) -> None:
-        super().__init__(skeleton)
-        self.options = options or FullGaussianOptions()
-        d = 3 * skeleton.num_joints
-        self.loc = nn.Parameter(torch.zeros(skeleton.num_joints, 3))
-        self.cov = _CholeskyParameters(1, d, self.options.init_scale)
-
-    def forward(self, context: Tensor | None = None) -> FullGaussianPrior:
-        if context is not None:
-            raise ValueError("FullGaussianModel is not conditional: context must be None")
-        return FullGaussianPrior(self.loc, self.cov.scale_tril()[0])
-
-    @torch.no_grad()
-    def fit_closed_form(self, train_poses: Tensor | Chunks, group: Group = SINGLE) -> None:
-        """Maximum likelihood (sample mean, covariance divided by N) with the eigenvalue floor,
-        from chunked sufficient statistics in float64, summed over ``group``'s processes."""
-        d, f64 = 3 * self.num_joints, {"dtype": torch.float64, "device": self.loc.device}
-        n, s1, s2 = 0, torch.zeros(d, **f64), torch.zeros(d, d, **f64)
-        for c in as_chunks(train_poses)():
-            x = c.to(**f64).flatten(1)
-            n, s1, s2 = n + len(x), s1 + x.sum(0), s2 + x.T @ x
-        n, s1, s2 = int(group.total(n)), group.sum(s1), group.sum(s2)
-        mean = s1 / n
-        cov = floored_covariance(s2 / n - torch.outer(mean, mean), self.options.min_variance)
-        self.loc.copy_(mean.view(-1, 3))
-        self.cov.set_covariances(cov[None])
 
 
 @dataclass
@@ -247,7 +186,7 @@ class GMMModel(PriorModel):
         gen = torch.Generator().manual_seed(o.seed)
         self.logits = nn.Parameter(torch.zeros(k))
         self.loc = nn.Parameter(0.1 * torch.randn(k, skeleton.num_joints, 3, generator=gen))
-        self.cov = _CholeskyParameters(k, d, o.init_scale)
+        self.cov = CholeskyParameters(k, d, o.init_scale)
         self.em_history: list[float] = []
 
     def forward(self, context: Tensor | None = None) -> GaussianMixturePrior:

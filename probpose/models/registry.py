@@ -11,8 +11,9 @@ from typing import Any
 from probpose.errors import ConfigError, SelectionError, short_repr
 from probpose.models.base import PoseModel
 from probpose.models.flows import GlobalFlowModel, GlobalFlowOptions, JointFlowModel, JointFlowOptions
-from probpose.models.gaussian import GaussianOptions, JointGaussianModel
-from probpose.models.mixture import FullGaussianModel, FullGaussianOptions, GMMModel, GMMOptions
+from probpose.models.full_gaussian import FullGaussianModel, FullGaussianOptions
+from probpose.models.mixture import GMMModel, GMMOptions
+from probpose.models.per_joint_gaussian import PerJointGaussianModel, PerJointGaussianOptions
 from probpose.models.vae import PoseVAE, VAEOptions
 from probpose.options import field_names, from_dict
 from probpose.skeleton import Skeleton
@@ -122,8 +123,8 @@ def build_model(name: str, skeleton: Skeleton, options: Any = None) -> PoseModel
 register(
     ModelSpec(
         "gaussian",
-        GaussianOptions,
-        JointGaussianModel,
+        PerJointGaussianOptions,
+        PerJointGaussianModel,
         "per-joint Gaussian, full 3x3 covariance per joint",
         bench_training={"fit": "closed_form"},
     )
@@ -131,8 +132,8 @@ register(
 register(
     ModelSpec(
         "gaussian_diag",
-        GaussianOptions,
-        JointGaussianModel,
+        PerJointGaussianOptions,
+        PerJointGaussianModel,
         "per-joint Gaussian, diagonal covariance",
         fixed={"covariance": "diag"},
         bench_training={"fit": "closed_form"},

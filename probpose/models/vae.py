@@ -33,9 +33,13 @@ from torch.nn import functional as F
 
 from probpose.distributions.so3 import MIN_SCALE, TangentGaussianSO3
 from probpose.flows import MLP
-from probpose.models.base import LatentPoseModel
+from probpose.models.base import LatentPoseModel, check_latent_step
 from probpose.options import MAX_DEPTH, MAX_WIDTH, option
-from probpose.rotations import axis_angle_to_matrix, geodesic_distance, matrix_to_axis_angle, rotation_6d_to_matrix
+from probpose.rotations import (
+    geodesic_error_deg,
+    matrix_to_axis_angle,
+    rotation_6d_to_matrix,
+)
 from probpose.skeleton import Skeleton
 
 __all__ = ["VAEOptions", "PoseVAE", "MIRROR"]
@@ -211,9 +215,7 @@ class PoseVAE(LatentPoseModel):
         """Mean geodesic angle in degrees between each pose ``(N, J, 3)`` and the decoder mean of
         its encoder mean, averaged over joints: ``(N,)``."""
         loc, _ = self.encode(poses)
-        rec = self.decode_mean(loc)
-        angle = geodesic_distance(axis_angle_to_matrix(rec.double()), axis_angle_to_matrix(poses.double()))
-        return torch.rad2deg(angle).mean(-1)
+        return geodesic_error_deg(self.decode_mean(loc), poses).mean(-1)
 
     @torch.no_grad()
     def sample(self, n: int) -> Tensor:
@@ -228,8 +230,9 @@ class PoseVAE(LatentPoseModel):
 
         ``walk``: z_t = sqrt(1 - step^2) z_{t-1} + step eps_t (keeps z ~ N(0, I) at every frame);
         ``slerp``: spherical interpolation between successive random latents, ``1/step`` frames apart."""
-        if n_frames < 1 or not 0 < step < 1:
-            raise ValueError("n_frames >= 1 and 0 < step < 1 required")
+        check_latent_step(step)
+        if n_frames < 1:
+            raise ValueError(f"n_frames must be >= 1, got {n_frames}")
         p = self.log_scale
         d = self.options.z_dim
 

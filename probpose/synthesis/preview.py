@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-from probpose.synthesis.rig import Rig
+from probpose.kinematics.rig import Rig
 
 __all__ = ["contact_sheet"]
 

@@ -25,11 +25,11 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from probpose.synthesis.camera import Camera
-from probpose.synthesis.kinematics import Posed
-from probpose.synthesis.rig import Rig
+from probpose.kinematics.camera import Camera
+from probpose.kinematics.forward import Posed
+from probpose.kinematics.rig import Rig
 
-__all__ = ["Frames", "render", "cast_rays"]
+__all__ = ["Frames", "render", "cast_rays", "image_boxes"]
 
 LIGHT = (0.35, 1.0, 0.45)
 """Key light direction (towards the light) in the world; normalised before use."""
@@ -196,6 +196,15 @@ def cast_rays(rig: Rig, posed: Posed, camera: Camera, pixels: Tensor) -> tuple[T
     int64 (-1: miss)."""
     scene = _scene(rig, posed, camera, torch.float64)
     return _nearest(scene, pixels.to(torch.float64))
+
+
+def image_boxes(rig: Rig, posed: Posed, camera: Camera) -> Tensor:
+    """The exact image bounding box ``(F, 4)`` (x0, y0, x1, y1; pixels, origin top-left corner) of
+    the whole body seen by each camera: the union of every bone's ellipsoid's box (each the
+    projection of its tangent planes through the camera centre, as the renderer uses to skip rays).
+    Float64. A body reaching behind a camera gives an unbounded box (+-1e9)."""
+    box = _scene(rig, posed, camera, torch.float64).boxes  # (F, B, 4)
+    return torch.cat([box[..., :2].min(1).values, box[..., 2:].max(1).values], -1)
 
 
 def _colours(rig: Rig, texture: bool, dtype: torch.dtype,

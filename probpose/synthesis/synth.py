@@ -8,7 +8,6 @@ a failure or an interruption leaves no partial output (and an existing folder un
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import time
@@ -26,19 +25,19 @@ from probpose import __version__
 from probpose.data.importers import axis_angle_to_pasyn, check_pasyn_degrees, load_pasyn, pasyn_to_axis_angle
 from probpose.data.npz import read_npy
 from probpose.errors import CheckpointError, DataError, ProbposeError
-from probpose.files import atomic_folder, check_output_folder, input_file, json_text
+from probpose.files import atomic_folder, check_output_folder, input_file, json_text, sha256
+from probpose.kinematics.camera import Camera
+from probpose.kinematics.forward import Posed
+from probpose.kinematics.rig import ZEBRA_RIG, Rig
 from probpose.options import MAX_PIXELS, check_device
 from probpose.plots import spread_frames
 from probpose.progress import Progress
 from probpose.rotations import canonical_axis_angle, matrix_to_axis_angle
 from probpose.synthesis.animation import SceneOptions, animate
 from probpose.synthesis.bvh import write_bvh
-from probpose.synthesis.camera import Camera
 from probpose.synthesis.groundtruth import COCO_LICENCE_NOTE, blender_gt, coco_annotations, keypoints_2d
-from probpose.synthesis.kinematics import Posed
 from probpose.synthesis.preview import contact_sheet
 from probpose.synthesis.render import render
-from probpose.synthesis.rig import ZEBRA_RIG, Rig
 
 __all__ = ["LegSource", "load_leg_poses", "legs_from_model", "synthesize", "SynthResult"]
 
@@ -64,14 +63,6 @@ class SynthResult:
     visibility: dict[int, int]
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def load_leg_poses(path: str | Path, rig: Rig = ZEBRA_RIG) -> tuple[Tensor, LegSource]:
     """Leg poses from a file -> (``(n, L, 3)`` float64 axis-angle radians, source).
 
@@ -85,7 +76,7 @@ def load_leg_poses(path: str | Path, rig: Rig = ZEBRA_RIG) -> tuple[Tensor, LegS
         ps = load_pasyn(p)
         if list(ps.skeleton.joint_names) != list(rig.legs.joint_names):
             raise DataError(str(p), "poses", "not PASyn zebra leg poses")
-        return torch.from_numpy(ps.poses).double(), LegSource("file", p.name, _sha256(p), "pasyn npz, degrees")
+        return torch.from_numpy(ps.poses).double(), LegSource("file", p.name, sha256(p), "pasyn npz, degrees")
     if p.suffix != ".npy":
         raise DataError(str(p), None, "expected a .npy or PASyn .npz file of leg poses")
     arr = read_npy(p)
@@ -103,7 +94,7 @@ def load_leg_poses(path: str | Path, rig: Rig = ZEBRA_RIG) -> tuple[Tensor, LegS
         if np.abs(euler).max() <= np.pi + 1e-6:
             log.warning("%s: every angle is within +-pi: PASyn angles are degrees; are these radians?", p)
         legs = torch.from_numpy(pasyn_to_axis_angle(euler)).double()
-        return legs, LegSource("file", p.name, _sha256(p), f"pasyn {arr.shape[1]} columns, degrees")
+        return legs, LegSource("file", p.name, sha256(p), f"pasyn {arr.shape[1]} columns, degrees")
     if arr.ndim == 3 and arr.shape[1:] == (nl, 3):
         angle = np.linalg.norm(arr.astype(np.float64), axis=-1)
         if angle.max() > 2 * np.pi + 1e-6:
@@ -111,15 +102,16 @@ def load_leg_poses(path: str | Path, rig: Rig = ZEBRA_RIG) -> tuple[Tensor, LegS
             raise DataError(str(p), None, f"row {row}: axis-angle rotations of {angle.max():.4g} radians, more than "
                             "a full turn (2 pi): not axis-angle radians")  # fmt: skip
         legs = canonical_axis_angle(torch.from_numpy(arr.astype(np.float64)))
-        return legs, LegSource("file", p.name, _sha256(p), "axis-angle radians")
+        return legs, LegSource("file", p.name, sha256(p), "axis-angle radians")
     raise DataError(str(p), None, f"shape {arr.shape}: expected {expected}")
 
 
 def legs_from_model(path: str | Path, n_frames: int, generator: torch.Generator, step: float = 0.05,
                     rig: Rig = ZEBRA_RIG) -> tuple[Tensor, LegSource]:  # fmt: skip
     """A smooth leg-pose sequence ``(n_frames, L, 3)`` from a trained leg-VAE checkpoint."""
-    from probpose.models import LatentPoseModel, load_model  # lazy: the models stack is heavy
+    from probpose.models import LatentPoseModel, check_latent_step, load_model  # lazy: the models stack is heavy
 
+    check_latent_step(step)
     p = Path(path)
     model = load_model(p)
     names = list(model.modelled_names)
@@ -132,14 +124,12 @@ def legs_from_model(path: str | Path, n_frames: int, generator: torch.Generator,
     if not isinstance(model, LatentPoseModel):
         raise CheckpointError(
             str(p), "model_name", f"{type(model).__name__} is not a VAE: synth draws a smooth latent sequence; "
-            "sample poses with `probpose sample` and pass them with --poses",
+            "sample poses with `probpose sample` and pass them as `poses`",
         )  # fmt: skip
-    if not 0 < step < 1:
-        raise ProbposeError(f"--step must be in (0, 1), got {step}")
     model.eval()
     with torch.no_grad():
         legs = model.sequence(n_frames, step=step, mode="walk", generator=generator)
-    source = LegSource("model", p.name, _sha256(p), "leg VAE sequence")
+    source = LegSource("model", p.name, sha256(p), "leg VAE sequence")
     return canonical_axis_angle(legs.detach().double().cpu()), source
 
 
@@ -159,7 +149,8 @@ FILES = {
     "keypoints_3d.npy": "(N, 19, 3) float32 world positions of the keypoints (metres)",
     "joints_3d.npy": "(N, 27, 3) float32 world positions of the 27 bones' heads (pivots; metres)",
     "cameras.npz": "K (N, 3, 3), R (N, 3, 3), t (N, 3): X_cam = R X_world + t (OpenCV); "
-    "width, height, fps, sequence (N,)",
+    "width, height, fps, sequence (N,); framing; scene_K (N, 3, 3) the tracking camera's intrinsics and "
+    "crop (N, 4) the window (x0, y0, x1, y1) of its image that K frames (K = crop_intrinsics(scene_K, crop, width))",
     "poses.npy": "(N, 12, 3) float32 leg joint rotations, axis-angle radians, PASyn leg order",
     "poses_pasyn.npy": "(N, 36) float64 leg Euler angles in degrees, (x, y, z) per joint, R = Rz Ry Rx (PASyn)",
     "rig_pose.npz": "rotations (N, 27, 3) every bone's local axis-angle (radians, in its rest frame); "
@@ -248,15 +239,16 @@ def synthesize(
         _save(tmp / "joints_3d.npy", anim.posed.positions.float().cpu().numpy())
         np.savez(tmp / "cameras.npz", K=cam.K.cpu().numpy(), R=cam.R.cpu().numpy(), t=cam.t.cpu().numpy(),
                  width=np.int64(width), height=np.int64(height), fps=np.float64(scene.fps),
-                 sequence=anim.sequence.cpu().numpy())  # fmt: skip
+                 sequence=anim.sequence.cpu().numpy(), framing=np.str_(scene.framing),
+                 scene_K=anim.scene_K.cpu().numpy(), crop=anim.crop.cpu().numpy())  # fmt: skip
         _save(tmp / "poses.npy", anim.legs.float().cpu().numpy())
         _save(tmp / "poses_pasyn.npy", axis_angle_to_pasyn(anim.legs.cpu()).reshape(n, -1).numpy())
         np.savez(tmp / "rig_pose.npz", rotations=matrix_to_axis_angle(anim.rotations.cpu()).float().numpy(),
                  root_rotation=matrix_to_axis_angle(anim.root_rotation.cpu()).float().numpy(),
                  root_position=anim.root_position.float().cpu().numpy())  # fmt: skip
         coco = coco_annotations(rig, kp2d, boxes, areas, names, anim.sequence.cpu(),
-                                f"probpose synth: {n} frames of the {rig.name} rig, {width}x{height}, seed {seed}",
-                                width, height)  # fmt: skip
+                                f"probpose synth: {n} frames of the {rig.name} rig, {width}x{height}, seed {seed}, "
+                                f"framing {scene.framing}", width, height, anim.crop.cpu())  # fmt: skip
         (tmp / "coco.json").write_text(json.dumps(coco))
         write_bvh(tmp / "animation.bvh", rig, anim.posed, scene.fps)
         picks = [f for f in preview_at if f in preview_rgba]

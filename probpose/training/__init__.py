@@ -3,7 +3,7 @@
 from probpose.errors import ConfigError, TrainingError
 from probpose.training.config import ExperimentConfig, TrainingConfig, config_from_dict, load_config
 from probpose.training.run import RunSummary, run_experiment
-from probpose.training.trainer import Trainer, TrainResult, load_checkpoint, save_checkpoint
+from probpose.training.trainer import Trainer, TrainResult, save_checkpoint
 
 __all__ = [
     "ConfigError",
@@ -16,6 +16,5 @@ __all__ = [
     "Trainer",
     "TrainingError",
     "TrainResult",
-    "load_checkpoint",
     "save_checkpoint",
 ]

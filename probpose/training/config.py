@@ -325,25 +325,26 @@ def apply_overrides(d: dict, overrides: list[str]) -> dict:
     return out
 
 
+CONFIGS = Path(__file__).resolve().parent / "configs"
+"""The configs shipped with probpose (package data: found from a wheel as from a checkout)."""
+
+
 def find_config(name: str) -> Path:
-    """A config by path, or by name in ``experiments/configs/`` (current folder, then the source
-    checkout that holds this package)."""
+    """A config by path (``.yaml``), or by name: ``experiments/configs/NAME.yaml`` under the current
+    folder (a project's own, which wins), then the shipped ``probpose/training/configs/NAME.yaml``."""
     p = Path(name)
     if p.suffix in (".yaml", ".yml"):
         try:
             return input_file(p, "config")
         except DataError as e:
             raise ConfigError(str(e)) from None
-    candidates = [
-        Path.cwd() / "experiments" / "configs" / f"{name}.yaml",
-        Path(__file__).resolve().parents[2] / "experiments" / "configs" / f"{name}.yaml",
-    ]
+    candidates = [Path.cwd() / "experiments" / "configs" / f"{name}.yaml", CONFIGS / f"{name}.yaml"]
     for c in candidates:
         if c.is_file():
             return c
-    searched = ", ".join(str(c) for c in candidates)
-    raise ConfigError(f"no config {short_repr(name)}: give a .yaml path or a name in experiments/configs "
-                      f"(searched {searched})")  # fmt: skip
+    shipped = ", ".join(sorted(c.stem for c in CONFIGS.glob("*.yaml")))
+    raise ConfigError(f"no config {short_repr(name)}: give a .yaml path or a shipped name ({shipped}); "
+                      f"searched {', '.join(str(c) for c in candidates)}")  # fmt: skip
 
 
 def load_config(name_or_path: str, overrides: list[str] | None = None) -> ExperimentConfig:

@@ -71,7 +71,7 @@ def run_folder(output_dir: str | Path, name: str, resume: bool = False) -> tuple
 
 
 def _moved(base: Path, folder: Path) -> str:
-    return f"{base} already holds a run; writing {folder} instead (--resume continues {base})"
+    return f"{base} already holds a run; writing {folder} instead (`resume` continues {base})"
 
 
 def run_experiment(cfg: ExperimentConfig, resume: bool = False, group: Group = SINGLE) -> RunSummary:

@@ -53,12 +53,13 @@ from probpose.errors import ConfigError, DistributedError, TrainingError
 from probpose.evaluation.metrics import Evaluation, EvaluationError, evaluate
 from probpose.files import atomic_path
 from probpose.models import PoseModel, model_payload, read_checkpoint
+from probpose.models.chunks import pose_chunks
 from probpose.options import check_device, from_dict
 from probpose.parallel import SINGLE, Group
 from probpose.progress import progress
 from probpose.training.config import TrainingConfig, flatten_dict
 
-__all__ = ["TrainingError", "TrainResult", "Trainer", "save_checkpoint", "load_checkpoint"]
+__all__ = ["TrainingError", "TrainResult", "Trainer", "save_checkpoint"]
 
 log = logging.getLogger(__name__)
 
@@ -83,11 +84,6 @@ def save_checkpoint(path: str | Path, payload: dict) -> Path:
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
     return path
-
-
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    """Load a checkpoint with ``weights_only=True``: tensors and plain containers only."""
-    return read_checkpoint(path, map_location)
 
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -247,10 +243,8 @@ class Trainer:
 
     def _chunks(self, train: Tensor | StoreSplit):
         """The training poses as a chunk source on the trainer's device and dtype."""
-        if isinstance(train, StoreSplit):
-            return lambda: (x.to(self.device, self.dtype) for x in train.chunks())
-        data = train.to(self.device, self.dtype)
-        return lambda: iter(data.split(65536))
+        data = train.to(self.device, self.dtype) if isinstance(train, Tensor) else train
+        return lambda: (x.to(self.device, self.dtype) for x in pose_chunks(data))
 
     def _batches(self, train: Tensor | StoreSplit) -> Iterator[Tensor]:
         """This process's training batches forever: uniform draws from a tensor (its slice of the
@@ -468,7 +462,7 @@ def _share_evaluation(group: Group, ev: Evaluation | None) -> tuple[Evaluation |
 def _columns(poses: Tensor | StoreSplit, columns: list[int]):
     """The modelled joints of the poses, whole or chunk by chunk."""
     if isinstance(poses, StoreSplit):
-        return (c[:, columns] for c in poses.chunks())
+        return (c[:, columns] for c in pose_chunks(poses))
     return poses[:, columns]
 
 

@@ -8,10 +8,10 @@ from torch import Tensor
 
 from probpose.distributions.constraints import pose_space
 
-__all__ = ["JointGaussianPrior"]
+__all__ = ["PerJointGaussianPrior"]
 
 
-class JointGaussianPrior(Independent):
+class PerJointGaussianPrior(Independent):
     """Independent joints, each a full-covariance 3-D Gaussian over its axis-angle vector: Pyro's
     ``MultivariateNormal(loc, scale_tril).to_event(1)``.
 
@@ -41,8 +41,8 @@ class JointGaussianPrior(Independent):
 
     def expand(
         self, batch_shape: torch.Size | tuple[int, ...], _instance: TorchDistribution | None = None
-    ) -> JointGaussianPrior:
-        return super().expand(batch_shape, _instance=self._get_checked_instance(JointGaussianPrior, _instance))
+    ) -> PerJointGaussianPrior:
+        return super().expand(batch_shape, _instance=self._get_checked_instance(PerJointGaussianPrior, _instance))
 
     @property
     def support(self) -> constraints.Constraint:

@@ -9,18 +9,19 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from probpose.distributions import JointGaussianPrior
+from probpose.distributions import PerJointGaussianPrior
+from probpose.flows import moments_to_covariance
 from probpose.models.base import PriorModel
 from probpose.models.chunks import Chunks, as_chunks
 from probpose.options import option
 from probpose.parallel import SINGLE, Group
 from probpose.skeleton import Skeleton
 
-__all__ = ["GaussianOptions", "JointGaussianModel"]
+__all__ = ["PerJointGaussianOptions", "PerJointGaussianModel"]
 
 
 @dataclass
-class GaussianOptions:
+class PerJointGaussianOptions:
     """``covariance``: ``full`` (a 3x3 covariance per joint) or ``diag``; ``init_scale``: initial
     standard deviation in radians."""
 
@@ -28,8 +29,8 @@ class GaussianOptions:
     init_scale: float = option(0.5, gt=0)
 
 
-class JointGaussianModel(PriorModel):
-    """Builds a :class:`JointGaussianPrior` with per-joint mean and Cholesky factor.
+class PerJointGaussianModel(PriorModel):
+    """Builds a :class:`PerJointGaussianPrior` with per-joint mean and Cholesky factor.
 
     Parameters: ``loc`` ``(J, 3)``; ``log_diag`` ``(J, 3)`` (log of the Cholesky diagonal); for the
     full variant ``offdiag`` ``(J, 3)`` (the strictly lower entries (1,0), (2,0), (2,1)).
@@ -37,9 +38,9 @@ class JointGaussianModel(PriorModel):
 
     has_closed_form = True
 
-    def __init__(self, skeleton: Skeleton, options: GaussianOptions | None = None) -> None:
+    def __init__(self, skeleton: Skeleton, options: PerJointGaussianOptions | None = None) -> None:
         super().__init__(skeleton)
-        self.options = options or GaussianOptions()
+        self.options = options or PerJointGaussianOptions()
         if self.options.covariance not in ("full", "diag"):
             raise ValueError(f"covariance must be 'full' or 'diag', got {self.options.covariance!r}")
         if not self.options.init_scale > 0:
@@ -58,10 +59,10 @@ class JointGaussianModel(PriorModel):
             tril = tril + off
         return tril
 
-    def forward(self, context: Tensor | None = None) -> JointGaussianPrior:
+    def forward(self, context: Tensor | None = None) -> PerJointGaussianPrior:
         if context is not None:
-            raise ValueError("JointGaussianModel is not conditional: context must be None")
-        return JointGaussianPrior(self.loc, self.scale_tril())
+            raise ValueError("PerJointGaussianModel is not conditional: context must be None")
+        return PerJointGaussianPrior(self.loc, self.scale_tril())
 
     @torch.no_grad()
     def fit_closed_form(self, train_poses: Tensor | Chunks, group: Group = SINGLE) -> None:
@@ -76,8 +77,7 @@ class JointGaussianModel(PriorModel):
                 raise ValueError(f"expected (N, {j}, 3) poses, got {tuple(x.shape)}")
             n, s1, s2 = n + len(x), s1 + x.sum(0), s2 + torch.einsum("nja,njb->jab", x, x)
         n, s1, s2 = int(group.total(n)), group.sum(s1), group.sum(s2)
-        mean = s1 / n
-        cov = s2 / n - mean[:, :, None] * mean[:, None, :]
+        mean, cov = moments_to_covariance(n, s1, s2)
         if self.offdiag is None:
             self.log_diag.copy_(0.5 * cov.diagonal(dim1=-2, dim2=-1).log())
         else:

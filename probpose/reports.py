@@ -1,4 +1,5 @@
-"""The one Markdown table writer of probpose, and result files (Markdown + JSON, with the machine)."""
+"""The one Markdown table writer of probpose, and result files (Markdown + JSON, with the machine):
+used by the bench, `probpose evaluate` and the benchmark scripts."""
 
 from __future__ import annotations
 

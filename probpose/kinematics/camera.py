@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ["Camera", "intrinsics", "look_at", "pixel_rays"]
+__all__ = ["Camera", "intrinsics", "look_at", "crop_intrinsics", "project"]
 
 
 def intrinsics(width: int, height: int, fov_degrees: float | Tensor, dtype: torch.dtype = torch.float64) -> Tensor:
@@ -52,17 +52,33 @@ def look_at(eye: Tensor, target: Tensor, up: Tensor | None = None) -> tuple[Tens
     return r, t
 
 
-def pixel_rays(k: Tensor, width: int, height: int) -> Tensor:
-    """Directions ``(..., 3, H * W)`` through every pixel centre (row-major), in camera coordinates,
-    scaled to unit depth (``z = 1``): a point at depth ``s`` on the ray is ``s * d``."""
-    dtype, device = k.dtype, k.device
-    js, is_ = torch.meshgrid(
-        torch.arange(height, dtype=dtype, device=device) + 0.5,
-        torch.arange(width, dtype=dtype, device=device) + 0.5,
-        indexing="ij",
-    )
-    pix = torch.stack([is_.flatten(), js.flatten(), torch.ones_like(is_).flatten()])  # (3, P)
-    return torch.linalg.solve(k, pix.expand(k.shape[:-2] + pix.shape))
+def crop_intrinsics(k: Tensor, window: Tensor, width: int) -> Tensor:
+    """The intrinsics ``(..., 3, 3)`` of a crop: the ``window`` ``(..., 4)`` (x0, y0, x1, y1 in the
+    pixels of ``k``'s image; the window's aspect ratio is the output image's) rescaled to an image
+    ``width`` pixels wide. A pixel ``p`` of the original image lands at ``s (p - (x0, y0))`` with
+    ``s = width / (x1 - x0)``; the camera is still a pinhole (focal length ``s f``, principal point
+    moved with the window)."""
+    s = width / (window[..., 2] - window[..., 0])
+    a = torch.zeros(window.shape[:-1] + (3, 3), dtype=k.dtype, device=k.device)
+    a[..., 0, 0] = s
+    a[..., 1, 1] = s
+    a[..., 0, 2] = -s * window[..., 0]
+    a[..., 1, 2] = -s * window[..., 1]
+    a[..., 2, 2] = 1
+    return a @ k
+
+
+def project(points: Tensor, k: Tensor, r: Tensor, t: Tensor, min_depth: float | None = None) -> tuple[Tensor, Tensor]:
+    """World points ``(..., N, 3)`` (metres) -> (pixels ``(..., N, 2)``, depth ``(..., N)`` metres)
+    through cameras ``K``, ``R`` ``(..., 3, 3)`` and ``t`` ``(..., 3)``: ``X_cam = R X + t``,
+    pixels ``K X_cam / z``. Points behind a camera get meaningless pixels (check ``depth > 0``);
+    with ``min_depth`` the division uses ``max(z, min_depth)``, so that they stay finite and
+    differentiable (fitting), while the returned depth is the true one."""
+    cam = (r.unsqueeze(-3) @ points.unsqueeze(-1)).squeeze(-1) + t.unsqueeze(-2)
+    z = cam[..., 2]
+    zd = z if min_depth is None else z.clamp_min(min_depth)
+    uv = (k.unsqueeze(-3) @ (cam / zd.unsqueeze(-1)).unsqueeze(-1)).squeeze(-1)
+    return uv[..., :2], z
 
 
 @dataclass(frozen=True)
@@ -80,13 +96,10 @@ class Camera:
         """World points ``(..., N, 3)`` -> camera coordinates ``(..., N, 3)`` (metres)."""
         return (self.R.unsqueeze(-3) @ points.unsqueeze(-1)).squeeze(-1) + self.t.unsqueeze(-2)
 
-    def project(self, points: Tensor) -> tuple[Tensor, Tensor]:
-        """World points ``(..., N, 3)`` -> (pixels ``(..., N, 2)``, depth ``(..., N)`` in metres).
-        Points behind the camera get non-finite or meaningless pixels: check ``depth > 0``."""
-        cam = self.to_camera(points)
-        z = cam[..., 2]
-        uvw = (self.K.unsqueeze(-3) @ cam.unsqueeze(-1)).squeeze(-1)
-        return uvw[..., :2] / z.unsqueeze(-1), z
+    def project(self, points: Tensor, min_depth: float | None = None) -> tuple[Tensor, Tensor]:
+        """World points ``(..., N, 3)`` -> (pixels ``(..., N, 2)``, depth ``(..., N)`` in metres):
+        :func:`project` with these cameras."""
+        return project(points, self.K, self.R, self.t, min_depth)
 
     @property
     def centre(self) -> Tensor:

@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from probpose.kinematics.forward import Posed, forward_kinematics
 from probpose.skeleton import ZEBRA_LEGS, Skeleton
-from probpose.synthesis.kinematics import Posed, forward_kinematics
 
 __all__ = ["Bone", "Rig", "Keypoint", "ZEBRA_RIG", "PASYN_KEYPOINTS", "MotionRange"]
 

@@ -32,7 +32,7 @@ from torch import Tensor
 
 from probpose.skeleton import Skeleton
 
-__all__ = ["Posed", "forward_kinematics", "forward_kinematics_loop", "offsets_from_joints"]
+__all__ = ["Posed", "forward_kinematics", "offsets_from_joints"]
 
 
 @dataclass(frozen=True)
@@ -133,28 +133,3 @@ def forward_kinematics(
     g_all = torch.cat(frames, dim=-3)[..., inverse, :, :] if frames else rotations.new_zeros(batch + (0, 3, 3))
     p_all = torch.cat(points, dim=-2)[..., inverse, :] if points else rotations.new_zeros(batch + (0, 3))
     return Posed(g_all, p_all)
-
-
-def forward_kinematics_loop(
-    skeleton: Skeleton,
-    rotations: Tensor,
-    offsets: Tensor,
-    rest: Tensor | None = None,
-    root_rotation: Tensor | None = None,
-    root_position: Tensor | None = None,
-) -> Posed:
-    """The same as :func:`forward_kinematics`, one joint at a time in topological order: the
-    reference the batched version is tested against (slow; not for production use)."""
-    _check(skeleton, rotations, offsets, rest)
-    offsets = offsets.to(rotations)
-    rr, rp = _root_terms(rotations, root_rotation, root_position)
-    g: dict[int, Tensor] = {}
-    p: dict[int, Tensor] = {}
-    for j in skeleton.topological_order:
-        lj = rotations[..., j, :, :] if rest is None else rest[j].to(rotations) @ rotations[..., j, :, :]
-        parent = skeleton.parents[j]
-        frame, origin = (rr, rp) if parent < 0 else (g[parent], p[parent])
-        g[j] = frame @ lj
-        p[j] = origin + (frame @ offsets[j].unsqueeze(-1)).squeeze(-1)
-    n = skeleton.num_joints
-    return Posed(torch.stack([g[j] for j in range(n)], dim=-3), torch.stack([p[j] for j in range(n)], dim=-2))

@@ -1,4 +1,4 @@
-"""JointGaussianPrior: exact log_prob, Pyro distribution API, closed-form and SVI fits.
+"""PerJointGaussianPrior: exact log_prob, Pyro distribution API, closed-form and SVI fits.
 
 Synthetic data here is drawn from a Gaussian whose parameters (hence exact density) are known."""
 
@@ -8,8 +8,8 @@ import pyro
 import pytest
 import torch
 
-from probpose.distributions import JointGaussianPrior
-from probpose.models import GaussianOptions, JointGaussianModel
+from probpose.distributions import PerJointGaussianPrior
+from probpose.models import PerJointGaussianModel, PerJointGaussianOptions
 from probpose.skeleton import SMPLX
 from probpose.training import Trainer, TrainingConfig
 
@@ -37,7 +37,7 @@ CASES = [((), ()), ((), (5,)), ((2,), ()), ((2,), (7,)), ((3, 2), (4, 1))]
 @pytest.mark.parametrize("batch_shape, sample_shape", CASES)
 def test_log_prob_equals_block_diagonal_mvn(batch_shape, sample_shape):
     loc, tril = random_params(batch_shape)
-    d = JointGaussianPrior(loc, tril, validate_args=True)
+    d = PerJointGaussianPrior(loc, tril, validate_args=True)
     x = d.sample(sample_shape)
     assert x.shape == sample_shape + batch_shape + (4, 3)
     assert d.batch_shape == batch_shape and d.event_shape == (4, 3)
@@ -50,14 +50,14 @@ def test_log_prob_equals_block_diagonal_mvn(batch_shape, sample_shape):
 
 def test_expand_and_broadcasting():
     loc, tril = random_params()
-    d = JointGaussianPrior(loc, tril)
+    d = PerJointGaussianPrior(loc, tril)
     e = d.expand((3, 2))
     assert e.batch_shape == (3, 2) and e.sample().shape == (3, 2, 4, 3)
     x = d.sample((5,))
     torch.testing.assert_close(e.log_prob(x[:, None, None]), d.log_prob(x)[:, None, None].expand(5, 3, 2))
     # loc with a batch shape, shared Cholesky factors
     loc2 = torch.stack([loc, loc + 1])
-    d2 = JointGaussianPrior(loc2, tril)
+    d2 = PerJointGaussianPrior(loc2, tril)
     assert d2.batch_shape == (2,) and d2.scale_tril.shape == (2, 4, 3, 3)
 
 
@@ -66,19 +66,19 @@ def test_validation_is_gated_on_validate_args():
     bad = tril.clone()
     bad[0, 0, 0] = -1.0
     with pytest.raises(ValueError):
-        JointGaussianPrior(loc, bad, validate_args=True)
-    JointGaussianPrior(loc, bad, validate_args=False)  # not checked when off
-    d = JointGaussianPrior(loc, tril, validate_args=True)
+        PerJointGaussianPrior(loc, bad, validate_args=True)
+    PerJointGaussianPrior(loc, bad, validate_args=False)  # not checked when off
+    d = PerJointGaussianPrior(loc, tril, validate_args=True)
     with pytest.raises(ValueError):
         d.log_prob(torch.full((4, 3), float("nan")))
     with pytest.raises(ValueError, match="scale_tril must have shape"):
-        JointGaussianPrior(loc, tril[:2])
+        PerJointGaussianPrior(loc, tril[:2])
     assert d.support.check(d.sample()).all()
 
 
 def test_sample_statistics_match_parameters():
     loc, tril = random_params(j=3, seed=1)
-    d = JointGaussianPrior(loc, tril)
+    d = PerJointGaussianPrior(loc, tril)
     torch.manual_seed(0)
     x = d.sample((200_000,))
     n = x.shape[0]
@@ -96,13 +96,13 @@ def test_rsample_is_reparameterised():
     loc, tril = random_params()
     loc.requires_grad_(True)
     tril.requires_grad_(True)
-    JointGaussianPrior(loc, tril).rsample((10,)).pow(2).sum().backward()
+    PerJointGaussianPrior(loc, tril).rsample((10,)).pow(2).sum().backward()
     assert loc.grad.abs().sum() > 0 and tril.grad.abs().sum() > 0
 
 
 @pytest.mark.parametrize("covariance", ["full", "diag"])
 def test_gradients_reach_every_parameter(covariance):
-    m = JointGaussianModel(SMPLX.select("left_hand"), GaussianOptions(covariance=covariance))
+    m = PerJointGaussianModel(SMPLX.select("left_hand"), PerJointGaussianOptions(covariance=covariance))
     x = torch.randn(64, 15, 3) * 0.3
     (-m.log_prob(x).mean()).backward()
     names = {n for n, _ in m.named_parameters()}
@@ -121,7 +121,7 @@ def synthetic(j=3, n=50_000, seed=2):
 def test_closed_form_recovers_known_parameters():
     loc, tril, x = synthetic()
     skel = SMPLX.select(["left_hip", "left_knee", "left_ankle"])
-    m = JointGaussianModel(skel).double()
+    m = PerJointGaussianModel(skel).double()
     m.fit_closed_form(x)
     cov = tril @ tril.transpose(-1, -2)
     se_loc = cov.diagonal(dim1=-2, dim2=-1).sqrt() / math.sqrt(len(x))
@@ -131,7 +131,7 @@ def test_closed_form_recovers_known_parameters():
     var = cov.diagonal(dim1=-2, dim2=-1)
     se_cov = ((var[..., :, None] * var[..., None, :] + cov**2) / len(x)).sqrt()
     assert ((fitted - cov).abs() < 5 * se_cov).all()
-    diag = JointGaussianModel(skel, GaussianOptions(covariance="diag")).double()
+    diag = PerJointGaussianModel(skel, PerJointGaussianOptions(covariance="diag")).double()
     diag.fit_closed_form(x)
     torch.testing.assert_close(diag.log_diag.exp() ** 2, x.var(0, unbiased=False))
 
@@ -140,10 +140,10 @@ def test_svi_fit_matches_closed_form():
     """Tolerance: the SVI fit's training NLL within 0.01 nats/pose of the exact optimum."""
     _, _, x = synthetic(n=5000)
     skel = SMPLX.select(["left_hip", "left_knee", "left_ankle"])
-    exact = JointGaussianModel(skel).double()
+    exact = PerJointGaussianModel(skel).double()
     exact.fit_closed_form(x)
     nll_exact = -exact.log_prob(x).mean().item()
-    svi = JointGaussianModel(skel)
+    svi = PerJointGaussianModel(skel)
     cfg = TrainingConfig(lr=0.02, batch_size=5000, max_steps=1500, eval_every=100, patience=0, dtype="float64",
                          schedule="cosine", clip_norm=None)  # fmt: skip
     result = Trainer(svi, cfg).fit(x, x[:1000])
@@ -162,7 +162,7 @@ def test_usable_inside_a_user_pyro_model_with_standard_svi():
     pyro.clear_param_store()
     _, _, x = synthetic(n=2000)
     x = x.float()
-    m = JointGaussianModel(SMPLX.select(["left_hip", "left_knee", "left_ankle"]))
+    m = PerJointGaussianModel(SMPLX.select(["left_hip", "left_knee", "left_ankle"]))
     before = m.loc.detach().clone()
 
     def model(data):
@@ -177,5 +177,5 @@ def test_usable_inside_a_user_pyro_model_with_standard_svi():
     # the model's own model/guide pair is a valid Pyro program too
     trace = pyro.poutine.trace(m.model).get_trace(x)
     assert trace.nodes["pose"]["is_observed"]
-    assert isinstance(trace.nodes["pose"]["fn"], JointGaussianPrior)  # the plate expanded it, keeping its class
+    assert isinstance(trace.nodes["pose"]["fn"], PerJointGaussianPrior)  # the plate expanded it, keeping its class
     pyro.clear_param_store()
