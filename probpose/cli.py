@@ -571,7 +571,8 @@ def _cmd_sample(args: argparse.Namespace) -> int:
             np.save(fh, euler)
         print(f"wrote {pasyn}: ({len(poses)}, 36) Euler angles in degrees, R = Rz Ry Rx (PASyn layout)")
     if args.sheet is not None:
-        from probpose.fitting.sheets import make_body, pose_sheet
+        from probpose.fitting import make_body
+        from probpose.fitting.sheets import pose_sheet
 
         body = make_body(model.skeleton.base_name, names)
         pose_sheet(body, poses, args.sheet, title=f"{model.registry_name}: samples ({args.model.name})")
@@ -690,15 +691,12 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     poses (N, J, 3) axis-angle radians, orientations, translations, predicted points and per-frame
     residuals to --out, and a per-frame report beside it."""
 
-    import numpy as np
     import torch
 
-    from probpose.files import atomic_paths, check_output_path, json_text
-    from probpose.fitting import fit_map, fit_nuts, fit_posterior, load_observations
-    from probpose.fitting.model import PoseFit
-    from probpose.fitting.sheets import fit_sheet, make_body
-    from probpose.models import load_model, resolve_model_path
-    from probpose.skeleton import get_skeleton
+    from probpose.files import check_output_path
+    from probpose.fitting import assemble_fit, fit_map, fit_nuts, fit_posterior, write_fit
+    from probpose.fitting.sheets import fit_sheet
+    from probpose.models import resolve_model_path
 
     out = args.out if args.out.suffix == ".npz" else args.out.with_suffix(".npz")
     inputs = [args.observations] + ([resolve_model_path(args.prior)] if args.prior != "none" else [])
@@ -706,22 +704,9 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     for path, what in ((out, "fit"), (out.with_suffix(".md"), "report"), (out.with_suffix(".json"), "report"),
                        *(((args.sheet, "contact sheet"),) if args.sheet else ())):  # fmt: skip
         check_output_path(path, inputs, what)
-    obs = load_observations(args.observations, sigma=args.sigma, nu=args.nu)
-    if args.prior == "none":
-        base = get_skeleton(args.skeleton or "smplx")
-        if base.name == "zebra_legs":
-            names = base.select(args.joints).joint_names if args.joints else base.joint_names
-        else:
-            names = base.select(args.joints or "body+hands").joint_names
-        prior = None
-    else:
-        if args.skeleton or args.joints:
-            raise ProbposeError("--skeleton and --joints are for --prior none; a checkpoint names its joints")
-        prior = load_model(args.prior)
-        base = get_skeleton(prior.skeleton.base_name)
-        names = prior.modelled_names
-    body = make_body(base.name, names, args.rest_joints)
-    fit = PoseFit(prior, body, obs, space=args.space, smooth=args.smooth, joint_names=names)
+    fit = assemble_fit(args.observations, args.prior, skeleton=args.skeleton, joints=args.joints,
+                       rest_joints=args.rest_joints, space=args.space, smooth=args.smooth, sigma=args.sigma,
+                       nu=args.nu)  # fmt: skip
     torch.manual_seed(args.seed)
     if args.inference == "map":
         res = fit_map(fit, steps=args.steps, progress=True)
@@ -730,39 +715,12 @@ def _cmd_fit(args: argparse.Namespace) -> int:
                             generator_seed=args.seed)  # fmt: skip
     else:
         res = fit_nuts(fit, samples=args.samples, warmup=args.samples, progress=True, seed=args.seed)
-    arrays = {"pose": res.pose.float().numpy(), "orient": res.orient.float().numpy(),
-              "transl": res.transl.float().numpy(), "points": res.points.float().numpy(),
-              "residual": res.residual.float().numpy(), "joint_names": np.array(list(names))}  # fmt: skip
-    if res.posterior is not None:
-        arrays["std_deg"] = res.posterior.std_deg.float().numpy()
-        arrays["radius90_deg"] = res.posterior.radius90_deg.float().numpy()
-    unit = "mm" if obs.kind == "3d" else "px"
-    scale = 1000.0 if obs.kind == "3d" else 1.0
-    resid = (res.residual * scale).tolist()
-    prior_name = "none" if prior is None else f"{type(prior).__name__} ({args.prior})"
-    lines = [f"# probpose fit: {len(resid)} frames", "",
-             f"Prior: {prior_name}; inference: {res.inference}; space: {fit.latent}; observations: {obs.kind} "
-             f"({args.observations}); {res.seconds:.1f} s.", "",
-             f"| frame | residual ({unit}) |", "|---|---|"]  # fmt: skip
-    lines += [f"| {i} | {r:.2f} |" for i, r in enumerate(resid)]
-    if res.posterior is not None:
-        std, rad = res.posterior.std_deg.double(), res.posterior.radius90_deg.double()
-        lines += ["", "Posterior per joint, mean over frames (degrees): std of the rotation, radius of the 90% "
-                  "credible ball about the posterior mean.", "", "| joint | std (deg) | 90% radius (deg) |",
-                  "|---|---|---|"]  # fmt: skip
-        per_joint = zip(names, std.mean(0).tolist(), rad.mean(0).tolist(), strict=True)
-        lines += [f"| {n} | {a:.2f} | {b:.2f} |" for n, a, b in per_joint]
-    report = {"prior": prior_name, "inference": res.inference, "space": fit.latent,
-              "observations": str(args.observations), "kind": obs.kind, "seconds": res.seconds,
-              "residual_unit": unit, "residual": resid,
-              "final_loss": res.losses[-1] if res.losses else None}  # fmt: skip
-    with atomic_paths(out, out.with_suffix(".md"), out.with_suffix(".json")) as (tmp_npz, tmp_md, tmp_json):
-        with open(tmp_npz, "wb") as fh:  # the fit and its reports appear together or not at all
-            np.savez(fh, **arrays)
-        tmp_md.write_text("\n".join(lines) + "\n")
-        tmp_json.write_text(json_text(report))
+    prior_name = "none" if fit.prior is None else f"{type(fit.prior).__name__} ({args.prior})"
+    report = write_fit(out, fit, res, prior_name, str(args.observations))
     if args.sheet is not None:
-        fit_sheet(body, res, obs, args.sheet, title=f"{prior_name}: fitted (sticks), observed (dots), hidden (x)")
+        fit_sheet(fit.body, res, fit.observation, args.sheet,
+                  title=f"{prior_name}: fitted (sticks), observed (dots), hidden (x)")  # fmt: skip
+    resid, unit = report["residual"], report["residual_unit"]
     print(f"wrote {out}: {len(resid)} frames, mean residual {sum(resid) / len(resid):.2f} {unit}, {res.seconds:.1f} s "
           f"({res.inference}); report {out.with_suffix('.md')}")  # fmt: skip
     return 0

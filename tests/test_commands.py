@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from probpose.cli import main
-from probpose.fitting.sheets import make_body
+from probpose.fitting import make_body
 from probpose.models import MODELS, load_model
 from probpose.progress import Progress
 from probpose.skeleton import ZEBRA_LEGS
@@ -163,3 +163,30 @@ def test_bench_and_train_write_progress_lines_to_a_log(bench, tmp_path):
 def test_loaded_checkpoints_are_the_benchs_models(bench):
     for name in MODELS:
         assert load_model(bench["out"] / "models" / f"{name}.pt").registry_name == name
+
+
+def test_assemble_fit_is_the_library_call_behind_probpose_fit(tmp_path):
+    """What `probpose fit` builds, from Python: the joints a fit without a prior moves, the body of
+    a prior's skeleton, and a clear error for settings that only apply without a prior."""
+    from probpose.errors import ProbposeError
+    from probpose.fitting import Joints3D, assemble_fit, write_fit
+    from probpose.fitting.map import fit_map
+    from probpose.skeleton import SMPLX
+
+    def obs(n_points: int) -> Joints3D:
+        g = torch.Generator().manual_seed(0)
+        return Joints3D(0.1 * torch.randn(2, n_points, 3, generator=g, dtype=torch.float64),
+                        torch.ones(2, n_points, dtype=torch.bool))  # fmt: skip
+
+    body_hands = SMPLX.select("body+hands").joint_names
+    fit = assemble_fit(obs(len(make_body("smplx", body_hands).point_names)))
+    assert fit.prior is None and tuple(fit.joint_names) == tuple(body_hands)
+    zebra = assemble_fit(obs(19), skeleton="zebra_legs")
+    assert tuple(zebra.joint_names) == tuple(ZEBRA_LEGS.joint_names)
+    res = fit_map(zebra, steps=5)
+    summary = write_fit(tmp_path / "fit.npz", zebra, res, "none", "made in the test")
+    saved = np.load(tmp_path / "fit.npz")
+    assert saved["pose"].shape == (2, 12, 3) and summary["residual_unit"] == "mm"
+    assert (tmp_path / "fit.md").read_text().startswith("# probpose fit: 2 frames")
+    with pytest.raises(ProbposeError, match="`skeleton` and `joints` are for fits without a prior"):
+        assemble_fit(obs(19), "cmu/joint_flow", skeleton="smplx")

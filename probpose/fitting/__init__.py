@@ -8,7 +8,8 @@ module per inference method: MAP (:mod:`~probpose.fitting.map`), the Laplace app
 :mod:`~probpose.fitting.results`."""
 
 from probpose.data.rest import REST_PROVENANCE, SMPLX_REST_JOINTS, load_rest_joints, rest_joints
-from probpose.fitting.body import Body, RigBody, SkeletonBody
+from probpose.fitting.assemble import assemble_fit, fit_report, write_fit
+from probpose.fitting.body import Body, RigBody, SkeletonBody, make_body
 from probpose.fitting.guides import fit_posterior, frame_mvn_guide
 from probpose.fitting.laplace import laplace
 from probpose.fitting.map import fit_map
@@ -23,7 +24,11 @@ __all__ = [
     "Body",
     "SkeletonBody",
     "RigBody",
+    "make_body",
     "PoseFit",
+    "assemble_fit",
+    "write_fit",
+    "fit_report",
     "Joints3D",
     "Keypoints2D",
     "load_observations",

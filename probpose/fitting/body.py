@@ -12,16 +12,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from torch import Tensor
 
+from probpose.data.rest import load_rest_joints, rest_joints
 from probpose.errors import DataError
-from probpose.kinematics import Rig, forward_kinematics, offsets_from_joints
+from probpose.kinematics import ZEBRA_RIG, Rig, forward_kinematics, offsets_from_joints
 from probpose.rotations import axis_angle_to_matrix
-from probpose.skeleton import Skeleton
+from probpose.skeleton import Skeleton, get_skeleton
 
-__all__ = ["Body", "SkeletonBody", "RigBody"]
+__all__ = ["Body", "SkeletonBody", "RigBody", "make_body"]
 
 
 class Body:
@@ -106,3 +108,16 @@ class RigBody(Body):
     def points(self, pose: Tensor, orient: Tensor, transl: Tensor) -> Tensor:
         posed = self.rig.pose(self._rotations(pose), axis_angle_to_matrix(orient), transl)
         return self.rig.keypoints_of(posed)
+
+
+def make_body(skeleton: str, joint_names: Sequence[str], rest: str | Path | None = None) -> Body:
+    """The body a prior over ``joint_names`` of the base ``skeleton`` drives: the zebra rig for
+    ``zebra_legs``, the SMPL family's tree with ``rest`` joints (a ``(J, 3)`` ``.npy`` in metres;
+    default: probpose's approximate proportions) otherwise."""
+    base = get_skeleton(skeleton)
+    if base.name == "zebra_legs":
+        if rest is not None:
+            raise DataError(str(rest), None, "rest joints are for the SMPL family; the zebra rig has its own rest pose")
+        return RigBody(ZEBRA_RIG, joint_names)
+    joints = load_rest_joints(rest, base) if rest is not None else rest_joints(base)
+    return SkeletonBody(base, joints, joint_names)

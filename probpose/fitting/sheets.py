@@ -9,38 +9,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from probpose.data.rest import load_rest_joints, rest_joints
-from probpose.errors import DataError
-from probpose.fitting.body import Body, RigBody, SkeletonBody
+from probpose.fitting.body import Body
 from probpose.fitting.observations import MIN_DEPTH, Joints3D, Observation
 from probpose.fitting.results import FitResult
 from probpose.kinematics import project
 from probpose.plots import StickFigure, spread_frames, stick_sheet
-from probpose.skeleton import get_skeleton
 
-__all__ = ["make_body", "pose_sheet", "fit_sheet"]
-
-
-def make_body(skeleton: str, joint_names: Sequence[str], rest: str | Path | None = None) -> Body:
-    """The body a prior over ``joint_names`` of the base ``skeleton`` drives: the zebra rig for
-    ``zebra_legs``, the SMPL family's tree with ``rest`` joints (a ``(J, 3)`` ``.npy`` in metres;
-    default: probpose's approximate proportions) otherwise."""
-    from probpose.kinematics import ZEBRA_RIG
-
-    base = get_skeleton(skeleton)
-    if base.name == "zebra_legs":
-        if rest is not None:
-            raise DataError(str(rest), None, "rest joints are for the SMPL family; the zebra rig has its own rest pose")
-        return RigBody(ZEBRA_RIG, joint_names)
-    joints = load_rest_joints(rest, base) if rest is not None else rest_joints(base)
-    return SkeletonBody(base, joints, joint_names)
+__all__ = ["pose_sheet", "fit_sheet"]
 
 
 @torch.no_grad()

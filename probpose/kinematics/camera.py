@@ -4,7 +4,8 @@ Camera frame: x right, y down, z forward (metres). Extrinsics map world to camer
 ``X_cam = R @ X_world + t``. Intrinsics ``K = [[f, 0, cx], [0, f, cy], [0, 0, 1]]`` map to pixels
 whose origin is the top-left corner of the top-left pixel (pixel ``(i, j)`` covers
 ``[i, i + 1) x [j, j + 1)``; its centre is ``(i + 0.5, j + 0.5)``), so the principal point of an
-image ``W`` x ``H`` is ``(W / 2, H / 2)``.
+image ``W`` x ``H`` made by :func:`intrinsics` is ``(W / 2, H / 2)``; a crop
+(:func:`crop_intrinsics`) scales the focal length and moves the principal point with the window.
 """
 
 from __future__ import annotations

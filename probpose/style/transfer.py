@@ -277,7 +277,7 @@ def apply_style(model: str | Path | None, content: str | Path, style: str | Path
     ``colour`` (:func:`probpose.style.colour.colour_transfer`: each frame's animal moved to the
     style crop's colour statistics; no model, no VGG weights)."""
     if method not in METHODS:
-        raise DataError("method", None, f"must be one of {', '.join(METHODS)}, got {method!r}")
+        raise DataError("`method`", None, f"must be one of {', '.join(METHODS)}, got {method!r}")
     if method == "colour" and (model is not None or alpha is not None):
         raise DataError("`model`" if model is not None else "`alpha`", None,
                         "the colour method uses no model and no blend: leave it out")  # fmt: skip

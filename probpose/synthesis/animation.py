@@ -209,7 +209,8 @@ def _crop_windows(rig: Rig, posed: Posed, camera: Camera, sequence: Tensor, opti
     pix, _ = camera.project(rig.keypoints_of(posed))
     box = torch.cat([torch.minimum(box[:, :2], pix.min(1).values), torch.maximum(box[:, 2:], pix.max(1).values)], -1)
     if not torch.isfinite(box).all() or box.abs().max() > 1e8:
-        raise ValueError("framing: the animal reaches behind a camera; use framing='scene' or a larger distance")
+        raise ConfigError("framing: the animal reaches behind a camera (distance_min too small); use a larger "
+                          "distance or framing 'scene'")  # fmt: skip
     n = len(box)
     curves = torch.empty(n, 3, dtype=box.dtype)
     for k in range(int(sequence.max()) + 1):
