@@ -296,6 +296,40 @@ def test_laplace_hessian_equals_autograd_per_frame(zebra):
         assert torch.allclose(cov @ ref, torch.eye(42, dtype=torch.float64), atol=1e-4)
 
 
+def test_the_per_frame_guide_is_an_autoguide_that_composes_with_autoguidelist(zebra):
+    """AutoFrameMVN over the pose and an AutoDelta over the root, in one AutoGuideList, run by SVI:
+    the sites come from the right parts, the median is the per-frame Gaussian's mean, and the loss
+    falls."""
+    from pyro.infer import SVI, Trace_ELBO
+    from pyro.infer.autoguide import AutoDelta, AutoGuideList, init_to_value
+    from pyro.infer.autoguide.initialization import InitMessenger
+
+    from probpose.fitting import AutoFrameMVN
+
+    prior = zebra[3]
+    _, body, obs = _zebra_case(prior, 3)
+    fit = PoseFit(prior, body, obs)
+    res = fit_map(fit, steps=100)
+    start = {"orient": res.orient, "transl": res.transl}
+    # the root's flat priors cannot be sampled: AutoGuideList traces the model at start values
+    model = InitMessenger(init_to_value(values={"pose": res.latent, **start}))(fit.model)
+    pyro.clear_param_store()
+    with fit.frozen_prior():
+        guide = AutoGuideList(model)
+        part = AutoFrameMVN(pyro.poutine.block(model, expose=["pose"]), {"pose": res.latent}, 0.01)
+        guide.append(part)
+        guide.append(AutoDelta(pyro.poutine.block(model, hide=["pose"]), init_loc_fn=init_to_value(values=start)))
+        assert isinstance(part, pyro.infer.autoguide.AutoGuide)
+        draw = guide()
+        assert set(draw) == {"pose", "orient", "transl"} and draw["pose"].shape == res.latent.shape
+        assert torch.allclose(part.median()["pose"], res.latent)
+        svi = SVI(fit.model, guide, pyro.optim.Adam({"lr": 0.01}), Trace_ELBO(num_particles=4))
+        torch.manual_seed(0)
+        losses = [svi.step() for _ in range(60)]
+    assert sum(losses[-10:]) < sum(losses[:10])
+    pyro.clear_param_store()
+
+
 def test_laplace_through_a_spline_flow_has_the_exact_second_derivative(zebra):
     """The Laplace Hessian through a spline flow equals autograd's Hessian of the same log joint, and
     the prior's Hessian through the fused spline backward (which re-derives itself with autograd

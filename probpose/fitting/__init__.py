@@ -10,7 +10,7 @@ module per inference method: MAP (:mod:`~probpose.fitting.map`), the Laplace app
 from probpose.data.rest import REST_PROVENANCE, SMPLX_REST_JOINTS, load_rest_joints, rest_joints
 from probpose.fitting.assemble import assemble_fit, fit_report, write_fit
 from probpose.fitting.body import Body, RigBody, SkeletonBody, make_body
-from probpose.fitting.guides import fit_posterior, frame_mvn_guide
+from probpose.fitting.guides import AutoFrameMVN, fit_posterior, frame_mvn_guide
 from probpose.fitting.laplace import laplace
 from probpose.fitting.map import fit_map
 from probpose.fitting.model import PoseFit
@@ -43,6 +43,7 @@ __all__ = [
     "initial_values",
     "laplace",
     "frame_mvn_guide",
+    "AutoFrameMVN",
     "SMPLX_REST_JOINTS",
     "REST_PROVENANCE",
     "rest_joints",

@@ -8,9 +8,12 @@ from __future__ import annotations
 from typing import Literal
 
 import pyro
+import pyro.distributions as dist
 import torch
+from pyro.distributions import constraints
 from pyro.infer import Trace_ELBO
-from pyro.infer.autoguide import AutoLowRankMultivariateNormal, AutoNormal, init_to_value
+from pyro.infer.autoguide import AutoGuide, AutoLowRankMultivariateNormal, AutoNormal, init_to_value
+from pyro.nn import PyroParam
 from torch import Tensor
 
 from probpose.fitting.laplace import laplace
@@ -19,46 +22,68 @@ from probpose.fitting.model import PoseFit
 from probpose.fitting.results import FitResult, summarize
 from probpose.fitting.values import _finish, _flat, _latent_for_pose, _optimise, _own, _root, _split, _with_root
 
-__all__ = ["frame_mvn_guide", "fit_posterior"]
+__all__ = ["AutoFrameMVN", "frame_mvn_guide", "fit_posterior"]
 
 
-def frame_mvn_guide(fit: PoseFit, values: dict[str, Tensor], init_scale: float | Tensor = 0.05):
+class AutoFrameMVN(AutoGuide):
     """A guide with a full-covariance Gaussian per frame over that frame's latents (pose or z, and
     the root unless known), independent across frames (the posterior's own structure without the
     smoothness factor). Like Pyro's ``AutoMultivariateNormal`` (an auxiliary vector, then ``Delta``
     sites), but block-diagonal over the frames plate: ``N`` covariances of ``D x D`` instead of one
-    of ``ND x ND``.
+    of ``ND x ND``. An :class:`~pyro.infer.autoguide.AutoGuide`, so it composes with
+    ``AutoGuideList`` (give it the model blocked to its sites) and has :meth:`median`.
 
-    Parameterised relative to a fixed per-frame factor ``L0`` ``(N, D, D)`` (``init_scale``: e.g.
-    :func:`laplace`'s Cholesky factors, or a number times the identity): ``loc = values + L0 shift``
-    and ``scale_tril = L0 M`` with ``shift`` ``(N, D)`` starting at 0 and ``M`` lower-triangular
-    with a positive diagonal starting at the identity. The learnt parameters are then of order one
-    whatever the posterior's scales (degrees for a finger, millimetres for the root), so one
-    learning rate suits them all; parameterised directly, Adam's steps of about ``lr`` per entry
-    are far larger than Cholesky entries of 1e-3 and the covariance drifts."""
-    import pyro.distributions as dist
-    from pyro.distributions import constraints
+    Args:
+        model: the Pyro model (``PoseFit.model``, or a block of it exposing the sites of ``values``).
+        values: the sites' starting values ``{name: (N, ...)}`` (frames first), e.g. the MAP.
+        init_scale: a fixed per-frame factor ``L0`` ``(N, D, D)`` (e.g. :func:`laplace`'s Cholesky
+            factors) or a number times the identity.
 
-    loc0 = _flat(values)
-    n, d = loc0.shape
-    if isinstance(init_scale, Tensor):
-        base = init_scale.detach().to(loc0).expand(n, d, d).clone()
-    else:
-        base = init_scale * torch.eye(d, dtype=loc0.dtype).expand(n, d, d).clone()
+    Parameterised relative to ``L0``: ``loc = values + L0 shift`` and ``scale_tril = L0 M`` with
+    ``shift`` ``(N, D)`` starting at 0 and ``M`` lower-triangular with a positive diagonal starting at
+    the identity. The learnt parameters are then of order one whatever the posterior's scales
+    (degrees for a finger, millimetres for the root), so one learning rate suits them all;
+    parameterised directly, Adam's steps of about ``lr`` per entry are far larger than Cholesky
+    entries of 1e-3 and the covariance drifts."""
 
-    def guide() -> dict[str, Tensor]:
-        shift = pyro.param("frame_shift", torch.zeros_like(loc0))
-        factor = pyro.param("frame_factor", torch.eye(d, dtype=loc0.dtype).expand(n, d, d).clone(),
-                            constraint=constraints.lower_cholesky)  # fmt: skip
-        loc = loc0 + (base @ shift.unsqueeze(-1)).squeeze(-1)
-        with pyro.plate("frames", n, dim=-1):
-            vec = pyro.sample("_frame_latent", dist.MultivariateNormal(loc, scale_tril=base @ factor),
+    def __init__(self, model, values: dict[str, Tensor], init_scale: float | Tensor = 0.05) -> None:  # noqa: ANN001
+        super().__init__(model)
+        self._template = {k: v.detach() for k, v in values.items()}
+        loc0 = _flat(values)
+        n, d = loc0.shape
+        if isinstance(init_scale, Tensor):
+            base = init_scale.detach().to(loc0).expand(n, d, d).clone()
+        else:
+            base = init_scale * torch.eye(d, dtype=loc0.dtype).expand(n, d, d).clone()
+        self.register_buffer("loc0", loc0)
+        self.register_buffer("base", base)
+        self.shift = PyroParam(torch.zeros_like(loc0))
+        self.factor = PyroParam(torch.eye(d, dtype=loc0.dtype).expand(n, d, d).clone(),
+                                constraint=constraints.lower_cholesky)  # fmt: skip
+
+    def _loc(self) -> Tensor:
+        return self.loc0 + (self.base @ self.shift.unsqueeze(-1)).squeeze(-1)
+
+    def forward(self, *args, **kwargs) -> dict[str, Tensor]:  # noqa: ANN002, ANN003 - the model's arguments
+        """One draw: ``{site: (N, ...)}``, each site a ``Delta`` at its part of the frame's vector."""
+        n = self.loc0.shape[0]
+        plates = self._create_plates(*args, **kwargs)  # in an AutoGuideList, the list's plates
+        frames = plates["frames"] if "frames" in plates else pyro.plate("frames", n, dim=-1)
+        with frames:
+            vec = pyro.sample("_frame_latent", dist.MultivariateNormal(self._loc(), scale_tril=self.base @ self.factor),
                               infer={"is_auxiliary": True})  # fmt: skip
-            parts = _split(vec, values)
-            out = {k: pyro.sample(k, dist.Delta(v, event_dim=values[k].dim() - 1)) for k, v in parts.items()}
-        return out
+            parts = _split(vec, self._template)
+            return {k: pyro.sample(k, dist.Delta(v, event_dim=self._template[k].dim() - 1)) for k, v in parts.items()}
 
-    return guide
+    @torch.no_grad()
+    def median(self, *args, **kwargs) -> dict[str, Tensor]:  # noqa: ANN002, ANN003
+        """The Gaussian's mean (its median), split into the sites."""
+        return _split(self._loc(), self._template)
+
+
+def frame_mvn_guide(fit: PoseFit, values: dict[str, Tensor], init_scale: float | Tensor = 0.05) -> AutoFrameMVN:
+    """:class:`AutoFrameMVN` over the whole fit's model (``fit.model``)."""
+    return AutoFrameMVN(fit.model, values, init_scale)
 
 
 def fit_posterior(fit: PoseFit, guide: Literal["normal", "lowrank", "mvn", "laplace"] = "mvn", steps: int = 600,
@@ -66,7 +91,7 @@ def fit_posterior(fit: PoseFit, guide: Literal["normal", "lowrank", "mvn", "lapl
                   progress: bool = False, generator_seed: int = 0) -> FitResult:  # fmt: skip
     """An approximate posterior: MAP first (``map_steps``), then one of
 
-    - ``"mvn"`` (default): :func:`frame_mvn_guide`, a full covariance per frame, started at the MAP
+    - ``"mvn"`` (default): :class:`AutoFrameMVN`, a full covariance per frame, started at the MAP
       and its Laplace covariance (:func:`laplace`), then fitted by SVI;
     - ``"laplace"``: the Laplace approximation itself (no SVI; ``steps`` unused);
     - ``"normal"``: Pyro's ``AutoNormal`` (mean-field; under-disperses correlated joint chains);
