@@ -466,3 +466,27 @@ def test_fit_command(human, tmp_path, capsys):
     assert not (tmp_path / "x.npz").exists()
     truth_err = geodesic_error_deg(torch.from_numpy(got["pose"]), test[:3])
     assert truth_err.shape == (3, 51)
+
+
+def test_one_parameterisation_object_per_kind_of_prior(zebra):
+    """pose_latent is the one place that looks at the prior's kind; each object's pose_of inverts
+    nothing it should not (the identity in pose space, the flow in base space, the decoder for z)."""
+    from probpose.errors import DataError
+    from probpose.fitting.latents import BasePose, FlatPose, PriorPose, VAELatent, pose_latent
+
+    skel, train, _, gaussian = zebra
+    flow = build_model("global_flow", skel).double()
+    vae = PoseVAE(skel, VAEOptions(z_dim=4)).double()
+    assert isinstance(pose_latent(None, "pose", 12, torch.float64), FlatPose)
+    assert isinstance(pose_latent(gaussian, "pose", 12, torch.float64), PriorPose)
+    base = pose_latent(flow, "base", 12, torch.float64)
+    assert isinstance(base, BasePose) and base.name == "pose_base" and base.shape == (12, 3)
+    z = pose_latent(vae, "pose", 12, torch.float64)
+    assert isinstance(z, VAELatent) and z.name == "z" and z.shape == (4,) and z.start(3).shape == (3, 4)
+    with torch.no_grad():
+        noise = torch.randn(5, 12, 3, dtype=torch.float64)
+        assert torch.allclose(base.pose_of(noise), flow().transforms[0](noise))
+        assert torch.equal(pose_latent(gaussian, "pose", 12, torch.float64).pose_of(noise), noise)
+    for prior in (gaussian, vae):
+        with pytest.raises(DataError, match="'base' needs a flow prior"):
+            pose_latent(prior, "base", 12, torch.float64)

@@ -8,7 +8,8 @@ For a batch of ``N`` frames (``pyro.plate("frames", N)``)::
     obs    ~ likelihood(body(pose, orient, transl))                   [site "obs"]
 
 and, with ``smooth > 0``, a factor ``-smooth / 2 * sum_t |pose_t - pose_{t-1}|^2`` between
-consecutive frames. Parameterisations of the pose latent:
+consecutive frames. Parameterisations of the pose latent (one object each, chosen once:
+:mod:`probpose.fitting.latents`):
 
 - ``space="pose"``: ``pose`` is the sampled site, with the prior's exact ``log_prob`` (any
   :class:`~probpose.models.PriorModel`: Gaussians, ``gmm``, flows);
@@ -33,14 +34,13 @@ import pyro
 import pyro.distributions as dist
 import torch
 from pyro.distributions import constraints
-from pyro.infer.reparam import TransformReparam
 from torch import Tensor
 
-from probpose.distributions import FlowDistribution
 from probpose.errors import DataError
 from probpose.fitting.body import Body
+from probpose.fitting.latents import PoseLatent, pose_latent
 from probpose.fitting.observations import Observation
-from probpose.models import LatentPoseModel, PoseModel, PriorModel
+from probpose.models import PoseModel
 
 __all__ = ["PoseFit", "Space"]
 
@@ -75,8 +75,6 @@ class PoseFit:
             raise DataError("observations", "init_orient", "known_root needs init_orient and init_transl (N, 3)")
         self.body = body
         self.observation = observation
-        if space not in ("pose", "base"):
-            raise ValueError(f"space must be 'pose' or 'base', got {space!r}")
         if not smooth >= 0:
             raise DataError("smooth", None, f"must be >= 0, got {smooth}")
         self.space = space
@@ -92,9 +90,6 @@ class PoseFit:
             raise DataError("prior", None, f"the prior's joints ({len(self.joint_names)}: "
                             f"{', '.join(self.joint_names[:3])}, ...) are not the body's driven joints "
                             f"({len(body.joint_names)}: {', '.join(body.joint_names[:3])}, ...)")  # fmt: skip
-        if prior is not None and space == "base":
-            if not isinstance(prior, PriorModel) or not isinstance(prior(), FlowDistribution):
-                raise DataError("space", None, f"'base' needs a flow prior; {type(prior).__name__} has no base space")
         names = observation.names or body.point_names
         if len(names) != observation.num_points:
             raise DataError("observations", None, f"{observation.num_points} points per frame, but the names list "
@@ -108,6 +103,7 @@ class PoseFit:
         p = next(iter(prior.parameters()), None) if prior is not None else None
         self.dtype = p.dtype if p is not None else torch.float32
         self.num_joints = len(self.joint_names)
+        self.parameterisation: PoseLatent = pose_latent(prior, space, self.num_joints, self.dtype)
 
     def select(self, frames: slice | Tensor) -> PoseFit:
         """The same fit for some of the frames (``frames``: a slice or an index tensor)."""
@@ -118,36 +114,15 @@ class PoseFit:
     @property
     def latent(self) -> str:
         """The name of the sampled pose site: ``"pose"``, ``"pose_base"`` (the flow's noise) or
-        ``"z"`` (a VAE's latent)."""
-        if isinstance(self.prior, LatentPoseModel):
-            return "z"
-        return "pose_base" if self.space == "base" else "pose"
+        ``"z"`` (a VAE's latent); :attr:`parameterisation` (:mod:`probpose.fitting.latents`) says."""
+        return self.parameterisation.name
 
     def latent_shape(self) -> tuple[int, ...]:
-        if isinstance(self.prior, LatentPoseModel):
-            return (self.prior.options.z_dim,)
-        return (self.num_joints, 3)
+        return self.parameterisation.shape
 
     def pose_of(self, latent: Tensor) -> Tensor:
         """The pose ``(..., J, 3)`` of latent values (the identity in pose space)."""
-        if isinstance(self.prior, LatentPoseModel):
-            return self.prior.decode_mean(latent)
-        if self.latent == "pose_base":
-            (flow,) = self.prior().transforms
-            return flow(latent)
-        return latent
-
-    def _pose(self) -> Tensor:
-        if self.prior is None:
-            return pyro.sample("pose", _flat((self.num_joints, 3), self.dtype))
-        if isinstance(self.prior, LatentPoseModel):
-            z = pyro.sample("z", dist.Normal(torch.zeros((), dtype=self.dtype), 1.0).expand(self.latent_shape())
-                            .to_event(1))  # fmt: skip
-            return pyro.deterministic("pose", self.prior.decode_mean(z), event_dim=2)
-        if self.space == "base":
-            with pyro.poutine.reparam(config={"pose": TransformReparam()}):
-                return pyro.sample("pose", self.prior())
-        return pyro.sample("pose", self.prior())
+        return self.parameterisation.pose_of(latent)
 
     # ------------------------------------------------------------------ the model
     def model(self) -> Tensor:
@@ -155,7 +130,7 @@ class PoseFit:
         predicted observed points ``(N, K, 3)``."""
         n = self.observation.num_frames
         with pyro.plate("frames", n, dim=-1):
-            pose = self._pose()
+            pose = self.parameterisation.sample()
             if self.known_root:
                 orient = self.observation.init_orient.to(self.dtype)
                 transl = self.observation.init_transl.to(self.dtype)

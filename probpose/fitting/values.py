@@ -39,12 +39,7 @@ def initial_values(fit: PoseFit) -> dict[str, Tensor]:
     obs = fit.observation
     n = obs.num_frames
     dt = fit.dtype
-    latent = torch.zeros((n,) + fit.latent_shape(), dtype=dt)
-    if fit.latent == "pose" and fit.prior is not None:
-        with torch.no_grad(), pyro.poutine.block(), torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)  # a fixed start; the caller's RNG is restored after
-            mean = fit.prior().sample((512,)).mean(0)
-        latent = mean.to(dt).expand_as(latent).clone()
+    latent = fit.parameterisation.start(n)
     with torch.no_grad():
         pose = fit.pose_of(latent).to(dt)
         zero = torch.zeros(n, 3, dtype=dt)
