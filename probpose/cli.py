@@ -880,7 +880,8 @@ def as_flags(text: str, flags: set[str]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``probpose`` console script; returns the exit code."""
-    from probpose.files import Interrupted, handle_signals, write_error
+    from probpose.files import write_error
+    from probpose.signals import Interrupted, handle_signals
 
     parser = build_parser()
     args = parser.parse_args(argv)

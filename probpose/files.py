@@ -10,8 +10,8 @@
 - :func:`atomic_folder` does for a whole output folder what :func:`atomic_path` does for a file:
   the folder appears complete or not at all; :func:`check_output_folder` refuses an existing,
   non-empty folder unless the caller allows overwriting it.
-- :func:`handle_signals` turns SIGTERM/SIGHUP into an exception, and remembers any interruption so
-  that a commit never happens after one, even if some library swallowed the ``KeyboardInterrupt``.
+- A commit never happens after an interruption seen during the write (:mod:`probpose.signals`
+  counts them), even if some library swallowed the ``KeyboardInterrupt``.
 
 A destination that is a symbolic link is followed (:func:`destination`): the file or folder it
 points to is written, the link itself is never replaced. A folder output is never put over a
@@ -31,18 +31,17 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import socket
 import stat
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from probpose import signals
 from probpose.errors import DataError, short_repr
 
 __all__ = [
     "sha256",
-    "Interrupted",
     "destination",
     "json_text",
     "parse_json",
@@ -55,8 +54,6 @@ __all__ = [
     "check_writable",
     "atomic_paths",
     "write_error",
-    "handle_signals",
-    "raise_if_interrupted",
     "remove_stale_temporaries",
 ]
 
@@ -70,20 +67,6 @@ def sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 _STALE_OTHER_HOST_SECONDS = 24 * 3600
-_interrupts = 0  # signals seen while handle_signals() was active
-_last_signum = signal.SIGINT
-
-
-class Interrupted(KeyboardInterrupt):
-    """The process was interrupted (Ctrl-C or a termination signal): nothing is committed."""
-
-    def __init__(self, signum: int) -> None:
-        self.signum = signum
-        super().__init__(f"interrupted by {signal.Signals(signum).name}")
-
-    @property
-    def exit_code(self) -> int:
-        return 128 + self.signum
 
 
 def _host() -> str:
@@ -296,18 +279,17 @@ def atomic_path(final: str | Path, mode: int = 0o666) -> Iterator[Path]:
 
     The caller writes the temporary (any library, any number of opens). On success the file is
     fsynced and renamed over ``final`` (permissions ``mode`` minus the umask). On any exception,
-    and if an interruption was seen during the block (:func:`handle_signals`), the temporary is
-    removed, ``final`` is left as it was and the exception (or :class:`Interrupted`) propagates.
+    and if an interruption was seen during the block (:func:`probpose.signals.handle_signals`), the temporary is
+    removed, ``final`` is left as it was and the exception (or :class:`~probpose.signals.Interrupted`) propagates.
     A ``final`` that is a symbolic link is followed (its target is replaced, not the link)."""
     final = destination(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(final)
     tmp = _temp_name(final)
-    seen_before = _interrupts
+    seen_before = signals.interrupt_count()
     try:
         yield tmp
-        if _interrupts != seen_before:
-            raise Interrupted(_last_signum)
+        signals.raise_if_interrupted_since(seen_before)
         if tmp.exists():
             umask = os.umask(0)
             os.umask(umask)
@@ -365,11 +347,10 @@ def atomic_folder(final: str | Path, overwrite: bool = False) -> Iterator[Path]:
     remove_stale_temporaries(final)
     tmp = _temp_name(final)
     tmp.mkdir()
-    seen_before = _interrupts
+    seen_before = signals.interrupt_count()
     try:
         yield tmp
-        if _interrupts != seen_before:
-            raise Interrupted(_last_signum)
+        signals.raise_if_interrupted_since(seen_before)
         old = None
         if not overwrite:
             try:  # rename(2) onto a folder succeeds only if that folder is empty: never over another's output
@@ -389,37 +370,3 @@ def atomic_folder(final: str | Path, overwrite: bool = False) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-
-
-def raise_if_interrupted() -> None:
-    """Raise :class:`Interrupted` if a signal was seen since :func:`handle_signals` started."""
-    if _interrupts:
-        raise Interrupted(_last_signum)
-
-
-@contextlib.contextmanager
-def handle_signals() -> Iterator[None]:
-    """For a command's duration: SIGINT, SIGTERM and SIGHUP raise :class:`Interrupted` and are
-    remembered (so :func:`atomic_path` never commits after one). Restores the previous handlers."""
-    global _interrupts
-    signums = [s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
-
-    def handler(signum: int, frame: object) -> None:
-        global _interrupts, _last_signum
-        _interrupts += 1
-        _last_signum = signum
-        raise Interrupted(signum)
-
-    previous = {}
-    try:
-        for s in signums:
-            previous[s] = signal.signal(s, handler)
-    except ValueError:  # not the main thread: leave signals alone
-        previous = {}
-    _interrupts = 0
-    try:
-        yield
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
-        _interrupts = 0

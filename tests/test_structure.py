@@ -12,7 +12,7 @@ ROOT = Path(probpose.__file__).parent
 # foundation (no probpose imports above it); its modules may import each other.
 LAYERS = [
     {"probpose", "errors", "files", "options", "parallel", "plots", "progress", "skeleton", "rotations", "kinematics",
-     "reports"},
+     "reports", "signals"},
     {"data"},
     {"flows"},
     {"distributions"},

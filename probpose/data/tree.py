@@ -27,8 +27,9 @@ from probpose.data.amass import AMASS_SPLIT_RULE, TreeFile, scan_tree
 from probpose.data.importers import DEFAULT_JOINTS, _check_timing, _prepare, load_source
 from probpose.data.store import StoreWriter
 from probpose.errors import DataError, ProbposeError
-from probpose.files import atomic_path, raise_if_interrupted
+from probpose.files import atomic_path
 from probpose.progress import progress
+from probpose.signals import raise_if_interrupted
 from probpose.skeleton import get_skeleton
 
 __all__ = ["TreeImport", "import_tree"]
