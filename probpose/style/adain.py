@@ -134,9 +134,11 @@ class StyleNet(nn.Module):
 
     def target(self, content: Tensor, style: Tensor, alpha: float | None = None) -> Tensor:
         """``t = (1 - alpha) enc(content) + alpha AdaIN(enc(content), enc(style))``."""
+        return self._blend(self.encoder(content), self.encoder(style), alpha)
+
+    def _blend(self, c: Tensor, s: Tensor, alpha: float | None = None) -> Tensor:
+        """``(1 - alpha) c + alpha AdaIN(c, s)`` of encoded content and style."""
         a = self.alpha if alpha is None else alpha
-        c = self.encoder(content)
-        s = self.encoder(style)
         return (1 - a) * c + a * adain(c, s)
 
     def forward(self, content: Tensor, style: Tensor, alpha: float | None = None) -> Tensor:
@@ -146,8 +148,7 @@ class StyleNet(nn.Module):
     def losses(self, content: Tensor, style: Tensor, content_weight: float = 5.0,
                style_weight: float = 10.0) -> StyleLosses:  # fmt: skip
         style_feats = self.encoder.features(style)  # once: its last entry is the AdaIN input too
-        c = self.encoder(content)
-        t = (1 - self.alpha) * c + self.alpha * adain(c, style_feats[-1])
+        t = self._blend(self.encoder(content), style_feats[-1])
         out = self.decode(t, content)
         feats = self.encoder.features(out)
         lc = F.mse_loss(feats[-1], t)

@@ -48,7 +48,10 @@ def lab_to_rgb(lab: Tensor) -> Tensor:
 def lab_stats(images: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Per-image, per-channel mean and (population) std ``(N, 3)`` in ``l alpha beta`` over the
     pixels where ``mask`` ``(N, 1, H, W)`` is above 0.5 (every pixel without a mask)."""
-    lab = rgb_to_lab(images)
+    return _stats(rgb_to_lab(images), mask)
+
+
+def _stats(lab: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
     w = torch.ones_like(lab[:, :1]) if mask is None else (mask > 0.5).to(lab.dtype)
     count = w.sum((-2, -1)).clamp_min(1)  # (N, 1)
     mean = (lab * w).sum((-2, -1)) / count
@@ -64,8 +67,8 @@ def colour_transfer(content: Tensor, style: Tensor, mask: Tensor | None = None, 
     [0, 1] to save it)."""
     if min_std <= 0:
         raise ValueError(f"min_std must be positive, got {min_std}")
-    cm, cs = lab_stats(content, mask)
-    sm, ss = lab_stats(style, style_mask)
     lab = rgb_to_lab(content)
+    cm, cs = _stats(lab, mask)
+    sm, ss = lab_stats(style, style_mask)
     scale = (ss / cs.clamp_min(min_std))[..., None, None]
     return lab_to_rgb((lab - cm[..., None, None]) * scale + sm[..., None, None])
