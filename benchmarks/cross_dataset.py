@@ -49,15 +49,23 @@ def main() -> None:
 
     cols = [Column("prior", "prior")]
     for key, title in (("cmu", "CMU test trials"), ("avatar", "SMPL codec avatar"), ("aist", "AIST++ dance")):
-        cols += [Column(key, f"NLL {title}", nll(key)),
-                 Column(key + "_ratio", "vs gaussian_full", "{:.2f}x")]  # fmt: skip
+        cols += [Column(key, f"NLL {title}", nll(key)), Column(key + "_ratio", "vs gaussian_full", "{:.2f}x")]
         for r in rows:
             r[key + "_ratio"] = r[key] / base[key] if base[key] > 0 else None
     table = markdown_table(cols, rows)
-    intro = (f"NLL in nats/pose on the priors' 19 body joints; ratios only where gaussian_full's NLL is positive; "
-             f"{threads} torch thread(s).")  # fmt: skip
-    md, js = write_results(args.out, "cross_dataset", "Trained on CMU, scored on other recordings", intro, table,
-                           {"rows": rows}, machine_description("cpu"))  # fmt: skip
+    intro = (
+        f"NLL in nats/pose on the priors' 19 body joints; ratios only where gaussian_full's NLL is positive; "
+        f"{threads} torch thread(s)."
+    )
+    md, js = write_results(
+        args.out,
+        "cross_dataset",
+        "Trained on CMU, scored on other recordings",
+        intro,
+        table,
+        {"rows": rows},
+        machine_description("cpu"),
+    )
     print(table)
     print(f"wrote {md} and {js}")
 

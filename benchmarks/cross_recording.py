@@ -44,8 +44,11 @@ def main() -> None:
         "A-pose clip": import_poses([files["smplcodec_apose_to_handsFront_smplx.npz"]], joints=JOINTS),
         "AIST++ dance": import_poses([files["aistpp_style_sample.pkl"]], joints=JOINTS),
     }
-    print(f"train {len(train)}, val {len(val)} avatar poses; score " +
-          ", ".join(f"{k} ({len(v)})" for k, v in others.items()) + f"; {threads} thread(s)")  # fmt: skip
+    print(
+        f"train {len(train)}, val {len(val)} avatar poses; score "
+        + ", ".join(f"{k} ({len(v)})" for k, v in others.items())
+        + f"; {threads} thread(s)"
+    )
     rows = []
     for name in args.models:
         spec = get_model_spec(name)
@@ -64,16 +67,24 @@ def main() -> None:
             r[f"{label} / gaussian_full"] = r[label] / ref[label] if ref and ref[label] > 0 else None
     columns = [Column("model", "model")]
     for label in others:
-        columns += [Column(label, f"NLL {label} (nats/pose)", "{:,.1f}"),
-                    Column(f"{label} / gaussian_full", "vs gaussian_full", "{:.2f}x")]  # fmt: skip
+        columns += [
+            Column(label, f"NLL {label} (nats/pose)", "{:,.1f}"),
+            Column(f"{label} / gaussian_full", "vs gaussian_full", "{:.2f}x"),
+        ]
     intro = (
         f"Trained on the bundled avatar recording ({len(train)} train / {len(val)} val poses, 0.25 s segments), "
         f"joints {JOINTS!r} (D = {3 * avatar.num_joints}); scored on every frame of two other real recordings. "
         "NLL in nats/pose (VAEs: IWAE upper bounds); each model's registry bench settings."
     )
-    write_results(args.out, "cross_recording", "Cross-recording NLL (out of distribution)", intro,
-                  markdown_table(columns, rows), {"rows": rows, "joints": JOINTS, "threads": threads},
-                  machine_description("cpu"))  # fmt: skip
+    write_results(
+        args.out,
+        "cross_recording",
+        "Cross-recording NLL (out of distribution)",
+        intro,
+        markdown_table(columns, rows),
+        {"rows": rows, "joints": JOINTS, "threads": threads},
+        machine_description("cpu"),
+    )
     print(f"wrote {args.out}")
 
 

@@ -94,15 +94,28 @@ def main() -> None:
             for batch in args.batches:
                 base = None
                 for processes, threads in ((1, 1), (1, 2), (2, 1)):
-                    job = {"model": model, "batch": batch, "steps": args.steps, "threads": threads,
-                           "data": str(Path(tmp) / "train.pt"), "joints": data.joints,
-                           "result": str(Path(tmp) / "result.json")}  # fmt: skip
+                    job = {
+                        "model": model,
+                        "batch": batch,
+                        "steps": args.steps,
+                        "threads": threads,
+                        "data": str(Path(tmp) / "train.pt"),
+                        "joints": data.joints,
+                        "result": str(Path(tmp) / "result.json"),
+                    }
                     times = [_run(job, processes) for _ in range(args.repeats)]
                     sps = args.steps / statistics.median(times)
                     base = base or sps
-                    row = {"model": model, "batch": batch, "processes": processes, "threads": threads,
-                           "steps_per_s": sps, "poses_per_s": sps * batch, "speedup": sps / base,
-                           "seconds": times}  # fmt: skip
+                    row = {
+                        "model": model,
+                        "batch": batch,
+                        "processes": processes,
+                        "threads": threads,
+                        "steps_per_s": sps,
+                        "poses_per_s": sps * batch,
+                        "speedup": sps / base,
+                        "seconds": times,
+                    }
                     rows.append(row)
                     print(json.dumps(row), flush=True)
     cols = [
@@ -110,11 +123,20 @@ def main() -> None:
         Column("threads", "threads each"), Column("steps_per_s", "steps/s", "{:.1f}"),
         Column("poses_per_s", "poses/s", "{:,.0f}"), Column("speedup", "vs 1 process x 1 thread", "{:.2f}x"),
     ]  # fmt: skip
-    intro = (f"Median of {args.repeats} runs of {args.steps} SVI steps on the bundled CMU training split "
-             f"({len(data.train):,} poses, D = {3 * data.train.shape[1]}), default model options, Adam; the timer "
-             "spans the trainer's fit (initialisation and all steps, no validation) between two barriers.")  # fmt: skip
-    write_results(args.out, "ddp_cpu", "One process vs two (gloo) on the CPU", intro, markdown_table(cols, rows),
-                  {"rows": rows, "steps": args.steps}, machine_description("cpu"))  # fmt: skip
+    intro = (
+        f"Median of {args.repeats} runs of {args.steps} SVI steps on the bundled CMU training split "
+        f"({len(data.train):,} poses, D = {3 * data.train.shape[1]}), default model options, Adam; the timer "
+        "spans the trainer's fit (initialisation and all steps, no validation) between two barriers."
+    )
+    write_results(
+        args.out,
+        "ddp_cpu",
+        "One process vs two (gloo) on the CPU",
+        intro,
+        markdown_table(cols, rows),
+        {"rows": rows, "steps": args.steps},
+        machine_description("cpu"),
+    )
 
 
 if __name__ == "__main__":

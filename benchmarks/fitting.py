@@ -65,9 +65,12 @@ from probpose.skeleton import SMPLX
 from probpose.synthesis import SceneOptions, animate
 
 NUTS_FRAMES, NUTS_SAMPLES = 4, 200
-GUIDES = {"mvn": "per-frame full Gaussian (from Laplace, 300 SVI steps)", "laplace": "Laplace at the MAP",
-          "normal": "AutoNormal (300 SVI steps)", "nuts": f"NUTS, Laplace-whitened ({NUTS_SAMPLES} + {NUTS_SAMPLES} "
-          f"warm-up, first {NUTS_FRAMES} frames)"}  # fmt: skip
+GUIDES = {
+    "mvn": "per-frame full Gaussian (from Laplace, 300 SVI steps)",
+    "laplace": "Laplace at the MAP",
+    "normal": "AutoNormal (300 SVI steps)",
+    "nuts": f"NUTS, Laplace-whitened ({NUTS_SAMPLES} + {NUTS_SAMPLES} warm-up, first {NUTS_FRAMES} frames)",
+}
 ORDER = ["gaussian", "gaussian_diag", "gaussian_full", "gmm", "global_flow", "global_flow_spline", "joint_flow",
          "vae", "vae_so3"]  # fmt: skip
 
@@ -77,16 +80,18 @@ def _models(folder: Path) -> dict:
     return {"none": None, **{n: load_model(found[n]).double() for n in ORDER if n in found}}
 
 
-LEFT_ARM = [SMPLX.index(s) for s in SMPLX.joint_names if s.startswith("left_") and any(
-    k in s for k in ("elbow", "wrist", "index", "middle", "ring", "pinky", "thumb"))]  # fmt: skip
+LEFT_ARM = [
+    SMPLX.index(s)
+    for s in SMPLX.joint_names
+    if s.startswith("left_") and any(k in s for k in ("elbow", "wrist", "index", "middle", "ring", "pinky", "thumb"))
+]
 """SMPL-X indices of the left elbow, wrist and hand: the points hidden in the arm scenarios."""
 
 
 def _human_data() -> tuple[torch.Tensor, list[str], SkeletonBody]:
     """The bench's bundled test split (float64), its joint names and the approximate SMPL-X body."""
     with tempfile.TemporaryDirectory() as tmp:
-        data = prepare_data(None, joints="body+hands-feet", segment_seconds=0.25, guard_seconds=0.05,
-                            workdir=Path(tmp))  # fmt: skip
+        data = prepare_data(None, joints="body+hands-feet", segment_seconds=0.25, guard_seconds=0.05, workdir=Path(tmp))
         test = data.test.double()
     names = list(data.skeleton.joint_names)
     return test, names, SkeletonBody(SMPLX, rest_joints(SMPLX), names)
@@ -109,8 +114,11 @@ def _human_setup(models_dir: Path):
     transl = torch.randn(n, 3, generator=g, dtype=torch.float64) * torch.tensor([0.3, 0.1, 0.3], dtype=torch.float64)
     clean = body.points(test, orient, transl)
     arm = LEFT_ARM
-    hand = [SMPLX.index(s) for s in SMPLX.joint_names if s.startswith("right_") and any(
-        k in s for k in ("index", "middle", "ring", "pinky", "thumb"))]  # fmt: skip
+    hand = [
+        SMPLX.index(s)
+        for s in SMPLX.joint_names
+        if s.startswith("right_") and any(k in s for k in ("index", "middle", "ring", "pinky", "thumb"))
+    ]
     # a camera 3 m in front of the person (+z), looking at them
     eye = torch.tensor([0.0, 0.0, 3.0], dtype=torch.float64)
     r, t = look_at(eye, torch.zeros(3, dtype=torch.float64))
@@ -145,23 +153,43 @@ def human(models_dir: Path, steps: int, speed_steps: int) -> tuple[list[dict], l
             sec = time.perf_counter() - start
             err = (res.points - clean).norm(dim=-1) * 1000
             geo = geodesic_error_deg(res.pose, test)
-            rows.append({"scenario": scen, "prior": pname, "mpjpe_unseen_mm": err[:, hidden].mean().item(),
-                         "mpjpe_seen_mm": err[:, seen].mean().item(), "geo_moving_deg": geo[:, moving].mean().item(),
-                         "geo_other_deg": geo[:, still].mean().item(), "residual": res.residual.mean().item(),
-                         "seconds": sec})  # fmt: skip
-            print(f"human {scen:8s} {pname:18s} unseen {rows[-1]['mpjpe_unseen_mm']:8.1f} mm  seen "
-                  f"{rows[-1]['mpjpe_seen_mm']:6.1f} mm  geo {rows[-1]['geo_moving_deg']:6.1f} deg  {sec:5.1f} s",
-                  flush=True)  # fmt: skip
+            rows.append(
+                {
+                    "scenario": scen,
+                    "prior": pname,
+                    "mpjpe_unseen_mm": err[:, hidden].mean().item(),
+                    "mpjpe_seen_mm": err[:, seen].mean().item(),
+                    "geo_moving_deg": geo[:, moving].mean().item(),
+                    "geo_other_deg": geo[:, still].mean().item(),
+                    "residual": res.residual.mean().item(),
+                    "seconds": sec,
+                }
+            )
+            print(
+                f"human {scen:8s} {pname:18s} unseen {rows[-1]['mpjpe_unseen_mm']:8.1f} mm  seen "
+                f"{rows[-1]['mpjpe_seen_mm']:6.1f} mm  geo {rows[-1]['geo_moving_deg']:6.1f} deg  {sec:5.1f} s",
+                flush=True,
+            )
     calib = calibration(priors, test, names, body, scenarios, steps)
     return rows, calib, speed_test(priors, test, names, body, g, rows, speed_steps)
 
 
-def speed_test(priors: dict, test: torch.Tensor, names: list[str], body: SkeletonBody, g: torch.Generator,
-               rows: list[dict], speed_steps: int) -> list[dict]:  # fmt: skip
+def speed_test(
+    priors: dict,
+    test: torch.Tensor,
+    names: list[str],
+    body: SkeletonBody,
+    g: torch.Generator,
+    rows: list[dict],
+    speed_steps: int,
+) -> list[dict]:
     """Batched MAP of 1,000 frames (``3d-arm``, new roots) with the flow prior best on ``rows``
     (40 frames, float64, 400 iterations) and with ``global_flow``."""
-    flows = [r for r in rows if r["scenario"] == "3d-arm" and r["prior"] in ("global_flow", "global_flow_spline",
-                                                                               "joint_flow")]  # fmt: skip
+    flows = [
+        r
+        for r in rows
+        if r["scenario"] == "3d-arm" and r["prior"] in ("global_flow", "global_flow_spline", "joint_flow")
+    ]
     best = min(flows, key=lambda r: r["mpjpe_unseen_mm"])["prior"] if flows else "gaussian_full"
     state = g.get_state()
     out = []
@@ -172,8 +200,9 @@ def speed_test(priors: dict, test: torch.Tensor, names: list[str], body: Skeleto
     return out
 
 
-def _speed_one(prior, best: str, test: torch.Tensor, names: list[str], body: SkeletonBody, g: torch.Generator,
-               speed_steps: int) -> dict:  # fmt: skip
+def _speed_one(
+    prior, best: str, test: torch.Tensor, names: list[str], body: SkeletonBody, g: torch.Generator, speed_steps: int
+) -> dict:
     n = len(test)
     arm = LEFT_ARM
     reps = math.ceil(1000 / n)
@@ -189,17 +218,27 @@ def _speed_one(prior, best: str, test: torch.Tensor, names: list[str], body: Ske
     start = time.perf_counter()
     res = fit_map(fit, steps=speed_steps)
     sec = time.perf_counter() - start
-    speed = {"prior": best, "frames": 1000, "seconds": sec, "frames_per_s": 1000 / sec, "steps": speed_steps,
-             "iterations": len(res.losses) - 1,
-             "mpjpe_unseen_mm": 1000 * (res.points.double() - pts)[:, arm].norm(dim=-1).mean().item(),
-             "dtype": "float32"}  # fmt: skip
-    print(f"speed: 1000 frames with {best} in {sec:.1f} s ({1000 / sec:.0f} frames/s), MPJPE unseen "
-          f"{speed['mpjpe_unseen_mm']:.1f} mm", flush=True)  # fmt: skip
+    speed = {
+        "prior": best,
+        "frames": 1000,
+        "seconds": sec,
+        "frames_per_s": 1000 / sec,
+        "steps": speed_steps,
+        "iterations": len(res.losses) - 1,
+        "mpjpe_unseen_mm": 1000 * (res.points.double() - pts)[:, arm].norm(dim=-1).mean().item(),
+        "dtype": "float32",
+    }
+    print(
+        f"speed: 1000 frames with {best} in {sec:.1f} s ({1000 / sec:.0f} frames/s), MPJPE unseen "
+        f"{speed['mpjpe_unseen_mm']:.1f} mm",
+        flush=True,
+    )
     return speed
 
 
-def calibration(priors: dict, test: torch.Tensor, names: list[str], body: SkeletonBody, scenarios: dict,
-                steps: int) -> list[dict]:
+def calibration(
+    priors: dict, test: torch.Tensor, names: list[str], body: SkeletonBody, scenarios: dict, steps: int
+) -> list[dict]:
     """Posterior calibration on ``3d-arm`` (see the module docstring)."""
     calib = []
     obs, hidden = scenarios["3d-arm"]
@@ -219,13 +258,23 @@ def calibration(priors: dict, test: torch.Tensor, names: list[str], body: Skelet
                 res = fit_posterior(fit, guide=guide, steps=300, particles=4, samples=200, map_steps=steps)
                 truth = test
             covered = res.posterior.covers(truth)[:, moving].double()
-            calib.append({"prior": pname, "guide": GUIDES[guide], "frames": len(truth),
-                          "coverage90": covered.mean().item(), "coverage90_nuts_frames": covered[few].mean().item(),
-                          "std_deg": res.posterior.std_deg[:, moving].mean().item(),
-                          "seconds": time.perf_counter() - start})  # fmt: skip
-            print(f"calibration {pname:18s} {guide:7s} coverage {calib[-1]['coverage90']:.2f} (first "
-                  f"{NUTS_FRAMES} frames {calib[-1]['coverage90_nuts_frames']:.2f}), std "
-                  f"{calib[-1]['std_deg']:.1f} deg, {calib[-1]['seconds']:.0f} s", flush=True)  # fmt: skip
+            calib.append(
+                {
+                    "prior": pname,
+                    "guide": GUIDES[guide],
+                    "frames": len(truth),
+                    "coverage90": covered.mean().item(),
+                    "coverage90_nuts_frames": covered[few].mean().item(),
+                    "std_deg": res.posterior.std_deg[:, moving].mean().item(),
+                    "seconds": time.perf_counter() - start,
+                }
+            )
+            print(
+                f"calibration {pname:18s} {guide:7s} coverage {calib[-1]['coverage90']:.2f} (first "
+                f"{NUTS_FRAMES} frames {calib[-1]['coverage90_nuts_frames']:.2f}), std "
+                f"{calib[-1]['std_deg']:.1f} deg, {calib[-1]['seconds']:.0f} s",
+                flush=True,
+            )
     return calib
 
 
@@ -252,10 +301,21 @@ def base_space(models_dir: Path, steps: int) -> list[dict]:
             res = fit_map(fit, steps=steps)
             sec = time.perf_counter() - start
             err = (res.points - clean).norm(dim=-1) * 1000
-            rows.append({"prior": pname, "space": space, "mpjpe_unseen_mm": err[:, arm].mean().item(),
-                         "final_loss": res.losses[-1], "iterations": len(res.losses), "seconds": sec})  # fmt: skip
-            print(f"base-space {pname:18s} {space}: unseen {rows[-1]['mpjpe_unseen_mm']:.1f} mm, loss "
-                  f"{res.losses[-1]:.1f}, {sec:.1f} s", flush=True)  # fmt: skip
+            rows.append(
+                {
+                    "prior": pname,
+                    "space": space,
+                    "mpjpe_unseen_mm": err[:, arm].mean().item(),
+                    "final_loss": res.losses[-1],
+                    "iterations": len(res.losses),
+                    "seconds": sec,
+                }
+            )
+            print(
+                f"base-space {pname:18s} {space}: unseen {rows[-1]['mpjpe_unseen_mm']:.1f} mm, loss "
+                f"{res.losses[-1]:.1f}, {sec:.1f} s",
+                flush=True,
+            )
     return rows
 
 
@@ -263,15 +323,19 @@ def zebra(models_dir: Path, steps: int) -> list[dict]:
     # the zebra bench's store and test split (`probpose import --bundled zebra` is deterministic)
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp) / "zebra.h5"
-        subprocess.run([sys.executable, "-m", "probpose", "import", "--bundled", "zebra", "--out", str(store)],
-                       check=True, capture_output=True)  # fmt: skip
+        subprocess.run(
+            [sys.executable, "-m", "probpose", "import", "--bundled", "zebra", "--out", str(store)],
+            check=True,
+            capture_output=True,
+        )
         test_np, _ = read_split(store, "test")
         skeleton = read_info(store).skeleton
     test = torch.from_numpy(test_np).double()[:64]
     priors = _models(models_dir)
     body = RigBody(ZEBRA_RIG)
-    anim = animate(ZEBRA_RIG, test, 256, 256, SceneOptions(motion_scale=0.0, sequence_frames=8),
-                   torch.Generator().manual_seed(0))  # fmt: skip
+    anim = animate(
+        ZEBRA_RIG, test, 256, 256, SceneOptions(motion_scale=0.0, sequence_frames=8), torch.Generator().manual_seed(0)
+    )
     orient = matrix_to_axis_angle(anim.root_rotation)
     kp3 = body.points(anim.legs, orient, anim.root_position)
     cam = anim.camera
@@ -290,12 +354,21 @@ def zebra(models_dir: Path, steps: int) -> list[dict]:
         res = fit_map(fit, steps=steps)
         sec = time.perf_counter() - start
         centred = (res.points - res.points.mean(1, keepdim=True)) - (kp3 - kp3.mean(1, keepdim=True))
-        rows.append({"prior": pname, "kp3d_centred_mm": 1000 * centred.norm(dim=-1).mean().item(),
-                     "geo_deg": geodesic_error_deg(res.pose, anim.legs).mean().item(),
-                     "reprojection_px": res.residual.mean().item(), "seconds": sec,
-                     "latent": "z" if isinstance(prior, LatentPoseModel) else "pose"})  # fmt: skip
-        print(f"zebra {pname:18s} 3D {rows[-1]['kp3d_centred_mm']:6.1f} mm geo {rows[-1]['geo_deg']:5.1f} deg "
-              f"reproj {rows[-1]['reprojection_px']:.2f} px {sec:5.1f} s", flush=True)  # fmt: skip
+        rows.append(
+            {
+                "prior": pname,
+                "kp3d_centred_mm": 1000 * centred.norm(dim=-1).mean().item(),
+                "geo_deg": geodesic_error_deg(res.pose, anim.legs).mean().item(),
+                "reprojection_px": res.residual.mean().item(),
+                "seconds": sec,
+                "latent": "z" if isinstance(prior, LatentPoseModel) else "pose",
+            }
+        )
+        print(
+            f"zebra {pname:18s} 3D {rows[-1]['kp3d_centred_mm']:6.1f} mm geo {rows[-1]['geo_deg']:5.1f} deg "
+            f"reproj {rows[-1]['reprojection_px']:.2f} px {sec:5.1f} s",
+            flush=True,
+        )
     return rows
 
 
@@ -307,10 +380,16 @@ def main() -> None:
     ap.add_argument("--speed-steps", type=int, default=300, help="L-BFGS iterations of the 1,000-frame fit")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/fitting_cpu"))
-    ap.add_argument("--only", nargs="+", choices=["calibration", "speed", "zebra"], default=None,
-                    help="recompute only these parts, into the existing results in --out")  # fmt: skip
-    ap.add_argument("--base-space", action="store_true",
-                    help="only compare pose-space and base-space MAP for the flows (3d-arm)")  # fmt: skip
+    ap.add_argument(
+        "--only",
+        nargs="+",
+        choices=["calibration", "speed", "zebra"],
+        default=None,
+        help="recompute only these parts, into the existing results in --out",
+    )
+    ap.add_argument(
+        "--base-space", action="store_true", help="only compare pose-space and base-space MAP for the flows (3d-arm)"
+    )
     args = ap.parse_args()
     threads = set_threads(args.threads)
     if args.base_space:
@@ -321,12 +400,21 @@ def main() -> None:
             Column("final_loss", "final -log p (nats)", "{:.1f}"), Column("iterations", "L-BFGS iterations"),
             Column("seconds", "fit s", "{:.1f}"),
         ], rows)  # fmt: skip
-        intro = (f"3d-arm (40 real held-out poses, 1 cm noise, left arm and hand unseen); MAP by L-BFGS per "
-                 f"frame ({args.steps} iterations), float64, {threads} thread(s). Base space: z ~ N(0, I), "
-                 "pose = flow(z); its objective is -log p(obs, z), not -log p(obs, pose): the final losses of the "
-                 "two spaces differ by the flow's log-determinant and are not comparable.")  # fmt: skip
-        write_results(args.out, "fitting_base_space", "Fitting flows in pose space or in base space", intro, table,
-                      {"rows": rows, "threads": threads}, machine_description("cpu"))  # fmt: skip
+        intro = (
+            f"3d-arm (40 real held-out poses, 1 cm noise, left arm and hand unseen); MAP by L-BFGS per "
+            f"frame ({args.steps} iterations), float64, {threads} thread(s). Base space: z ~ N(0, I), "
+            "pose = flow(z); its objective is -log p(obs, z), not -log p(obs, pose): the final losses of the "
+            "two spaces differ by the flow's log-determinant and are not comparable."
+        )
+        write_results(
+            args.out,
+            "fitting_base_space",
+            "Fitting flows in pose space or in base space",
+            intro,
+            table,
+            {"rows": rows, "threads": threads},
+            machine_description("cpu"),
+        )
         print(f"wrote {args.out}")
         return
     if args.only:
@@ -347,8 +435,9 @@ def main() -> None:
     _write(args, threads, rows, calib, zrows, speed)
 
 
-def _write(args: argparse.Namespace, threads: int, rows: list[dict], calib: list[dict], zrows: list[dict],
-           speed: list[dict]) -> None:  # fmt: skip
+def _write(
+    args: argparse.Namespace, threads: int, rows: list[dict], calib: list[dict], zrows: list[dict], speed: list[dict]
+) -> None:
     table = markdown_table([
         Column("scenario", "scenario"), Column("prior", "prior"),
         Column("mpjpe_unseen_mm", "MPJPE unseen (mm)", "{:.1f}"), Column("mpjpe_seen_mm", "MPJPE seen (mm)", "{:.1f}"),
@@ -368,18 +457,31 @@ def _write(args: argparse.Namespace, threads: int, rows: list[dict], calib: list
         Column("geo_deg", "leg joints geodesic (deg)", "{:.1f}"),
         Column("reprojection_px", "reprojection (px)", "{:.2f}"), Column("seconds", "fit s", "{:.1f}"),
     ], zrows)  # fmt: skip
-    intro = (f"MAP by L-BFGS per frame ({args.steps} iterations), float64, {threads} thread(s). Human: the "
-             "bench's bundled test split (40 real poses, body+hands-feet), priors = the bench's checkpoints; "
-             "points from the approximate rest skeleton. See benchmarks/fitting.py for the scenarios.")  # fmt: skip
-    text = (f"{table}\n\n## Posterior calibration (3d-arm, joints moving unseen points)\n\n{ctable}\n\n"
-            f"## Zebra: PASyn loop, 2D keypoints (64 held-out poses, 256x256, 1 px noise, one hind leg's lower "
-            f"keypoints dropped)\n\n{ztable}\n\n## Speed\n\nBatched MAP of 1,000 frames (3d-arm, float32, "
-            f"L-BFGS per frame):\n\n" + "\n".join(
-                f"- {sp['prior']}: {sp['seconds']:.1f} s, {sp['frames_per_s']:.0f} frames/s ({sp['steps']} "
-                f"iterations); MPJPE unseen {sp['mpjpe_unseen_mm']:.1f} mm" for sp in speed))  # fmt: skip
-    write_results(args.out, "fitting", "Fitting with priors: human and zebra", intro, text,
-                  {"human": rows, "calibration": calib, "zebra": zrows, "speed": speed, "threads": threads},
-                  machine_description("cpu"))  # fmt: skip
+    intro = (
+        f"MAP by L-BFGS per frame ({args.steps} iterations), float64, {threads} thread(s). Human: the "
+        "bench's bundled test split (40 real poses, body+hands-feet), priors = the bench's checkpoints; "
+        "points from the approximate rest skeleton. See benchmarks/fitting.py for the scenarios."
+    )
+    text = (
+        f"{table}\n\n## Posterior calibration (3d-arm, joints moving unseen points)\n\n{ctable}\n\n"
+        f"## Zebra: PASyn loop, 2D keypoints (64 held-out poses, 256x256, 1 px noise, one hind leg's lower "
+        f"keypoints dropped)\n\n{ztable}\n\n## Speed\n\nBatched MAP of 1,000 frames (3d-arm, float32, "
+        f"L-BFGS per frame):\n\n"
+        + "\n".join(
+            f"- {sp['prior']}: {sp['seconds']:.1f} s, {sp['frames_per_s']:.0f} frames/s ({sp['steps']} "
+            f"iterations); MPJPE unseen {sp['mpjpe_unseen_mm']:.1f} mm"
+            for sp in speed
+        )
+    )
+    write_results(
+        args.out,
+        "fitting",
+        "Fitting with priors: human and zebra",
+        intro,
+        text,
+        {"human": rows, "calibration": calib, "zebra": zrows, "speed": speed, "threads": threads},
+        machine_description("cpu"),
+    )
     print(f"wrote {args.out}")
 
 

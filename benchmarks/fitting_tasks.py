@@ -38,8 +38,11 @@ from probpose.models import load_model, pretrained
 from probpose.skeleton import SMPLX
 
 PRIORS = ["none", "cmu/gaussian_full", "cmu/gmm", "cmu/global_flow_spline", "cmu/joint_flow", "cmu/vae"]
-LEFT_ARM = [SMPLX.index(s) for s in SMPLX.joint_names if s.startswith("left_") and any(
-    k in s for k in ("elbow", "wrist", "index", "middle", "ring", "pinky", "thumb"))]  # fmt: skip
+LEFT_ARM = [
+    SMPLX.index(s)
+    for s in SMPLX.joint_names
+    if s.startswith("left_") and any(k in s for k in ("elbow", "wrist", "index", "middle", "ring", "pinky", "thumb"))
+]
 LEGS = [SMPLX.index(f"{side}_{j}") for side in ("left", "right") for j in ("knee", "ankle", "foot")]
 
 
@@ -111,19 +114,31 @@ def main() -> None:
                 res = fit_map(PoseFit(prior, fit_body, obs, joint_names=names), steps=args.steps)
                 sec = time.perf_counter() - start
                 err = (res.points - clean).norm(dim=-1) * 1000
-                rows.append({"data": dname, "task": tname, "prior": pname,
-                             "hidden_mm": err[:, hidden].mean().item() if hidden else None,
-                             "visible_mm": err[:, seen].mean().item(), "ms_per_frame": 1000 * sec / n})  # fmt: skip
+                rows.append(
+                    {
+                        "data": dname,
+                        "task": tname,
+                        "prior": pname,
+                        "hidden_mm": err[:, hidden].mean().item() if hidden else None,
+                        "visible_mm": err[:, seen].mean().item(),
+                        "ms_per_frame": 1000 * sec / n,
+                    }
+                )
                 r = rows[-1]
-                print(f"{dname:9s} {tname:7s} {pname:24s} hidden {r['hidden_mm'] or 0:8.1f} mm  visible "
-                      f"{r['visible_mm']:6.1f} mm  {r['ms_per_frame']:6.0f} ms/frame", flush=True)  # fmt: skip
+                print(
+                    f"{dname:9s} {tname:7s} {pname:24s} hidden {r['hidden_mm'] or 0:8.1f} mm  visible "
+                    f"{r['visible_mm']:6.1f} mm  {r['ms_per_frame']:6.0f} ms/frame",
+                    flush=True,
+                )
     table = markdown_table([
         Column("data", "data"), Column("task", "task"), Column("prior", "prior"),
         Column("hidden_mm", "MPJPE hidden (mm)", "{:.1f}"), Column("visible_mm", "MPJPE visible (mm)", "{:.1f}"),
         Column("ms_per_frame", "ms/frame", "{:.0f}"),
     ], rows)  # fmt: skip
-    intro = (f"{args.frames} frames per data set, MAP by L-BFGS per frame ({args.steps} iterations), float64, "
-             f"{threads} torch thread(s). Priors: the shipped CMU priors (19 body joints); none: likelihood only.")
+    intro = (
+        f"{args.frames} frames per data set, MAP by L-BFGS per frame ({args.steps} iterations), float64, "
+        f"{threads} torch thread(s). Priors: the shipped CMU priors (19 body joints); none: likelihood only."
+    )
     payload = {"rows": rows, "frames": args.frames, "steps": args.steps}
     title = "Fitting tasks with the shipped CMU priors"
     md, js = write_results(args.out, "fitting_tasks", title, intro, table, payload, machine_description("cpu"))

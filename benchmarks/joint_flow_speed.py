@@ -89,14 +89,22 @@ def main() -> None:
                     p.add_(0.05 * torch.randn_like(p))
                 assert torch.allclose(model.log_prob(x), loop_log_prob(model, x), rtol=1e-4, atol=1e-3)
             t = time_model(model, x, args.repeats, dev)
-            row = {"transform": transform, "joints": skel.num_joints, "batch": batch, **t,
-                   "step_speedup": t["loop_step"] / t["batched_step"],
-                   "forward_speedup": t["loop_forward"] / t["batched_forward"],
-                   "batched_step_poses_per_s": batch / t["batched_step"]}  # fmt: skip
+            row = {
+                "transform": transform,
+                "joints": skel.num_joints,
+                "batch": batch,
+                **t,
+                "step_speedup": t["loop_step"] / t["batched_step"],
+                "forward_speedup": t["loop_forward"] / t["batched_forward"],
+                "batched_step_poses_per_s": batch / t["batched_step"],
+            }
             rows.append(row)
             ms = {k: v * 1e3 for k, v in t.items()}
-            print(f"{transform}: training step batched {ms['batched_step']:.1f} ms vs loop {ms['loop_step']:.1f} ms "
-                  f"-> {row['step_speedup']:.1f}x; forward {row['forward_speedup']:.1f}x", flush=True)  # fmt: skip
+            print(
+                f"{transform}: training step batched {ms['batched_step']:.1f} ms vs loop {ms['loop_step']:.1f} ms "
+                f"-> {row['step_speedup']:.1f}x; forward {row['forward_speedup']:.1f}x",
+                flush=True,
+            )
     columns = [
         Column("batch", "batch"),
         Column("transform", "transform"),
@@ -106,11 +114,19 @@ def main() -> None:
         Column("forward_speedup", "forward speed-up", "{:.1f}x"),
         Column("batched_step_poses_per_s", "poses/s (step)", "{:,.0f}"),
     ]
-    intro = (f"J = {skel.num_joints} (D = {3 * skel.num_joints}), joint_flow defaults (grouped autoregressive "
-             f"layers, Gaussian layer), medians of {args.repeats}, {threads} thread(s).")  # fmt: skip
-    write_results(args.out, "joint_flow_speed", "Batched per-joint flow vs a per-joint loop (same maths)", intro,
-                  markdown_table(columns, rows), {"rows": rows, "threads": threads},
-                  machine_description(args.device))  # fmt: skip
+    intro = (
+        f"J = {skel.num_joints} (D = {3 * skel.num_joints}), joint_flow defaults (grouped autoregressive "
+        f"layers, Gaussian layer), medians of {args.repeats}, {threads} thread(s)."
+    )
+    write_results(
+        args.out,
+        "joint_flow_speed",
+        "Batched per-joint flow vs a per-joint loop (same maths)",
+        intro,
+        markdown_table(columns, rows),
+        {"rows": rows, "threads": threads},
+        machine_description(args.device),
+    )
     print(f"wrote {args.out}")
 
 

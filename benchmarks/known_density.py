@@ -86,9 +86,11 @@ def main() -> None:
     teacher_lp = teacher.log_prob(test.double())
     entropy = -teacher_lp.mean().item()
     val_entropy = -teacher.log_prob(val.double()).mean().item()
-    print(f"teacher: D = {3 * skel.num_joints}, test NLL (entropy estimate) {entropy:.2f} nats/pose "
-          f"+- {teacher_lp.std().item() / math.sqrt(len(test)):.2f}; train {len(train)}, test {len(test)}; "
-          f"budget {args.budget}; {threads} thread(s)")  # fmt: skip
+    print(
+        f"teacher: D = {3 * skel.num_joints}, test NLL (entropy estimate) {entropy:.2f} nats/pose "
+        f"+- {teacher_lp.std().item() / math.sqrt(len(test)):.2f}; train {len(train)}, test {len(test)}; "
+        f"budget {args.budget}; {threads} thread(s)"
+    )
     rows = []
     for name in args.models:
         spec = get_model_spec(name)
@@ -117,8 +119,11 @@ def main() -> None:
             "curve": [(h["seconds"], h["val_nll"] - val_entropy) for h in result.history if "val_nll" in h],
         }
         rows.append(row)
-        print(f"{name:<20} test NLL {row['test_nll']:9.2f}  KL gap {row['kl_gap']:8.2f} +- {row['kl_gap_se']:.2f}"
-              f"  ({row['steps']} steps, {seconds:.0f} s)", flush=True)  # fmt: skip
+        print(
+            f"{name:<20} test NLL {row['test_nll']:9.2f}  KL gap {row['kl_gap']:8.2f} +- {row['kl_gap_se']:.2f}"
+            f"  ({row['steps']} steps, {seconds:.0f} s)",
+            flush=True,
+        )
     columns = [
         Column("model", "model"),
         Column("parameters", "params", "{:,}"),
@@ -127,23 +132,44 @@ def main() -> None:
         Column("steps", "steps"),
         Column("fit_seconds", "fit s", "{:.0f}"),
     ]
-    budget = ("each model's registry bench settings (the budget of `probpose bench`)" if args.budget == "bench"
-              else f"iterative models: up to {args.fit_seconds:g} s each, cosine schedule")  # fmt: skip
+    budget = (
+        "each model's registry bench settings (the budget of `probpose bench`)"
+        if args.budget == "bench"
+        else f"iterative models: up to {args.fit_seconds:g} s each, cosine schedule"
+    )
     intro = (
         f"SYNTHETIC poses from `TreeMixtureTeacher` on {skel.name} (D = {3 * skel.num_joints}); "
         f"train {len(train)}, test {len(test)}. Teacher test NLL (entropy estimate): {entropy:.2f} nats/pose. "
         "KL gap = model test NLL - teacher test NLL on the same poses (nats/pose, +- standard error; VAEs: "
         f"IWAE bound). Budget: {budget}; {threads} thread(s)."
     )
-    context = {"teacher": "TreeMixtureTeacher (SYNTHETIC, exact density)", "skeleton": skel.name,
-               "dim": 3 * skel.num_joints, "n_train": len(train), "n_test": len(test), "seed": args.seed,
-               "teacher_test_nll": entropy, "budget": args.budget, "threads": threads}  # fmt: skip
+    context = {
+        "teacher": "TreeMixtureTeacher (SYNTHETIC, exact density)",
+        "skeleton": skel.name,
+        "dim": 3 * skel.num_joints,
+        "n_train": len(train),
+        "n_test": len(test),
+        "seed": args.seed,
+        "teacher_test_nll": entropy,
+        "budget": args.budget,
+        "threads": threads,
+    }
     table = markdown_table(columns, rows)
-    write_results(args.out, "known_density", "Known-density benchmark (synthetic teacher)", intro, table,
-                  {"rows": rows, **context}, machine_description(args.device))  # fmt: skip
+    write_results(
+        args.out,
+        "known_density",
+        "Known-density benchmark (synthetic teacher)",
+        intro,
+        table,
+        {"rows": rows, **context},
+        machine_description(args.device),
+    )
     if args.budget == "time":
-        plot(args.out / "known_density_curve.png", rows,
-             f"Known-density teacher, D = {3 * skel.num_joints}: KL gap against training time")  # fmt: skip
+        plot(
+            args.out / "known_density_curve.png",
+            rows,
+            f"Known-density teacher, D = {3 * skel.num_joints}: KL gap against training time",
+        )
     print(f"wrote {args.out}")
 
 

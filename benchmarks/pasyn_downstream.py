@@ -54,9 +54,15 @@ def heatmap_net(k: int = K, width: int = 32) -> nn.Sequential:
     def block(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:
         return [nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
 
-    return nn.Sequential(*block(3, width // 2), *block(width // 2, width, 2), *block(width, width),
-                         *block(width, 2 * width, 2), *block(2 * width, 2 * width), *block(2 * width, 2 * width),
-                         nn.Conv2d(2 * width, k, 1))  # fmt: skip
+    return nn.Sequential(
+        *block(3, width // 2),
+        *block(width // 2, width, 2),
+        *block(width, width),
+        *block(width, 2 * width, 2),
+        *block(2 * width, 2 * width),
+        *block(2 * width, 2 * width),
+        nn.Conv2d(2 * width, k, 1),
+    )
 
 
 def targets(kp: Tensor, sigma: float = 1.0) -> tuple[Tensor, Tensor]:
@@ -186,15 +192,38 @@ def main() -> None:
         for n in train_names:
             shutil.copy(photos[n], tmp / "styles" / photos[n].name)
         synthesize(train_legs[: args.train_frames], tmp / "train", SIZE, SIZE, seed=0, progress=False, source=src)
-        other = SceneOptions(sequence_frames=10, elevation_min=5, elevation_max=40, distance_min=6, distance_max=9,
-                             fov=30)  # fmt: skip
-        synthesize(test_legs[: args.test_frames], tmp / "test", SIZE, SIZE, seed=11, scene=other, progress=False,
-                   source=test_src)  # fmt: skip
+        other = SceneOptions(
+            sequence_frames=10, elevation_min=5, elevation_max=40, distance_min=6, distance_max=9, fov=30
+        )
+        synthesize(
+            test_legs[: args.test_frames],
+            tmp / "test",
+            SIZE,
+            SIZE,
+            seed=11,
+            scene=other,
+            progress=False,
+            source=test_src,
+        )
         style_args = {"weights": weights, "progress": False}
-        apply_style(args.model, tmp / "train", tmp / "styles", tmp / "train_styled", background=tmp / "styles",
-                    seed=1, **style_args)  # fmt: skip
-        apply_style(args.model, tmp / "test", photos["night"], tmp / "test_styled", background=photos["night"],
-                    seed=2, **style_args)  # fmt: skip
+        apply_style(
+            args.model,
+            tmp / "train",
+            tmp / "styles",
+            tmp / "train_styled",
+            background=tmp / "styles",
+            seed=1,
+            **style_args,
+        )
+        apply_style(
+            args.model,
+            tmp / "test",
+            photos["night"],
+            tmp / "test_styled",
+            background=photos["night"],
+            seed=2,
+            **style_args,
+        )
         rgb, alpha = load_frames(tmp / "train")
         kp, _ = ground_truth(tmp / "train")
         gen = torch.Generator().manual_seed(3)
@@ -220,15 +249,23 @@ def main() -> None:
                 train_seconds.append(time.perf_counter() - t0)
                 for t, test in tests.items():
                     scores[t].append(pck(predict(net, test), t_kp, t_size))
-            rows.append({"version": f"({key}) {label}", **{f"pck_{t}": statistics.mean(v) for t, v in scores.items()},
-                         **{f"spread_{t}": (min(v), max(v)) for t, v in scores.items()}, "scores": scores})  # fmt: skip
+            rows.append(
+                {
+                    "version": f"({key}) {label}",
+                    **{f"pck_{t}": statistics.mean(v) for t, v in scores.items()},
+                    **{f"spread_{t}": (min(v), max(v)) for t, v in scores.items()},
+                    "scores": scores,
+                }
+            )
             print(rows[-1])
         args.out.mkdir(parents=True, exist_ok=True)
         picks = list(range(0, 8 * 25, 25))
-        sheet = np.concatenate([sheet_row(sets[k][1], kp, picks) for k in "abc"]
-                               + [sheet_row(tests[t], t_kp, picks) for t in tests], 0)  # fmt: skip
+        sheet = np.concatenate(
+            [sheet_row(sets[k][1], kp, picks) for k in "abc"] + [sheet_row(tests[t], t_kp, picks) for t in tests], 0
+        )
         Image.fromarray(sheet).resize((sheet.shape[1] * 2, sheet.shape[0] * 2), Image.NEAREST).save(
-            args.out / "pasyn_downstream_frames.png")
+            args.out / "pasyn_downstream_frames.png"
+        )
     fmt = "{:.3f}"
 
     def cell(t: str):
@@ -240,18 +277,26 @@ def main() -> None:
         Column("pck_styled", "PCK@0.1, test stylised (held-out photo) on it", cell("styled")),
     ], rows)  # fmt: skip
     del fmt
-    intro = (f"A {sum(p.numel() for p in heatmap_net().parameters()):,}-weight heatmap network trained from "
-             f"scratch for {args.epochs} epochs (batch 32, Adam, one-cycle lr 2e-3) on {args.train_frames} "
-             f"64x64 frames; tested on {args.test_frames} frames of the PASyn test leg poses, seed 11, other "
-             "cameras (elevation 5-40 degrees, 6-9 m, field of view 30 degrees), on crops of the held-out "
-             f"photograph. Mean over {args.seeds} training seeds (min-max in brackets). Style: "
-             f"{'the shipped decoder' if args.model is None else args.model.name}; encoder {weights.source}. "
-             f"Frames made in {synth_seconds:.0f} s; {statistics.median(train_seconds):.0f} s per network "
-             f"(median), {threads} thread(s). Contact sheet pasyn_downstream_frames.png: rows (a), (b), (c) "
-             "training frames, then the two test sets, keypoints in green.")
-    write_results(args.out, "pasyn_downstream", "PASyn downstream: a keypoint network on synthetic frames", intro,
-                  table, {"rows": rows, "epochs": args.epochs, "seeds": args.seeds, "threads": threads,
-                          "train_seconds": train_seconds}, machine_description("cpu"))  # fmt: skip
+    intro = (
+        f"A {sum(p.numel() for p in heatmap_net().parameters()):,}-weight heatmap network trained from "
+        f"scratch for {args.epochs} epochs (batch 32, Adam, one-cycle lr 2e-3) on {args.train_frames} "
+        f"64x64 frames; tested on {args.test_frames} frames of the PASyn test leg poses, seed 11, other "
+        "cameras (elevation 5-40 degrees, 6-9 m, field of view 30 degrees), on crops of the held-out "
+        f"photograph. Mean over {args.seeds} training seeds (min-max in brackets). Style: "
+        f"{'the shipped decoder' if args.model is None else args.model.name}; encoder {weights.source}. "
+        f"Frames made in {synth_seconds:.0f} s; {statistics.median(train_seconds):.0f} s per network "
+        f"(median), {threads} thread(s). Contact sheet pasyn_downstream_frames.png: rows (a), (b), (c) "
+        "training frames, then the two test sets, keypoints in green."
+    )
+    write_results(
+        args.out,
+        "pasyn_downstream",
+        "PASyn downstream: a keypoint network on synthetic frames",
+        intro,
+        table,
+        {"rows": rows, "epochs": args.epochs, "seeds": args.seeds, "threads": threads, "train_seconds": train_seconds},
+        machine_description("cpu"),
+    )
     print(table)
 
 

@@ -26,8 +26,9 @@ D, K, H = 153, 8, 256
 
 def ours():
     skel = get_skeleton("smplx").select("body+hands")
-    m = GlobalFlowModel(skel, GlobalFlowOptions(K=K, hidden=H, layers=2, mixing="none", use_actnorm=False,
-                                                gaussian_layer=False))  # fmt: skip
+    m = GlobalFlowModel(
+        skel, GlobalFlowOptions(K=K, hidden=H, layers=2, mixing="none", use_actnorm=False, gaussian_layer=False)
+    )
     return m, lambda x: m.flow.log_prob(x)
 
 
@@ -116,9 +117,16 @@ def main() -> None:
 
         params = sum(p.numel() for p in module.parameters())
         t_f, t_b = median_seconds(fwd, args.repeats), median_seconds(fwd_bwd, args.repeats)
-        rows.append({"library": name, "parameters": params, "forward_ms": t_f * 1e3,
-                     "forward_backward_ms": t_b * 1e3, "forward_poses_per_s": args.batch / t_f,
-                     "forward_backward_poses_per_s": args.batch / t_b})  # fmt: skip
+        rows.append(
+            {
+                "library": name,
+                "parameters": params,
+                "forward_ms": t_f * 1e3,
+                "forward_backward_ms": t_b * 1e3,
+                "forward_poses_per_s": args.batch / t_f,
+                "forward_backward_poses_per_s": args.batch / t_b,
+            }
+        )
         print(f"{name:<9} params {params:>9,}  forward {t_f * 1e3:7.1f} ms  forward+backward {t_b * 1e3:7.1f} ms")
     fastest = min(r["forward_backward_ms"] for r in rows)
     for r in rows:
@@ -131,11 +139,19 @@ def main() -> None:
         Column("forward_backward_poses_per_s", "poses/s (fwd+bwd)", "{:,.0f}"),
         Column("forward_backward_vs_fastest", "vs fastest", "{:.2f}x"),
     ]
-    intro = (f"D = {D}, K = {K} blocks, MLP 2 x {H} ReLU, batch {args.batch}, medians of {args.repeats}, "
-             f"{threads} thread(s).")  # fmt: skip
-    write_results(args.out, "peers", "Affine coupling flow: probpose vs peers (same architecture)", intro,
-                  markdown_table(columns, rows), {"rows": rows, "batch": args.batch, "threads": threads},
-                  machine_description("cpu"))  # fmt: skip
+    intro = (
+        f"D = {D}, K = {K} blocks, MLP 2 x {H} ReLU, batch {args.batch}, medians of {args.repeats}, "
+        f"{threads} thread(s)."
+    )
+    write_results(
+        args.out,
+        "peers",
+        "Affine coupling flow: probpose vs peers (same architecture)",
+        intro,
+        markdown_table(columns, rows),
+        {"rows": rows, "batch": args.batch, "threads": threads},
+        machine_description("cpu"),
+    )
     print(f"wrote {args.out}")
 
 

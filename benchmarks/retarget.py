@@ -59,12 +59,26 @@ def main() -> None:
     for k, parts in angles.items():
         a = np.concatenate(parts)
         joint = k.split(" <- ")[0]
-        kind = "limb" if any(s in joint for s in LIMBS) else "spine, neck, head" if any(
-            s in joint for s in ("spine", "neck", "head")) else "other"  # fmt: skip
+        kind = (
+            "limb"
+            if any(s in joint for s in LIMBS)
+            else "spine, neck, head"
+            if any(s in joint for s in ("spine", "neck", "head"))
+            else "other"
+        )
         goal = {"limb": (3.0, 8.0), "spine, neck, head": (10.0, np.inf)}.get(kind)  # the issue's: mean < 10
         ok = "-" if goal is None else ("yes" if a.mean() < goal[0] and np.percentile(a, 95) < goal[1] else "NO")
-        rows.append({"bone": k, "kind": kind, "mean": a.mean(), "p95": np.percentile(a, 95), "max": a.max(),
-                     "frames": len(a), "goal": ok})  # fmt: skip
+        rows.append(
+            {
+                "bone": k,
+                "kind": kind,
+                "mean": a.mean(),
+                "p95": np.percentile(a, 95),
+                "max": a.max(),
+                "frames": len(a),
+                "goal": ok,
+            }
+        )
     table = markdown_table([
         Column("bone", "SMPL-X joint <- CMU bone(s)"), Column("kind", "kind"), Column("mean", "mean (deg)", "{:.4f}"),
         Column("p95", "p95 (deg)", "{:.4f}"), Column("max", "max (deg)", "{:.4f}"), Column("frames", "frames", "{:,}"),
@@ -78,8 +92,9 @@ def main() -> None:
         "Head and feet have fixed SMPL-X rest directions, turned by their own rotation: no independent row."
     )
     payload = {"rows": rows, "frames": frames, "trials": len(files)}
-    md, js = write_results(args.out, "retarget", "Retarget quality: CMU to SMPL-X", intro, table, payload,
-                           machine_description("cpu"))  # fmt: skip
+    md, js = write_results(
+        args.out, "retarget", "Retarget quality: CMU to SMPL-X", intro, table, payload, machine_description("cpu")
+    )
     print(table)
     print(f"wrote {md} and {js}")
 

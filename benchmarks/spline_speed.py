@@ -63,8 +63,9 @@ def normflows_same():
     from normflows.flows.neural_spline.coupling import PiecewiseRationalQuadraticCoupling
 
     layers = nn.ModuleList(
-        PiecewiseRationalQuadraticCoupling((~_mask(k)).long(), _Conditioner, num_bins=BINS, tails="linear",
-                                           tail_bound=BOUND)  # fmt: skip
+        PiecewiseRationalQuadraticCoupling(
+            (~_mask(k)).long(), _Conditioner, num_bins=BINS, tails="linear", tail_bound=BOUND
+        )
         for k in range(K)
     )
 
@@ -100,11 +101,14 @@ def nflows_same():
     from nflows.transforms.base import CompositeTransform
     from nflows.transforms.coupling import PiecewiseRationalQuadraticCouplingTransform
 
-    t = CompositeTransform([
-        PiecewiseRationalQuadraticCouplingTransform((~_mask(k)).long(), _Conditioner, num_bins=BINS, tails="linear",
-                                                    tail_bound=BOUND)  # fmt: skip
-        for k in range(K)
-    ])
+    t = CompositeTransform(
+        [
+            PiecewiseRationalQuadraticCouplingTransform(
+                (~_mask(k)).long(), _Conditioner, num_bins=BINS, tails="linear", tail_bound=BOUND
+            )
+            for k in range(K)
+        ]
+    )
 
     def log_prob(x):
         z, ld = t(x)
@@ -170,9 +174,16 @@ def main() -> None:
             for p in module.parameters():
                 p.add_(0.05 * torch.randn_like(p))
         step, fwd = time_pair(module, log_prob, x, args.repeats)
-        rows.append({"setting": f"coupling, D = {D}", "implementation": name, "step_ms": step * 1e3,
-                     "forward_ms": fwd * 1e3, "step_poses_per_s": args.batch / step,
-                     "forward_poses_per_s": args.batch / fwd})  # fmt: skip
+        rows.append(
+            {
+                "setting": f"coupling, D = {D}",
+                "implementation": name,
+                "step_ms": step * 1e3,
+                "forward_ms": fwd * 1e3,
+                "step_poses_per_s": args.batch / step,
+                "forward_poses_per_s": args.batch / fwd,
+            }
+        )
         print(f"{name:<55} step {step * 1e3:7.1f} ms  log_prob {fwd * 1e3:7.1f} ms", flush=True)
     skel = SMPLX.select("body+hands")
     poses = 0.3 * torch.randn(args.batch, skel.num_joints, 3)
@@ -193,9 +204,16 @@ def main() -> None:
             continue
         with patch:
             step, fwd = time_pair(model, model.log_prob, poses, args.repeats)
-        rows.append({"setting": f"joint flow, D = 3 x {skel.num_joints}", "implementation": f"{name} spline",
-                     "step_ms": step * 1e3, "forward_ms": fwd * 1e3, "step_poses_per_s": args.batch / step,
-                     "forward_poses_per_s": args.batch / fwd})  # fmt: skip
+        rows.append(
+            {
+                "setting": f"joint flow, D = 3 x {skel.num_joints}",
+                "implementation": f"{name} spline",
+                "step_ms": step * 1e3,
+                "forward_ms": fwd * 1e3,
+                "step_poses_per_s": args.batch / step,
+                "forward_poses_per_s": args.batch / fwd,
+            }
+        )
         print(f"joint flow, {name + ' spline':<43} step {step * 1e3:7.1f} ms  log_prob {fwd * 1e3:7.1f} ms", flush=True)
     for r in rows:
         ref = next(q for q in rows if q["setting"] == r["setting"] and q["implementation"].startswith("probpose"))
@@ -209,12 +227,20 @@ def main() -> None:
         Column("forward_poses_per_s", "poses/s (log_prob)", "{:,.0f}"),
         Column("step_vs_probpose", "step time vs probpose", "{:.2f}x"),
     ]
-    intro = (f"Batch {args.batch}, medians of {args.repeats}, {threads} thread(s), float32. Couplings: K = {K}, "
-             f"MLP conditioner 2 x {HIDDEN} ReLU, {BINS} bins, tail bound {BOUND:g}. Joint flow: probpose's "
-             "defaults.")  # fmt: skip
-    write_results(args.out, "spline_speed", "Rational-quadratic spline: probpose vs normflows vs nflows", intro,
-                  markdown_table(columns, rows), {"rows": rows, "batch": args.batch, "threads": threads},
-                  machine_description("cpu"))  # fmt: skip
+    intro = (
+        f"Batch {args.batch}, medians of {args.repeats}, {threads} thread(s), float32. Couplings: K = {K}, "
+        f"MLP conditioner 2 x {HIDDEN} ReLU, {BINS} bins, tail bound {BOUND:g}. Joint flow: probpose's "
+        "defaults."
+    )
+    write_results(
+        args.out,
+        "spline_speed",
+        "Rational-quadratic spline: probpose vs normflows vs nflows",
+        intro,
+        markdown_table(columns, rows),
+        {"rows": rows, "batch": args.batch, "threads": threads},
+        machine_description("cpu"),
+    )
     print(f"wrote {args.out}")
 
 

@@ -54,11 +54,15 @@ def _frames(folder: Path) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
 
 
-def _measure(styled: torch.Tensor, renders: torch.Tensor, alpha: torch.Tensor, styles: torch.Tensor,
-             encoder: VGGEncoder) -> dict:  # fmt: skip
-    return {"checker_ratio": mixed_difference(styled, alpha) / mixed_difference(renders, alpha),
-            "chroma": chroma(styled, alpha), "adain_distance": adain_distance(encoder, styled, styles),
-            "edge_similarity": edge_similarity(styled, renders, alpha)}  # fmt: skip
+def _measure(
+    styled: torch.Tensor, renders: torch.Tensor, alpha: torch.Tensor, styles: torch.Tensor, encoder: VGGEncoder
+) -> dict:
+    return {
+        "checker_ratio": mixed_difference(styled, alpha) / mixed_difference(renders, alpha),
+        "chroma": chroma(styled, alpha),
+        "adain_distance": adain_distance(encoder, styled, styles),
+        "edge_similarity": edge_similarity(styled, renders, alpha),
+    }
 
 
 def _train(kind: str, options: StyleOptions, content: Path, styles: Path, out: Path, weights) -> dict:
@@ -84,8 +88,10 @@ def main() -> None:
     weights = load_vgg_weights(args.vgg)
     legs, src = load_leg_poses(next(p for p in bundled("zebra") if p.name == "train_poses.npz"))
     photos = {p.stem: p for p in bundled_images()}
-    photo_chroma = {k: chroma(read_rgb(p)[None], torch.ones(1, 1, 1, 1, dtype=torch.bool).expand(
-        1, 1, *read_rgb(p).shape[1:])) for k, p in photos.items()}  # fmt: skip
+    photo_chroma = {
+        k: chroma(read_rgb(p)[None], torch.ones(1, 1, 1, 1, dtype=torch.bool).expand(1, 1, *read_rgb(p).shape[1:]))
+        for k, p in photos.items()
+    }
     resize_options = StyleOptions(epochs=args.epochs, seed=args.seed)
     pasyn_options = StyleOptions(epochs=args.pasyn_epochs, lr=0.01, batch_size=64, decoder="transposed", detail=False)
     with tempfile.TemporaryDirectory() as tmp:
@@ -111,13 +117,16 @@ def main() -> None:
             with torch.no_grad():
                 outputs[k] = nets[k](renders, styles).clamp(0, 1)
         outputs["colour"] = colour_transfer(straight, styles, alpha).clamp(0, 1)
-        labels = {"render": "renders (no stylisation)",
-                  "pasyn": f"PASyn-v2 decoder: transposed conv., {training['pasyn']['steps']} steps of batch 64",
-                  "resize": f"resize-conv. decoder + render detail (shipped): {training['resize']['steps']} "
-                            f"steps of batch {resize_options.batch_size}",
-                  "colour": "colour statistics transfer (l-alpha-beta, no training)"}  # fmt: skip
-        rows = [{"key": k, "method": labels[k], **_measure(v, renders, alpha, styles, encoder)}
-                for k, v in outputs.items()]  # fmt: skip
+        labels = {
+            "render": "renders (no stylisation)",
+            "pasyn": f"PASyn-v2 decoder: transposed conv., {training['pasyn']['steps']} steps of batch 64",
+            "resize": f"resize-conv. decoder + render detail (shipped): {training['resize']['steps']} "
+            f"steps of batch {resize_options.batch_size}",
+            "colour": "colour statistics transfer (l-alpha-beta, no training)",
+        }
+        rows = [
+            {"key": k, "method": labels[k], **_measure(v, renders, alpha, styles, encoder)} for k, v in outputs.items()
+        ]
         args.out.mkdir(parents=True, exist_ok=True)
         speed = []
         for size, folder in ((64, tmp / "held"), (256, tmp / "big")):
@@ -125,21 +134,49 @@ def main() -> None:
             for method, ck in (("adain", runs["resize"][1]), ("colour", None)):
                 times = []
                 for r in range(3):
-                    info = apply_style(ck, folder, photos["night"], tmp / f"applied_{method}_{size}_{r}",
-                                       background=photos["night"], seed=r, weights=weights, progress=False,
-                                       method=method)  # fmt: skip
+                    info = apply_style(
+                        ck,
+                        folder,
+                        photos["night"],
+                        tmp / f"applied_{method}_{size}_{r}",
+                        background=photos["night"],
+                        seed=r,
+                        weights=weights,
+                        progress=False,
+                        method=method,
+                    )
                     times.append(info["seconds"])
                 median = statistics.median(times)
-                speed.append({"size": f"{size}x{size}", "method": method, "frames": n, "seconds": median,
-                              "frames_per_s": n / median})  # fmt: skip
+                speed.append(
+                    {
+                        "size": f"{size}x{size}",
+                        "method": method,
+                        "frames": n,
+                        "seconds": median,
+                        "frames_per_s": n / median,
+                    }
+                )
         # contact sheet: each row composited over the same crops of the held-out photo
         picks = [0, 12, 24, 36, 48, 60, 72, 84]
         back = torch.stack([random_crop(night, 64, 64, torch.Generator().manual_seed(100 + i)) for i in picks])
-        sheet = np.concatenate([np.concatenate([to_uint8(x) for x in composite(
-            (outputs[k][picks] if k != "render" else straight[picks]), alpha[picks], back)], 1)
-            for k in outputs], 0)  # fmt: skip
+        sheet = np.concatenate(
+            [
+                np.concatenate(
+                    [
+                        to_uint8(x)
+                        for x in composite(
+                            (outputs[k][picks] if k != "render" else straight[picks]), alpha[picks], back
+                        )
+                    ],
+                    1,
+                )
+                for k in outputs
+            ],
+            0,
+        )
         Image.fromarray(sheet).resize((sheet.shape[1] * 2, sheet.shape[0] * 2), Image.NEAREST).save(
-            args.out / "style_before_after.png")
+            args.out / "style_before_after.png"
+        )
         if args.ship is not None:
             args.ship.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(runs["resize"][1], args.ship)
@@ -147,27 +184,28 @@ def main() -> None:
             card = {
                 "name": "pasyn_adain",
                 "method": "AdaIN (Huang and Belongie 2017) on a frozen VGG16 slice (pool2, PASyn-v2's), "
-                          "alpha 0.5; decoder: nearest resize + 3x3 convolutions with BatchNorm "
-                          "(probpose.style.adain.make_decoder), plus the render's luma detail finer than "
-                          "2 pixels (probpose.style.adain.StyleNet.decode)",
+                "alpha 0.5; decoder: nearest resize + 3x3 convolutions with BatchNorm "
+                "(probpose.style.adain.make_decoder), plus the render's luma detail finer than "
+                "2 pixels (probpose.style.adain.StyleNet.decode)",
                 "encoder": weights.source,
                 "options": {k: v for k, v in vars(resize_options).items()},
                 "decoder_weights": sum(p.numel() for p in nets["resize"].decoder.parameters()),
                 "content": f"{args.train_frames} probpose synth frames, 64x64, crop framing, seed 0, of the "
-                           "bundled PASyn training leg poses (train_poses.npz)",
+                "bundled PASyn training leg poses (train_poses.npz)",
                 "style_photographs": [photos[n].name for n in TRAIN_PHOTOS],
                 "held_out": "96 renders of other poses (seed 1) with crops of night.jpg",
                 "steps": training["resize"]["steps"],
                 "training_seconds": round(training["resize"]["seconds"], 1),
                 "machine": machine_description("cpu"),
-                "held_out_measures": {k: resize_row[k] for k in ("checker_ratio", "chroma", "adain_distance",
-                                                                 "edge_similarity")},
+                "held_out_measures": {
+                    k: resize_row[k] for k in ("checker_ratio", "chroma", "adain_distance", "edge_similarity")
+                },
                 "photograph_chroma": photo_chroma,
                 "licence": "The photographs are CC0 (probpose/data/bundled/images/README.md). The content "
-                           "frames render PASyn zebra leg poses, which PASyn releases for non-commercial "
-                           "purposes only; the decoder learns no pose, but check your use.",
+                "frames render PASyn zebra leg poses, which PASyn releases for non-commercial "
+                "purposes only; the decoder learns no pose, but check your use.",
                 "reproduce": "python benchmarks/style.py --threads 2 --ship probpose/style/pretrained/pasyn_adain.pt",
-            }  # fmt: skip
+            }
             args.ship.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
     lo, hi = min(photo_chroma.values()), max(photo_chroma.values())
     table = markdown_table([
@@ -177,25 +215,47 @@ def main() -> None:
         Column("adain_distance", "AdaIN distance to the style", "{:.1f}"),
         Column("edge_similarity", "edge similarity to the render", "{:.2f}"),
     ], rows)  # fmt: skip
-    stable = markdown_table([Column("size", "image"), Column("method", "method"), Column("frames", "frames"),
-                             Column("seconds", "s", "{:.2f}"), Column("frames_per_s", "frames/s", "{:.0f}")],
-                            speed)  # fmt: skip
+    stable = markdown_table(
+        [
+            Column("size", "image"),
+            Column("method", "method"),
+            Column("frames", "frames"),
+            Column("seconds", "s", "{:.2f}"),
+            Column("frames_per_s", "frames/s", "{:.0f}"),
+        ],
+        speed,
+    )
     t_pasyn, t_resize = training["pasyn"], training["resize"]
-    intro = (f"Encoder: {weights.source}, slice pool2 (PASyn-v2's). Training on {args.train_frames} renders with the "
-             f"photographs {', '.join(TRAIN_PHOTOS)}: PASyn-v2's decoder {t_pasyn['steps']} steps in "
-             f"{t_pasyn['seconds']:.0f} s, the resize decoder {t_resize['steps']} steps in "
-             f"{t_resize['seconds']:.0f} s; "
-             f"{threads} thread(s). Held out: 96 renders of other poses and seed, styled with crops of `night`. "
-             "Measures inside the animal's mask (alpha > 0.5): checkerboard = mean |mixed second difference| "
-             "over the render's; chroma = mean distance of a pixel from its own grey (RGB in [0, 1]; range over "
-             "the four photographs); AdaIN distance as `probpose.style.adain_distance` (renders: the first "
-             "row); edge similarity = per-frame correlation of Sobel gradient magnitudes of the luma with the "
-             "render's. Apply: stylise and composite over crops of a photo, PNGs written; median of 3. Contact "
-             "sheet style_before_after.png: one row per method, top to bottom as in the table, over crops of "
-             "`night`.")
-    write_results(args.out, "style", "Style transfer of rendered frames", intro, table + "\n\n" + stable,
-                  {"rows": rows, "apply": speed, "training": training, "photograph_chroma": photo_chroma,
-                   "encoder": weights.source, "threads": threads}, machine_description("cpu"))  # fmt: skip
+    intro = (
+        f"Encoder: {weights.source}, slice pool2 (PASyn-v2's). Training on {args.train_frames} renders with the "
+        f"photographs {', '.join(TRAIN_PHOTOS)}: PASyn-v2's decoder {t_pasyn['steps']} steps in "
+        f"{t_pasyn['seconds']:.0f} s, the resize decoder {t_resize['steps']} steps in "
+        f"{t_resize['seconds']:.0f} s; "
+        f"{threads} thread(s). Held out: 96 renders of other poses and seed, styled with crops of `night`. "
+        "Measures inside the animal's mask (alpha > 0.5): checkerboard = mean |mixed second difference| "
+        "over the render's; chroma = mean distance of a pixel from its own grey (RGB in [0, 1]; range over "
+        "the four photographs); AdaIN distance as `probpose.style.adain_distance` (renders: the first "
+        "row); edge similarity = per-frame correlation of Sobel gradient magnitudes of the luma with the "
+        "render's. Apply: stylise and composite over crops of a photo, PNGs written; median of 3. Contact "
+        "sheet style_before_after.png: one row per method, top to bottom as in the table, over crops of "
+        "`night`."
+    )
+    write_results(
+        args.out,
+        "style",
+        "Style transfer of rendered frames",
+        intro,
+        table + "\n\n" + stable,
+        {
+            "rows": rows,
+            "apply": speed,
+            "training": training,
+            "photograph_chroma": photo_chroma,
+            "encoder": weights.source,
+            "threads": threads,
+        },
+        machine_description("cpu"),
+    )
     print(table)
     print(stable)
     print(f"wrote {args.out}")

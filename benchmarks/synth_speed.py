@@ -48,8 +48,16 @@ def main() -> None:
         total = []
         for r in range(args.repeats):
             with tempfile.TemporaryDirectory() as tmp:
-                res = synthesize(sub, Path(tmp) / "out", width=size, height=size, seed=r, device=device,
-                                 source=source, progress=False)  # fmt: skip
+                res = synthesize(
+                    sub,
+                    Path(tmp) / "out",
+                    width=size,
+                    height=size,
+                    seed=r,
+                    device=device,
+                    source=source,
+                    progress=False,
+                )
                 total.append(res.seconds)
         anim = animate(ZEBRA_RIG, sub, size, size, SceneOptions(), torch.Generator().manual_seed(0))
         posed = Posed(anim.posed.rotations.to(device), anim.posed.positions.to(device))
@@ -61,16 +69,30 @@ def main() -> None:
             t0 = time.perf_counter()
             for s in range(0, frames, chunk):
                 sl = slice(s, s + chunk)
-                render(ZEBRA_RIG, Posed(posed.rotations[sl], posed.positions[sl]),
-                       Camera(cam.K[sl], cam.R[sl], cam.t[sl], size, size))  # fmt: skip
+                render(
+                    ZEBRA_RIG,
+                    Posed(posed.rotations[sl], posed.positions[sl]),
+                    Camera(cam.K[sl], cam.R[sl], cam.t[sl], size, size),
+                )
             _sync(device)
             only.append(time.perf_counter() - t0)
         t_all, t_render = statistics.median(total), statistics.median(only)
-        rows.append({"size": f"{size}x{size}", "frames": frames, "end_to_end_s": t_all,
-                     "end_to_end_fps": frames / t_all, "render_s": t_render, "render_fps": frames / t_render,
-                     "all_runs_s": total})  # fmt: skip
-        print(f"{size}x{size}: {frames} frames end to end {t_all:.1f} s ({frames / t_all:.0f} frames/s); "
-              f"renderer {t_render:.1f} s ({frames / t_render:.0f} frames/s)", flush=True)
+        rows.append(
+            {
+                "size": f"{size}x{size}",
+                "frames": frames,
+                "end_to_end_s": t_all,
+                "end_to_end_fps": frames / t_all,
+                "render_s": t_render,
+                "render_fps": frames / t_render,
+                "all_runs_s": total,
+            }
+        )
+        print(
+            f"{size}x{size}: {frames} frames end to end {t_all:.1f} s ({frames / t_all:.0f} frames/s); "
+            f"renderer {t_render:.1f} s ({frames / t_render:.0f} frames/s)",
+            flush=True,
+        )
     columns = [
         Column("size", "image"),
         Column("frames", "frames"),
@@ -79,13 +101,21 @@ def main() -> None:
         Column("render_s", "renderer s", "{:.1f}"),
         Column("render_fps", "renderer frames/s", "{:.0f}"),
     ]
-    intro = (f"`synthesize` on the bundled real zebra leg poses (PASyn train_poses.npz), defaults (2x2 "
-             f"supersampling, stripes, sequences of 300 frames), device {device}, {threads} thread(s); medians "
-             f"of {args.repeats} runs. End to end = animation, rendering, visibility, PNG frames and every "
-             "ground-truth file written (on the local disk).")  # fmt: skip
-    write_results(args.out, "synth_speed", "probpose synth: frames per second", intro,
-                  markdown_table(columns, rows), {"rows": rows, "threads": threads, "device": str(device)},
-                  machine_description(device))  # fmt: skip
+    intro = (
+        f"`synthesize` on the bundled real zebra leg poses (PASyn train_poses.npz), defaults (2x2 "
+        f"supersampling, stripes, sequences of 300 frames), device {device}, {threads} thread(s); medians "
+        f"of {args.repeats} runs. End to end = animation, rendering, visibility, PNG frames and every "
+        "ground-truth file written (on the local disk)."
+    )
+    write_results(
+        args.out,
+        "synth_speed",
+        "probpose synth: frames per second",
+        intro,
+        markdown_table(columns, rows),
+        {"rows": rows, "threads": threads, "device": str(device)},
+        machine_description(device),
+    )
     print(f"wrote {args.out}")
 
 

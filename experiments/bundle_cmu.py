@@ -30,8 +30,10 @@ def main() -> None:
     files, _ = scan_tree(args.folder)
     poses = import_poses([f.path for f in files], joints="global+body-left_collar-right_collar", fps=args.fps)
     save_poses(args.out, poses, LICENCE)
-    print(f"wrote {args.out}: {len(poses)} poses of {len(poses.sequences)} trials, {poses.num_joints} joints, "
-          f"{args.out.stat().st_size / 1e6:.2f} MB")
+    print(
+        f"wrote {args.out}: {len(poses)} poses of {len(poses.sequences)} trials, {poses.num_joints} joints, "
+        f"{args.out.stat().st_size / 1e6:.2f} MB"
+    )
 
 
 if __name__ == "__main__":

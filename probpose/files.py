@@ -66,6 +66,7 @@ def sha256(path: str | Path) -> str:
             h.update(block)
     return h.hexdigest()
 
+
 _STALE_OTHER_HOST_SECONDS = 24 * 3600
 
 
@@ -160,8 +161,15 @@ def input_file(path: str | Path, what: str = "", error: type[DataError] = DataEr
         raise error(str(path), None, f"cannot be read{label}: {e.strerror or e}") from None
     if stat.S_ISREG(mode):
         return path
-    kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a socket"
-            if stat.S_ISSOCK(mode) else "a device")  # fmt: skip
+    kind = (
+        "a folder"
+        if stat.S_ISDIR(mode)
+        else "a FIFO"
+        if stat.S_ISFIFO(mode)
+        else "a socket"
+        if stat.S_ISSOCK(mode)
+        else "a device"
+    )
     raise error(str(path), None, f"is {kind}, not a regular file{label}")
 
 
@@ -194,8 +202,17 @@ def _check_parents(path: Path) -> None:
             return
 
 
-_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EFBIG, errno.EIO,
-                 errno.ENAMETOOLONG, errno.ETXTBSY}  # fmt: skip
+_WRITE_ERRNOS = {
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.EFBIG,
+    errno.EIO,
+    errno.ENAMETOOLONG,
+    errno.ETXTBSY,
+}
 SPACE_RESERVE = 4 * 2**20
 """Bytes left free on a file system after a checked write (:func:`check_space`): room for the
 metadata a file format writes when it closes."""
@@ -231,8 +248,12 @@ def check_space(path: str | Path, nbytes: int) -> None:
     path = Path(path)
     free = shutil.disk_usage(_existing_folder(path.parent)).free
     if free < nbytes + SPACE_RESERVE:
-        raise DataError(_shown(path), None, f"no space left on the device: {free:,} bytes free, about "
-                        f"{nbytes + SPACE_RESERVE:,} needed; nothing was kept")  # fmt: skip
+        raise DataError(
+            _shown(path),
+            None,
+            f"no space left on the device: {free:,} bytes free, about "
+            f"{nbytes + SPACE_RESERVE:,} needed; nothing was kept",
+        )
 
 
 def write_error(error: BaseException) -> DataError | None:
@@ -313,8 +334,9 @@ def atomic_paths(*finals: str | Path) -> Iterator[list[Path]]:
         yield [stack.enter_context(atomic_path(f)) for f in finals]
 
 
-def check_output_folder(path: str | Path, inputs: Iterable[str | Path] = (), overwrite: bool = False,
-                        what: str = "output folder") -> Path:  # fmt: skip
+def check_output_folder(
+    path: str | Path, inputs: Iterable[str | Path] = (), overwrite: bool = False, what: str = "output folder"
+) -> Path:
     """Refuse an output folder that is a file, sits under a file, contains one of ``inputs``, or
     exists with something in it (unless ``overwrite``). Raises :class:`~probpose.errors.DataError`.
     A symbolic link is followed (see :func:`destination`)."""

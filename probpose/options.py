@@ -24,8 +24,21 @@ from typing import Any, Literal
 
 from probpose.errors import ConfigError, short_repr
 
-__all__ = ["option", "from_dict", "check_value", "check_ranges", "field_names", "check_device", "CHUNK_ROWS",
-           "MAX_COUNT", "MAX_PIXELS", "MAX_IMAGE_PIXELS", "MAX_JOINTS", "MAX_WIDTH", "MAX_DEPTH"]
+__all__ = [
+    "option",
+    "from_dict",
+    "check_value",
+    "check_ranges",
+    "field_names",
+    "check_device",
+    "CHUNK_ROWS",
+    "MAX_COUNT",
+    "MAX_PIXELS",
+    "MAX_IMAGE_PIXELS",
+    "MAX_JOINTS",
+    "MAX_WIDTH",
+    "MAX_DEPTH",
+]
 
 
 def _limit(name: str, default: int) -> int:

@@ -221,10 +221,12 @@ def from_environment(device: str = "cpu", timeout_s: float | None = None) -> Gro
         group._run(
             "joining the process group",
             lambda: dist.init_process_group(
-                "nccl" if cuda else "gloo", rank=rank, world_size=world,
+                "nccl" if cuda else "gloo",
+                rank=rank,
+                world_size=world,
                 timeout=datetime.timedelta(seconds=timeout_s),
             ),
-        )  # fmt: skip
+        )
     return Group(dist.get_rank(), dist.get_world_size(), "cuda" if cuda else "cpu")
 
 

@@ -73,8 +73,10 @@ class Skeleton:
             object.__setattr__(self, "base_name", self.name)
         n = len(self.joint_names)
         if n > MAX_JOINTS:
-            raise ValueError(f"skeleton {short_repr(self.name)}: {n:,} joints, more than the {MAX_JOINTS:,} "
-                             "probpose allows (PROBPOSE_MAX_JOINTS)")  # fmt: skip
+            raise ValueError(
+                f"skeleton {short_repr(self.name)}: {n:,} joints, more than the {MAX_JOINTS:,} "
+                "probpose allows (PROBPOSE_MAX_JOINTS)"
+            )
         if len(self.parents) != n:
             raise ValueError(f"skeleton {self.name!r}: {n} joint names but {len(self.parents)} parents")
         if len(set(self.joint_names)) != n:
@@ -172,9 +174,7 @@ class Skeleton:
                     idx = {self.index(part)}
                 else:
                     valid = ", ".join(["all", *named])
-                    raise SelectionError(
-                        f"unknown joint selection {part!r} for skeleton {self.name!r}; valid: {valid}"
-                    )
+                    raise SelectionError(f"unknown joint selection {part!r} for skeleton {self.name!r}; valid: {valid}")
                 out = out | idx if op == "+" else out - idx
             return tuple(sorted(out))
         idx: set[int] = set()

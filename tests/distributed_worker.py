@@ -36,10 +36,15 @@ def main() -> int:
     torch.manual_seed(0)  # the same initial weights as the reference (process 0's are broadcast anyway)
     model = build_model(job["model"], SKEL, job.get("options", {}))
     config = TrainingConfig(
-        fit=job.get("fit", "svi"), max_steps=job.get("steps", 20), batch_size=job.get("batch", 64),
-        eval_every=job.get("eval_every", 10), patience=0, dtype=job.get("dtype", "float32"), lr=1e-2,
+        fit=job.get("fit", "svi"),
+        max_steps=job.get("steps", 20),
+        batch_size=job.get("batch", 64),
+        eval_every=job.get("eval_every", 10),
+        patience=0,
+        dtype=job.get("dtype", "float32"),
+        lr=1e-2,
         clip_norm=job.get("clip_norm", 10.0),
-    )  # fmt: skip
+    )
     train = StoreSplit(job["store"], "train") if "store" in job else poses(job.get("n", 600), 0)
     val = poses(200, 1)
     run_dir = job.get("run_dir")
@@ -55,8 +60,10 @@ def main() -> int:
     out = Path(job["out"])
     out.mkdir(parents=True, exist_ok=True)
     state = {k: v.clone() for k, v in trainer.model.state_dict().items()}
-    torch.save({"state": state, "steps": result.steps, "val_nll": result.val.nll if result.val else None},
-               out / f"rank{group.rank}.pt")  # fmt: skip
+    torch.save(
+        {"state": state, "steps": result.steps, "val_nll": result.val.nll if result.val else None},
+        out / f"rank{group.rank}.pt",
+    )
     return 0
 
 

@@ -26,8 +26,13 @@ def avatar(smplx_files):
 def _save(path, poses, fps, layout):
     path.parent.mkdir(parents=True, exist_ok=True)
     key = "mocap_framerate" if layout == "smplh" else "mocap_frame_rate"
-    np.savez(path, poses=flatten(poses, SMPLX, layout).astype(np.float64), **{key: np.array(float(fps))},
-             trans=np.zeros((len(poses), 3)), betas=np.zeros(16))  # fmt: skip
+    np.savez(
+        path,
+        poses=flatten(poses, SMPLX, layout).astype(np.float64),
+        **{key: np.array(float(fps))},
+        trans=np.zeros((len(poses), 3)),
+        betas=np.zeros(16),
+    )
 
 
 def build_tree(root, avatar):
@@ -113,8 +118,21 @@ def test_resampling_keeps_shared_time_stamps(avatar):
 def test_tree_import_resamples_and_trims(tmp_path, avatar):
     root = build_tree(tmp_path / "amass", avatar)
     out = tmp_path / "a30.h5"
-    args = ["import", str(root), "--out", str(out), "--split", "amass", "--skip-bad", "--workers", "0",
-            "--fps", "30", "--trim", "0.1"]  # fmt: skip
+    args = [
+        "import",
+        str(root),
+        "--out",
+        str(out),
+        "--split",
+        "amass",
+        "--skip-bad",
+        "--workers",
+        "0",
+        "--fps",
+        "30",
+        "--trim",
+        "0.1",
+    ]
     assert main(args) == 0
     info = read_info(out)
     frames = {s["file"]: s["frames"] for s in info.sources}
@@ -130,8 +148,9 @@ def test_the_same_tree_gives_a_byte_identical_store(tmp_path, avatar):
     digests = []
     for k, workers in enumerate(("2", "0")):
         out = tmp_path / f"s{k}.h5"
-        assert main(["import", str(root), "--out", str(out), "--split", "amass", "--skip-bad",
-                     "--workers", workers]) == 0  # fmt: skip
+        assert (
+            main(["import", str(root), "--out", str(out), "--split", "amass", "--skip-bad", "--workers", workers]) == 0
+        )
         digests.append(out.read_bytes())
     assert digests[0] == digests[1]
 
@@ -163,8 +182,23 @@ def test_a_killed_import_leaves_no_store_that_looks_whole(tmp_path, avatar):
         "from probpose.cli import main\n"
         "sys.exit(main(sys.argv[1:]))\n"
     )
-    p = subprocess.Popen([sys.executable, str(script), "import", str(root), "--out", str(out), "--split", "amass",
-                          "--skip-bad", "--workers", "0"], stdout=subprocess.PIPE, text=True)  # fmt: skip
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            str(script),
+            "import",
+            str(root),
+            "--out",
+            str(out),
+            "--split",
+            "amass",
+            "--skip-bad",
+            "--workers",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert p.stdout.readline().strip() == "appended"
     os.kill(p.pid, signal.SIGKILL)
     p.wait(timeout=30)

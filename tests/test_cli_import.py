@@ -14,8 +14,18 @@ def test_import_bundled_smplx_body(tmp_path, capsys):
     out = tmp_path / "smplx.h5"
     assert main(["import", "--bundled", "smplx", "--joints", "body", "--out", str(out)]) == 0
     text = capsys.readouterr().out
-    for expected in ("smplcodec_avatar.smpl", "601 frames", "120 fps", "34 frames", "30 fps (assumed)",
-                     "127 frames", "762 poses, 3 sequence(s)", "D = 63", "train", "guard frames"):  # fmt: skip
+    for expected in (
+        "smplcodec_avatar.smpl",
+        "601 frames",
+        "120 fps",
+        "34 frames",
+        "30 fps (assumed)",
+        "127 frames",
+        "762 poses, 3 sequence(s)",
+        "D = 63",
+        "train",
+        "guard frames",
+    ):
         assert expected in text, expected
     info = read_info(out)
     assert sum(info.sizes.values()) + info.split_stats["guard_frames_dropped"] == 762
@@ -78,8 +88,11 @@ def test_bad_input_fails_cleanly(tmp_path, smplx_files, case, expect, capsys):
 
 
 def test_console_script_exit_code(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "probpose.cli", "import", str(tmp_path / "x.npz"), "--out",
-                        str(tmp_path / "o.h5")], capture_output=True, text=True)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-m", "probpose.cli", "import", str(tmp_path / "x.npz"), "--out", str(tmp_path / "o.h5")],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 1 and "no such file" in r.stderr and not (tmp_path / "o.h5").exists()
 
 

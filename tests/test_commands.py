@@ -63,8 +63,19 @@ def test_every_model_goes_through_every_command(bench, name, command, tmp_path, 
         assert Image.open(sheet).size[0] > 200 and _drawn_fraction(sheet) > 0.005
     else:
         out, sheet = tmp_path / "fit.npz", tmp_path / "fit.png"
-        argv = ["fit", "--observations", str(bench["obs"]), "--prior", str(ckpt), "--out", str(out),
-                "--steps", "5", "--sheet", str(sheet)]  # fmt: skip
+        argv = [
+            "fit",
+            "--observations",
+            str(bench["obs"]),
+            "--prior",
+            str(ckpt),
+            "--out",
+            str(out),
+            "--steps",
+            "5",
+            "--sheet",
+            str(sheet),
+        ]
         assert main(argv) == 0
         res = np.load(out)
         assert res["pose"].shape == (6, 12, 3) and np.isfinite(res["pose"]).all()
@@ -78,8 +89,19 @@ def test_the_bench_draws_nll_against_time_and_evaluate_a_per_joint_chart(bench, 
     assert main(["evaluate", "--model", str(ckpt), str(bench["store"]), "--out", str(tmp_path / "ev")]) == 0
     chart = tmp_path / "ev" / "per_joint_nll.png"
     assert chart.is_file() and _drawn_fraction(chart) > 0.01
-    assert main(["evaluate", "--model", str(bench["out"] / "models" / "vae.pt"), str(bench["store"]),
-                 "--out", str(tmp_path / "ev2")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model",
+                str(bench["out"] / "models" / "vae.pt"),
+                str(bench["store"]),
+                "--out",
+                str(tmp_path / "ev2"),
+            ]
+        )
+        == 0
+    )
     assert not (tmp_path / "ev2" / "per_joint_nll.png").exists()  # a VAE does not factorise: no chart
 
 
@@ -137,10 +159,28 @@ def test_bench_and_train_write_progress_lines_to_a_log(bench, tmp_path):
     log = tmp_path / "bench.log"
     with open(log, "w") as fh:
         rc = subprocess.run(
-            [sys.executable, "-m", "probpose", "-v", "bench", "--data", str(bench["store"]), "--models", "gaussian",
-             "joint_flow", "--max-steps", "40", "--batch", "64", "--out", str(tmp_path / "b")],
-            stdout=fh, stderr=subprocess.STDOUT, timeout=600,
-        ).returncode  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "probpose",
+                "-v",
+                "bench",
+                "--data",
+                str(bench["store"]),
+                "--models",
+                "gaussian",
+                "joint_flow",
+                "--max-steps",
+                "40",
+                "--batch",
+                "64",
+                "--out",
+                str(tmp_path / "b"),
+            ],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            timeout=600,
+        ).returncode
     text = log.read_text()
     assert rc == 0, text
     assert "bench: model 1/2: fitting gaussian (closed form)" in text
@@ -150,13 +190,33 @@ def test_bench_and_train_write_progress_lines_to_a_log(bench, tmp_path):
     assert "\r" not in text  # no bar redraws in a log
     import json
 
-    fit_s = next(r["fit_seconds"] for r in json.loads((tmp_path / "b" / "bench.json").read_text())["rows"]
-                 if r["model"] == "joint_flow")  # fmt: skip
+    fit_s = next(
+        r["fit_seconds"]
+        for r in json.loads((tmp_path / "b" / "bench.json").read_text())["rows"]
+        if r["model"] == "joint_flow"
+    )
     progress_lines = [ln for ln in text.splitlines() if "train joint_flow: step" in ln]
     assert 1 <= len(progress_lines) <= 2 + fit_s / 2  # one per 2 s at most with -v, and the last
-    quiet = subprocess.run([sys.executable, "-m", "probpose", "-q", "bench", "--data", str(bench["store"]),
-                            "--models", "gaussian", "--max-steps", "3", "--out", str(tmp_path / "q")],
-                           capture_output=True, text=True, timeout=600)  # fmt: skip
+    quiet = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "probpose",
+            "-q",
+            "bench",
+            "--data",
+            str(bench["store"]),
+            "--models",
+            "gaussian",
+            "--max-steps",
+            "3",
+            "--out",
+            str(tmp_path / "q"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert quiet.returncode == 0 and "bench: model" not in quiet.stderr
 
 
@@ -175,8 +235,10 @@ def test_assemble_fit_is_the_library_call_behind_probpose_fit(tmp_path):
 
     def obs(n_points: int) -> Joints3D:
         g = torch.Generator().manual_seed(0)
-        return Joints3D(0.1 * torch.randn(2, n_points, 3, generator=g, dtype=torch.float64),
-                        torch.ones(2, n_points, dtype=torch.bool))  # fmt: skip
+        return Joints3D(
+            0.1 * torch.randn(2, n_points, 3, generator=g, dtype=torch.float64),
+            torch.ones(2, n_points, dtype=torch.bool),
+        )
 
     body_hands = SMPLX.select("body+hands").joint_names
     fit = assemble_fit(obs(len(make_body("smplx", body_hands).point_names)))

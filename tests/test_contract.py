@@ -59,15 +59,17 @@ def _gmm(batch, validate_args=None):
 
 def _global(kind, context=False):
     def make(batch, validate_args=None):
-        flow = coupling_stack(6, 2, kind, context_dim=4 if context else 0, hidden=8, layers=1, tail_bound=3.0,
-                              gaussian=True).double()  # fmt: skip
+        flow = coupling_stack(
+            6, 2, kind, context_dim=4 if context else 0, hidden=8, layers=1, tail_bound=3.0, gaussian=True
+        ).double()
         g = torch.Generator().manual_seed(6)
         data = 0.4 * torch.randn(200, 6, generator=g, dtype=F64) @ torch.randn(6, 6, generator=g, dtype=F64)
         flow.initialize(data, torch.randn(200, 4, generator=g, dtype=F64) if context else None)
         flow = perturb(flow, scale=0.15)
         ctx = torch.randn(*batch, 4, generator=torch.Generator().manual_seed(1), dtype=F64) if context else None
-        return GlobalFlowPrior(flow, 2, ctx, batch_shape=() if context else batch,
-                               validate_args=validate_args), list(flow.parameters())  # fmt: skip
+        return GlobalFlowPrior(flow, 2, ctx, batch_shape=() if context else batch, validate_args=validate_args), list(
+            flow.parameters()
+        )
 
     return make
 
@@ -77,8 +79,7 @@ def _joint(kind):
         model = JointFlowModel(TINY, JointFlowOptions(transform=kind, K=2, hidden=8)).double()
         model.initialize(0.4 * torch.randn(200, 3, 3, generator=torch.Generator().manual_seed(3), dtype=F64))
         model = perturb(model, scale=0.1)
-        prior = JointFlowPrior(model.flow, TINY.parents, model.gaussian, batch_shape=batch,
-                               validate_args=validate_args)  # fmt: skip
+        prior = JointFlowPrior(model.flow, TINY.parents, model.gaussian, batch_shape=batch, validate_args=validate_args)
         return prior, list(model.parameters())
 
     return make

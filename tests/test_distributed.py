@@ -40,8 +40,9 @@ def _env(rank: int | None, world: int, port: int) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
     env.update(OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).parents[1]))
     if rank is not None:
-        env.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
-                   MASTER_PORT=str(port))  # fmt: skip
+        env.update(
+            RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+        )
     return env
 
 
@@ -50,8 +51,13 @@ def _start(job: dict, world: int) -> list[subprocess.Popen]:
     port = _free_port()
     ranks = [None] if world == 0 else list(range(world))
     return [
-        subprocess.Popen([sys.executable, str(WORKER), json.dumps(job)], env=_env(r, world, port),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        subprocess.Popen(
+            [sys.executable, str(WORKER), json.dumps(job)],
+            env=_env(r, world, port),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for r in ranks
     ]
 
@@ -143,8 +149,17 @@ def test_closed_form_fits_across_two_processes_equal_one_to_1e10(tmp_path, model
 def test_a_killed_process_stops_the_others_with_a_clear_error_and_keeps_the_checkpoint(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
-    job = {"model": "global_flow", "options": {"K": 2, "hidden": 16}, "steps": 10**6, "batch": 64,
-           "eval_every": 5, "every": 5, "run_dir": str(run), "out": str(tmp_path / "out"), "timeout": 30}  # fmt: skip
+    job = {
+        "model": "global_flow",
+        "options": {"K": 2, "hidden": 16},
+        "steps": 10**6,
+        "batch": 64,
+        "eval_every": 5,
+        "every": 5,
+        "run_dir": str(run),
+        "out": str(tmp_path / "out"),
+        "timeout": 30,
+    }
     procs = _start(job, 2)
     ck = run / "checkpoint.pt"
     deadline = time.monotonic() + 90
@@ -175,11 +190,21 @@ def _train_cli(tmp_path: Path, overrides: list[list[str]], timeout: float = 240)
     port, world = _free_port(), len(overrides)
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "probpose", "train", "--config", "gaussian_prior",
-             *(a for o in extra for a in ("--override", o))],
-            cwd=tmp_path, env={**_env(r, world, port), "PROBPOSE_DIST_TIMEOUT": "60"},
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "probpose",
+                "train",
+                "--config",
+                "gaussian_prior",
+                *(a for o in extra for a in ("--override", o)),
+            ],
+            cwd=tmp_path,
+            env={**_env(r, world, port), "PROBPOSE_DIST_TIMEOUT": "60"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for r, extra in enumerate(overrides)
     ]
     out = []
@@ -202,9 +227,23 @@ def test_processes_started_with_different_configs_refuse_to_train(tmp_path):
 def test_torchrun_trains_once_and_writes_one_run(tmp_path):
     """The README's command, ``torchrun --standalone --nproc_per_node 2 -m probpose train --config
     joint_flow`` (5 steps): one run folder, one report, metrics say 2 processes."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "probpose", "train", "--config", "joint_flow", "--override", "training.max_steps=5",
-           "--override", "output.tensorboard=false"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "probpose",
+        "train",
+        "--config",
+        "joint_flow",
+        "--override",
+        "training.max_steps=5",
+        "--override",
+        "output.tensorboard=false",
+    ]
     res = subprocess.run(cmd, cwd=tmp_path, env=_env(None, 1, 0), capture_output=True, text=True, timeout=400)
     assert res.returncode == 0, res.stderr[-8000:]
     assert res.stdout.count("wrote runs/joint_flow") == 1

@@ -19,9 +19,11 @@ def trained(tmp_path_factory):
     """A per-joint flow and a full Gaussian on the bundled body+hands data (no feet)."""
     out = tmp_path_factory.mktemp("runs")
     runs = {}
-    for config, name, extra in (("joint_flow", "jf", ["training.max_steps=40", "training.eval_every=20"]),
-                                ("gaussian_prior", "g", ["model.name=gaussian_full", "training.fit=closed_form"])):
-        overrides = [f"output.dir={out}", f"name={name}", "output.tensorboard=false", *extra]  # fmt: skip
+    for config, name, extra in (
+        ("joint_flow", "jf", ["training.max_steps=40", "training.eval_every=20"]),
+        ("gaussian_prior", "g", ["model.name=gaussian_full", "training.fit=closed_form"]),
+    ):
+        overrides = [f"output.dir={out}", f"name={name}", "output.tensorboard=false", *extra]
         assert main(["train", "--config", config, *(a for o in overrides for a in ("--override", o))]) == 0
         runs[name] = out / name / "checkpoint.pt"
     return runs
@@ -30,12 +32,28 @@ def trained(tmp_path_factory):
 def test_raw_file_equals_its_store_and_the_python_api(trained, tmp_path, smplx_files, capsys):
     clip = smplx_files["smplcodec_apose_to_handsFront_smplx.npz"]
     store = tmp_path / "clip.h5"
-    assert main(["import", str(clip), "--joints", "body+hands-feet", "--split", "100/0/0", "--guard-seconds", "0",
-                 "--out", str(store)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "import",
+                str(clip),
+                "--joints",
+                "body+hands-feet",
+                "--split",
+                "100/0/0",
+                "--guard-seconds",
+                "0",
+                "--out",
+                str(store),
+            ]
+        )
+        == 0
+    )
     for ckpt in trained.values():
         out = tmp_path / ckpt.parent.name
-        assert main(["evaluate", "--model", str(ckpt), str(store), str(clip), "--split", "train",
-                     "--out", str(out)]) == 0  # fmt: skip
+        assert (
+            main(["evaluate", "--model", str(ckpt), str(store), str(clip), "--split", "train", "--out", str(out)]) == 0
+        )
         reports = json.loads((out / "evaluation.json").read_text())["reports"]
         from_store, from_file = (r["evaluation"] for r in reports)
         assert from_store["n"] == from_file["n"] == 34
@@ -98,8 +116,14 @@ def test_streamed_training_matches_in_memory(tmp_path, zebra_files):
     assert len(torch.unique(seen.flatten(1), dim=0)) >= 0.97 * len(seen)  # (nearly) no repeats within a pass
     again = torch.cat([b for b, _ in zip(split.batches(128, seed=3), range(5), strict=False)])
     assert torch.equal(again, seen[: len(again)])
-    overrides = [f"data.path={store}", "data.streaming=true", f"output.dir={tmp_path}", "training.max_steps=60",
-                 "training.eval_every=30", "output.tensorboard=false"]  # fmt: skip
+    overrides = [
+        f"data.path={store}",
+        "data.streaming=true",
+        f"output.dir={tmp_path}",
+        "training.max_steps=60",
+        "training.eval_every=30",
+        "output.tensorboard=false",
+    ]
     cfg = load_config("joint_flow", overrides)
     summary = run_experiment(cfg)
     assert summary.data.streaming and summary.train.steps == 60 and math.isfinite(summary.test.nll)

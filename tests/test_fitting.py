@@ -59,8 +59,11 @@ def _observe(body, truth, seed=0, noise=0.0):
     return pts + noise * torch.randn(pts.shape, generator=g, dtype=torch.float64), pts
 
 
-LEFT_ARM = [n for n in SMPLX.joint_names if n.startswith("left_") and not any(s in n for s in ("hip", "knee", "ankle",
-            "foot", "eye", "collar", "shoulder"))]  # fmt: skip
+LEFT_ARM = [
+    n
+    for n in SMPLX.joint_names
+    if n.startswith("left_") and not any(s in n for s in ("hip", "knee", "ankle", "foot", "eye", "collar", "shoulder"))
+]
 
 
 def test_a_flow_prior_is_its_base_pushed_through_its_transform():
@@ -116,8 +119,9 @@ def test_base_space_fits_are_pyros_transform_reparam(human):
     torch.testing.assert_close(lj_base.log_prob_sum(), lj_pose.log_prob_sum() + log_det, rtol=1e-5, atol=1e-3)
 
 
-@pytest.mark.parametrize("prior, space", [(None, "pose"), ("gaussian_full", "pose"), ("joint_flow", "pose"),
-                                          ("joint_flow", "base")])  # fmt: skip
+@pytest.mark.parametrize(
+    "prior, space", [(None, "pose"), ("gaussian_full", "pose"), ("joint_flow", "pose"), ("joint_flow", "base")]
+)
 def test_noise_free_complete_3d_recovers_the_pose(human, prior, space):
     skel, train, test, priors, body = human
     truth = test[:2] if space == "base" else test[:4]  # base space: a level-by-level pass per step (slow)
@@ -161,8 +165,9 @@ def test_autonormal_is_calibrated_on_an_occluded_arm_where_nuts_is(human):
     obs = Joints3D(pts, mask, sigma=0.01)
     parents = {SMPLX.joint_names[SMPLX.parents[i]] for i in hidden}
     moving = [i for i, n in enumerate(skel.joint_names) if n in parents]
-    normal = fit_posterior(PoseFit(prior, body, obs), guide="normal", steps=200, particles=4, samples=100,
-                           map_steps=300)  # fmt: skip
+    normal = fit_posterior(
+        PoseFit(prior, body, obs), guide="normal", steps=200, particles=4, samples=100, map_steps=300
+    )
     cover_normal = normal.posterior.covers(truth)[:, moving].double().mean().item()
     nuts = fit_nuts(PoseFit(prior, body, obs.select(slice(0, 3))), samples=80, warmup=80, max_tree_depth=4)
     cover_nuts = nuts.posterior.covers(truth[:3])[:, moving].double().mean().item()
@@ -196,8 +201,14 @@ def zebra():
 
 
 def _film(legs, size=256, seed=0):
-    anim = animate(ZEBRA_RIG, legs, size, size, SceneOptions(motion_scale=0.0, sequence_frames=4),
-                   torch.Generator().manual_seed(seed))  # fmt: skip
+    anim = animate(
+        ZEBRA_RIG,
+        legs,
+        size,
+        size,
+        SceneOptions(motion_scale=0.0, sequence_frames=4),
+        torch.Generator().manual_seed(seed),
+    )
     return anim
 
 
@@ -368,12 +379,18 @@ def test_fits_never_change_or_alias_the_callers_tensors(zebra):
     truth, body, obs = _zebra_case(prior, 3)
     shared = torch.zeros(3, 3, dtype=torch.float64)
     for optimizer in ("frame-lbfgs", "adam"):
-        fit_map(PoseFit(prior, body, Joints3D(obs.points, obs.mask, sigma=0.03, init_orient=shared,
-                                              init_transl=shared)), steps=20, optimizer=optimizer)  # fmt: skip
+        fit_map(
+            PoseFit(prior, body, Joints3D(obs.points, obs.mask, sigma=0.03, init_orient=shared, init_transl=shared)),
+            steps=20,
+            optimizer=optimizer,
+        )
         assert (shared == 0).all()
     # AutoDelta's parameters (joint L-BFGS): where the shared storage tied the two sites together
-    a = fit_map(PoseFit(prior, body, Joints3D(obs.points, obs.mask, sigma=0.03, init_orient=shared,
-                                              init_transl=shared)), steps=300, optimizer="joint-lbfgs")  # fmt: skip
+    a = fit_map(
+        PoseFit(prior, body, Joints3D(obs.points, obs.mask, sigma=0.03, init_orient=shared, init_transl=shared)),
+        steps=300,
+        optimizer="joint-lbfgs",
+    )
     assert (shared == 0).all()
     separate = Joints3D(obs.points, obs.mask, sigma=0.03, init_orient=shared.clone(), init_transl=shared.clone())
     b = fit_map(PoseFit(prior, body, separate), steps=300, optimizer="joint-lbfgs")
@@ -394,13 +411,13 @@ def test_posterior_is_calibrated_where_nuts_is(zebra):
     underestimates the spread of the correlated joint chain.)"""
     skel, train, test, prior = zebra
     truth, body, obs = _zebra_case(prior, 24)
-    post = fit_posterior(PoseFit(prior, body, obs, known_root=True), guide="mvn", steps=200, samples=300,
-                         map_steps=200)  # fmt: skip
+    post = fit_posterior(PoseFit(prior, body, obs, known_root=True), guide="mvn", steps=200, samples=300, map_steps=200)
     lap = fit_posterior(PoseFit(prior, body, obs, known_root=True), guide="laplace", samples=300, map_steps=200)
     cover_lap = lap.posterior.covers(truth).double().mean().item()
     cover_svi = post.posterior.covers(truth).double().mean().item()
-    nuts = fit_nuts(PoseFit(prior, body, obs.select(slice(0, 2)), known_root=True), samples=80, warmup=80,
-                    max_tree_depth=5)  # fmt: skip
+    nuts = fit_nuts(
+        PoseFit(prior, body, obs.select(slice(0, 2)), known_root=True), samples=80, warmup=80, max_tree_depth=5
+    )
     cover_nuts = nuts.posterior.covers(truth[:2]).double().mean().item()
     assert abs(cover_nuts - 0.9) <= 0.15, cover_nuts
     assert abs(cover_svi - 0.9) <= 0.15, cover_svi
@@ -446,21 +463,55 @@ def test_fit_command(human, tmp_path, capsys):
     np.savez(tmp_path / "obs.npz", joints=pts.numpy(), mask=mask)
     ck = save_model(tmp_path / "prior.pt", priors["gaussian_full"])
     out = tmp_path / "fit.npz"
-    assert main(["fit", "--observations", str(tmp_path / "obs.npz"), "--prior", str(ck), "--out", str(out),
-                 "--steps", "200"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "fit",
+                "--observations",
+                str(tmp_path / "obs.npz"),
+                "--prior",
+                str(ck),
+                "--out",
+                str(out),
+                "--steps",
+                "200",
+            ]
+        )
+        == 0
+    )
     got = np.load(out)
     assert got["pose"].shape == (3, 51, 3) and got["residual"].shape == (3,)
     assert got["residual"].mean() < 0.02
     report = json.loads((tmp_path / "fit.json").read_text())
     assert report["kind"] == "3d" and len(report["residual"]) == 3
     none = str(tmp_path / "none.npz")
-    assert main(["fit", "--observations", str(tmp_path / "obs.npz"), "--prior", "none", "--out", none,
-                 "--inference", "posterior", "--steps", "60", "--samples", "50"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "fit",
+                "--observations",
+                str(tmp_path / "obs.npz"),
+                "--prior",
+                "none",
+                "--out",
+                none,
+                "--inference",
+                "posterior",
+                "--steps",
+                "60",
+                "--samples",
+                "50",
+            ]
+        )
+        == 0
+    )
     assert np.load(tmp_path / "none.npz")["std_deg"].shape == (3, 51)
     capsys.readouterr()
     np.savez(tmp_path / "bad.npz", joints=np.zeros((3, 19, 3)))
-    assert main(["fit", "--observations", str(tmp_path / "bad.npz"), "--prior", str(ck), "--out",
-                 str(tmp_path / "x.npz")]) == 1  # fmt: skip
+    assert (
+        main(["fit", "--observations", str(tmp_path / "bad.npz"), "--prior", str(ck), "--out", str(tmp_path / "x.npz")])
+        == 1
+    )
     err = capsys.readouterr().err
     assert "19 points" in err and "Traceback" not in err
     assert not (tmp_path / "x.npz").exists()

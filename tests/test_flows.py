@@ -188,8 +188,11 @@ def test_distribution_shapes_expand_and_conditioning():
     assert j.sample().shape == (2, 3, 3, 3) and j.log_prob(j.sample((4,))).shape == (4, 2, 3)
     # conditional: model the hand given the wrist-to-body joints of the same pose
     skel = SMPLX.select(["left_elbow", "left_wrist", "left_index1", "left_index2"])
-    c = perturb(GlobalFlowModel(skel, GlobalFlowOptions(K=2, hidden=16, use_conditioning=True,
-                                                        condition_on="left_elbow+left_wrist")).double())  # fmt: skip
+    c = perturb(
+        GlobalFlowModel(
+            skel, GlobalFlowOptions(K=2, hidden=16, use_conditioning=True, condition_on="left_elbow+left_wrist")
+        ).double()
+    )
     assert c.conditional and c.event_dim == 6 and c.flow.context_dim == 12
     poses = 0.3 * torch.randn(7, 4, 3, dtype=F64)
     ctx = c.context_of(poses)

@@ -39,8 +39,9 @@ ZEBRA_STORE = Path("z.h5")  # made once for the module by the zebra_store fixtur
 
 
 def _run(args, cwd):
-    return subprocess.run([sys.executable, "-m", "probpose", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "probpose", *args], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
 
 
 def _checkpoint(path: Path, edit=None, name: str = "gaussian_full") -> Path:
@@ -88,8 +89,13 @@ def _obs(path: Path, **arrays) -> None:
 
 def _keypoints(**changes) -> dict:
     """2D observations of two frames with a camera; ``changes`` replace members."""
-    arrays = {"keypoints": np.full((2, 19, 2), 32.0), "confidence": np.ones((2, 19)), "K": np.diag([50.0, 50.0, 1.0]),
-              "R": np.eye(3), "t": np.array([0.0, 0.0, 3.0])}  # fmt: skip
+    arrays = {
+        "keypoints": np.full((2, 19, 2), 32.0),
+        "confidence": np.ones((2, 19)),
+        "K": np.diag([50.0, 50.0, 1.0]),
+        "R": np.eye(3),
+        "t": np.array([0.0, 0.0, 3.0]),
+    }
     return {**arrays, **changes}
 
 
@@ -132,8 +138,9 @@ def _png_claiming(path: Path, width: int, height: int) -> None:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-                     + chunk(b"IEND", b""))  # fmt: skip
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    )
 
 
 def _frames(folder: Path, n: int = 2, size: int = 32) -> None:
@@ -144,8 +151,9 @@ def _frames(folder: Path, n: int = 2, size: int = 32) -> None:
 
 def _vgg(path: Path) -> Path:
     weights = random_vgg_weights(0)
-    torch.save({f"features.{i}.{k}": t for i, (w, b) in weights.tensors.items() for k, t in (("weight", w),
-                ("bias", b))}, path)  # fmt: skip
+    torch.save(
+        {f"features.{i}.{k}": t for i, (w, b) in weights.tensors.items() for k, t in (("weight", w), ("bias", b))}, path
+    )
     return path
 
 
@@ -154,8 +162,15 @@ def _style_model(path: Path, vgg: Path, edit=None) -> None:
 
     weights = load_vgg_weights(vgg)
     net = StyleNet(VGGEncoder(weights, "pool2"), 0.5)
-    ck = {"format": FORMAT, "version": 2, "decoder": net.decoder.state_dict(), "options": vars(StyleOptions()),
-          "encoder_source": weights.source, "history": [], "seconds": 0.0}  # fmt: skip
+    ck = {
+        "format": FORMAT,
+        "version": 2,
+        "decoder": net.decoder.state_dict(),
+        "options": vars(StyleOptions()),
+        "encoder_source": weights.source,
+        "history": [],
+        "seconds": 0.0,
+    }
     if edit is not None:
         edit(ck)
     torch.save(ck, path)
@@ -356,8 +371,18 @@ def test_a_read_only_place_is_refused_before_any_work(tmp_path, monkeypatch, cap
     import probpose.models as models
 
     monkeypatch.setattr(models, "load_model", lambda *a, **k: pytest.fail("work started before the check"))
-    rc = main(["-q", "fit", "--prior", "cmu/gaussian_full", "--observations", str(tmp_path / "obs.npz"), "--out",
-               str(tmp_path / "fit.npz")])  # fmt: skip
+    rc = main(
+        [
+            "-q",
+            "fit",
+            "--prior",
+            "cmu/gaussian_full",
+            "--observations",
+            str(tmp_path / "obs.npz"),
+            "--out",
+            str(tmp_path / "fit.npz"),
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert rc == 1 and "fit.npz: cannot be written: Read-only file system" in err and err.count("\n") == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["obs.npz"]
@@ -394,11 +419,13 @@ def test_full_and_read_only_file_systems_for_real(small_mount, tmp_path):
     assert list(full.iterdir()) == []
     _checkpoint(tmp_path / "m.pt")
     _legs(tmp_path / "legs.npy")
-    for args in (["import", "--bundled", "zebra", "--out", str(ro / "z.h5")],
-                 ["sample", "--model", "m.pt", "--n", "3", "--out", str(ro / "s.npy")],
-                 ["evaluate", "--model", "m.pt", "legs.npy", "--out", str(ro / "ev")],
-                 ["synth", "--poses", "legs.npy", "--out", str(ro / "frames")],
-                 ["train", "--config", "gaussian_prior", "--override", f"output.dir={ro}"]):  # fmt: skip
+    for args in (
+        ["import", "--bundled", "zebra", "--out", str(ro / "z.h5")],
+        ["sample", "--model", "m.pt", "--n", "3", "--out", str(ro / "s.npy")],
+        ["evaluate", "--model", "m.pt", "legs.npy", "--out", str(ro / "ev")],
+        ["synth", "--poses", "legs.npy", "--out", str(ro / "frames")],
+        ["train", "--config", "gaussian_prior", "--override", f"output.dir={ro}"],
+    ):
         res = _run(args, tmp_path)
         assert res.returncode == 1 and "Read-only file system" in res.stderr, (args, res.stderr)
         assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
@@ -417,8 +444,12 @@ def test_two_processes_writing_one_synth_folder_never_mix(tmp_path):
     complete output (its manifest names every frame in it)."""
     legs = next(p for p in bundled("zebra") if p.name == "train_poses.npz")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    procs = [subprocess.Popen([sys.executable, "-c", SYNTH, str(legs), str(tmp_path / "X")], env=env,
-                              stderr=subprocess.PIPE, text=True) for _ in range(2)]  # fmt: skip
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", SYNTH, str(legs), str(tmp_path / "X")], env=env, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
     results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
     codes = sorted(rc for rc, _ in results)
     assert codes == [0, 1], results

@@ -60,8 +60,11 @@ def test_amass_npz_poses_and_split_keys(smplx_files, tmp_path):
     assert ps.sequences[0].fps_assumed  # the file states no frame rate
     # the split keys alone give the same poses
     split_only = tmp_path / "split.npz"
-    np.savez(split_only, **{k: raw[k] for k in ("root_orient", "pose_body", "pose_jaw", "pose_eye", "pose_hand")},
-             mocap_frame_rate=np.array(60.0))  # fmt: skip
+    np.savez(
+        split_only,
+        **{k: raw[k] for k in ("root_orient", "pose_body", "pose_jaw", "pose_eye", "pose_hand")},
+        mocap_frame_rate=np.array(60.0),
+    )
     ps2 = load_amass(split_only)
     np.testing.assert_array_equal(ps2.poses, ps.poses)
     assert ps2.sequences[0].fps == 60 and not ps2.sequences[0].fps_assumed

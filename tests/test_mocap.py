@@ -150,8 +150,9 @@ def test_a_map_is_chosen_by_the_bones_and_a_users_yaml_map_works(tmp_path):
     _smplx_bvh(tmp_path / "smplx.bvh", n=2)
     m = read_bvh(tmp_path / "smplx.bvh")
     assert retarget(m).map.name == "smplx"
-    (tmp_path / "legs.yaml").write_text("name: legs\nroot: pelvis\njoints:\n  left_hip: left_hip\n"
-                                        "  left_knee: [left_knee]\n")  # fmt: skip
+    (tmp_path / "legs.yaml").write_text(
+        "name: legs\nroot: pelvis\njoints:\n  left_hip: left_hip\n  left_knee: [left_knee]\n"
+    )
     r = retarget(m, tmp_path / "legs.yaml", rest=m.rest_heads[[m.index(n) for n in SMPLX.joint_names]])
     assert r.driven == ["left_hip", "left_knee"] and len(r.undriven) == 19
     assert r.present.sum() == 3  # pelvis and the two legs' joints: the rest are not modelled
@@ -266,12 +267,22 @@ def test_asf_units_scale_lengths(tmp_path):
 CGSPEED = {"root": "Hips", "lowerback": "LowerBack", "upperback": "Spine", "thorax": "Spine1", "lowerneck": "Neck",
            "upperneck": "Neck1", "head": "Head"}  # fmt: skip
 for _side, _word in (("l", "Left"), ("r", "Right")):
-    CGSPEED.update({f"{_side}hipjoint": f"{_side.upper()}HipJoint", f"{_side}femur": f"{_word}UpLeg",
-                    f"{_side}tibia": f"{_word}Leg", f"{_side}foot": f"{_word}Foot", f"{_side}toes": f"{_word}ToeBase",
-                    f"{_side}clavicle": f"{_word}Shoulder", f"{_side}humerus": f"{_word}Arm",
-                    f"{_side}radius": f"{_word}ForeArm", f"{_side}wrist": f"{_word}Hand",
-                    f"{_side}hand": f"{_word}FingerBase", f"{_side}fingers": f"{_word}HandIndex1",
-                    f"{_side}thumb": f"{_side.upper()}Thumb"})  # fmt: skip
+    CGSPEED.update(
+        {
+            f"{_side}hipjoint": f"{_side.upper()}HipJoint",
+            f"{_side}femur": f"{_word}UpLeg",
+            f"{_side}tibia": f"{_word}Leg",
+            f"{_side}foot": f"{_word}Foot",
+            f"{_side}toes": f"{_word}ToeBase",
+            f"{_side}clavicle": f"{_word}Shoulder",
+            f"{_side}humerus": f"{_word}Arm",
+            f"{_side}radius": f"{_word}ForeArm",
+            f"{_side}wrist": f"{_word}Hand",
+            f"{_side}hand": f"{_word}FingerBase",
+            f"{_side}fingers": f"{_word}HandIndex1",
+            f"{_side}thumb": f"{_side.upper()}Thumb",
+        }
+    )
 """CMU's bones under the names of the usual BVH conversions of the database (one joint per ASF bone)."""
 
 
@@ -283,8 +294,16 @@ def test_cmu_written_as_bvh_with_the_usual_names_retargets_like_the_amc(shared_d
     m.rotations, m.root_position = m.rotations[::20].copy(), m.root_position[::20].copy()
     assert set(m.bones) == set(CGSPEED)
     tails = np.where(np.isfinite(m.rest_tails), m.rest_tails, m.rest_heads)
-    write_bvh_tree(tmp_path / "cmu.bvh", [CGSPEED[b] for b in m.bones], m.parents, m.rest_heads, tails,
-                   torch.from_numpy(m.rotations), torch.from_numpy(m.root_position), 30.0)  # fmt: skip
+    write_bvh_tree(
+        tmp_path / "cmu.bvh",
+        [CGSPEED[b] for b in m.bones],
+        m.parents,
+        m.rest_heads,
+        tails,
+        torch.from_numpy(m.rotations),
+        torch.from_numpy(m.root_position),
+        30.0,
+    )
     b = read_bvh(tmp_path / "cmu.bvh", unit_metres=1.0)
     from_amc, from_bvh = retarget(m), retarget(b)
     assert from_bvh.map.name == "cmu_bvh" and from_bvh.driven == from_amc.driven
@@ -305,10 +324,18 @@ def test_a_mixamo_named_rig_is_recognised_and_its_hands_point_at_their_fingers(t
     rename = {"pelvis": "Hips", "spine1": "Spine", "spine2": "Spine1", "spine3": "Spine2", "neck": "Neck",
               "head": "Head"}  # fmt: skip
     for side, word in (("left", "Left"), ("right", "Right")):
-        rename.update({f"{side}_hip": f"{word}UpLeg", f"{side}_knee": f"{word}Leg", f"{side}_ankle": f"{word}Foot",
-                       f"{side}_foot": f"{word}ToeBase", f"{side}_collar": f"{word}Shoulder",
-                       f"{side}_shoulder": f"{word}Arm", f"{side}_elbow": f"{word}ForeArm",
-                       f"{side}_wrist": f"{word}Hand"})  # fmt: skip
+        rename.update(
+            {
+                f"{side}_hip": f"{word}UpLeg",
+                f"{side}_knee": f"{word}Leg",
+                f"{side}_ankle": f"{word}Foot",
+                f"{side}_foot": f"{word}ToeBase",
+                f"{side}_collar": f"{word}Shoulder",
+                f"{side}_shoulder": f"{word}Arm",
+                f"{side}_elbow": f"{word}ForeArm",
+                f"{side}_wrist": f"{word}Hand",
+            }
+        )
         for finger in ("index", "middle", "ring", "pinky", "thumb"):
             for k in (1, 2, 3):
                 rename[f"{side}_{finger}{k}"] = f"{word}Hand{finger.title()}{k}"
@@ -348,4 +375,4 @@ def test_the_column_reader_equals_the_line_reader_on_a_real_trial(shared_data):
     assert fast is not None and fast.keys() == slow.keys()
     for b in slow:
         assert np.array_equal(fast[b], slow[b]), b
-    assert _amc_fast(lines[:start + 40] + [""] + lines[start + 40:], start, columns, moving) is None
+    assert _amc_fast(lines[: start + 40] + [""] + lines[start + 40 :], start, columns, moving) is None

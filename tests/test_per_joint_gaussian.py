@@ -144,8 +144,16 @@ def test_svi_fit_matches_closed_form():
     exact.fit_closed_form(x)
     nll_exact = -exact.log_prob(x).mean().item()
     svi = PerJointGaussianModel(skel)
-    cfg = TrainingConfig(lr=0.02, batch_size=5000, max_steps=1500, eval_every=100, patience=0, dtype="float64",
-                         schedule="cosine", clip_norm=None)  # fmt: skip
+    cfg = TrainingConfig(
+        lr=0.02,
+        batch_size=5000,
+        max_steps=1500,
+        eval_every=100,
+        patience=0,
+        dtype="float64",
+        schedule="cosine",
+        clip_norm=None,
+    )
     result = Trainer(svi, cfg).fit(x, x[:1000])
     nll_svi = -svi.log_prob(x).mean().item()
     assert result.steps == 1500

@@ -65,8 +65,9 @@ def test_a_loaded_model_is_frozen_in_eval_mode_unless_asked(tmp_path):
 
     frozen = load_model("cmu/joint_flow")
     assert not frozen.training and not any(p.requires_grad for p in frozen.parameters())
-    assert frozen.num_parameters() == json.loads(SHIPPED["cmu/joint_flow"].with_suffix(".json").read_text())[
-        "parameters"]  # fmt: skip
+    assert (
+        frozen.num_parameters() == json.loads(SHIPPED["cmu/joint_flow"].with_suffix(".json").read_text())["parameters"]
+    )
     live = load_model("cmu/joint_flow", trainable=True)
     assert live.training and all(p.requires_grad for p in live.parameters())
     for dtype in (torch.float32, torch.float64):

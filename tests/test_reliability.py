@@ -42,8 +42,9 @@ def poses(n=400, seed=0):
 
 def run_cli(*args, cwd=None):
     """``probpose`` in a fresh process: exit code and stderr."""
-    r = subprocess.run([sys.executable, "-m", "probpose.cli", *map(str, args)], capture_output=True, text=True,
-                       cwd=cwd, timeout=300)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-m", "probpose.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
     return r.returncode, r.stderr
 
 
@@ -100,8 +101,17 @@ def test_nan_in_validation_stops_and_names_the_file(tmp_path):
 
 
 def test_training_twice_into_a_run_never_replaces_it(tmp_path, capsys):
-    args = ["train", "--config", "gaussian_prior", "--override", f"output.dir={tmp_path}",
-            "--override", "training.fit=closed_form", "--override", "output.tensorboard=false"]  # fmt: skip
+    args = [
+        "train",
+        "--config",
+        "gaussian_prior",
+        "--override",
+        f"output.dir={tmp_path}",
+        "--override",
+        "training.fit=closed_form",
+        "--override",
+        "output.tensorboard=false",
+    ]
     assert main(args) == 0
     first = (tmp_path / "gaussian_prior" / "checkpoint.pt").read_bytes()
     capsys.readouterr()
@@ -210,8 +220,12 @@ def test_sigterm_mid_import_leaves_no_store_and_no_temporary(tmp_path):
         "sys.exit(main(sys.argv[1:]))\n"
     )
     out = tmp_path / "z.h5"
-    p = subprocess.Popen([sys.executable, str(script), "import", "--bundled", "zebra", "--out", str(out)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    p = subprocess.Popen(
+        [sys.executable, str(script), "import", "--bundled", "zebra", "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert p.stdout.readline().strip() == "writing"
     p.send_signal(signal.SIGTERM)
     _, err = p.communicate(timeout=60)
@@ -320,10 +334,25 @@ def _corrupt_npz(path):
 
 @pytest.mark.parametrize(
     "case",
-    ["corrupt_deflate", "empty_version", "text_version", "nan_frame_count", "fps_inf", "out_under_file",
-     "out_is_folder", "config_missing", "ckpt_unsafe", "ckpt_empty", "ckpt_list", "ckpt_text", "store_no_sequence",
-     "pasyn_on_human_model", "bad_split", "bad_selection"],
-)  # fmt: skip
+    [
+        "corrupt_deflate",
+        "empty_version",
+        "text_version",
+        "nan_frame_count",
+        "fps_inf",
+        "out_under_file",
+        "out_is_folder",
+        "config_missing",
+        "ckpt_unsafe",
+        "ckpt_empty",
+        "ckpt_list",
+        "ckpt_text",
+        "store_no_sequence",
+        "pasyn_on_human_model",
+        "bad_split",
+        "bad_selection",
+    ],
+)
 def test_user_errors_print_one_line_naming_file_and_field(tmp_path, case, zebra_files):
     t = tmp_path
     zebra = zebra_files["test_poses_refine.npz"]
@@ -350,13 +379,35 @@ def test_user_errors_print_one_line_naming_file_and_field(tmp_path, case, zebra_
     (t / "afolder").mkdir()
     args, expect = {
         "corrupt_deflate": (["import", _corrupt_npz(t / "c.npz"), "--out", t / "o.h5"], "c.npz: poses: "),
-        "empty_version": (["import", _codec(t / "e.smpl", smplVersion=np.array([]), bodyPose=np.zeros((3, 22, 3))),
-                           "--out", t / "o.h5"], "e.smpl: smplVersion: expected one integer"),
-        "text_version": (["import", _codec(t / "v.smpl", smplVersion=np.array("abc"), bodyPose=np.zeros((3, 22, 3))),
-                          "--out", t / "o.h5"], "v.smpl: smplVersion: expected one integer, got 'abc'"),
-        "nan_frame_count": (["import", _codec(t / "f.smpl", smplVersion=np.array(2), frameCount=np.array(np.nan),
-                                              bodyPose=np.zeros((3, 22, 3))), "--out", t / "o.h5"],
-                            "f.smpl: frameCount: expected one integer, got nan"),
+        "empty_version": (
+            [
+                "import",
+                _codec(t / "e.smpl", smplVersion=np.array([]), bodyPose=np.zeros((3, 22, 3))),
+                "--out",
+                t / "o.h5",
+            ],
+            "e.smpl: smplVersion: expected one integer",
+        ),
+        "text_version": (
+            [
+                "import",
+                _codec(t / "v.smpl", smplVersion=np.array("abc"), bodyPose=np.zeros((3, 22, 3))),
+                "--out",
+                t / "o.h5",
+            ],
+            "v.smpl: smplVersion: expected one integer, got 'abc'",
+        ),
+        "nan_frame_count": (
+            [
+                "import",
+                _codec(
+                    t / "f.smpl", smplVersion=np.array(2), frameCount=np.array(np.nan), bodyPose=np.zeros((3, 22, 3))
+                ),
+                "--out",
+                t / "o.h5",
+            ],
+            "f.smpl: frameCount: expected one integer, got nan",
+        ),
         "fps_inf": (["import", zebra, "--fps", "inf", "--out", t / "o.h5"], "--fps"),
         "out_under_file": (["import", zebra, "--out", t / "afile" / "o.h5"], "afile is a file, not a folder"),
         "out_is_folder": (["import", zebra, "--out", t / "afolder"], "afolder: is a folder"),
@@ -365,13 +416,17 @@ def test_user_errors_print_one_line_naming_file_and_field(tmp_path, case, zebra_
         "ckpt_empty": (["sample", "--model", t / "empty.pt", "--out", t / "p.npy"], "empty.pt: not a readable"),
         "ckpt_list": (["sample", "--model", t / "list.pt", "--out", t / "p.npy"], "list.pt: expected a dict"),
         "ckpt_text": (["sample", "--model", t / "text.pt", "--out", t / "p.npy"], "text.pt: not a torch checkpoint"),
-        "store_no_sequence": (["bench", "--data", t / "s.h5", "--out", t / "b", "--models", "gaussian"],
-                              "s.h5: test/sequence: missing dataset"),
-        "pasyn_on_human_model": (["sample", "--model", good_ckpt, "--pasyn", "--out", t / "p.npy"],
-                                 "checkpoint.pt: joints: --pasyn needs"),
+        "store_no_sequence": (
+            ["bench", "--data", t / "s.h5", "--out", t / "b", "--models", "gaussian"],
+            "s.h5: test/sequence: missing dataset",
+        ),
+        "pasyn_on_human_model": (
+            ["sample", "--model", good_ckpt, "--pasyn", "--out", t / "p.npy"],
+            "checkpoint.pt: joints: --pasyn needs",
+        ),
         "bad_split": (["import", zebra, "--split", "80/20", "--out", t / "o.h5"], "split needs three"),
         "bad_selection": (["import", zebra, "--joints", "torso", "--out", t / "o.h5"], "unknown joint selection"),
-    }[case]  # fmt: skip
+    }[case]
     before = sorted(p.name for p in t.rglob("*"))
     code, err = run_cli(*args, cwd=t)
     assert code != 0
@@ -424,12 +479,15 @@ def test_integer_poses_and_tampered_skeletons_are_refused(zebra_store):
         read_info(zebra_store)
 
 
-@pytest.mark.parametrize("attr, edit, field", [
-    ("skeleton", lambda d: {**d, "parents": [-1] * len(d["parents"])}, "skeleton"),
-    ("skeleton", lambda d: {**d, "joint_names": d["joint_names"][::-1]}, "joint_names"),
-    ("joints", lambda v: "front_legs", "skeleton"),
-    ("joint_names", lambda names: names[:-1], "joint_names"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "attr, edit, field",
+    [
+        ("skeleton", lambda d: {**d, "parents": [-1] * len(d["parents"])}, "skeleton"),
+        ("skeleton", lambda d: {**d, "joint_names": d["joint_names"][::-1]}, "joint_names"),
+        ("joints", lambda v: "front_legs", "skeleton"),
+        ("joint_names", lambda names: names[:-1], "joint_names"),
+    ],
+)
 def test_inconsistent_skeleton_attributes_are_refused(zebra_store, attr, edit, field):
     with h5py.File(zebra_store, "a") as f:
         value = f.attrs[attr]
@@ -467,26 +525,37 @@ def test_import_warns_about_barely_moving_joints_by_name(tmp_path, capsys):
 # ---------------------------------------------------------------------- 7. config usability
 def test_data_path_override_alone_takes_the_stores_joints(tmp_path):
     store = tmp_path / "hands.h5"
-    assert main(["import", "--bundled", "smplx", "--joints", "right_hand", "--skip-incomplete",
-                 "--out", str(store)]) == 0  # fmt: skip
-    cfg = load_config("gaussian_prior", [f"data.path={store}", f"output.dir={tmp_path}",
-                                         "training.fit=closed_form", "output.tensorboard=false"])  # fmt: skip
+    assert (
+        main(["import", "--bundled", "smplx", "--joints", "right_hand", "--skip-incomplete", "--out", str(store)]) == 0
+    )
+    cfg = load_config(
+        "gaussian_prior",
+        [f"data.path={store}", f"output.dir={tmp_path}", "training.fit=closed_form", "output.tensorboard=false"],
+    )
     assert cfg.data.joints is None
     from probpose.training import run_experiment
 
     summary = run_experiment(cfg)
     assert summary.data.joints == "right_hand" and summary.test.dim == 45
     with pytest.raises(DataError, match="store holds joints 'right_hand' but 'body' were asked for"):
-        run_experiment(load_config("gaussian_prior", [f"data.path={store}", "data.joints=body",
-                                                      f"output.dir={tmp_path}"]))  # fmt: skip
+        run_experiment(
+            load_config("gaussian_prior", [f"data.path={store}", "data.joints=body", f"output.dir={tmp_path}"])
+        )
 
 
-@pytest.mark.parametrize("config, name, check", [
-    ("gaussian_prior", "gaussian_diag", lambda m: m.options.covariance == "diag" and m.offdiag is None),
-    ("global_flow", "global_flow_spline", lambda m: m.options.coupling == "spline" and m.options.K == 8),  # file: K 8
-    ("hand_vae", "vae_so3", lambda m: m.options.type == "so3" and m.options.kl_anneal_steps == 500),
-    ("global_flow", "joint_flow", lambda m: type(m).__name__ == "JointFlowModel"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "config, name, check",
+    [
+        ("gaussian_prior", "gaussian_diag", lambda m: m.options.covariance == "diag" and m.offdiag is None),
+        (
+            "global_flow",
+            "global_flow_spline",
+            lambda m: m.options.coupling == "spline" and m.options.K == 8,
+        ),  # file: K 8
+        ("hand_vae", "vae_so3", lambda m: m.options.type == "so3" and m.options.kl_anneal_steps == 500),
+        ("global_flow", "joint_flow", lambda m: type(m).__name__ == "JointFlowModel"),
+    ],
+)
 def test_a_model_name_builds_that_model(config, name, check):
     cfg = load_config(config, [f"model.name={name}"])
     assert cfg.model.name == name and cfg.name == f"{config}-{name}"  # runs of different models never collide

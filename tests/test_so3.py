@@ -51,8 +51,9 @@ def test_so3_normaliser_small_sigma_limit_and_sampler():
 
 def test_so3_support_is_the_pi_ball():
     g = torch.Generator().manual_seed(3)
-    d = TangentGaussianSO3(random_rotations((), generator=g, dtype=F64), torch.tensor(0.4, dtype=F64),
-                           validate_args=True)  # fmt: skip
+    d = TangentGaussianSO3(
+        random_rotations((), generator=g, dtype=F64), torch.tensor(0.4, dtype=F64), validate_args=True
+    )
     assert d.support.check(torch.tensor([0.0, 0.0, math.pi], dtype=F64))
     assert not d.support.check(torch.tensor([0.0, 0.0, math.pi + 0.01], dtype=F64))
     with pytest.raises(ValueError):

@@ -73,8 +73,11 @@ def test_coupling_equals_normflows_coupling(context_dim):
     ref = PiecewiseRationalQuadraticCoupling(
         nf_mask,
         lambda i, o: ResidualNet(i, o, hidden, context_features=context_dim or None, num_blocks=2),
-        num_bins=bins, tails="linear", tail_bound=bound, apply_unconditional_transform=False,
-    ).double()  # fmt: skip
+        num_bins=bins,
+        tails="linear",
+        tail_bound=bound,
+        apply_unconditional_transform=False,
+    ).double()
     with torch.no_grad():
         for p in ref.parameters():
             p.add_(0.3 * torch.randn_like(p))

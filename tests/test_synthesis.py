@@ -64,8 +64,9 @@ def test_rest_pose_gives_rest_joints_and_tails():
     assert torch.allclose(posed.rotations, RIG.frames, atol=1e-12)
     # the SMPL family: world-aligned rest frames, offsets from rest joint locations
     joints = torch.randn(SMPLX.num_joints, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    posed = forward_kinematics(SMPLX, torch.eye(3, dtype=torch.float64).expand(SMPLX.num_joints, 3, 3),
-                               offsets_from_joints(SMPLX, joints))  # fmt: skip
+    posed = forward_kinematics(
+        SMPLX, torch.eye(3, dtype=torch.float64).expand(SMPLX.num_joints, 3, 3), offsets_from_joints(SMPLX, joints)
+    )
     assert torch.allclose(posed.positions, joints, atol=1e-12)
 
 
@@ -90,8 +91,9 @@ def test_batched_fk_equals_per_bone_loop(tree):
     assert (a.positions - b.positions).abs().max() < 1e-10
     assert (a.rotations - b.rotations).abs().max() < 1e-10
     # float32 agrees with float64 to float32 precision
-    c = forward_kinematics(skel, rot.float(), offsets.float(), None if rest is None else rest.float(), rr.float(),
-                           rp.float())  # fmt: skip
+    c = forward_kinematics(
+        skel, rot.float(), offsets.float(), None if rest is None else rest.float(), rr.float(), rp.float()
+    )
     assert c.positions.dtype == torch.float32 and (c.positions.double() - a.positions).abs().max() < 1e-4
 
 
@@ -211,8 +213,7 @@ def test_crop_framing_fills_the_frame_like_a_detector_crop(tmp_path, zebra_legs,
     from probpose.synthesis import synthesize
 
     legs = zebra_legs[torch.randperm(len(zebra_legs), generator=torch.Generator().manual_seed(4))[:frames]]
-    synthesize(legs, tmp_path / "o", size, size, seed=7, scene=SceneOptions(sequence_frames=per_camera),
-               progress=False)  # fmt: skip
+    synthesize(legs, tmp_path / "o", size, size, seed=7, scene=SceneOptions(sequence_frames=per_camera), progress=False)
     coco = json.loads((tmp_path / "o" / "coco.json").read_text())
     fill = np.array([max(a["bbox"][2:]) / size for a in coco["annotations"]])
     assert len(fill) == frames and 0.70 <= np.median(fill) <= 0.90 and fill.min() >= 0.5, (np.median(fill), fill.min())
@@ -241,8 +242,9 @@ def test_crop_is_a_crop_of_the_scene_camera_and_scene_framing_is_unchanged(zebra
     scale = 64 / (a.crop[:, 2] - a.crop[:, 0])
     expected = (pb - a.crop[:, None, :2]) * scale[:, None, None]
     assert (pa - expected).abs().max() < 1e-9
-    assert torch.allclose((a.crop[:, 3] - a.crop[:, 1]) / (a.crop[:, 2] - a.crop[:, 0]),
-                          torch.full((40,), 48 / 64, dtype=torch.float64))  # fmt: skip
+    assert torch.allclose(
+        (a.crop[:, 3] - a.crop[:, 1]) / (a.crop[:, 2] - a.crop[:, 0]), torch.full((40,), 48 / 64, dtype=torch.float64)
+    )
     with pytest.raises(Exception, match="framing"):
         SceneOptions(framing="zoom")
     with pytest.raises(Exception, match="fill_min"):
@@ -268,8 +270,26 @@ def test_leg_file_layouts_agree(tmp_path, zebra_npz):
 @pytest.fixture(scope="module")
 def synth_out(tmp_path_factory, zebra_npz):
     out = tmp_path_factory.mktemp("synth") / "run"
-    assert main(["synth", "--poses", str(zebra_npz), "--n-frames", "60", "--width", "80", "--height", "48",
-                 "--sequence-frames", "20", "--out", str(out)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "synth",
+                "--poses",
+                str(zebra_npz),
+                "--n-frames",
+                "60",
+                "--width",
+                "80",
+                "--height",
+                "48",
+                "--sequence-frames",
+                "20",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -299,8 +319,12 @@ def test_synth_writes_everything_with_the_asked_shapes(synth_out):
     # the poses used are the file's first 60, in both layouts
     pasyn = np.load(out / "poses_pasyn.npy")
     back, _ = load_leg_poses_from_array(out, pasyn)
-    assert geodesic_distance(axis_angle_to_matrix(back), axis_angle_to_matrix(
-        torch.from_numpy(np.load(out / "poses.npy")).double())).max() < 1e-4  # fmt: skip
+    assert (
+        geodesic_distance(
+            axis_angle_to_matrix(back), axis_angle_to_matrix(torch.from_numpy(np.load(out / "poses.npy")).double())
+        ).max()
+        < 1e-4
+    )
 
 
 def load_leg_poses_from_array(folder: Path, array: np.ndarray):
@@ -361,7 +385,7 @@ def test_bvh_read_by_an_independent_reader_gives_our_joints(synth_out):
         assert err < 1e-4 * scale, (frame, err)
 
 
-BLENDER_SCRIPT = textwrap.dedent('''
+BLENDER_SCRIPT = textwrap.dedent("""
     import builtins, json, sys
     import bpy
     import io_anim_bvh.import_bvh as ib
@@ -379,7 +403,7 @@ BLENDER_SCRIPT = textwrap.dedent('''
         bpy.context.scene.frame_set(start + f)
         result[f] = {b.name: list(arm.matrix_world @ b.head) for b in arm.pose.bones}
     json.dump(result, open(out, "w"))
-''')
+""")
 
 
 @pytest.mark.skipif(shutil.which("blender") is None, reason="blender is not on PATH (apt-get install blender)")
@@ -387,9 +411,24 @@ def test_blender_imports_the_bvh_with_our_joints(synth_out, tmp_path):
     script = tmp_path / "read_bvh.py"
     script.write_text(BLENDER_SCRIPT)
     frames = [0, 5, 20, 59]
-    res = subprocess.run(["blender", "--background", "--factory-startup", "--python-exit-code", "1", "--python",
-                          str(script), "--", str(synth_out / "animation.bvh"), str(tmp_path / "joints.json"),
-                          json.dumps(frames)], capture_output=True, text=True, timeout=300)  # fmt: skip
+    res = subprocess.run(
+        [
+            "blender",
+            "--background",
+            "--factory-startup",
+            "--python-exit-code",
+            "1",
+            "--python",
+            str(script),
+            "--",
+            str(synth_out / "animation.bvh"),
+            str(tmp_path / "joints.json"),
+            json.dumps(frames),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     got = json.loads((tmp_path / "joints.json").read_text())
     joints = np.load(synth_out / "joints_3d.npy")
@@ -402,13 +441,51 @@ def test_blender_imports_the_bvh_with_our_joints(synth_out, tmp_path):
 
 def test_synth_is_reproducible(tmp_path, zebra_npz, synth_out):
     out = tmp_path / "again"
-    assert main(["synth", "--poses", str(zebra_npz), "--n-frames", "60", "--width", "80", "--height", "48",
-                 "--sequence-frames", "20", "--out", str(out)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "synth",
+                "--poses",
+                str(zebra_npz),
+                "--n-frames",
+                "60",
+                "--width",
+                "80",
+                "--height",
+                "48",
+                "--sequence-frames",
+                "20",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     for name in ("keypoints_2d.npy", "cameras.npz", "joints_3d.npy", "blender_gt.npy", "frames/000033.png"):
         assert (out / name).read_bytes() == (synth_out / name).read_bytes(), name
     other = tmp_path / "other"
-    assert main(["synth", "--poses", str(zebra_npz), "--n-frames", "60", "--width", "80", "--height", "48",
-                 "--sequence-frames", "20", "--seed", "1", "--out", str(other)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "synth",
+                "--poses",
+                str(zebra_npz),
+                "--n-frames",
+                "60",
+                "--width",
+                "80",
+                "--height",
+                "48",
+                "--sequence-frames",
+                "20",
+                "--seed",
+                "1",
+                "--out",
+                str(other),
+            ]
+        )
+        == 0
+    )
     assert not np.array_equal(np.load(other / "cameras.npz")["R"], np.load(synth_out / "cameras.npz")["R"])
 
 
@@ -482,7 +559,22 @@ def test_synth_failure_midway_leaves_no_folder(tmp_path, zebra_npz, monkeypatch)
 
 
 def test_synth_command_runs_as_a_script(tmp_path, zebra_npz):
-    res = subprocess.run([sys.executable, "-m", "probpose", "synth", "--poses", str(zebra_npz), "--n-frames", "2",
-                          "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=300)  # fmt: skip
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "probpose",
+            "synth",
+            "--poses",
+            str(zebra_npz),
+            "--n-frames",
+            "2",
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr
     assert "2 frames 64x64" in res.stdout

@@ -50,7 +50,10 @@ def excesses(model, poses, n_poses=24, n_dirs=4, seed=0):
 def check_quadratic(e5, e10):
     r = e10 / e5
     assert e10.mean() / e5.mean() <= 4.5 and r.median() <= 4.5 and r.max() <= 20, (
-        (e10.mean() / e5.mean()).item(), r.median().item(), r.max().item())  # fmt: skip
+        (e10.mean() / e5.mean()).item(),
+        r.median().item(),
+        r.max().item(),
+    )
 
 
 @pytest.mark.parametrize("name", list(FLOWS))
@@ -75,7 +78,7 @@ def test_the_check_catches_an_exploding_density():
 
     class Quartic(torch.nn.Module):
         def log_prob(self, v):
-            return -(v.flatten(1) ** 2).sum(-1) ** 2
+            return -((v.flatten(1) ** 2).sum(-1) ** 2)
 
     with pytest.raises(AssertionError):
         check_quadratic(*excesses(Quartic(), x))

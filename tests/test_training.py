@@ -34,9 +34,18 @@ def test_override_parsing_types_and_nesting():
     assert parse_override("training.clip_norm=null") == (["training", "clip_norm"], None)
     assert parse_override("output.tensorboard=false") == (["output", "tensorboard"], False)
     assert parse_override("data.joints=body+hands") == (["data", "joints"], "body+hands")
-    cfg = config_from_dict(apply_overrides({"model": {"name": "gaussian"}}, [
-        "training.lr=5e-3", "training.max_steps=7", "model.covariance=diag", "data.split=70/20/10",
-        "training.clip_norm=null"]))  # fmt: skip
+    cfg = config_from_dict(
+        apply_overrides(
+            {"model": {"name": "gaussian"}},
+            [
+                "training.lr=5e-3",
+                "training.max_steps=7",
+                "model.covariance=diag",
+                "data.split=70/20/10",
+                "training.clip_norm=null",
+            ],
+        )
+    )
     assert cfg.training.lr == 0.005 and isinstance(cfg.training.lr, float)
     assert cfg.training.max_steps == 7 and cfg.model.options.covariance == "diag"
     assert cfg.data.split == "70/20/10" and cfg.training.clip_norm is None
@@ -86,8 +95,9 @@ def test_constant_dimensions_are_refused_naming_the_joint():
 
 # ---------------------------------------------------------------------- trainer
 def test_trainer_writes_events_and_checkpoint_that_reloads(tmp_path):
-    cfg = config_from_dict({"name": "t", "model": {"name": "gaussian"},
-                            "training": {"max_steps": 60, "eval_every": 20, "lr": 0.05}})  # fmt: skip
+    cfg = config_from_dict(
+        {"name": "t", "model": {"name": "gaussian"}, "training": {"max_steps": 60, "eval_every": 20, "lr": 0.05}}
+    )
     model = PerJointGaussianModel(SKEL)
     trainer = Trainer(model, cfg.training, tmp_path, config_to_dict(cfg), checkpoint_every=20)
     result = trainer.fit(poses(), poses(100, seed=1))
@@ -127,8 +137,9 @@ def test_early_stopping_keeps_best_weights_and_resume_continues(tmp_path):
 @pytest.mark.parametrize("schedule", ["step", "cosine", "plateau"])
 @pytest.mark.parametrize("optimizer", ["adam", "clipped_adam"])
 def test_optimisers_and_schedules_reduce_the_loss(schedule, optimizer):
-    cfg = TrainingConfig(lr=0.05, max_steps=200, eval_every=20, patience=0, schedule=schedule,
-                         optimizer=optimizer, step_size=50)  # fmt: skip
+    cfg = TrainingConfig(
+        lr=0.05, max_steps=200, eval_every=20, patience=0, schedule=schedule, optimizer=optimizer, step_size=50
+    )
     model = PerJointGaussianModel(SKEL)
     x = poses()
     before = -model.log_prob(x).mean().item()
@@ -165,16 +176,25 @@ def test_cuda_request_without_cuda_is_an_error():
 
 
 def test_train_cli_and_script_agree(tmp_path, capsys):
-    overrides = ["--override", f"output.dir={tmp_path}", "--override", "training.max_steps=40",
-                 "--override", "training.eval_every=20"]  # fmt: skip
+    overrides = [
+        "--override",
+        f"output.dir={tmp_path}",
+        "--override",
+        "training.max_steps=40",
+        "--override",
+        "training.eval_every=20",
+    ]
     assert main(["train", "--config", "gaussian_prior", *overrides, "--override", "name=a"]) == 0
     out = capsys.readouterr().out
     assert "test: NLL" in out and "D = 147" in out
     import subprocess
     import sys
 
-    r = subprocess.run([sys.executable, "experiments/train.py", "--config", "gaussian_prior", *overrides,
-                        "--override", "name=b"], capture_output=True, text=True)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "experiments/train.py", "--config", "gaussian_prior", *overrides, "--override", "name=b"],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     ma = json.loads((tmp_path / "a" / "metrics.json").read_text())
     mb = json.loads((tmp_path / "b" / "metrics.json").read_text())
@@ -186,8 +206,14 @@ def test_train_cli_and_script_agree(tmp_path, capsys):
 
 
 def test_run_experiment_closed_form(tmp_path):
-    cfg = config_from_dict({"name": "cf", "data": {"joints": "body+hands-feet"}, "training": {"fit": "closed_form"},
-                            "output": {"dir": str(tmp_path), "tensorboard": False}})  # fmt: skip
+    cfg = config_from_dict(
+        {
+            "name": "cf",
+            "data": {"joints": "body+hands-feet"},
+            "training": {"fit": "closed_form"},
+            "output": {"dir": str(tmp_path), "tensorboard": False},
+        }
+    )
     s = run_experiment(cfg)
     assert s.test is not None and s.test.dim == 147 and math.isfinite(s.test.nll)
     assert s.test.nll_haar < s.test.nll  # the Haar correction is negative everywhere
@@ -230,16 +256,44 @@ def test_bench_with_the_same_seed_gives_identical_numbers(tmp_path, zebra_files)
     runs = []
     for k, extra in enumerate((["--threads", "1"], ["--threads", "2"], ["--threads", "1", "--fit-threads", "2"])):
         out = tmp_path / f"b{k}"
-        args = ["--data", str(store), "--out", str(out), "--max-steps", "25", "--batch", "64",
-                "--models", "gmm", "global_flow", "joint_flow", "vae", *extra]  # fmt: skip
+        args = [
+            "--data",
+            str(store),
+            "--out",
+            str(out),
+            "--max-steps",
+            "25",
+            "--batch",
+            "64",
+            "--models",
+            "gmm",
+            "global_flow",
+            "joint_flow",
+            "vae",
+            *extra,
+        ]
         assert main(["bench", *args]) == 0
         res = json.loads((out / "bench.json").read_text())
         runs.append({r["model"]: (r["test_nll"], r["steps"]) for r in res["rows"]})
         assert res["fit_threads"] == (2 if "--fit-threads" in extra else 1)
     assert runs[0] == runs[1]
     assert math.isclose(runs[2]["gmm"][0], runs[0]["gmm"][0], rel_tol=1e-6)
-    args = ["--data", str(store), "--out", str(tmp_path / "b2"), "--max-steps", "25", "--batch", "64",
-            "--models", "global_flow", "--threads", "1", "--seed", "1"]  # fmt: skip
+    args = [
+        "--data",
+        str(store),
+        "--out",
+        str(tmp_path / "b2"),
+        "--max-steps",
+        "25",
+        "--batch",
+        "64",
+        "--models",
+        "global_flow",
+        "--threads",
+        "1",
+        "--seed",
+        "1",
+    ]
     assert main(["bench", *args]) == 0
     other = json.loads((tmp_path / "b2" / "bench.json").read_text())["rows"][0]["test_nll"]
     assert other != runs[0]["global_flow"][0]  # the seed matters
@@ -248,8 +302,14 @@ def test_bench_with_the_same_seed_gives_identical_numbers(tmp_path, zebra_files)
 def test_sample_command_for_a_prior(tmp_path, capsys):
     import numpy as np
 
-    cfg = config_from_dict({"name": "s", "data": {"joints": "body+hands-feet"}, "training": {"fit": "closed_form"},
-                            "output": {"dir": str(tmp_path), "tensorboard": False}})  # fmt: skip
+    cfg = config_from_dict(
+        {
+            "name": "s",
+            "data": {"joints": "body+hands-feet"},
+            "training": {"fit": "closed_form"},
+            "output": {"dir": str(tmp_path), "tensorboard": False},
+        }
+    )
     run_experiment(cfg)
     out = tmp_path / "poses.npy"
     assert main(["sample", "--model", str(tmp_path / "s" / "checkpoint.pt"), "--n", "25", "--out", str(out)]) == 0

@@ -137,8 +137,9 @@ def test_sample_command_with_sequence_and_pasyn(tmp_path, zebra_split, capsys):
     # the PASyn file reads back (degrees, R = Rz Ry Rx) as the same rotations
     np.savez(tmp_path / "back.npz", poses=pasyn)
     back = load_pasyn(tmp_path / "back.npz").poses
-    diff = geodesic_distance(axis_angle_to_matrix(torch.from_numpy(back).double()),
-                             axis_angle_to_matrix(torch.from_numpy(poses).double()))  # fmt: skip
+    diff = geodesic_distance(
+        axis_angle_to_matrix(torch.from_numpy(back).double()), axis_angle_to_matrix(torch.from_numpy(poses).double())
+    )
     assert diff.max() < 1e-4
     assert main(["sample", "--model", ck, "--n", "10", "--out", str(tmp_path / "p.npy")]) == 0
     assert np.load(tmp_path / "p.npy").shape == (10, 12, 3)
@@ -149,8 +150,17 @@ def test_shipped_vae_configs_train_end_to_end(tmp_path, config, kind):
     from probpose.training.config import load_config
     from probpose.training.run import run_experiment
 
-    cfg = load_config(config, [f"output.dir={tmp_path}", "training.max_steps=30", "training.eval_every=10",
-                               f"model.type={kind}", "model.iwae_k=20", "model.hidden=32"])  # fmt: skip
+    cfg = load_config(
+        config,
+        [
+            f"output.dir={tmp_path}",
+            "training.max_steps=30",
+            "training.eval_every=10",
+            f"model.type={kind}",
+            "model.iwae_k=20",
+            "model.hidden=32",
+        ],
+    )
     s = run_experiment(cfg)
     assert s.test is not None and not s.test.exact and math.isfinite(s.test.nll)
     assert s.test.dim == (45 if config == "hand_vae" else 36)

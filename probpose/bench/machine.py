@@ -73,8 +73,11 @@ def machine_description(device: str | torch.device = "cpu") -> dict:
 
             out = subprocess.run(
                 ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                capture_output=True, text=True, timeout=10, check=False,
-            )  # fmt: skip
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=False,
+            )
             desc["driver"] = out.stdout.strip().splitlines()[0] if out.stdout.strip() else "unknown"
         except (OSError, subprocess.SubprocessError):
             desc["driver"] = "unknown"

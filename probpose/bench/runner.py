@@ -83,8 +83,10 @@ def bench_models(
     for k, name in enumerate(names):
         spec = get_model_spec(name)
         budget = _budget(name, training_overrides)
-        board.event(f"bench: model {k + 1}/{len(names)}: fitting {name}"
-                    + (f" (up to {budget:,} steps)" if budget else " (closed form)"))  # fmt: skip
+        board.event(
+            f"bench: model {k + 1}/{len(names)}: fitting {name}"
+            + (f" (up to {budget:,} steps)" if budget else " (closed form)")
+        )
         seed = int((training_overrides or {}).get("seed", spec.bench_training.get("seed", 0)))
         cfg = TrainingConfig(**_bench_settings(name, training_overrides, device))
         with threads(fit_threads):
@@ -147,8 +149,9 @@ def bench_models(
         eta = ""
         if svi_steps and any(budgets):  # from the step rate so far and the step budgets left
             eta = f"; at most about {format_seconds(svi_seconds / svi_steps * sum(budgets))} of fitting left"
-        board.event(f"bench: {name} done: {result.steps} steps in {format_seconds(result.seconds)}, "
-                    f"test NLL {ev.nll:.2f}{eta}")  # fmt: skip
+        board.event(
+            f"bench: {name} done: {result.steps} steps in {format_seconds(result.seconds)}, test NLL {ev.nll:.2f}{eta}"
+        )
     board.close()
     return rows
 
@@ -223,8 +226,10 @@ def write_bench(out_dir: str | Path, rows: Sequence[BenchRow], context: dict) ->
         f"batch/64 poses): medians, batch {context.get('batch')}, {context.get('threads')} torch thread(s); "
         f"fits and NLLs on {context.get('fit_threads', 1)} thread(s). "
         "Fit: each model's registry bench settings (a budget of optimisation steps, early stopping on "
-        "validation)" + (f", capped at {cap:g} s of training" if cap else "")
-        + (f", at most {steps_cap} steps" if steps_cap else "") + f"; seed {context.get('seed', 0)}."
+        "validation)"
+        + (f", capped at {cap:g} s of training" if cap else "")
+        + (f", at most {steps_cap} steps" if steps_cap else "")
+        + f"; seed {context.get('seed', 0)}."
     )
     payload = {"rows": [asdict(r) for r in rows], **{k: v for k, v in context.items() if k != "machine"}}
     md, js = write_results(out_dir, "bench", "probpose bench", intro, format_table(rows), payload, context["machine"])
@@ -246,5 +251,11 @@ def nll_time_plot(rows: Sequence[BenchRow], path: str | Path) -> Path | None:
             points[r.model] = (hist[0]["seconds"], hist[0]["val_nll"])
     if not lines and not points:
         return None
-    return curves(lines, path, "training time (s)", "validation NLL (nats/pose)",
-                  "probpose bench: validation NLL while fitting", points)  # fmt: skip
+    return curves(
+        lines,
+        path,
+        "training time (s)",
+        "validation NLL (nats/pose)",
+        "probpose bench: validation NLL while fitting",
+        points,
+    )

@@ -352,8 +352,11 @@ def check_pasyn_degrees(euler_degrees: np.ndarray, path: str | Path, field: str 
     size = np.abs(euler_degrees).reshape(len(euler_degrees), -1).max(-1) if len(euler_degrees) else np.zeros(0)
     if (size > 360).any():
         row = int(np.flatnonzero(size > 360)[0])
-        raise DataError(str(path), field, f"row {row}: Euler angles beyond +-360 degrees (up to {size.max():.4g}): "
-                        "not PASyn leg angles in degrees")  # fmt: skip
+        raise DataError(
+            str(path),
+            field,
+            f"row {row}: Euler angles beyond +-360 degrees (up to {size.max():.4g}): not PASyn leg angles in degrees",
+        )
 
 
 def pasyn_to_axis_angle(euler_degrees: np.ndarray) -> np.ndarray:
@@ -383,9 +386,17 @@ def _from_mocap(mocap: Mocap, path: Path, retarget_map: str | Path | None) -> Po
         sequence=np.zeros(n, dtype=np.int64),
         frame=np.arange(n, dtype=np.int64),
         sequences=[SequenceInfo(path.name, path.name, mocap.fps, fps_assumed=not mocap.fps_stated, ordered=True)],
-        sources=[{"file": path.name, "format": mocap.format, "sha256": sha256(path), "frames": n, "notes": notes,
-                  "retarget_map": result.map.name}],
-    )  # fmt: skip
+        sources=[
+            {
+                "file": path.name,
+                "format": mocap.format,
+                "sha256": sha256(path),
+                "frames": n,
+                "notes": notes,
+                "retarget_map": result.map.name,
+            }
+        ],
+    )
 
 
 def load_amc(path: str | Path, fps: float | None = None, retarget_map: str | Path | None = None) -> PoseSet:
@@ -425,12 +436,16 @@ def save_poses(path: str | Path, poses: PoseSet, licence: str = "") -> Path:
     arrays = {
         "probpose_poses": np.array(POSES_VERSION),
         "skeleton": np.array(poses.skeleton.base_name or poses.skeleton.name),
-        "joint_names": names, "poses": poses.poses[:, keep].astype(np.float32), "sequence": poses.sequence,
-        "frame": poses.frame, "sequence_names": np.array([s.name for s in seqs]),
+        "joint_names": names,
+        "poses": poses.poses[:, keep].astype(np.float32),
+        "sequence": poses.sequence,
+        "frame": poses.frame,
+        "sequence_names": np.array([s.name for s in seqs]),
         "fps": np.array([np.nan if s.fps is None else s.fps for s in seqs]),
         "fps_assumed": np.array([s.fps_assumed for s in seqs]),
-        "sources": np.array(json.dumps(poses.sources)), "licence": np.array(licence),
-    }  # fmt: skip
+        "sources": np.array(json.dumps(poses.sources)),
+        "licence": np.array(licence),
+    }
     path = Path(path)
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez_compressed(fh, **arrays)
@@ -444,8 +459,18 @@ def load_poses(path: str | Path, fps: float | None = None) -> PoseSet:
 
     p = _existing(path)
     with NpzArchive(p) as data:
-        for key in ("probpose_poses", "skeleton", "joint_names", "poses", "sequence", "frame", "sequence_names",
-                    "fps", "fps_assumed", "sources"):  # fmt: skip
+        for key in (
+            "probpose_poses",
+            "skeleton",
+            "joint_names",
+            "poses",
+            "sequence",
+            "frame",
+            "sequence_names",
+            "fps",
+            "fps_assumed",
+            "sources",
+        ):
             if key not in data:
                 raise DataError(str(p), key, "missing: not a probpose poses file")
         if _integer(p, data, "probpose_poses") != POSES_VERSION:
@@ -470,18 +495,29 @@ def load_poses(path: str | Path, fps: float | None = None) -> PoseSet:
     idx = [base.index(name) for name in names]
     poses[:, idx], present[idx] = arr, True
     infos = [
-        SequenceInfo(name, name, None if not np.isfinite(r) else float(fps or r), bool(a) and fps is None,
-                     ordered=bool(np.isfinite(r)))
+        SequenceInfo(
+            name,
+            name,
+            None if not np.isfinite(r) else float(fps or r),
+            bool(a) and fps is None,
+            ordered=bool(np.isfinite(r)),
+        )
         for name, r, a in zip(seq_names, rates, assumed, strict=True)
-    ]  # fmt: skip
+    ]
     for src in sources:
         src["notes"] = [*src.get("notes", []), f"read from probpose poses file {p.name}"]
     return PoseSet(base, poses, present, sequence.astype(np.int64), frame.astype(np.int64), infos, sources)
 
 
-FORMATS = {"amass": load_amass, "smplcodec": load_smplcodec, "aistpp": load_aistpp, "pasyn": load_pasyn,
-           "amc": load_amc, "bvh": load_bvh,
-           "poses": load_poses}  # fmt: skip
+FORMATS = {
+    "amass": load_amass,
+    "smplcodec": load_smplcodec,
+    "aistpp": load_aistpp,
+    "pasyn": load_pasyn,
+    "amc": load_amc,
+    "bvh": load_bvh,
+    "poses": load_poses,
+}
 MOCAP_FORMATS = ("amc", "bvh")
 """Formats in another skeleton, retargeted to SMPL-X body joints on import."""
 
@@ -539,9 +575,7 @@ def load_source(
     return FORMATS[fmt](path, fps=fps)
 
 
-def _prepare(
-    ps: PoseSet, path: str | Path, target: Skeleton, joints: str, fps: float | None, trim: float
-) -> PoseSet:
+def _prepare(ps: PoseSet, path: str | Path, target: Skeleton, joints: str, fps: float | None, trim: float) -> PoseSet:
     """One file's poses on the target skeleton and selection, resampled and trimmed."""
     try:
         ps = ps.to_skeleton(target).select(joints)

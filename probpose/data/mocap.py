@@ -274,11 +274,19 @@ def read_asf(path: str | Path, unit_metres: float = 0.0254) -> AsfSkeleton:
         [_euler(root_orient * to_rad, root_axis)] + [_euler(b["axis"] * to_rad, b["order"]) for b in b_all[1:]]
     )
     return AsfSkeleton(
-        name=path.name, bones=names, parents=[-1] + [names.index(parent_of[n]) for n in names[1:]],
-        direction=direction, length=length, frames=frames, dofs=[[]] + [b["dof"] for b in b_all[1:]],
-        axis_order=[root_axis] + [b["order"] for b in b_all[1:]], root_order=root_order,
-        root_position=root_pos * unit, degrees=degrees, metres_per_unit=unit,
-    )  # fmt: skip
+        name=path.name,
+        bones=names,
+        parents=[-1] + [names.index(parent_of[n]) for n in names[1:]],
+        direction=direction,
+        length=length,
+        frames=frames,
+        dofs=[[]] + [b["dof"] for b in b_all[1:]],
+        axis_order=[root_axis] + [b["order"] for b in b_all[1:]],
+        root_order=root_order,
+        root_position=root_pos * unit,
+        degrees=degrees,
+        metres_per_unit=unit,
+    )
 
 
 def _order(text: str, file: str, line: int) -> str:
@@ -304,8 +312,11 @@ def find_asf(amc: str | Path) -> Path:
     if not others:
         raise DataError(str(amc), None, f"no skeleton: expected {amc.stem.split('_', 1)[0]}.asf in the same folder")
     names = ", ".join(p.name for p in others[:4])
-    raise DataError(str(amc), None, f"ambiguous skeleton: no {amc.stem.split('_', 1)[0]}.asf, and several ASF files "
-                    f"in the folder ({names})")  # fmt: skip
+    raise DataError(
+        str(amc),
+        None,
+        f"ambiguous skeleton: no {amc.stem.split('_', 1)[0]}.asf, and several ASF files in the folder ({names})",
+    )
 
 
 # ---------------------------------------------------------------------- AMC
@@ -370,11 +381,18 @@ def read_amc(
     heads[0] = tails[0] = skel.root_position
     tails[0] = np.nan  # the root has no segment of its own
     return Mocap(
-        bones=tuple(skel.bones), parents=tuple(skel.parents), rest_heads=heads, rest_tails=tails, rotations=rot,
-        root_position=root_t, fps=CMU_FPS if fps is None else float(fps), fps_stated=fps is not None,
-        source=path.name, format="amc",
+        bones=tuple(skel.bones),
+        parents=tuple(skel.parents),
+        rest_heads=heads,
+        rest_tails=tails,
+        rotations=rot,
+        root_position=root_t,
+        fps=CMU_FPS if fps is None else float(fps),
+        fps_stated=fps is not None,
+        source=path.name,
+        format="amc",
         notes=[] if fps is not None else [f"AMC states no frame rate: {CMU_FPS:g} fps, the CMU database's rate"],
-    )  # fmt: skip
+    )
 
 
 def _amc_lines(
@@ -407,8 +425,12 @@ def _amc_lines(
             raise DataError(file, f"line {k + 1}", f"bone {bone!r} is not in the skeleton {skel.name}")
         want = columns[bone]
         if len(words) - 1 != len(want):
-            raise DataError(file, f"line {k + 1}", f"bone {bone!r}: {len(words) - 1} values where the skeleton "
-                            f"declares {len(want)} ({' '.join(want) or 'none'})")  # fmt: skip
+            raise DataError(
+                file,
+                f"line {k + 1}",
+                f"bone {bone!r}: {len(words) - 1} values where the skeleton "
+                f"declares {len(want)} ({' '.join(want) or 'none'})",
+            )
         if bone in frame:
             raise DataError(file, f"line {k + 1}", f"bone {bone!r} appears twice in frame {expected - 1}")
         frame[bone] = [_number(w, file, k + 1, f"bone {bone!r}") for w in words[1:]]
@@ -448,7 +470,7 @@ def _amc_fast(
         if not all(r.startswith(head) for r in rows):
             return None
         try:
-            vals = np.array(" ".join(r[len(head):] for r in rows).split(), dtype=np.float64)
+            vals = np.array(" ".join(r[len(head) :] for r in rows).split(), dtype=np.float64)
         except ValueError:
             return None
         width = len(columns[name])
@@ -630,7 +652,15 @@ def read_bvh(path: str | Path, fps: float | None = None, unit_metres: float = 0.
     if moved:
         notes.append(f"position channels of non-root joints ignored: {[names[j] for j in moved][:4]}")
     return Mocap(
-        bones=tuple(names), parents=tuple(parents), rest_heads=heads, rest_tails=tails, rotations=rot,
-        root_position=root, fps=float(fps) if fps is not None else 1.0 / frame_time, fps_stated=True,
-        source=path.name, format="bvh", notes=notes,
-    )  # fmt: skip
+        bones=tuple(names),
+        parents=tuple(parents),
+        rest_heads=heads,
+        rest_tails=tails,
+        rotations=rot,
+        root_position=root,
+        fps=float(fps) if fps is not None else 1.0 / frame_time,
+        fps_stated=True,
+        source=path.name,
+        format="bvh",
+        notes=notes,
+    )

@@ -102,9 +102,7 @@ class NpzArchive:
             self._zip = zipfile.ZipFile(self.path)
         except _READ_ERRORS as e:
             raise DataError(str(self.path), None, f"not a NumPy .npz archive ({type(e).__name__}: {e})") from None
-        self._members = {
-            info.filename[:-4]: info for info in self._zip.infolist() if info.filename.endswith(".npy")
-        }
+        self._members = {info.filename[:-4]: info for info in self._zip.infolist() if info.filename.endswith(".npy")}
 
     def __enter__(self) -> NpzArchive:
         return self

@@ -136,16 +136,22 @@ class PoseSet:
         for info, n in zip(self.sequences, lengths.tolist(), strict=True):
             count = resampled_length(n, info.fps, fps) if info.ordered and n else 0
             if count > MAX_COUNT:
-                raise DataError(info.name, "fps", f"{n:,} frames at {info.fps:g} fps resampled to {fps:g} fps would "
-                                f"be {count:,} frames, more than {MAX_COUNT:,} (PROBPOSE_MAX_COUNT): is the file's "
-                                "frame rate right?")  # fmt: skip
-        return self._per_sequence(lambda arr, info: resample(arr, info.fps, fps), fps,
-                                  f"resampled to {fps:g} fps (slerp between frames)")  # fmt: skip
+                raise DataError(
+                    info.name,
+                    "fps",
+                    f"{n:,} frames at {info.fps:g} fps resampled to {fps:g} fps would "
+                    f"be {count:,} frames, more than {MAX_COUNT:,} (PROBPOSE_MAX_COUNT): is the file's "
+                    "frame rate right?",
+                )
+        return self._per_sequence(
+            lambda arr, info: resample(arr, info.fps, fps), fps, f"resampled to {fps:g} fps (slerp between frames)"
+        )
 
     def trimmed(self, fraction: float) -> PoseSet:
         """Every time series without its first and last ``fraction`` of frames."""
-        return self._per_sequence(lambda arr, info: trim(arr, fraction), None,
-                                  f"first and last {100 * fraction:g}% of frames trimmed")  # fmt: skip
+        return self._per_sequence(
+            lambda arr, info: trim(arr, fraction), None, f"first and last {100 * fraction:g}% of frames trimmed"
+        )
 
     def _per_sequence(self, fn, fps: float | None, note: str) -> PoseSet:
         poses, seq, frame, infos = [], [], [], []

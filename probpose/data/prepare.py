@@ -68,9 +68,11 @@ def prepare_data(
         info = read_info(store)
         if joints is not None and joints != info.joints:
             raise DataError(
-                str(store), "joints", f"store holds joints {info.joints!r} but {joints!r} were asked for; "
+                str(store),
+                "joints",
+                f"store holds joints {info.joints!r} but {joints!r} were asked for; "
                 "leave data.joints unset to use the store's",
-            )  # fmt: skip
+            )
     else:
         poses, notes = import_recording(bundled_files(bundled), joints=joints)
         parts = split_poses(poses, split, seed, segment_seconds, guard_seconds, by=split_unit(poses))

@@ -74,8 +74,11 @@ class RetargetMap:
     def __post_init__(self) -> None:
         unknown = [j for j in self.joints if j not in BONE_CHILD]
         if unknown:
-            raise DataError(self.name, "joints", f"not SMPL-X body joints probpose retargets: {unknown[:5]} "
-                            f"(known: {', '.join(BONE_CHILD)})")  # fmt: skip
+            raise DataError(
+                self.name,
+                "joints",
+                f"not SMPL-X body joints probpose retargets: {unknown[:5]} (known: {', '.join(BONE_CHILD)})",
+            )
         if "pelvis" in self.joints:
             raise DataError(self.name, "joints", "the pelvis is the root: name its source bone as 'root'")
         empty = [j for j, chain in self.joints.items() if not chain]
@@ -109,13 +112,33 @@ _LEFT_BVH = {"left_hip": ("LeftUpLeg",), "left_knee": ("LeftLeg",), "left_ankle"
 
 MAPS: dict[str, RetargetMap] = {
     "cmu": RetargetMap("cmu", "root", {**_SPINE_CMU, **_sided(_LEFT_CMU, ("l", "r"))}),
-    "cmu_bvh": RetargetMap("cmu_bvh", "Hips", {"spine1": ("LowerBack",), "spine2": ("Spine",), "spine3": ("Spine1",),
-                           "neck": ("Neck", "Neck1"), "head": ("Head",), **_sided(_LEFT_CMU_BVH, ("Left", "Right"))}),
-    "mixamo": RetargetMap("mixamo", "Hips", {"spine1": ("Spine",), "spine2": ("Spine1",), "spine3": ("Spine2",),
-                          "neck": ("Neck",), "head": ("Head",), **_sided(_LEFT_BVH, ("Left", "Right"))},
-                          strip_prefix=True),
+    "cmu_bvh": RetargetMap(
+        "cmu_bvh",
+        "Hips",
+        {
+            "spine1": ("LowerBack",),
+            "spine2": ("Spine",),
+            "spine3": ("Spine1",),
+            "neck": ("Neck", "Neck1"),
+            "head": ("Head",),
+            **_sided(_LEFT_CMU_BVH, ("Left", "Right")),
+        },
+    ),
+    "mixamo": RetargetMap(
+        "mixamo",
+        "Hips",
+        {
+            "spine1": ("Spine",),
+            "spine2": ("Spine1",),
+            "spine3": ("Spine2",),
+            "neck": ("Neck",),
+            "head": ("Head",),
+            **_sided(_LEFT_BVH, ("Left", "Right")),
+        },
+        strip_prefix=True,
+    ),
     "smplx": RetargetMap("smplx", "pelvis", {j: (j,) for j in BONE_CHILD if j != "pelvis"}),
-}  # fmt: skip
+}
 """The built-in maps (see the module docstring)."""
 
 
@@ -167,8 +190,12 @@ def choose_map(mocap: Mocap, mapping: str | Path | RetargetMap | None = None) ->
         return load_map(mapping)
     best = max(MAPS.values(), key=lambda m: len(_coverage(mocap, m)))
     if not _coverage(mocap, best):
-        raise DataError(mocap.source, None, f"no built-in retarget map fits its bones ({', '.join(mocap.bones[:6])}, "
-                        f"...); give a map (YAML: root, joints) with `retarget_map`")  # fmt: skip
+        raise DataError(
+            mocap.source,
+            None,
+            f"no built-in retarget map fits its bones ({', '.join(mocap.bones[:6])}, "
+            f"...); give a map (YAML: root, joints) with `retarget_map`",
+        )
     return best
 
 
@@ -223,9 +250,7 @@ def _rest_directions(rest: np.ndarray) -> dict[str, np.ndarray]:
     return out
 
 
-def _chain_ends(
-    mocap: Mocap, chains: dict[str, tuple[int, ...]], names: dict[str, int]
-) -> dict[str, tuple[str, int]]:
+def _chain_ends(mocap: Mocap, chains: dict[str, tuple[int, ...]], names: dict[str, int]) -> dict[str, tuple[str, int]]:
     """Where each driven joint's source direction ends: ``("head", b)`` (the head of the bone
     child's chain, or of a source bone named like the SMPL-X bone child), ``("tail", b)`` (the last
     bone's own tail), ``("fixed", b)`` (a head or foot whose last bone has no tail of its own:
@@ -244,8 +269,12 @@ def _chain_ends(
         elif any(p == chain[-1] for p in mocap.parents):
             ends[j] = ("mean", chain[-1])  # a hand's several finger bases: towards their mean
         else:
-            raise DataError(mocap.source, mocap.bones[chain[-1]], f"cannot tell where the bone driving {j} points: "
-                            f"it has no children, no end site and does not start the chain of {child}")  # fmt: skip
+            raise DataError(
+                mocap.source,
+                mocap.bones[chain[-1]],
+                f"cannot tell where the bone driving {j} points: "
+                f"it has no children, no end site and does not start the chain of {child}",
+            )
     return ends
 
 
@@ -345,9 +374,16 @@ def retarget(
     body = [n for n in BONE_CHILD if n != "pelvis"]
     undriven = [f"{j} ({missing.get(j, 'not in the map')})" for j in body if j not in chains]
     return Retargeted(
-        poses=poses, present=present, transl=mocap.root_position @ w.T, driven=[j for j in body if j in chains],
-        undriven=undriven, map=m, align=w, chains=chains, ends=ends,
-    )  # fmt: skip
+        poses=poses,
+        present=present,
+        transl=mocap.root_position @ w.T,
+        driven=[j for j in body if j in chains],
+        undriven=undriven,
+        map=m,
+        align=w,
+        chains=chains,
+        ends=ends,
+    )
 
 
 def bone_agreement(
@@ -375,11 +411,13 @@ def bone_agreement(
         pieces = [("chain", _directions(heads, tails, {j: chain}, {j: result.ends[j]})[j])]
         if len(chain) > 1:
             for k, b in enumerate(chain):
-                end = heads[:, chain[k + 1]] if k + 1 < len(chain) else (
-                    heads[:, result.ends[j][1]] if result.ends[j][0] == "head" else tails[:, b])  # fmt: skip
+                end = (
+                    heads[:, chain[k + 1]]
+                    if k + 1 < len(chain)
+                    else (heads[:, result.ends[j][1]] if result.ends[j][0] == "head" else tails[:, b])
+                )
                 pieces.append((mocap.bones[b], end - heads[:, b]))
         for label, v in pieces:
             cos = np.clip(np.einsum("ti,ti->t", _unit(v), x), -1.0, 1.0)
             out[f"{j} <- {label}"] = np.degrees(np.arccos(cos))
     return out
-

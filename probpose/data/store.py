@@ -88,12 +88,19 @@ class StoreWriter:
         for name in SPLIT_NAMES:
             g = self.file.create_group(name, track_order=True)
             g.create_dataset(
-                "poses", shape=(0, j, 3), maxshape=(None, j, 3), dtype=np.float32, chunks=(chunk_rows, j, 3),
-                compression="gzip", shuffle=True, track_times=False,
-            )  # fmt: skip
+                "poses",
+                shape=(0, j, 3),
+                maxshape=(None, j, 3),
+                dtype=np.float32,
+                chunks=(chunk_rows, j, 3),
+                compression="gzip",
+                shuffle=True,
+                track_times=False,
+            )
             for key in ("sequence", "frame"):
-                g.create_dataset(key, shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(chunk_rows,),
-                                 track_times=False)  # fmt: skip
+                g.create_dataset(
+                    key, shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(chunk_rows,), track_times=False
+                )
 
     def size(self, split: str) -> int:
         return self.file[split]["poses"].shape[0]
@@ -190,8 +197,10 @@ def write_store(
     ``joints`` and ``base_skeleton``, when given, must be the selection and preset the poses'
     skeleton records. The file is written under a temporary name and renamed into place only when
     complete: an error or an interruption leaves an existing ``path`` untouched. Returns the path."""
-    for given, own, what in ((joints, poses.skeleton.selection, "joints"),
-                             (base_skeleton, poses.skeleton.base_name, "base_skeleton")):  # fmt: skip
+    for given, own, what in (
+        (joints, poses.skeleton.selection, "joints"),
+        (base_skeleton, poses.skeleton.base_name, "base_skeleton"),
+    ):
         if given is not None and given != own:
             raise ValueError(f"write_store: {what}={given!r} but the poses' skeleton says {own!r}")
     path = Path(path)
@@ -200,10 +209,15 @@ def write_store(
         try:
             for name in SPLIT_NAMES:
                 idx = split.indices[name]
-                writer.append(name, poses.poses[idx], poses.sequence[idx].astype(np.int64),
-                              poses.frame[idx].astype(np.int64))  # fmt: skip
-            writer.close(sources=poses.sources, sequences=[s.to_dict() for s in poses.sequences],
-                         split_rule=split.rule, split_stats=split.stats)  # fmt: skip
+                writer.append(
+                    name, poses.poses[idx], poses.sequence[idx].astype(np.int64), poses.frame[idx].astype(np.int64)
+                )
+            writer.close(
+                sources=poses.sources,
+                sequences=[s.to_dict() for s in poses.sequences],
+                split_rule=split.rule,
+                split_stats=split.stats,
+            )
         finally:
             if writer.file.id.valid:
                 writer.file.close()
@@ -301,14 +315,16 @@ def _check_local(g: h5py.Group, key: str, path: Path, where: str) -> None:
     (missing ones read as zeros too: a small file could declare billions of rows)."""
     link = g.get(key, getlink=True)
     if isinstance(link, h5py.ExternalLink):
-        raise DataError(str(path), where, f"is an external link to {short_repr(link.filename)}; a store must hold "
-                        "its own data")  # fmt: skip
+        raise DataError(
+            str(path), where, f"is an external link to {short_repr(link.filename)}; a store must hold its own data"
+        )
     obj = g[key]
     if not isinstance(obj, h5py.Dataset):
         return
     if obj.is_virtual:
-        raise DataError(str(path), where, "is a virtual dataset (its data lives in other files); a store must hold "
-                        "its own data")  # fmt: skip
+        raise DataError(
+            str(path), where, "is a virtual dataset (its data lives in other files); a store must hold its own data"
+        )
     if obj.external:
         raise DataError(str(path), where, "keeps its data in external files; a store must hold its own data")
     if obj.size == 0:
@@ -317,11 +333,19 @@ def _check_local(g: h5py.Group, key: str, path: Path, where: str) -> None:
         expected = math.prod(-(-n // c) for n, c in zip(obj.shape, obj.chunks, strict=True))
         stored = obj.id.get_num_chunks()
         if stored != expected:
-            raise DataError(str(path), where, f"declares shape {obj.shape} but holds {stored:,} of its {expected:,} "
-                            "chunks: the rest would read as zeros (a truncated or forged store)")  # fmt: skip
+            raise DataError(
+                str(path),
+                where,
+                f"declares shape {obj.shape} but holds {stored:,} of its {expected:,} "
+                "chunks: the rest would read as zeros (a truncated or forged store)",
+            )
     elif obj.id.get_storage_size() < obj.nbytes:
-        raise DataError(str(path), where, f"declares shape {obj.shape} ({obj.nbytes:,} bytes) but stores only "
-                        f"{obj.id.get_storage_size():,} bytes (a truncated or forged store)")  # fmt: skip
+        raise DataError(
+            str(path),
+            where,
+            f"declares shape {obj.shape} ({obj.nbytes:,} bytes) but stores only "
+            f"{obj.id.get_storage_size():,} bytes (a truncated or forged store)",
+        )
 
 
 def _check_split_datasets(f: h5py.File, path: Path, name: str, skeleton: Skeleton) -> int:

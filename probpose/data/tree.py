@@ -148,14 +148,25 @@ def import_tree(
                     seq = len(sequences)
                     ids = np.full(n, seq, dtype=np.int64)
                     writer.append(f.split, poses, ids, np.arange(n, dtype=np.int64))
-                    sequences.append({
-                        "name": f.relpath, "source": f.relpath, "fps": result["fps"],
-                        "fps_assumed": result["fps_assumed"], "ordered": True,
-                    })  # fmt: skip
-                    sources.append({
-                        **result["source"], "file": f.relpath, "dataset": f.canonical, "folder": f.dataset,
-                        "split": f.split, "frames": n,
-                    })  # fmt: skip
+                    sequences.append(
+                        {
+                            "name": f.relpath,
+                            "source": f.relpath,
+                            "fps": result["fps"],
+                            "fps_assumed": result["fps_assumed"],
+                            "ordered": True,
+                        }
+                    )
+                    sources.append(
+                        {
+                            **result["source"],
+                            "file": f.relpath,
+                            "dataset": f.canonical,
+                            "folder": f.dataset,
+                            "split": f.split,
+                            "frames": n,
+                        }
+                    )
                     _count(datasets, f, n, result["fps"])
                     frames += n
                     rate = frames / max(time.perf_counter() - start, 1e-9)
@@ -166,17 +177,29 @@ def import_tree(
                 sizes = {name: writer.size(name) for name in ("train", "val", "test")}
                 rule = {**AMASS_SPLIT_RULE, "fps": fps, "trim": trim, "skeleton": skeleton, "joints": joints}
                 stats = {
-                    "cross_split_duplicates_dropped": dropped, "files": len(sources), "bad_files": len(bad),
-                    "skipped_files": len(skipped), "empty_splits": [k for k, v in sizes.items() if v == 0],
-                }  # fmt: skip
+                    "cross_split_duplicates_dropped": dropped,
+                    "files": len(sources),
+                    "bad_files": len(bad),
+                    "skipped_files": len(skipped),
+                    "empty_splits": [k for k, v in sizes.items() if v == 0],
+                }
                 writer.close(sources=sources, sequences=sequences, split_rule=rule, split_stats=stats)
             finally:
                 if writer.file.id.valid:
                     writer.file.close()
     finally:
         bar.close()
-    return TreeImport(Path(out), len(sources), sum(sizes.values()), sizes, datasets, skipped, bad, dropped,
-                      time.perf_counter() - start)  # fmt: skip
+    return TreeImport(
+        Path(out),
+        len(sources),
+        sum(sizes.values()),
+        sizes,
+        datasets,
+        skipped,
+        bad,
+        dropped,
+        time.perf_counter() - start,
+    )
 
 
 def _count(datasets: dict[str, dict[str, Any]], f: TreeFile, n: int, fps: float) -> None:

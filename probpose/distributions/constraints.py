@@ -103,6 +103,7 @@ def _finite_transform(constraint: constraints.Constraint) -> torch.distributions
     # R is the support's interior: inference (autoguides, NUTS) works on unconstrained reals
     return torch.distributions.transforms.identity_transform
 
+
 @biject_to.register(_AxisAngleBall)
 @transform_to.register(_AxisAngleBall)
 def _ball_transform(constraint: constraints.Constraint) -> torch.distributions.Transform:

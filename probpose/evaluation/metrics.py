@@ -87,14 +87,18 @@ def score(
     bar = Progress(total, f"score {label}", unit="pose", enabled=show_progress)
     for chunk in pose_chunks(poses, batch_size):
         if chunk.dim() != 3 or chunk.shape[1:] != (model.num_joints, 3):
-            raise EvaluationError(f"{label}: expected poses (N, {model.num_joints}, 3) for {model.skeleton.name}, "
-                                  f"got {tuple(chunk.shape)}")  # fmt: skip
+            raise EvaluationError(
+                f"{label}: expected poses (N, {model.num_joints}, 3) for {model.skeleton.name}, "
+                f"got {tuple(chunk.shape)}"
+            )
         x = chunk.to(**f)
         lp = fn(x).double().cpu()
         if not torch.isfinite(lp).all():
             bad = ~torch.isfinite(lp)
-            raise EvaluationError(f"{label}: log_prob is not finite for {int(bad.sum())} poses "
-                                  f"(first: pose {seen + int(bad.nonzero()[0])})")  # fmt: skip
+            raise EvaluationError(
+                f"{label}: log_prob is not finite for {int(bad.sum())} poses "
+                f"(first: pose {seen + int(bad.nonzero()[0])})"
+            )
         lps.append(lp)
         haar += haar_offset(chunk[:, modelled]).sum().item()
         if per_joint and (terms := model.joint_log_prob(x)) is not None:

@@ -115,8 +115,9 @@ class _Joined:
             yield from s.chunks(rows)
 
 
-def evaluate_files(model: PoseModel, paths: Sequence[str | Path], worst: int = 10, assume_fps: float | None = None
-                   ) -> EvaluationReport:  # fmt: skip
+def evaluate_files(
+    model: PoseModel, paths: Sequence[str | Path], worst: int = 10, assume_fps: float | None = None
+) -> EvaluationReport:
     """Score every frame of raw pose files (any supported format; no split, no guard band), read on
     the model's skeleton and joint selection."""
     skel = model.skeleton

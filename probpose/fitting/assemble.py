@@ -22,10 +22,18 @@ from probpose.skeleton import get_skeleton
 __all__ = ["assemble_fit", "write_fit", "fit_report"]
 
 
-def assemble_fit(observations: str | Path | Observation, prior: str | Path | PoseModel | None = None, *,
-                 skeleton: str | None = None, joints: str | None = None, rest_joints: str | Path | None = None,
-                 space: Space = "pose", smooth: float = 0.0, sigma: float | None = None,
-                 nu: float = 4.0) -> PoseFit:  # fmt: skip
+def assemble_fit(
+    observations: str | Path | Observation,
+    prior: str | Path | PoseModel | None = None,
+    *,
+    skeleton: str | None = None,
+    joints: str | None = None,
+    rest_joints: str | Path | None = None,
+    space: Space = "pose",
+    smooth: float = 0.0,
+    sigma: float | None = None,
+    nu: float = 4.0,
+) -> PoseFit:
     """The :class:`PoseFit` of ``observations`` (an ``.npz`` read by :func:`load_observations` with
     ``sigma`` and ``nu``, or an :class:`Observation`) with ``prior``: a checkpoint path, a shipped
     name (``"cmu/joint_flow"``), a loaded model, or ``None``/``"none"`` (no prior; then ``skeleton``,
@@ -50,37 +58,61 @@ def assemble_fit(observations: str | Path | Observation, prior: str | Path | Pos
     return PoseFit(model, body, obs, space=space, smooth=smooth, joint_names=names)
 
 
-def fit_report(fit: PoseFit, result: FitResult, prior: str, observations: str) -> tuple[dict[str, np.ndarray], str,
-                                                                                        dict[str, Any]]:  # fmt: skip
+def fit_report(
+    fit: PoseFit, result: FitResult, prior: str, observations: str
+) -> tuple[dict[str, np.ndarray], str, dict[str, Any]]:
     """The arrays of a fit (``pose`` ``(N, J, 3)`` radians, ``orient``, ``transl`` ``(N, 3)``,
     ``points``, per-frame ``residual`` (metres for 3D, pixels for 2D), ``joint_names``, and with a
     posterior ``std_deg`` and ``radius90_deg`` ``(N, J)``), its Markdown report (residual per frame
     in mm or px; posterior per joint) and its JSON summary. ``prior`` and ``observations`` label it."""
     names = list(fit.joint_names)
-    arrays = {"pose": result.pose.float().numpy(), "orient": result.orient.float().numpy(),
-              "transl": result.transl.float().numpy(), "points": result.points.float().numpy(),
-              "residual": result.residual.float().numpy(), "joint_names": np.array(names)}  # fmt: skip
+    arrays = {
+        "pose": result.pose.float().numpy(),
+        "orient": result.orient.float().numpy(),
+        "transl": result.transl.float().numpy(),
+        "points": result.points.float().numpy(),
+        "residual": result.residual.float().numpy(),
+        "joint_names": np.array(names),
+    }
     if result.posterior is not None:
         arrays["std_deg"] = result.posterior.std_deg.float().numpy()
         arrays["radius90_deg"] = result.posterior.radius90_deg.float().numpy()
     kind = fit.observation.kind
     unit, scale = ("mm", 1000.0) if kind == "3d" else ("px", 1.0)
     resid = (result.residual * scale).tolist()
-    lines = [f"# probpose fit: {len(resid)} frames", "",
-             f"Prior: {prior}; inference: {result.inference}; space: {fit.latent}; observations: {kind} "
-             f"({observations}); {result.seconds:.1f} s.", "",
-             f"| frame | residual ({unit}) |", "|---|---|"]  # fmt: skip
+    lines = [
+        f"# probpose fit: {len(resid)} frames",
+        "",
+        f"Prior: {prior}; inference: {result.inference}; space: {fit.latent}; observations: {kind} "
+        f"({observations}); {result.seconds:.1f} s.",
+        "",
+        f"| frame | residual ({unit}) |",
+        "|---|---|",
+    ]
     lines += [f"| {i} | {r:.2f} |" for i, r in enumerate(resid)]
     if result.posterior is not None:
         std, rad = result.posterior.std_deg.double(), result.posterior.radius90_deg.double()
-        lines += ["", "Posterior per joint, mean over frames (degrees): std of the rotation, radius of the 90% "
-                  "credible ball about the posterior mean.", "", "| joint | std (deg) | 90% radius (deg) |",
-                  "|---|---|---|"]  # fmt: skip
+        lines += [
+            "",
+            "Posterior per joint, mean over frames (degrees): std of the rotation, radius of the 90% "
+            "credible ball about the posterior mean.",
+            "",
+            "| joint | std (deg) | 90% radius (deg) |",
+            "|---|---|---|",
+        ]
         per_joint = zip(names, std.mean(0).tolist(), rad.mean(0).tolist(), strict=True)
         lines += [f"| {n} | {a:.2f} | {b:.2f} |" for n, a, b in per_joint]
-    summary = {"prior": prior, "inference": result.inference, "space": fit.latent, "observations": observations,
-               "kind": kind, "seconds": result.seconds, "residual_unit": unit, "residual": resid,
-               "final_loss": result.losses[-1] if result.losses else None}  # fmt: skip
+    summary = {
+        "prior": prior,
+        "inference": result.inference,
+        "space": fit.latent,
+        "observations": observations,
+        "kind": kind,
+        "seconds": result.seconds,
+        "residual_unit": unit,
+        "residual": resid,
+        "final_loss": result.losses[-1] if result.losses else None,
+    }
     return arrays, "\n".join(lines) + "\n", summary
 
 

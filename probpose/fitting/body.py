@@ -38,8 +38,12 @@ class Body:
         unknown = [n for n in names if n not in self.tree.joint_names]
         if unknown:
             first = ", ".join(self.tree.joint_names[:4])
-            raise DataError(self.tree.name, None, f"the prior's joints {unknown[:4]} are not joints of this "
-                            f"body ({self.tree.num_joints} joints: {first}, ...)")  # fmt: skip
+            raise DataError(
+                self.tree.name,
+                None,
+                f"the prior's joints {unknown[:4]} are not joints of this "
+                f"body ({self.tree.num_joints} joints: {first}, ...)",
+            )
         self.joint_names = tuple(names)
         self.driven = torch.tensor([self.tree.index(n) for n in names], dtype=torch.long)
 
@@ -78,8 +82,12 @@ class SkeletonBody(Body):
             raise DataError(tree.name, None, f"a body needs one root joint, this tree has {len(roots)}")
         self.root = roots[0]
         if self.root in self.driven.tolist():
-            raise DataError(tree.name, None, f"the prior models the root joint {tree.joint_names[self.root]!r}: "
-                            "its rotation is the global orientation, fitted separately")  # fmt: skip
+            raise DataError(
+                tree.name,
+                None,
+                f"the prior models the root joint {tree.joint_names[self.root]!r}: "
+                "its rotation is the global orientation, fitted separately",
+            )
 
     @property
     def point_edges(self) -> list[tuple[int, int]]:

@@ -58,8 +58,9 @@ class AutoFrameMVN(AutoGuide):
         self.register_buffer("loc0", loc0)
         self.register_buffer("base", base)
         self.shift = PyroParam(torch.zeros_like(loc0))
-        self.factor = PyroParam(torch.eye(d, dtype=loc0.dtype).expand(n, d, d).clone(),
-                                constraint=constraints.lower_cholesky)  # fmt: skip
+        self.factor = PyroParam(
+            torch.eye(d, dtype=loc0.dtype).expand(n, d, d).clone(), constraint=constraints.lower_cholesky
+        )
 
     def _loc(self) -> Tensor:
         return self.loc0 + (self.base @ self.shift.unsqueeze(-1)).squeeze(-1)
@@ -70,8 +71,11 @@ class AutoFrameMVN(AutoGuide):
         plates = self._create_plates(*args, **kwargs)  # in an AutoGuideList, the list's plates
         frames = plates["frames"] if "frames" in plates else pyro.plate("frames", n, dim=-1)
         with frames:
-            vec = pyro.sample("_frame_latent", dist.MultivariateNormal(self._loc(), scale_tril=self.base @ self.factor),
-                              infer={"is_auxiliary": True})  # fmt: skip
+            vec = pyro.sample(
+                "_frame_latent",
+                dist.MultivariateNormal(self._loc(), scale_tril=self.base @ self.factor),
+                infer={"is_auxiliary": True},
+            )
             parts = _split(vec, self._template)
             return {k: pyro.sample(k, dist.Delta(v, event_dim=self._template[k].dim() - 1)) for k, v in parts.items()}
 
@@ -86,9 +90,17 @@ def frame_mvn_guide(fit: PoseFit, values: dict[str, Tensor], init_scale: float |
     return AutoFrameMVN(fit.model, values, init_scale)
 
 
-def fit_posterior(fit: PoseFit, guide: Literal["normal", "lowrank", "mvn", "laplace"] = "mvn", steps: int = 600,
-                  lr: float = 0.02, particles: int = 8, samples: int = 500, map_steps: int = 300,
-                  progress: bool = False, generator_seed: int = 0) -> FitResult:  # fmt: skip
+def fit_posterior(
+    fit: PoseFit,
+    guide: Literal["normal", "lowrank", "mvn", "laplace"] = "mvn",
+    steps: int = 600,
+    lr: float = 0.02,
+    particles: int = 8,
+    samples: int = 500,
+    map_steps: int = 300,
+    progress: bool = False,
+    generator_seed: int = 0,
+) -> FitResult:
     """An approximate posterior: MAP first (``map_steps``), then one of
 
     - ``"mvn"`` (default): :class:`AutoFrameMVN`, a full covariance per frame, started at the MAP
@@ -114,13 +126,17 @@ def fit_posterior(fit: PoseFit, guide: Literal["normal", "lowrank", "mvn", "lapl
         elif guide in ("mvn", "laplace"):
             g = frame_mvn_guide(fit, values, init_scale=tril)
         else:
-            g = AutoLowRankMultivariateNormal(fit.model, init_loc_fn=init_to_value(values=values), init_scale=0.05,
-                                              rank=8)  # fmt: skip
+            g = AutoLowRankMultivariateNormal(
+                fit.model, init_loc_fn=init_to_value(values=values), init_scale=0.05, rank=8
+            )
         g()
         params = [pyro.param(k).unconstrained() for k in pyro.get_param_store().keys()]
         elbo = Trace_ELBO(num_particles=particles, vectorize_particles=False)
-        losses = [] if guide == "laplace" else _optimise(lambda: elbo.differentiable_loss(fit.model, g), params,
-                                                          steps, lr, progress, "posterior")  # fmt: skip
+        losses = (
+            []
+            if guide == "laplace"
+            else _optimise(lambda: elbo.differentiable_loss(fit.model, g), params, steps, lr, progress, "posterior")
+        )
         with torch.random.fork_rng(devices=[]), torch.no_grad():
             torch.manual_seed(generator_seed)
             draws = [g() for _ in range(samples)]
@@ -131,10 +147,20 @@ def fit_posterior(fit: PoseFit, guide: Literal["normal", "lowrank", "mvn", "lapl
         draws = [_with_root(fit, d) for d in draws]
         orient = torch.stack([d["orient"] for d in draws]).mean(0)
         transl = torch.stack([d["transl"] for d in draws]).mean(0)
-    names = {"normal": "AutoNormal, SVI", "lowrank": "AutoLowRankMultivariateNormal, SVI",
-             "mvn": "per-frame full Gaussian from Laplace, SVI", "laplace": "Laplace at the MAP"}
+    names = {
+        "normal": "AutoNormal, SVI",
+        "lowrank": "AutoLowRankMultivariateNormal, SVI",
+        "mvn": "per-frame full Gaussian from Laplace, SVI",
+        "laplace": "Laplace at the MAP",
+    }
     name = names[guide]
-    res = _finish(fit, {fit.latent: _latent_for_pose(fit, post.mean, lat), "orient": orient, "transl": transl},
-                  f"posterior ({name})", first.losses + losses, post, time.perf_counter() - start)  # fmt: skip
+    res = _finish(
+        fit,
+        {fit.latent: _latent_for_pose(fit, post.mean, lat), "orient": orient, "transl": transl},
+        f"posterior ({name})",
+        first.losses + losses,
+        post,
+        time.perf_counter() - start,
+    )
     res.pose = post.mean.to(res.pose)
     return res

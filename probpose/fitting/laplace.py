@@ -19,8 +19,13 @@ log = logging.getLogger(__name__)
 __all__ = ["laplace"]
 
 
-def laplace(fit: PoseFit, values: dict[str, Tensor], step: float = 1e-4, min_precision: float = 1e-6,
-            method: Literal["autograd", "differences"] = "autograd") -> tuple[Tensor, Tensor]:  # fmt: skip
+def laplace(
+    fit: PoseFit,
+    values: dict[str, Tensor],
+    step: float = 1e-4,
+    min_precision: float = 1e-6,
+    method: Literal["autograd", "differences"] = "autograd",
+) -> tuple[Tensor, Tensor]:
     """The Laplace approximation at ``values`` (a MAP), per frame: the Hessian ``H_n`` ``(N, D, D)``
     of ``-log p(obs, latents)`` in frame ``n``'s flat latent vector (the sites of ``values`` in
     order: pose or z, then the root unless known) and the covariance's Cholesky factor
@@ -67,8 +72,13 @@ def laplace(fit: PoseFit, values: dict[str, Tensor], step: float = 1e-4, min_pre
     evals, evecs = torch.linalg.eigh(hess.double())
     bad = evals < min_precision
     if bad.any():
-        log.info("laplace: %d of %d Hessian eigenvalues below %g (most negative %.3g) taken by absolute value "
-                 "and floored", int(bad.sum()), evals.numel(), min_precision, float(evals.min()))  # fmt: skip
+        log.info(
+            "laplace: %d of %d Hessian eigenvalues below %g (most negative %.3g) taken by absolute value and floored",
+            int(bad.sum()),
+            evals.numel(),
+            min_precision,
+            float(evals.min()),
+        )
     a = evecs * evals.abs().clamp_min(min_precision).rsqrt().unsqueeze(-2)
     r = torch.linalg.qr(a.transpose(-1, -2)).R
     tril = r.transpose(-1, -2)

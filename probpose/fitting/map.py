@@ -34,8 +34,15 @@ __all__ = ["fit_map"]
 
 
 def _lbfgs(loss_fn, params: list[Tensor], steps: int, progress: bool, desc: str) -> list[float]:
-    opt = torch.optim.LBFGS(params, lr=1.0, max_iter=20, history_size=50, line_search_fn="strong_wolfe",
-                            tolerance_grad=1e-9, tolerance_change=1e-12)  # fmt: skip
+    opt = torch.optim.LBFGS(
+        params,
+        lr=1.0,
+        max_iter=20,
+        history_size=50,
+        line_search_fn="strong_wolfe",
+        tolerance_grad=1e-9,
+        tolerance_change=1e-12,
+    )
     losses: list[float] = []
 
     def closure() -> Tensor:
@@ -52,8 +59,9 @@ def _lbfgs(loss_fn, params: list[Tensor], steps: int, progress: bool, desc: str)
     return losses
 
 
-def _frame_lbfgs(fit: PoseFit, values: dict[str, Tensor], steps: int, progress: bool, history: int = 10,
-                 rtol: float | None = None) -> tuple[dict[str, Tensor], list[float]]:  # fmt: skip
+def _frame_lbfgs(
+    fit: PoseFit, values: dict[str, Tensor], steps: int, progress: bool, history: int = 10, rtol: float | None = None
+) -> tuple[dict[str, Tensor], list[float]]:
     """MAP per frame with a batched L-BFGS: every frame has its own curvature history (``history``
     pairs), search direction and backtracking (Armijo) line search, all frames evaluated in one
     batched call of the model; a frame stops once its objective changes by less than ``rtol``
@@ -149,9 +157,14 @@ def _frame_lbfgs(fit: PoseFit, values: dict[str, Tensor], steps: int, progress: 
     return _split(x, values), losses
 
 
-def fit_map(fit: PoseFit, steps: int = 500, lr: float = 0.05, init: dict[str, Tensor] | None = None,
-            progress: bool = False,
-            optimizer: Literal["lbfgs", "frame-lbfgs", "joint-lbfgs", "adam"] = "lbfgs") -> FitResult:  # fmt: skip
+def fit_map(
+    fit: PoseFit,
+    steps: int = 500,
+    lr: float = 0.05,
+    init: dict[str, Tensor] | None = None,
+    progress: bool = False,
+    optimizer: Literal["lbfgs", "frame-lbfgs", "joint-lbfgs", "adam"] = "lbfgs",
+) -> FitResult:
     """MAP: the latents maximising ``log p(obs, latents)``, the objective of SVI with ``AutoDelta``
     (the negative ELBO of a delta guide is ``-log p(obs, latents)``).
 
@@ -173,8 +186,7 @@ def fit_map(fit: PoseFit, steps: int = 500, lr: float = 0.05, init: dict[str, Te
             raise ValueError("frame-lbfgs needs independent frames (smooth = 0); use joint-lbfgs")
         with fit.frozen_prior():
             out, losses = _frame_lbfgs(fit, values, steps, progress)
-        return _finish(fit, _with_root(fit, out), "MAP (L-BFGS per frame)", losses, None,
-                       time.perf_counter() - start)  # fmt: skip
+        return _finish(fit, _with_root(fit, out), "MAP (L-BFGS per frame)", losses, None, time.perf_counter() - start)
     with pyro.get_param_store().scope(), fit.frozen_prior():
         guide = AutoDelta(fit.model, init_loc_fn=init_to_value(values=values))
         guide()

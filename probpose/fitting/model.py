@@ -66,9 +66,16 @@ class PoseFit:
             ``init_orient``/``init_transl`` as known values instead of inferring them.
     """
 
-    def __init__(self, prior: PoseModel | None, body: Body, observation: Observation, space: Space = "pose",
-                 smooth: float = 0.0, joint_names: Sequence[str] | None = None,
-                 known_root: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self,
+        prior: PoseModel | None,
+        body: Body,
+        observation: Observation,
+        space: Space = "pose",
+        smooth: float = 0.0,
+        joint_names: Sequence[str] | None = None,
+        known_root: bool = False,
+    ) -> None:
         self.prior = prior
         self.known_root = known_root
         if known_root and (observation.init_orient is None or observation.init_transl is None):
@@ -83,22 +90,37 @@ class PoseFit:
             self.joint_names = tuple(joint_names if joint_names is not None else body.joint_names)
         else:
             if prior.conditional:
-                raise DataError("prior", None, "a conditional model (some joints are its context) cannot be "
-                                "fitted alone; use an unconditional prior")  # fmt: skip
+                raise DataError(
+                    "prior",
+                    None,
+                    "a conditional model (some joints are its context) cannot be "
+                    "fitted alone; use an unconditional prior",
+                )
             self.joint_names = tuple(prior.modelled_names)
         if tuple(body.joint_names) != self.joint_names:
-            raise DataError("prior", None, f"the prior's joints ({len(self.joint_names)}: "
-                            f"{', '.join(self.joint_names[:3])}, ...) are not the body's driven joints "
-                            f"({len(body.joint_names)}: {', '.join(body.joint_names[:3])}, ...)")  # fmt: skip
+            raise DataError(
+                "prior",
+                None,
+                f"the prior's joints ({len(self.joint_names)}: "
+                f"{', '.join(self.joint_names[:3])}, ...) are not the body's driven joints "
+                f"({len(body.joint_names)}: {', '.join(body.joint_names[:3])}, ...)",
+            )
         names = observation.names or body.point_names
         if len(names) != observation.num_points:
-            raise DataError("observations", None, f"{observation.num_points} points per frame, but the names list "
-                            f"{len(names)}; the body ({body.tree.name}) has {len(body.point_names)} points: "
-                            f"{', '.join(body.point_names[:4])}, ...")  # fmt: skip
+            raise DataError(
+                "observations",
+                None,
+                f"{observation.num_points} points per frame, but the names list "
+                f"{len(names)}; the body ({body.tree.name}) has {len(body.point_names)} points: "
+                f"{', '.join(body.point_names[:4])}, ...",
+            )
         unknown = [n for n in names if n not in body.point_names]
         if unknown:
-            raise DataError("observations", "names", f"{unknown[:4]} are not points of the body "
-                            f"({', '.join(body.point_names[:4])}, ...)")  # fmt: skip
+            raise DataError(
+                "observations",
+                "names",
+                f"{unknown[:4]} are not points of the body ({', '.join(body.point_names[:4])}, ...)",
+            )
         self.point_index = torch.tensor([body.point_names.index(n) for n in names])
         p = next(iter(prior.parameters()), None) if prior is not None else None
         self.dtype = p.dtype if p is not None else torch.float32
@@ -107,8 +129,15 @@ class PoseFit:
 
     def select(self, frames: slice | Tensor) -> PoseFit:
         """The same fit for some of the frames (``frames``: a slice or an index tensor)."""
-        return PoseFit(self.prior, self.body, self.observation.select(frames), self.space, self.smooth,
-                       self.joint_names, self.known_root)  # fmt: skip
+        return PoseFit(
+            self.prior,
+            self.body,
+            self.observation.select(frames),
+            self.space,
+            self.smooth,
+            self.joint_names,
+            self.known_root,
+        )
 
     # ------------------------------------------------------------------ latent sites
     @property

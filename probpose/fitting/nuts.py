@@ -45,9 +45,16 @@ def _whitened(fit: PoseFit, values: dict[str, Tensor], tril: Tensor):
     return model
 
 
-def fit_nuts(fit: PoseFit, samples: int = 300, warmup: int = 300, init: dict[str, Tensor] | None = None,
-             progress: bool = False, seed: int = 0, max_tree_depth: int = 8,
-             precondition: bool = True) -> FitResult:  # fmt: skip
+def fit_nuts(
+    fit: PoseFit,
+    samples: int = 300,
+    warmup: int = 300,
+    init: dict[str, Tensor] | None = None,
+    progress: bool = False,
+    seed: int = 0,
+    max_tree_depth: int = 8,
+    precondition: bool = True,
+) -> FitResult:
     """The reference posterior: NUTS (``pyro.infer.NUTS``) from ``init`` (default: a MAP fit).
     ``precondition``: run NUTS in the coordinates whitened by the Laplace approximation at
     ``init`` (:func:`laplace`; ``init`` should then be a MAP), where the posterior is close to

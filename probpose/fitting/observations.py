@@ -73,9 +73,14 @@ class Joints3D:
         return self.points.shape[1]
 
     def select(self, frames: slice | Tensor) -> Joints3D:
-        return Joints3D(self.points[frames], self.mask[frames], self.names, self.sigma,
-                        None if self.init_orient is None else self.init_orient[frames],
-                        None if self.init_transl is None else self.init_transl[frames])  # fmt: skip
+        return Joints3D(
+            self.points[frames],
+            self.mask[frames],
+            self.names,
+            self.sigma,
+            None if self.init_orient is None else self.init_orient[frames],
+            None if self.init_transl is None else self.init_transl[frames],
+        )
 
     def sample(self, predicted: Tensor) -> None:
         """The likelihood site ``obs`` inside a ``frames`` plate: ``predicted`` ``(N, K, 3)``."""
@@ -138,10 +143,18 @@ class Keypoints2D:
         return self.pixels.shape[1]
 
     def select(self, frames: slice | Tensor) -> Keypoints2D:
-        return Keypoints2D(self.pixels[frames], self.confidence[frames], self.K[frames], self.R[frames],
-                           self.t[frames], self.names, self.sigma, self.nu,
-                           None if self.init_orient is None else self.init_orient[frames],
-                           None if self.init_transl is None else self.init_transl[frames])  # fmt: skip
+        return Keypoints2D(
+            self.pixels[frames],
+            self.confidence[frames],
+            self.K[frames],
+            self.R[frames],
+            self.t[frames],
+            self.names,
+            self.sigma,
+            self.nu,
+            None if self.init_orient is None else self.init_orient[frames],
+            None if self.init_transl is None else self.init_transl[frames],
+        )
 
     def predict(self, points: Tensor) -> Tensor:
         return project(points, self.K.to(points), self.R.to(points), self.t.to(points), min_depth=MIN_DEPTH)[0]
@@ -180,8 +193,12 @@ def _check_camera(k: Tensor, r: Tensor) -> None:
     bad = (lower > 1e-9) | (k[:, 0, 0] <= 0) | (k[:, 1, 1] <= 0)
     if bad.any():
         i = int(bad.nonzero()[0])
-        raise DataError("K", None, f"frame {i}: not a pinhole camera matrix [[fx, s, cx], [0, fy, cy], [0, 0, 1]] "
-                        "with fx, fy > 0 (a singular or malformed K)")  # fmt: skip
+        raise DataError(
+            "K",
+            None,
+            f"frame {i}: not a pinhole camera matrix [[fx, s, cx], [0, fy, cy], [0, 0, 1]] "
+            "with fx, fy > 0 (a singular or malformed K)",
+        )
     eye = torch.eye(3, dtype=r.dtype)
     off = (r.transpose(-1, -2) @ r - eye).abs().amax((-1, -2))
     bad = (off > 1e-4) | ((torch.linalg.det(r) - 1).abs() > 1e-4)
@@ -247,12 +264,16 @@ def load_observations(path: str | Path, sigma: float | None = None, nu: float = 
             kp = get("keypoints")
             missing = [k for k in ("K", "R", "t") if k not in arrays]
             if missing:
-                raise DataError(str(path), ", ".join(missing), "2D keypoints need a camera: K (3, 3), R (3, 3), t (3,) "
-                                "(or one per frame)")  # fmt: skip
+                raise DataError(
+                    str(path),
+                    ", ".join(missing),
+                    "2D keypoints need a camera: K (3, 3), R (3, 3), t (3,) (or one per frame)",
+                )
             conf = get("confidence")
             conf = torch.ones(kp.shape[:2], dtype=torch.float64) if conf is None else conf
-            return Keypoints2D(kp, conf, get("K"), get("R"), get("t"), names, 2.0 if sigma is None else sigma, nu,
-                               **init)  # fmt: skip
+            return Keypoints2D(
+                kp, conf, get("K"), get("R"), get("t"), names, 2.0 if sigma is None else sigma, nu, **init
+            )
     except DataError as e:
         if e.file == str(path):
             raise

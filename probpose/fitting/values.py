@@ -82,14 +82,30 @@ def _with_root(fit: PoseFit, values: dict[str, Tensor]) -> dict[str, Tensor]:
     return values
 
 
-def _finish(fit: PoseFit, values: dict[str, Tensor], inference: str, losses: list[float],
-            posterior: Posterior | None, seconds: float) -> FitResult:  # fmt: skip
+def _finish(
+    fit: PoseFit,
+    values: dict[str, Tensor],
+    inference: str,
+    losses: list[float],
+    posterior: Posterior | None,
+    seconds: float,
+) -> FitResult:
     with torch.no_grad():
         pose = fit.pose_of(values[fit.latent]).detach()
         points = fit.points(pose, values["orient"], values["transl"]).detach()
         residual = fit.observation.residual(points)
-    return FitResult(pose, values["orient"].detach(), values["transl"].detach(), points, residual, inference, losses,
-                     posterior, seconds, values[fit.latent].detach())  # fmt: skip
+    return FitResult(
+        pose,
+        values["orient"].detach(),
+        values["transl"].detach(),
+        points,
+        residual,
+        inference,
+        losses,
+        posterior,
+        seconds,
+        values[fit.latent].detach(),
+    )
 
 
 def frame_log_joint(fit: PoseFit, values: dict[str, Tensor]) -> Tensor:

@@ -16,8 +16,9 @@ class MLP(nn.Sequential):
 
     def __init__(self, d_in: int, d_out: int, hidden: int, layers: int, zero_last: bool = False) -> None:
         if min(d_in, d_out) < 1 or layers < 0 or (layers and hidden < 1):
-            raise ValueError(f"MLP needs d_in, d_out >= 1, layers >= 0 and hidden >= 1; got {d_in}, {d_out}, "
-                             f"{layers}, {hidden}")  # fmt: skip
+            raise ValueError(
+                f"MLP needs d_in, d_out >= 1, layers >= 0 and hidden >= 1; got {d_in}, {d_out}, {layers}, {hidden}"
+            )
         mods: list[nn.Module] = []
         d = d_in
         for _ in range(layers):

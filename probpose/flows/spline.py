@@ -71,9 +71,15 @@ def rq_spline(
     shape = torch.broadcast_shapes(inputs.shape, params.shape[:-1])
     flat = params.expand(shape + params.shape[-1:]).reshape(-1, params.shape[-1]).T  # (3K - 1, N)
     out, ld = rq_spline_packed(
-        inputs.expand(shape).reshape(-1), flat, inverse, tail_bound, min_bin_width, min_bin_height, min_derivative,
+        inputs.expand(shape).reshape(-1),
+        flat,
+        inverse,
+        tail_bound,
+        min_bin_width,
+        min_bin_height,
+        min_derivative,
         param_dim=-2,
-    )  # fmt: skip
+    )
     return out.view(shape), ld.view(shape)
 
 

@@ -92,8 +92,16 @@ class Rig:
 
     Tensors are float64 on the CPU; :meth:`pose` moves them to the pose's dtype and device."""
 
-    def __init__(self, name: str, bones: list[Bone], keypoints: list[Keypoint], edges: list[tuple[str, str]],
-                 legs: Skeleton, motion: dict[str, MotionRange], hooves: tuple[str, ...]) -> None:  # fmt: skip
+    def __init__(
+        self,
+        name: str,
+        bones: list[Bone],
+        keypoints: list[Keypoint],
+        edges: list[tuple[str, str]],
+        legs: Skeleton,
+        motion: dict[str, MotionRange],
+        hooves: tuple[str, ...],
+    ) -> None:
         self.name = name
         self.bones = tuple(bones)
         self.names = tuple(b.name for b in bones)
@@ -179,8 +187,9 @@ class Rig:
         index = {k.name: i for i, k in enumerate(self.keypoints)}
         return tuple((index[a], index[b]) for a, b in self.edges)
 
-    def pose(self, rotations: Tensor, root_rotation: Tensor | None = None,
-             root_position: Tensor | None = None) -> Posed:  # fmt: skip
+    def pose(
+        self, rotations: Tensor, root_rotation: Tensor | None = None, root_position: Tensor | None = None
+    ) -> Posed:
         """Forward kinematics: local rotations ``(..., B, 3, 3)`` -> world bone frames and heads."""
         return forward_kinematics(self.skeleton, rotations, self.offsets, self.rest, root_rotation, root_position)
 
@@ -278,12 +287,23 @@ def _zebra() -> Rig:
         "ear.R": MotionRange(x=(-20, 20), z=(-10, 10)),
         "jaw": MotionRange(x=(0, 6)),
     }
-    edges = [("torso", "neck2"), ("neck2", "head"), ("head", "lefteye"), ("head", "righteye"), ("torso", "pelvis"),
-             ("pelvis", "tail")]
+    edges = [
+        ("torso", "neck2"),
+        ("neck2", "head"),
+        ("head", "lefteye"),
+        ("head", "righteye"),
+        ("torso", "pelvis"),
+        ("pelvis", "tail"),
+    ]
     for side in "RL":
-        edges += [("torso", f"upperleg.{side}"), (f"upperleg.{side}", f"frontleg.{side}"),
-                  (f"frontleg.{side}", f"forearm.{side}"), ("pelvis", f"pelvis.{side}"),
-                  (f"pelvis.{side}", f"shin.{side}"), (f"shin.{side}", f"backfoot.{side}")]  # fmt: skip
+        edges += [
+            ("torso", f"upperleg.{side}"),
+            (f"upperleg.{side}", f"frontleg.{side}"),
+            (f"frontleg.{side}", f"forearm.{side}"),
+            ("pelvis", f"pelvis.{side}"),
+            (f"pelvis.{side}", f"shin.{side}"),
+            (f"shin.{side}", f"backfoot.{side}"),
+        ]
     hooves = ("forearm.R", "forearm.L", "backfoot.R", "backfoot.L")
     return Rig("zebra", bones, keypoints, edges, ZEBRA_LEGS, motion, hooves=hooves)
 

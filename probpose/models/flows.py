@@ -64,10 +64,20 @@ class GlobalFlowModel(PriorModel):
         self.options = o
         self.context_idx = context_idx
         self.flow = coupling_stack(
-            3 * len(modelled), o.K, o.coupling, context_dim=6 * len(context_idx), hidden=o.hidden,
-            layers=o.layers, mixing=o.mixing, actnorm=o.use_actnorm, num_bins=o.num_bins,
-            tail_bound=o.tail_bound, seed=o.seed, gaussian=o.gaussian_layer, min_variance=o.min_variance,
-        )  # fmt: skip
+            3 * len(modelled),
+            o.K,
+            o.coupling,
+            context_dim=6 * len(context_idx),
+            hidden=o.hidden,
+            layers=o.layers,
+            mixing=o.mixing,
+            actnorm=o.use_actnorm,
+            num_bins=o.num_bins,
+            tail_bound=o.tail_bound,
+            seed=o.seed,
+            gaussian=o.gaussian_layer,
+            min_variance=o.min_variance,
+        )
 
     def context_of(self, poses: Tensor) -> Tensor | None:
         """``(..., J, 3)`` poses -> ``(..., 6 C)`` context (6D rotations of the condition joints)."""
@@ -122,8 +132,17 @@ class JointFlowModel(PriorModel):
         j = skeleton.num_joints
         features = PARENT_FEATURES + (GAUSSIAN_FEATURES if o.gaussian_layer else 0)
         layers: list[nn.Module] = [
-            GroupedAutoregressive(j, 3, features, o.hidden, o.layers, o.transform, o.num_bins, o.tail_bound,
-                                  order=torch.arange(3) if k % 2 == 0 else torch.arange(3).flip(0))  # fmt: skip
+            GroupedAutoregressive(
+                j,
+                3,
+                features,
+                o.hidden,
+                o.layers,
+                o.transform,
+                o.num_bins,
+                o.tail_bound,
+                order=torch.arange(3) if k % 2 == 0 else torch.arange(3).flip(0),
+            )
             for k in range(o.K)
         ]
         if o.use_actnorm:

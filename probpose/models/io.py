@@ -27,8 +27,15 @@ from probpose.models.base import PoseModel
 from probpose.models.registry import build_model, get_model_spec, registry_name_of
 from probpose.skeleton import Skeleton
 
-__all__ = ["CHECKPOINT_FORMAT", "model_payload", "save_model", "read_checkpoint", "load_model", "pretrained",
-           "resolve_model_path"]  # fmt: skip
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "model_payload",
+    "save_model",
+    "read_checkpoint",
+    "load_model",
+    "pretrained",
+    "resolve_model_path",
+]
 
 CHECKPOINT_FORMAT = "probpose-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -83,9 +90,11 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     except pickle.UnpicklingError as e:
         if "GLOBAL" in str(e):  # a pickled object other than tensors and plain containers
             raise CheckpointError(
-                str(path), None, "holds objects that safe loading refuses; probpose loads checkpoints only with "
+                str(path),
+                None,
+                "holds objects that safe loading refuses; probpose loads checkpoints only with "
                 "weights_only=True (tensors and plain containers) and never unpickles anything else",
-            ) from None  # fmt: skip
+            ) from None
         raise CheckpointError(str(path), None, "not a torch checkpoint (unreadable or corrupt data)") from None
     except (EOFError, zipfile.BadZipFile, OSError, RuntimeError, ValueError, TypeError, KeyError, IndexError) as e:
         reason = str(e).splitlines()[0][:120] if str(e) else type(e).__name__

@@ -29,6 +29,7 @@ from probpose.skeleton import Skeleton
 
 __all__ = ["GMMOptions", "GMMModel", "fit_gmm"]
 
+
 def _component_log_prob(x: Tensor, means: Tensor, chol: Tensor) -> Tensor:
     """``log N(x_n; mu_k, L_k L_k^T)``: ``x (n, D)`` -> ``(n, K)``."""
     d = x.shape[-1]
@@ -201,9 +202,15 @@ class GMMModel(PriorModel):
         o = self.options
         source = as_chunks(train_poses)
         weights, means, covs, history = fit_gmm(
-            lambda: (c.flatten(1) for c in source()), o.components, o.min_variance, o.max_iter, o.tol,
-            o.kmeans_iter, torch.Generator().manual_seed(o.seed), group,
-        )  # fmt: skip
+            lambda: (c.flatten(1) for c in source()),
+            o.components,
+            o.min_variance,
+            o.max_iter,
+            o.tol,
+            o.kmeans_iter,
+            torch.Generator().manual_seed(o.seed),
+            group,
+        )
         self.logits.copy_(weights.log())
         self.loc.copy_(means.view(o.components, -1, 3))
         self.cov.set_covariances(covs)

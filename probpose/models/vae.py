@@ -224,8 +224,13 @@ class PoseVAE(LatentPoseModel):
         return self.decode_mean(torch.randn(n, self.options.z_dim, dtype=p.dtype, device=p.device))
 
     @torch.no_grad()
-    def sequence(self, n_frames: int, step: float = 0.05, mode: Literal["walk", "slerp"] = "walk",
-                 generator: torch.Generator | None = None) -> Tensor:  # fmt: skip
+    def sequence(
+        self,
+        n_frames: int,
+        step: float = 0.05,
+        mode: Literal["walk", "slerp"] = "walk",
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
         """A smooth pose sequence ``(n_frames, J, 3)`` by moving slowly through latent space.
 
         ``walk``: z_t = sqrt(1 - step^2) z_{t-1} + step eps_t (keeps z ~ N(0, I) at every frame);

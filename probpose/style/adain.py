@@ -22,8 +22,16 @@ from torch.nn import functional as F
 from probpose.style.measures import luma
 from probpose.style.vgg import Depth, VGGEncoder
 
-__all__ = ["adain", "channel_stats", "StyleNet", "make_decoder", "StyleLosses", "DecoderKind", "DECODERS",
-           "detail_layer"]
+__all__ = [
+    "adain",
+    "channel_stats",
+    "StyleNet",
+    "make_decoder",
+    "StyleLosses",
+    "DecoderKind",
+    "DECODERS",
+    "detail_layer",
+]
 
 
 def channel_stats(x: Tensor, eps: float = 1e-5) -> tuple[Tensor, Tensor]:
@@ -64,9 +72,11 @@ def make_decoder(depth: Depth, channels: int, kind: DecoderKind = "resize") -> n
         if depth != "pool2":
             raise ValueError(f"the transposed (PASyn-v2) decoder is for depth pool2, not {depth}")
         return nn.Sequential(
-            nn.ConvTranspose2d(channels, 16, 4, 2, 1), nn.BatchNorm2d(16), nn.ReLU(),
+            nn.ConvTranspose2d(channels, 16, 4, 2, 1),
+            nn.BatchNorm2d(16),
+            nn.ReLU(),
             nn.ConvTranspose2d(16, 3, 4, 2, 1),
-        )  # fmt: skip
+        )
     if depth != "pool2":  # the mirrored VGG decoders of the deeper slices, as before
         layers: list[nn.Module] = []
         c = channels
@@ -80,8 +90,14 @@ def make_decoder(depth: Depth, channels: int, kind: DecoderKind = "resize") -> n
     def conv(cin: int, cout: int) -> list[nn.Module]:
         return [nn.Conv2d(cin, cout, 3, padding=1, padding_mode="reflect"), nn.BatchNorm2d(cout), nn.ReLU()]
 
-    return nn.Sequential(*conv(channels, 64), nn.Upsample(scale_factor=2), *conv(64, 32), nn.Upsample(scale_factor=2),
-                         *conv(32, 32), nn.Conv2d(32, 3, 3, padding=1, padding_mode="reflect"))  # fmt: skip
+    return nn.Sequential(
+        *conv(channels, 64),
+        nn.Upsample(scale_factor=2),
+        *conv(64, 32),
+        nn.Upsample(scale_factor=2),
+        *conv(32, 32),
+        nn.Conv2d(32, 3, 3, padding=1, padding_mode="reflect"),
+    )
 
 
 def detail_layer(images: Tensor, sigma: float) -> Tensor:
@@ -109,8 +125,9 @@ class StyleNet(nn.Module):
     """Encoder (frozen), AdaIN with ``alpha``, decoder. Images are ``(N, 3, H, W)`` RGB in [0, 1];
     ``H`` and ``W`` must be divisible by the encoder's downsampling (4 or 8)."""
 
-    def __init__(self, encoder: VGGEncoder, alpha: float = 0.5, decoder: DecoderKind = "resize",
-                 detail: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self, encoder: VGGEncoder, alpha: float = 0.5, decoder: DecoderKind = "resize", detail: bool = False
+    ) -> None:
         super().__init__()
         if not 0 <= alpha <= 1:
             raise ValueError(f"alpha must be in [0, 1], got {alpha}")
@@ -145,8 +162,9 @@ class StyleNet(nn.Module):
         """Stylised images ``(N, 3, H, W)`` (not clamped)."""
         return self.decode(self.target(content, style, alpha), content)
 
-    def losses(self, content: Tensor, style: Tensor, content_weight: float = 5.0,
-               style_weight: float = 10.0) -> StyleLosses:  # fmt: skip
+    def losses(
+        self, content: Tensor, style: Tensor, content_weight: float = 5.0, style_weight: float = 10.0
+    ) -> StyleLosses:
         style_feats = self.encoder.features(style)  # once: its last entry is the AdaIN input too
         t = self._blend(self.encoder(content), style_feats[-1])
         out = self.decode(t, content)

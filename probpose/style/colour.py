@@ -59,8 +59,9 @@ def _stats(lab: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
     return mean, var.sqrt()
 
 
-def colour_transfer(content: Tensor, style: Tensor, mask: Tensor | None = None, style_mask: Tensor | None = None,
-                    min_std: float = 0.01) -> Tensor:  # fmt: skip
+def colour_transfer(
+    content: Tensor, style: Tensor, mask: Tensor | None = None, style_mask: Tensor | None = None, min_std: float = 0.01
+) -> Tensor:
     """Content images ``(N, 3, H, W)`` (RGB in [0, 1]) with each image's ``l alpha beta`` channel
     means and stds moved to those of its style image (``(N or 1, 3, H2, W2)``); statistics over
     ``mask`` / ``style_mask`` ``(N, 1, H, W)`` where given. Returns RGB, not clamped (clamp to

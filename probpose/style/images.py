@@ -13,8 +13,16 @@ from probpose.errors import DataError
 from probpose.files import input_file
 from probpose.options import MAX_IMAGE_PIXELS
 
-__all__ = ["IMAGE_SUFFIXES", "ImageBank", "list_images", "read_rgba", "read_rgb", "random_crop", "composite",
-           "to_uint8"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "ImageBank",
+    "list_images",
+    "read_rgba",
+    "read_rgb",
+    "random_crop",
+    "composite",
+    "to_uint8",
+]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -53,8 +61,12 @@ def _header(path: Path) -> Image.Image:
     w, h = im.size
     if w * h > MAX_IMAGE_PIXELS:
         im.close()
-        raise DataError(str(path), None, f"declares {w:,} x {h:,} pixels, more than the {MAX_IMAGE_PIXELS:,} "
-                        "probpose decodes (PROBPOSE_MAX_IMAGE_PIXELS)")  # fmt: skip
+        raise DataError(
+            str(path),
+            None,
+            f"declares {w:,} x {h:,} pixels, more than the {MAX_IMAGE_PIXELS:,} "
+            "probpose decodes (PROBPOSE_MAX_IMAGE_PIXELS)",
+        )
     return im
 
 

@@ -68,8 +68,11 @@ class StyleOptions:
         if not 0 <= self.alpha <= 1:
             raise DataError("alpha", None, f"must be in [0, 1], got {self.alpha}")
         if self.decoder not in DECODERS or (self.decoder == "transposed" and self.depth != "pool2"):
-            raise DataError("decoder", None, f"must be resize, or transposed with depth pool2; got {self.decoder} "
-                            f"with depth {self.depth}")  # fmt: skip
+            raise DataError(
+                "decoder",
+                None,
+                f"must be resize, or transposed with depth pool2; got {self.decoder} with depth {self.depth}",
+            )
         factor = 8 if self.depth == "relu4_1" else 4
         if self.height % factor or self.width % factor:
             raise DataError("size", None, f"height and width must be multiples of {factor} for depth {self.depth}")
@@ -114,9 +117,16 @@ def adain_distance(encoder: VGGEncoder, images: Tensor, styles: Tensor) -> float
         return total / len(fa)
 
 
-def train_style(content: str | Path, style: str | Path, out: str | Path, options: StyleOptions | None = None,
-                vgg: str | Path | None = None, weights: VGGWeights | None = None, progress: bool = True,
-                tensorboard: bool = True) -> dict:  # fmt: skip
+def train_style(
+    content: str | Path,
+    style: str | Path,
+    out: str | Path,
+    options: StyleOptions | None = None,
+    vgg: str | Path | None = None,
+    weights: VGGWeights | None = None,
+    progress: bool = True,
+    tensorboard: bool = True,
+) -> dict:
     """Train the decoder on the content frames (a ``probpose synth`` folder or a folder of images)
     against style photos; write the checkpoint ``out`` (``.pt``), a loss plot ``out`` with ``.png``
     and TensorBoard events beside it. Returns the history (content, style and total loss per epoch)."""
@@ -158,8 +168,9 @@ def train_style(content: str | Path, style: str | Path, out: str | Path, options
             losses.total.backward()
             opt.step()
             if not torch.isfinite(losses.total.detach()):
-                raise ProbposeError(f"style training diverged (loss {float(losses.total)}) at epoch {epoch}; "
-                                    "lower `lr`")  # fmt: skip
+                raise ProbposeError(
+                    f"style training diverged (loss {float(losses.total)}) at epoch {epoch}; lower `lr`"
+                )
             steps += 1
             for k in sums:
                 sums[k] += float(getattr(losses, k).detach())
@@ -171,17 +182,29 @@ def train_style(content: str | Path, style: str | Path, out: str | Path, options
     if writer is not None:
         writer.close()
     _recalibrate_batchnorm(net, contents, style_bank, o, gen)
-    payload = {"format": FORMAT, "version": 2, "decoder": net.decoder.state_dict(), "options": asdict(o),
-               "encoder_source": weights.source, "history": history,
-               "seconds": time.perf_counter() - start}  # fmt: skip
+    payload = {
+        "format": FORMAT,
+        "version": 2,
+        "decoder": net.decoder.state_dict(),
+        "options": asdict(o),
+        "encoder_source": weights.source,
+        "history": history,
+        "seconds": time.perf_counter() - start,
+    }
     with atomic_path(out) as tmp:
         torch.save(payload, tmp)
     _plot(out.with_suffix(".png"), history)
     return {"history": history, "encoder_source": weights.source, "seconds": payload["seconds"]}
 
 
-def _recalibrate_batchnorm(net: StyleNet, contents: Tensor, styles: ImageBank, o: StyleOptions,
-                           generator: torch.Generator, max_batches: int = 64) -> None:  # fmt: skip
+def _recalibrate_batchnorm(
+    net: StyleNet,
+    contents: Tensor,
+    styles: ImageBank,
+    o: StyleOptions,
+    generator: torch.Generator,
+    max_batches: int = 64,
+) -> None:
     """Set the decoder's BatchNorm running statistics to their plain average over up to
     ``max_batches`` training batches of the final weights (a precise-BN pass): the exponential
     averages kept during training lag the weights, by far after a short run, and the model is used
@@ -250,23 +273,40 @@ def load_style(path: str | Path, vgg: str | Path | None = None, weights: VGGWeig
             raise CheckpointError(str(path), f"decoder.{key}", "holds NaN or infinite weights")
     weights = weights or load_vgg_weights(vgg)
     if weights.source.split(" ")[0] != source.split(" ")[0]:
-        raise CheckpointError(str(path), "encoder_source", f"trained with {short_repr(source)}, but the encoder "
-                              f"weights given are {weights.source}: use the same source")  # fmt: skip
+        raise CheckpointError(
+            str(path),
+            "encoder_source",
+            f"trained with {short_repr(source)}, but the encoder "
+            f"weights given are {weights.source}: use the same source",
+        )
     net = StyleNet(VGGEncoder(weights, o.depth), o.alpha, o.decoder, o.detail)
     expected = {k: tuple(v.shape) for k, v in net.decoder.state_dict().items()}
     if expected != {k: tuple(v.shape) for k, v in decoder.items()}:
-        raise CheckpointError(str(path), "decoder", f"its weights do not fit a depth-{o.depth} {o.decoder} decoder "
-                              "(names or shapes differ)")  # fmt: skip
+        raise CheckpointError(
+            str(path),
+            "decoder",
+            f"its weights do not fit a depth-{o.depth} {o.decoder} decoder (names or shapes differ)",
+        )
     net.decoder.load_state_dict(decoder)
     net.eval()
     return net
 
 
-def apply_style(model: str | Path | None, content: str | Path, style: str | Path, out: str | Path,
-                background: str | Path | None = None, alpha: float | None = None, seed: int = 0,
-                vgg: str | Path | None = None, weights: VGGWeights | None = None, overwrite: bool = False,
-                progress: bool = True, batch: int = 64,
-                method: Literal["adain", "colour"] = "adain") -> dict:  # fmt: skip
+def apply_style(
+    model: str | Path | None,
+    content: str | Path,
+    style: str | Path,
+    out: str | Path,
+    background: str | Path | None = None,
+    alpha: float | None = None,
+    seed: int = 0,
+    vgg: str | Path | None = None,
+    weights: VGGWeights | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    batch: int = 64,
+    method: Literal["adain", "colour"] = "adain",
+) -> dict:
     """Stylise every frame of ``content`` (a ``probpose synth`` folder: its ``frames/``, and every
     other file copied unchanged; or a folder of images) with a style image (a random one per frame
     from a folder, seeded), and paste it over ``background`` (a random crop per frame of an image
@@ -279,12 +319,18 @@ def apply_style(model: str | Path | None, content: str | Path, style: str | Path
     if method not in METHODS:
         raise DataError("`method`", None, f"must be one of {', '.join(METHODS)}, got {method!r}")
     if method == "colour" and (model is not None or alpha is not None):
-        raise DataError("`model`" if model is not None else "`alpha`", None,
-                        "the colour method uses no model and no blend: leave it out")  # fmt: skip
+        raise DataError(
+            "`model`" if model is not None else "`alpha`",
+            None,
+            "the colour method uses no model and no blend: leave it out",
+        )
     if method == "adain" and model is None:
         if not SHIPPED_MODEL.is_file():
-            raise CheckpointError(str(SHIPPED_MODEL), None, "the shipped style model is missing from this "
-                                  "installation: pass a model from probpose style train")  # fmt: skip
+            raise CheckpointError(
+                str(SHIPPED_MODEL),
+                None,
+                "the shipped style model is missing from this installation: pass a model from probpose style train",
+            )
         model = SHIPPED_MODEL
     src = Path(content)
     synth_folder = src.is_dir() and (src / "manifest.json").is_file() and (src / "frames").is_dir()
@@ -293,8 +339,13 @@ def apply_style(model: str | Path | None, content: str | Path, style: str | Path
     backs = list_images(background, "backgrounds") if background is not None else None
     if alpha is not None and not 0 <= alpha <= 1:
         raise DataError("alpha", None, f"must be in [0, 1], got {alpha}")
-    inputs = [src, *([Path(model)] if model is not None else []), *styles, *(backs or []),
-              *([Path(vgg)] if vgg is not None else [])]
+    inputs = [
+        src,
+        *([Path(model)] if model is not None else []),
+        *styles,
+        *(backs or []),
+        *([Path(vgg)] if vgg is not None else []),
+    ]
     style_images = ImageBank(styles)  # headers checked now; each decoded once, when first drawn
     back_images = ImageBank(backs) if backs else None
     out = check_output_folder(out, inputs, overwrite=overwrite, what="stylised folder")
@@ -341,10 +392,16 @@ def apply_style(model: str | Path | None, content: str | Path, style: str | Path
                 for p, arr in zip(chunk, arrays, strict=True):
                     Image.fromarray(arr, mode).save(target / p.name)
                 bar.update(len(chunk))
-        note = {"method": method, "model": None if model is None else str(model), "style": str(style),
-                "background": None if background is None else str(background),
-                "alpha": (net.alpha if alpha is None else alpha) if net is not None else None, "seed": seed,
-                "frames": len(frames), "encoder": net.encoder.source if net is not None else None}  # fmt: skip
+        note = {
+            "method": method,
+            "model": None if model is None else str(model),
+            "style": str(style),
+            "background": None if background is None else str(background),
+            "alpha": (net.alpha if alpha is None else alpha) if net is not None else None,
+            "seed": seed,
+            "frames": len(frames),
+            "encoder": net.encoder.source if net is not None else None,
+        }
         (tmp / "style.json").write_text(json_text(note) + "\n")
     seconds = time.perf_counter() - start
     return {"frames": len(frames), "seconds": seconds, "out": str(out)}

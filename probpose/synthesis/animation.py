@@ -101,9 +101,15 @@ class Animation:
     crop: Tensor
 
 
-def smooth_curves(n: int, channels: int, fps: float, generator: torch.Generator,
-                  freq: tuple[float, float] = (0.05, 0.5), terms: int = 3,
-                  dtype: torch.dtype = torch.float64) -> Tensor:  # fmt: skip
+def smooth_curves(
+    n: int,
+    channels: int,
+    fps: float,
+    generator: torch.Generator,
+    freq: tuple[float, float] = (0.05, 0.5),
+    terms: int = 3,
+    dtype: torch.dtype = torch.float64,
+) -> Tensor:
     """``(n, channels)`` smooth curves in ``[-1, 1]``: per channel a sum of ``terms`` sinusoids with
     frequencies uniform in ``freq`` (Hz at ``fps``), random phases and non-negative weights that
     sum to one (so the bound holds exactly)."""
@@ -126,8 +132,14 @@ def _uniform(lo: float, hi: float, generator: torch.Generator) -> float:
     return lo + (hi - lo) * float(torch.rand((), generator=generator, dtype=torch.float64))
 
 
-def animate(rig: Rig, legs: Tensor, width: int, height: int, options: SceneOptions | None = None,
-            generator: torch.Generator | None = None) -> Animation:  # fmt: skip
+def animate(
+    rig: Rig,
+    legs: Tensor,
+    width: int,
+    height: int,
+    options: SceneOptions | None = None,
+    generator: torch.Generator | None = None,
+) -> Animation:
     """Animate ``rig`` with leg poses ``legs`` ``(N, L, 3)`` (axis-angle, radians, in the order of
     ``rig.legs``) and film it with ``width`` x ``height`` cameras. Float64, on ``legs``' device."""
     options = options or SceneOptions()
@@ -193,13 +205,22 @@ def animate(rig: Rig, legs: Tensor, width: int, height: int, options: SceneOptio
     k = crop_intrinsics(scene_k, window, width)
     camera = Camera(k.to(device), r.to(device), t.to(device), width, height)
     to = {"device": device}
-    return Animation(rot.to(**to), root_rotation.to(**to), pos.to(**to), legs.detach().to(device, dtype), camera,
-                     sequence.to(**to), Posed(posed.rotations.to(**to), posed.positions.to(**to)),
-                     scene_k.to(**to), window.to(**to))  # fmt: skip
+    return Animation(
+        rot.to(**to),
+        root_rotation.to(**to),
+        pos.to(**to),
+        legs.detach().to(device, dtype),
+        camera,
+        sequence.to(**to),
+        Posed(posed.rotations.to(**to), posed.positions.to(**to)),
+        scene_k.to(**to),
+        window.to(**to),
+    )
 
 
-def _crop_windows(rig: Rig, posed: Posed, camera: Camera, sequence: Tensor, options: SceneOptions,
-                  generator: torch.Generator) -> Tensor:  # fmt: skip
+def _crop_windows(
+    rig: Rig, posed: Posed, camera: Camera, sequence: Tensor, options: SceneOptions, generator: torch.Generator
+) -> Tensor:
     """Crop windows ``(N, 4)`` (x0, y0, x1, y1; the tracking camera's pixels, the image's aspect
     ratio) in which the larger side of the animal's box fills a fraction of the frame following a
     smooth curve in ``[fill_min, fill_max]`` per sequence, shifted smoothly by up to 60% of the slack
@@ -209,8 +230,10 @@ def _crop_windows(rig: Rig, posed: Posed, camera: Camera, sequence: Tensor, opti
     pix, _ = camera.project(rig.keypoints_of(posed))
     box = torch.cat([torch.minimum(box[:, :2], pix.min(1).values), torch.maximum(box[:, 2:], pix.max(1).values)], -1)
     if not torch.isfinite(box).all() or box.abs().max() > 1e8:
-        raise ConfigError("framing: the animal reaches behind a camera (distance_min too small); use a larger "
-                          "distance or framing 'scene'")  # fmt: skip
+        raise ConfigError(
+            "framing: the animal reaches behind a camera (distance_min too small); use a larger "
+            "distance or framing 'scene'"
+        )
     n = len(box)
     curves = torch.empty(n, 3, dtype=box.dtype)
     for k in range(int(sequence.max()) + 1):

@@ -68,9 +68,18 @@ def blender_gt(keypoints: Tensor, width: int, height: int) -> np.ndarray:
     return np.stack([gx, gy], -1).reshape(len(kp), -1).astype(np.int64)
 
 
-def coco_annotations(rig: Rig, keypoints: Tensor, boxes: np.ndarray, areas: np.ndarray, file_names: list[str],
-                     sequence: Tensor, description: str, width: int, height: int,
-                     crop: Tensor | None = None) -> dict:  # fmt: skip
+def coco_annotations(
+    rig: Rig,
+    keypoints: Tensor,
+    boxes: np.ndarray,
+    areas: np.ndarray,
+    file_names: list[str],
+    sequence: Tensor,
+    description: str,
+    width: int,
+    height: int,
+    crop: Tensor | None = None,
+) -> dict:
     """A COCO keypoints dataset: one image and one annotation per frame.
 
     ``keypoints`` ``(N, K, 3)`` (pixels, visibility) become ``[x, y, v]`` triples, with ``x = y = 0``
@@ -81,8 +90,14 @@ def coco_annotations(rig: Rig, keypoints: Tensor, boxes: np.ndarray, areas: np.n
     kp = keypoints.detach().cpu().double().numpy()
     images, annotations = [], []
     for n in range(len(kp)):
-        image = {"id": n + 1, "file_name": file_names[n], "width": int(width), "height": int(height),
-                 "frame": n, "sequence": int(sequence[n])}  # fmt: skip
+        image = {
+            "id": n + 1,
+            "file_name": file_names[n],
+            "width": int(width),
+            "height": int(height),
+            "frame": n,
+            "sequence": int(sequence[n]),
+        }
         if crop is not None:
             image["crop_window"] = [round(float(c), 3) for c in crop[n]]
         images.append(image)
@@ -91,16 +106,25 @@ def coco_annotations(rig: Rig, keypoints: Tensor, boxes: np.ndarray, areas: np.n
         triples = []
         for (x, y), vis in zip(xy.tolist(), v.tolist(), strict=True):
             triples += [round(x, 3), round(y, 3), vis]
-        annotations.append({
-            "id": n + 1, "image_id": n + 1, "category_id": 1, "iscrowd": 0,
-            "keypoints": triples, "num_keypoints": int((v > 0).sum()),
-            "bbox": [int(b) for b in boxes[n]], "area": int(areas[n]),
-        })  # fmt: skip
+        annotations.append(
+            {
+                "id": n + 1,
+                "image_id": n + 1,
+                "category_id": 1,
+                "iscrowd": 0,
+                "keypoints": triples,
+                "num_keypoints": int((v > 0).sum()),
+                "bbox": [int(b) for b in boxes[n]],
+                "area": int(areas[n]),
+            }
+        )
     category = {
-        "id": 1, "name": "zebra", "supercategory": "animal",
+        "id": 1,
+        "name": "zebra",
+        "supercategory": "animal",
         "keypoints": [k.name for k in rig.keypoints],
         "skeleton": [[a + 1, b + 1] for a, b in rig.keypoint_edges],
-    }  # fmt: skip
+    }
     return {
         "info": {"description": description, "version": "1.0", "contributor": "probpose synth"},
         "licenses": [{"id": 1, "name": "non-commercial (PASyn zebra poses)", "url": "", "note": COCO_LICENCE_NOTE}],

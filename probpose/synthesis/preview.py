@@ -12,9 +12,16 @@ __all__ = ["contact_sheet"]
 VISIBLE, OCCLUDED = (40, 220, 60), (255, 150, 0)
 
 
-def contact_sheet(rig: Rig, rgba: np.ndarray, keypoints: np.ndarray, frames: list[int], columns: int = 4,
-                  cell: int = 192, background: tuple[int, int, int] = (96, 104, 112),
-                  labels: list[int] | None = None) -> Image.Image:  # fmt: skip
+def contact_sheet(
+    rig: Rig,
+    rgba: np.ndarray,
+    keypoints: np.ndarray,
+    frames: list[int],
+    columns: int = 4,
+    cell: int = 192,
+    background: tuple[int, int, int] = (96, 104, 112),
+    labels: list[int] | None = None,
+) -> Image.Image:
     """``rgba`` ``(N, H, W, 4)`` uint8 and ``keypoints`` ``(N, K, 3)`` (pixels, visibility) -> an RGB
     sheet of the chosen ``frames``, each scaled (nearest neighbour) to about ``cell`` pixels, over a
     flat background; green dots: visible keypoints, orange: occluded, none: outside the image.
@@ -33,8 +40,11 @@ def contact_sheet(rig: Rig, rgba: np.ndarray, keypoints: np.ndarray, frames: lis
         kp = keypoints[f]
         for a, b in rig.keypoint_edges:
             if kp[a, 2] > 0 and kp[b, 2] > 0:
-                draw.line([(kp[a, 0] * scale, kp[a, 1] * scale), (kp[b, 0] * scale, kp[b, 1] * scale)],
-                          fill=(230, 60, 60), width=max(1, scale // 3))  # fmt: skip
+                draw.line(
+                    [(kp[a, 0] * scale, kp[a, 1] * scale), (kp[b, 0] * scale, kp[b, 1] * scale)],
+                    fill=(230, 60, 60),
+                    width=max(1, scale // 3),
+                )
         r = max(2, scale // 2)
         for x, y, v in kp:
             if v > 0:

@@ -78,8 +78,9 @@ def _scene(rig: Rig, posed: Posed, camera: Camera, dtype: torch.dtype) -> _Scene
     q = (minv @ cen.unsqueeze(-1)).squeeze(-1)
     m = minv @ kinv.unsqueeze(1)
     qf = m.transpose(-1, -2) @ m  # (F, B, 3, 3): a.a = p~^T qf p~
-    quad = torch.stack([qf[..., 0, 0], 2 * qf[..., 0, 1], qf[..., 1, 1], 2 * qf[..., 0, 2], 2 * qf[..., 1, 2],
-                        qf[..., 2, 2]], -1)  # fmt: skip
+    quad = torch.stack(
+        [qf[..., 0, 0], 2 * qf[..., 0, 1], qf[..., 1, 1], 2 * qf[..., 0, 2], 2 * qf[..., 1, 2], qf[..., 2, 2]], -1
+    )
     lin = (m.transpose(-1, -2) @ q.unsqueeze(-1)).squeeze(-1)  # a.q = lin . p~
     cq = (q * q).sum(-1) - 1
     big = radii.unsqueeze(-1) * (rc.unsqueeze(1) @ g).transpose(-1, -2)  # M^T = diag(r) G^T Rc^T: columns = rows of M
@@ -156,13 +157,23 @@ def _nearest_tiled(scene: _Scene, width: int, height: int, ss: int) -> tuple[Ten
     tx0, ty0 = txx.reshape(-1), tyy.reshape(-1)  # (T,)
     span = (TILE - 1) * step
     box = scene.boxes  # (F, B, 4)
-    over = ((box[..., 0:1] <= tx0 + span) & (box[..., 2:3] >= tx0) & (box[..., 1:2] <= ty0 + span)
-            & (box[..., 3:4] >= ty0))  # (F, B, T)  # fmt: skip
+    over = (
+        (box[..., 0:1] <= tx0 + span) & (box[..., 2:3] >= tx0) & (box[..., 1:2] <= ty0 + span) & (box[..., 3:4] >= ty0)
+    )  # (F, B, T)
     fi, bi, ti = over.nonzero(as_tuple=True)
     x0, y0 = tx0[ti], ty0[ti]
     qa, qb, qc, qd, qe, qf = scene.quad[fi, bi].unbind(-1)
-    quad = torch.stack([qa, qb, qc, 2 * qa * x0 + qb * y0 + qd, qb * x0 + 2 * qc * y0 + qe,
-                        qa * x0 * x0 + qb * x0 * y0 + qc * y0 * y0 + qd * x0 + qe * y0 + qf], -1)  # fmt: skip
+    quad = torch.stack(
+        [
+            qa,
+            qb,
+            qc,
+            2 * qa * x0 + qb * y0 + qd,
+            qb * x0 + 2 * qc * y0 + qe,
+            qa * x0 * x0 + qb * x0 * y0 + qc * y0 * y0 + qd * x0 + qe * y0 + qf,
+        ],
+        -1,
+    )
     la, lb, lc = scene.lin[fi, bi].unbind(-1)
     lin = torch.stack([la, lb, lc + la * x0 + lb * y0], -1)
     d = torch.arange(TILE, dtype=dtype, device=device) * step
@@ -207,12 +218,19 @@ def image_boxes(rig: Rig, posed: Posed, camera: Camera) -> Tensor:
     return torch.cat([box[..., :2].min(1).values, box[..., 2:].max(1).values], -1)
 
 
-def _colours(rig: Rig, texture: bool, dtype: torch.dtype,
-             device: torch.device) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
+def _colours(
+    rig: Rig, texture: bool, dtype: torch.dtype, device: torch.device
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     albedo = torch.tensor([b.albedo for b in rig.bones], dtype=dtype, device=device)
     stripes = torch.tensor([b.stripes and texture for b in rig.bones], device=device)
-    dark_from = torch.tensor([float(rig.lengths[i]) - b.dark_end if b.dark_end > 0 and texture else float("inf")
-                              for i, b in enumerate(rig.bones)], dtype=dtype, device=device)  # fmt: skip
+    dark_from = torch.tensor(
+        [
+            float(rig.lengths[i]) - b.dark_end if b.dark_end > 0 and texture else float("inf")
+            for i, b in enumerate(rig.bones)
+        ],
+        dtype=dtype,
+        device=device,
+    )
     phase = torch.linspace(0, 3.0, rig.num_bones, dtype=dtype, device=device)
     return albedo, stripes, dark_from, phase
 

@@ -80,8 +80,10 @@ def load_leg_poses(path: str | Path, rig: Rig = ZEBRA_RIG) -> tuple[Tensor, LegS
     if p.suffix != ".npy":
         raise DataError(str(p), None, "expected a .npy or PASyn .npz file of leg poses")
     arr = read_npy(p)
-    expected = (f"(n, {3 * nl}) PASyn Euler degrees, (n, {3 * nl + 3}) with PASyn's placeholder columns, "
-                f"or (n, {nl}, 3) axis-angle radians")  # fmt: skip
+    expected = (
+        f"(n, {3 * nl}) PASyn Euler degrees, (n, {3 * nl + 3}) with PASyn's placeholder columns, "
+        f"or (n, {nl}, 3) axis-angle radians"
+    )
     if not np.issubdtype(arr.dtype, np.floating) and not np.issubdtype(arr.dtype, np.integer):
         raise DataError(str(p), None, f"expected numbers, got dtype {arr.dtype}")
     if len(arr) == 0:
@@ -99,15 +101,20 @@ def load_leg_poses(path: str | Path, rig: Rig = ZEBRA_RIG) -> tuple[Tensor, LegS
         angle = np.linalg.norm(arr.astype(np.float64), axis=-1)
         if angle.max() > 2 * np.pi + 1e-6:
             row = int(np.flatnonzero(angle.max(-1) > 2 * np.pi + 1e-6)[0])
-            raise DataError(str(p), None, f"row {row}: axis-angle rotations of {angle.max():.4g} radians, more than "
-                            "a full turn (2 pi): not axis-angle radians")  # fmt: skip
+            raise DataError(
+                str(p),
+                None,
+                f"row {row}: axis-angle rotations of {angle.max():.4g} radians, more than "
+                "a full turn (2 pi): not axis-angle radians",
+            )
         legs = canonical_axis_angle(torch.from_numpy(arr.astype(np.float64)))
         return legs, LegSource("file", p.name, sha256(p), "axis-angle radians")
     raise DataError(str(p), None, f"shape {arr.shape}: expected {expected}")
 
 
-def legs_from_model(path: str | Path, n_frames: int, generator: torch.Generator, step: float = 0.05,
-                    rig: Rig = ZEBRA_RIG) -> tuple[Tensor, LegSource]:  # fmt: skip
+def legs_from_model(
+    path: str | Path, n_frames: int, generator: torch.Generator, step: float = 0.05, rig: Rig = ZEBRA_RIG
+) -> tuple[Tensor, LegSource]:
     """A smooth leg-pose sequence ``(n_frames, L, 3)`` from a trained leg-VAE checkpoint."""
     from probpose.models import LatentPoseModel, check_latent_step, load_model  # lazy: the models stack is heavy
 
@@ -117,15 +124,19 @@ def legs_from_model(path: str | Path, n_frames: int, generator: torch.Generator,
     names = list(model.modelled_names)
     if names != list(rig.legs.joint_names):
         raise CheckpointError(
-            str(p), "joints", f"not a zebra leg model: it models {len(names)} joints "
+            str(p),
+            "joints",
+            f"not a zebra leg model: it models {len(names)} joints "
             f"({', '.join(names[:4])}{', ...' if len(names) > 4 else ''}); synth needs the {rig.legs.num_joints} "
             f"PASyn leg joints ({', '.join(rig.legs.joint_names[:3])}, ...)",
-        )  # fmt: skip
+        )
     if not isinstance(model, LatentPoseModel):
         raise CheckpointError(
-            str(p), "model_name", f"{type(model).__name__} is not a VAE: synth draws a smooth latent sequence; "
+            str(p),
+            "model_name",
+            f"{type(model).__name__} is not a VAE: synth draws a smooth latent sequence; "
             "sample poses with `probpose sample` and pass them as `poses`",
-        )  # fmt: skip
+        )
     model.eval()
     with torch.no_grad():
         legs = model.sequence(n_frames, step=step, mode="walk", generator=generator)
@@ -237,36 +248,68 @@ def synthesize(
         _save(tmp / "blender_gt.npy", blender_gt(kp2d, width, height))
         _save(tmp / "keypoints_3d.npy", kp3d.float().numpy())
         _save(tmp / "joints_3d.npy", anim.posed.positions.float().cpu().numpy())
-        np.savez(tmp / "cameras.npz", K=cam.K.cpu().numpy(), R=cam.R.cpu().numpy(), t=cam.t.cpu().numpy(),
-                 width=np.int64(width), height=np.int64(height), fps=np.float64(scene.fps),
-                 sequence=anim.sequence.cpu().numpy(), framing=np.str_(scene.framing),
-                 scene_K=anim.scene_K.cpu().numpy(), crop=anim.crop.cpu().numpy())  # fmt: skip
+        np.savez(
+            tmp / "cameras.npz",
+            K=cam.K.cpu().numpy(),
+            R=cam.R.cpu().numpy(),
+            t=cam.t.cpu().numpy(),
+            width=np.int64(width),
+            height=np.int64(height),
+            fps=np.float64(scene.fps),
+            sequence=anim.sequence.cpu().numpy(),
+            framing=np.str_(scene.framing),
+            scene_K=anim.scene_K.cpu().numpy(),
+            crop=anim.crop.cpu().numpy(),
+        )
         _save(tmp / "poses.npy", anim.legs.float().cpu().numpy())
         _save(tmp / "poses_pasyn.npy", axis_angle_to_pasyn(anim.legs.cpu()).reshape(n, -1).numpy())
-        np.savez(tmp / "rig_pose.npz", rotations=matrix_to_axis_angle(anim.rotations.cpu()).float().numpy(),
-                 root_rotation=matrix_to_axis_angle(anim.root_rotation.cpu()).float().numpy(),
-                 root_position=anim.root_position.float().cpu().numpy())  # fmt: skip
-        coco = coco_annotations(rig, kp2d, boxes, areas, names, anim.sequence.cpu(),
-                                f"probpose synth: {n} frames of the {rig.name} rig, {width}x{height}, seed {seed}, "
-                                f"framing {scene.framing}", width, height, anim.crop.cpu())  # fmt: skip
+        np.savez(
+            tmp / "rig_pose.npz",
+            rotations=matrix_to_axis_angle(anim.rotations.cpu()).float().numpy(),
+            root_rotation=matrix_to_axis_angle(anim.root_rotation.cpu()).float().numpy(),
+            root_position=anim.root_position.float().cpu().numpy(),
+        )
+        coco = coco_annotations(
+            rig,
+            kp2d,
+            boxes,
+            areas,
+            names,
+            anim.sequence.cpu(),
+            f"probpose synth: {n} frames of the {rig.name} rig, {width}x{height}, seed {seed}, framing {scene.framing}",
+            width,
+            height,
+            anim.crop.cpu(),
+        )
         (tmp / "coco.json").write_text(json.dumps(coco))
         write_bvh(tmp / "animation.bvh", rig, anim.posed, scene.fps)
         picks = [f for f in preview_at if f in preview_rgba]
-        sheet = contact_sheet(rig, np.stack([preview_rgba[f] for f in picks]), kp2d_np[picks], list(range(len(picks))),
-                              labels=picks)  # fmt: skip
+        sheet = contact_sheet(
+            rig, np.stack([preview_rgba[f] for f in picks]), kp2d_np[picks], list(range(len(picks))), labels=picks
+        )
         sheet.save(tmp / "preview.png")
         vis = kp2d_np[..., 2].astype(np.int64)
         counts = {v: int((vis == v).sum()) for v in (0, 1, 2)}
         inside = float((vis > 0).mean())
         manifest = {
             "probpose_version": __version__,
-            "frames": n, "width": width, "height": height, "fps": scene.fps, "seed": seed, "texture": texture,
+            "frames": n,
+            "width": width,
+            "height": height,
+            "fps": scene.fps,
+            "seed": seed,
+            "texture": texture,
             "sequences": int(anim.sequence.max()) + 1,
             "leg_source": dataclasses.asdict(source) if source else None,
             "scene": dataclasses.asdict(scene),
-            "rig": {"name": rig.name, "bones": list(rig.names), "parents": list(rig.skeleton.parents),
-                    "leg_joints": list(rig.legs.joint_names), "units": "metres",
-                    "proportions": "chosen (a plains zebra of about 1.3 m at the withers), not measured"},
+            "rig": {
+                "name": rig.name,
+                "bones": list(rig.names),
+                "parents": list(rig.skeleton.parents),
+                "leg_joints": list(rig.legs.joint_names),
+                "units": "metres",
+                "proportions": "chosen (a plains zebra of about 1.3 m at the withers), not measured",
+            },
             "keypoints": [k.name for k in rig.keypoints],
             "skeleton_edges": [list(e) for e in rig.keypoint_edges],
             "conventions": {
@@ -281,7 +324,7 @@ def synthesize(
             "inside_fraction": inside,
             "files": FILES,
             "licence": COCO_LICENCE_NOTE,
-        }  # fmt: skip
+        }
         (tmp / "manifest.json").write_text(json_text(manifest) + "\n")
     seconds = time.perf_counter() - start
     log.info("synth: %d frames %dx%d in %.1f s (%.0f frames/s)", n, width, height, seconds, n / seconds)

@@ -305,8 +305,11 @@ def apply_overrides(d: dict, overrides: list[str]) -> dict:
         kept = {k: v for k, v in file_model.items() if k in spec.option_names and k not in spec.fixed}
         dropped = sorted(k for k in file_model if k != "name" and k not in kept)
         if dropped:
-            log.warning("model.name=%s: the config file's model keys %s do not apply to it; dropped",
-                        new_model, ", ".join(dropped))  # fmt: skip
+            log.warning(
+                "model.name=%s: the config file's model keys %s do not apply to it; dropped",
+                new_model,
+                ", ".join(dropped),
+            )
         out["model"] = kept
         if "name" not in keys:
             out["name"] = f"{out.get('name', 'experiment')}-{new_model}"
@@ -343,8 +346,10 @@ def find_config(name: str) -> Path:
         if c.is_file():
             return c
     shipped = ", ".join(sorted(c.stem for c in CONFIGS.glob("*.yaml")))
-    raise ConfigError(f"no config {short_repr(name)}: give a .yaml path or a shipped name ({shipped}); "
-                      f"searched {', '.join(str(c) for c in candidates)}")  # fmt: skip
+    raise ConfigError(
+        f"no config {short_repr(name)}: give a .yaml path or a shipped name ({shipped}); "
+        f"searched {', '.join(str(c) for c in candidates)}"
+    )
 
 
 def load_config(name_or_path: str, overrides: list[str] | None = None) -> ExperimentConfig:

@@ -98,9 +98,7 @@ def run_experiment(cfg: ExperimentConfig, resume: bool = False, group: Group = S
         data = prepare_data(store, joints=None, **options)
     group.check_same("the data", fingerprint(data.store))
     model = build_model(cfg.model.name, data.skeleton, cfg.model.options)
-    trainer = Trainer(
-        model, cfg.training, run_dir, as_dict, cfg.output.tensorboard, cfg.output.checkpoint_every, group
-    )
+    trainer = Trainer(model, cfg.training, run_dir, as_dict, cfg.output.tensorboard, cfg.output.checkpoint_every, group)
     result = trainer.fit(data.train, data.val, resume=run_dir / "checkpoint.pt" if resume else None)
     if not group.is_main:
         return RunSummary(run_dir, trainer.model, result, None, data, notes)

@@ -275,9 +275,7 @@ class Trainer:
             try:
                 ev = evaluate(self.model, val, validation=not final)
             except EvaluationError as e:
-                failed = TrainingError(
-                    self._stop_message(f"validation at step {self.step} failed ({e})", best_step)
-                )
+                failed = TrainingError(self._stop_message(f"validation at step {self.step} failed ({e})", best_step))
             finally:
                 self.model.train()
         if self.group.distributed:
