@@ -20,9 +20,10 @@ from pathlib import Path
 import torch
 
 from probpose.bench import Column, machine_description, markdown_table, set_threads, write_results
+from probpose.bench.budgets import bench_budget
 from probpose.data import bundled, import_poses, split_poses
 from probpose.evaluation import evaluate
-from probpose.models import MODELS, build_model, get_model_spec
+from probpose.models import MODELS, build_model
 from probpose.training import Trainer, TrainingConfig
 
 JOINTS = "body-feet"
@@ -51,10 +52,9 @@ def main() -> None:
     )
     rows = []
     for name in args.models:
-        spec = get_model_spec(name)
         model = build_model(name, avatar.skeleton)
         t0 = time.perf_counter()
-        Trainer(model, TrainingConfig(**spec.bench_training)).fit(train, val)
+        Trainer(model, TrainingConfig(**bench_budget(name))).fit(train, val)
         model.eval()
         row = {"model": name, "fit_seconds": time.perf_counter() - t0, "exact": model.exact_log_prob}
         for label, ps in others.items():

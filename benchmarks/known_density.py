@@ -26,10 +26,11 @@ from pathlib import Path
 import torch
 
 from probpose.bench import Column, machine_description, markdown_table, set_threads, write_results
+from probpose.bench.budgets import bench_budget
 from probpose.evaluation import evaluate
 from probpose.evaluation.synthetic import TreeMixtureTeacher
 from probpose.files import atomic_path
-from probpose.models import MODELS, build_model, get_model_spec
+from probpose.models import MODELS, build_model
 from probpose.skeleton import get_skeleton
 from probpose.training import Trainer, TrainingConfig
 
@@ -93,8 +94,7 @@ def main() -> None:
     )
     rows = []
     for name in args.models:
-        spec = get_model_spec(name)
-        settings = {**spec.bench_training, "device": args.device}
+        settings = {**bench_budget(name), "device": args.device}
         if args.budget == "time" and settings.get("fit") != "closed_form":
             steps = max(settings.get("max_steps", 2000), 100_000)
             settings.update(max_steps=steps, max_seconds=args.fit_seconds, schedule="cosine", patience=0)

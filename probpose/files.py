@@ -36,6 +36,7 @@ import stat
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from probpose import signals
 from probpose.errors import DataError, short_repr
@@ -100,7 +101,7 @@ def remove_stale_temporaries(final: str | Path) -> list[Path]:
     """Remove temporaries of ``final`` left by processes that no longer run (on this host), or older
     than a day (from another host). Returns what was removed."""
     final = Path(final)
-    removed = []
+    removed: list[Path] = []
     if not final.parent.is_dir():
         return removed
     host = _host()
@@ -173,7 +174,7 @@ def input_file(path: str | Path, what: str = "", error: type[DataError] = DataEr
     raise error(str(path), None, f"is {kind}, not a regular file{label}")
 
 
-def parse_json(text: str | bytes, file: str | Path, field: str | None = None) -> object:
+def parse_json(text: str | bytes, file: str | Path, field: str | None = None) -> Any:
     """``json.loads`` for text read from a user's file: invalid JSON, and JSON nested too deeply to
     parse (which would exhaust the call stack), are a :class:`DataError` naming ``file`` and ``field``."""
     try:

@@ -28,7 +28,7 @@ __all__ = [
     "option",
     "from_dict",
     "check_value",
-    "check_ranges",
+    "validate",
     "field_names",
     "check_device",
     "CHUNK_ROWS",
@@ -91,7 +91,7 @@ def check_device(value: object, key: str = "device") -> str:
     import torch
 
     try:
-        dev = torch.device(value)  # type: ignore[arg-type]
+        dev = torch.device(value)  # type: ignore[call-overload]  # any value: torch says whether it is one
     except (RuntimeError, TypeError, ValueError):
         raise ConfigError(f"{key}: {short_repr(value)} is not a device; cpu, cuda or cuda:N") from None
     if dev.type not in ("cpu", "cuda"):
@@ -122,9 +122,13 @@ def option(
     return dataclasses.field(default=default, metadata=meta)
 
 
+def _bound(x: float) -> str:
+    return f"{x:,}" if isinstance(x, int) else f"{x:g}"
+
+
 def _range_text(ge: float | None, gt: float | None, le: float | None, lt: float | None) -> str:
-    lo = f"[{ge:g}" if ge is not None else f"({gt:g}" if gt is not None else "(-inf"
-    hi = f"{le:g}]" if le is not None else f"{lt:g})" if lt is not None else "inf)"
+    lo = f"[{_bound(ge)}" if ge is not None else f"({_bound(gt)}" if gt is not None else "(-inf"
+    hi = f"{_bound(le)}]" if le is not None else f"{_bound(lt)})" if lt is not None else "inf)"
     return f"{lo}, {hi}"
 
 
@@ -188,11 +192,31 @@ def check_value(value: Any, hint: Any, key: str) -> Any:
     raise ConfigError(f"{key}: unsupported option type {hint!r}")
 
 
-def check_ranges(instance: Any) -> None:
-    """Check every field of the dataclass ``instance`` against its declared range
-    (:class:`ConfigError` naming the field); for dataclasses built directly in Python."""
+def _checkable(hint: Any) -> bool:
+    """Whether :func:`check_value` knows the annotation ``hint`` (numbers, strings, booleans, choices,
+    and optional ones); other fields (paths, lists) are typed by their own code."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return all(a is type(None) or _checkable(a) for a in typing.get_args(hint))
+    return origin is Literal or hint in (int, float, bool, str)
+
+
+def validate(instance: Any) -> None:
+    """Check every field of the dataclass ``instance`` built in Python: its type (choices of a
+    ``Literal``, numbers, strings, booleans; an int becomes a float where a float is declared) and
+    its declared :func:`option` range. The one way settings are checked: every options class and
+    request calls it from ``__post_init__`` (configs and checkpoints reach it through
+    :func:`from_dict`). Errors are :class:`ConfigError` naming the field as `` `name` `` (the command
+    line shows it as its ``--flag``)."""
+    hints = typing.get_type_hints(type(instance))
     for f in dataclasses.fields(instance):
-        _check_range(getattr(instance, f.name), f, f.name)
+        key, value = f"`{f.name}`", getattr(instance, f.name)
+        if _checkable(hints[f.name]):
+            checked = check_value(value, hints[f.name], key)
+            if checked is not value:
+                object.__setattr__(instance, f.name, checked)  # frozen dataclasses too
+            value = checked
+        _check_range(value, f, key)
 
 
 def field_names(cls: type) -> list[str]:

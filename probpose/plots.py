@@ -140,8 +140,8 @@ def curves(
     ax = fig.add_subplot(1, 1, 1)
     for name, (x, y) in series.items():
         ax.plot(x, y, marker=".", markersize=3, linewidth=1.2, label=name)
-    for name, (x, y) in (points or {}).items():
-        ax.scatter([x], [y], s=30, marker="D", label=name, zorder=3)
+    for name, (px, py) in (points or {}).items():
+        ax.scatter([px], [py], s=30, marker="D", label=name, zorder=3)
     finals = [float(y[-1]) for _, y in series.values() if len(y)] + [float(y) for _, y in (points or {}).values()]
     lows = [float(np.min(y)) for _, y in series.values() if len(y)] + finals
     finals, lows = [v for v in finals if np.isfinite(v)], [v for v in lows if np.isfinite(v)]

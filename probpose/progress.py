@@ -38,7 +38,7 @@ def configure(verbosity: int | None = None, interval: float | None = None) -> No
 class _CurrentStderr(logging.StreamHandler):
     """A handler writing to whatever ``sys.stderr`` is at the time of each record."""
 
-    @property  # type: ignore[override]
+    @property
     def stream(self):  # noqa: D102
         return sys.stderr
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 __all__ = ["Interrupted", "handle_signals", "interrupt_count", "raise_if_interrupted", "raise_if_interrupted_since"]
 
 _interrupts = 0  # signals seen while handle_signals() was active
-_last_signum = signal.SIGINT
+_last_signum: int = signal.SIGINT
 
 
 class Interrupted(KeyboardInterrupt):

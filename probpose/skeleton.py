@@ -166,16 +166,17 @@ class Skeleton:
             tokens = re.split(r"([+-])", selection.replace(" ", ""))
             ops = ["+", *tokens[1::2]]
             for op, part in zip(ops, tokens[0::2], strict=True):
+                part_idx: set[int]
                 if part == "all":
-                    idx = set(range(self.num_joints))
+                    part_idx = set(range(self.num_joints))
                 elif part in named:
-                    idx = {self.index(name) for name in named[part]}
+                    part_idx = {self.index(name) for name in named[part]}
                 elif part in self.joint_names:
-                    idx = {self.index(part)}
+                    part_idx = {self.index(part)}
                 else:
                     valid = ", ".join(["all", *named])
                     raise SelectionError(f"unknown joint selection {part!r} for skeleton {self.name!r}; valid: {valid}")
-                out = out | idx if op == "+" else out - idx
+                out = out | part_idx if op == "+" else out - part_idx
             return tuple(sorted(out))
         idx: set[int] = set()
         for item in selection:

@@ -89,7 +89,7 @@ def test_bad_input_fails_cleanly(tmp_path, smplx_files, case, expect, capsys):
 
 def test_console_script_exit_code(tmp_path):
     r = subprocess.run(
-        [sys.executable, "-m", "probpose.cli", "import", str(tmp_path / "x.npz"), "--out", str(tmp_path / "o.h5")],
+        [sys.executable, "-m", "probpose", "import", str(tmp_path / "x.npz"), "--out", str(tmp_path / "o.h5")],
         capture_output=True,
         text=True,
     )

@@ -216,7 +216,7 @@ def test_every_registered_model(name, tmp_path):
     model = build_model(name, TINY, SMALL.get(name, {}))
     assert model.registry_name == name and isinstance(model.options, spec.options)
     settings = {"max_steps": 5, "eval_every": 5, "patience": 0}
-    if spec.bench_training.get("fit") == "closed_form":
+    if MODELS[name].build.has_closed_form:
         settings = {"fit": "closed_form"}
     result = Trainer(model, TrainingConfig(**settings)).fit(train, val)
     assert result.val is not None and math.isfinite(result.val.nll)
@@ -253,7 +253,7 @@ def test_one_dtype_rule(name, model_dtype):
     model = build_model(name, TINY, SMALL.get(name, {})).to(model_dtype)
     train = 0.4 * torch.randn(300, 3, 3, generator=g, dtype=model_dtype) + 0.1
     model.initialize(train)
-    if MODELS[name].bench_training.get("fit") == "closed_form":
+    if MODELS[name].build.has_closed_form:
         model.fit_closed_form(train)
     model.eval()
     x = 0.3 * torch.randn(6, 3, 3, generator=g, dtype=F64)

@@ -43,7 +43,7 @@ def poses(n=400, seed=0):
 def run_cli(*args, cwd=None):
     """``probpose`` in a fresh process: exit code and stderr."""
     r = subprocess.run(
-        [sys.executable, "-m", "probpose.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300
+        [sys.executable, "-m", "probpose", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300
     )
     return r.returncode, r.stderr
 
@@ -440,12 +440,12 @@ def test_user_errors_print_one_line_naming_file_and_field(tmp_path, case, zebra_
 
 
 def test_internal_errors_keep_their_traceback(monkeypatch):
-    import probpose.data as data
+    import probpose.data.importing as importing
 
     def broken(*a, **k):
         raise RuntimeError("a bug, not a user error")
 
-    monkeypatch.setattr(data, "bundled", broken)
+    monkeypatch.setattr(importing, "bundled", broken)
     with pytest.raises(RuntimeError, match="a bug"):
         main(["import", "--bundled", "zebra", "--out", "never.h5"])
 

@@ -156,8 +156,12 @@ def test_nan_loss_stops_with_a_clear_message():
 
 
 def test_bad_training_settings_are_errors():
+    with pytest.raises(ConfigError, match=r"`lr`: 0.0 is outside the valid range \(0, inf\)"):
+        TrainingConfig(lr=0.0)  # checked when built, before any trainer
+    config = TrainingConfig()
+    config.lr = 0.0  # changed after it was built: the trainer checks again
     with pytest.raises(ConfigError, match=r"training.lr: 0.0 is outside the valid range \(0, inf\)"):
-        Trainer(PerJointGaussianModel(SKEL), TrainingConfig(lr=0.0))
+        Trainer(PerJointGaussianModel(SKEL), config)
     with pytest.raises(TrainingError, match="no closed-form"):
         from probpose.models import PriorModel
 

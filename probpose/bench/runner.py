@@ -2,7 +2,7 @@
 
 One table: model, parameters, steps, fit time, test NLL (nats/pose), BPD, NLL vs Haar, log_prob
 throughput (poses/s, forward and forward+backward), sampling throughput, device, N. Fits are
-budgeted in optimisation steps (each model's registry ``bench_training``), so the same command
+budgeted in optimisation steps (each model's :func:`~probpose.bench.budgets.bench_budget`), so the same command
 gives the same numbers on any machine up to float noise; wall time is reported and an optional
 wall-clock cap exists. Each fitted model is saved (``models/NAME.pt``, loadable with
 :func:`probpose.models.load_model`). Throughputs are medians at one batch size; compare them
@@ -12,16 +12,19 @@ within one run (as ratios), not across machines.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from probpose.bench.machine import threads
+from probpose.bench.budgets import bench_budget
 from probpose.bench.timing import per_second
+from probpose.data import StoreSplit
 from probpose.evaluation import evaluate
-from probpose.models import LatentPoseModel, PoseModel, build_model, get_model_spec, save_model
+from probpose.machine import threads
+from probpose.models import LatentPoseModel, build_model, save_model
 from probpose.options import check_device
 from probpose.progress import Progress, format_seconds
 from probpose.reports import Column, markdown_table, write_results
@@ -57,8 +60,8 @@ class BenchRow:
 
 def bench_models(
     names: Sequence[str],
-    train: torch.Tensor,
-    val: torch.Tensor,
+    train: torch.Tensor | StoreSplit,
+    val: torch.Tensor | StoreSplit | None,
     test: torch.Tensor,
     skeleton: Skeleton,
     device: str = "cpu",
@@ -69,7 +72,7 @@ def bench_models(
     fit_threads: int | None = 1,
 ) -> list[BenchRow]:
     """Fit each registered model in ``names`` on ``train`` (early stopping on ``val``) with its
-    registry ``bench_training`` settings (``training_overrides`` on top), evaluate on ``test``,
+    :func:`~probpose.bench.budgets.bench_budget` settings (``training_overrides`` on top), evaluate on ``test``,
     time it on ``device`` and, with ``save_dir``, save it as ``save_dir/NAME.pt``.
 
     Fits and scores run with ``fit_threads`` torch threads (default 1; ``None``: the current
@@ -81,13 +84,12 @@ def bench_models(
     board = Progress(len(names), "bench", unit="model", interval=math.inf)  # lines at model boundaries only
     svi_steps, svi_seconds = 0, 0.0
     for k, name in enumerate(names):
-        spec = get_model_spec(name)
         budget = _budget(name, training_overrides)
         board.event(
             f"bench: model {k + 1}/{len(names)}: fitting {name}"
             + (f" (up to {budget:,} steps)" if budget else " (closed form)")
         )
-        seed = int((training_overrides or {}).get("seed", spec.bench_training.get("seed", 0)))
+        seed = int((training_overrides or {}).get("seed", bench_budget(name).get("seed", 0)))
         cfg = TrainingConfig(**_bench_settings(name, training_overrides, device))
         with threads(fit_threads):
             with torch.random.fork_rng():  # initial weights from the bench's seed, the global RNG restored after
@@ -99,9 +101,9 @@ def bench_models(
             with torch.random.fork_rng():  # bounds that sample (IWAE, ELBO) are seeded too
                 torch.manual_seed(seed)
                 ev = evaluate(model, test)
-                latent = isinstance(model, LatentPoseModel)
-                recon = _reconstruction(model, test) if latent else None
-                elbo = _elbo_nll(model, test) if latent else None
+                recon = elbo = None
+                if isinstance(model, LatentPoseModel):
+                    recon, elbo = _reconstruction(model, test), _elbo_nll(model, test)
         # a bound with K importance samples costs K decoder passes per pose: time fewer poses
         n_time = batch if ev.exact else max(1, batch // 64)
         reps = (n_time + len(test) - 1) // len(test)
@@ -157,12 +159,12 @@ def bench_models(
 
 
 def _bench_settings(name: str, overrides: dict | None, device: str) -> dict:
-    """A model's registry bench settings with ``overrides`` on top; ``max_steps`` there caps the
-    budget, never raises it."""
-    spec = get_model_spec(name)
-    settings = {**spec.bench_training, **(overrides or {}), "device": device}
-    if "max_steps" in (overrides or {}):
-        settings["max_steps"] = min(spec.bench_training.get("max_steps", 2000), overrides["max_steps"])
+    """A model's bench budget (:func:`~probpose.bench.budgets.bench_budget`) with ``overrides`` on
+    top; ``max_steps`` there caps the budget, never raises it."""
+    budget, overrides = bench_budget(name), overrides or {}
+    settings = {**budget, **overrides, "device": device}
+    if "max_steps" in overrides:
+        settings["max_steps"] = min(budget.get("max_steps", 2000), overrides["max_steps"])
     return settings
 
 
@@ -178,13 +180,13 @@ def _reconstruction(model: LatentPoseModel, test: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def _elbo_nll(model: PoseModel, test: torch.Tensor, samples: int = 100) -> float:
+def _elbo_nll(model: LatentPoseModel, test: torch.Tensor, samples: int = 100) -> float:
     """-ELBO per pose (nats), an upper bound on NLL looser than the IWAE bound."""
     f = model.factory()
     return -torch.cat([model.elbo(b.to(**f), samples) for b in test.split(256)]).mean().item()
 
 
-def _nll(row: dict) -> str:
+def _nll(row: Mapping[str, Any]) -> str:
     return f"{row['test_nll']:.2f}" + ("" if row["exact"] else " (IWAE bound)")
 
 
@@ -225,7 +227,7 @@ def write_bench(out_dir: str | Path, rows: Sequence[BenchRow], context: dict) ->
         "angle of the test poses' reconstructions. Throughputs (VAE log_prob: the K = 1000 bound, timed on "
         f"batch/64 poses): medians, batch {context.get('batch')}, {context.get('threads')} torch thread(s); "
         f"fits and NLLs on {context.get('fit_threads', 1)} thread(s). "
-        "Fit: each model's registry bench settings (a budget of optimisation steps, early stopping on "
+        "Fit: each model's bench budget (bench/budgets.py: a budget of optimisation steps, early stopping on "
         "validation)"
         + (f", capped at {cap:g} s of training" if cap else "")
         + (f", at most {steps_cap} steps" if steps_cap else "")
@@ -242,7 +244,8 @@ def nll_time_plot(rows: Sequence[BenchRow], path: str | Path) -> Path | None:
     closed-form fit (VAEs: their validation bound). ``None`` when no row has a validation record."""
     from probpose.plots import curves
 
-    lines, points = {}, {}
+    lines: dict[str, tuple[Sequence[float], Sequence[float]]] = {}
+    points: dict[str, tuple[float, float]] = {}
     for r in rows:
         hist = [h for h in (r.history or []) if h.get("val_nll") is not None]
         if len(hist) > 1:

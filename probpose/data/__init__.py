@@ -24,6 +24,7 @@ from probpose.data.importers import (
     pasyn_to_axis_angle,
     save_poses,
 )
+from probpose.data.importing import ImportRequest, ImportRun, run_import
 from probpose.data.mocap import Mocap, read_amc, read_asf, read_bvh
 from probpose.data.poseset import PoseSet, SequenceInfo
 from probpose.data.prepare import PreparedData, prepare_data
@@ -36,6 +37,9 @@ from probpose.data.tree import TreeImport, import_tree
 from probpose.errors import DataError
 
 __all__ = [
+    "ImportRequest",
+    "ImportRun",
+    "run_import",
     "AMASS_SPLIT_RULE",
     "amass_split",
     "canonical_dataset",

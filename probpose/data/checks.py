@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from probpose.errors import ConstantDimensionError
 from probpose.parallel import SINGLE, Group
@@ -26,17 +27,20 @@ def column_std(chunks: Iterable[torch.Tensor], group: Group = SINGLE) -> tuple[i
     shifted by the first pose so a large mean does not cancel the variance). With a distributed
     ``group`` each process gives its own rows (at least one) and all get the statistics of the union
     (per-process moments combined exactly, as in Chan et al.'s parallel variance)."""
-    n, s1, s2, shift = 0, 0.0, 0.0, None
+    n: int = 0
+    s1: Tensor | float = 0.0
+    s2: Tensor | float = 0.0
+    shift: Tensor | None = None
     for c in chunks:
         x = c.double()
-        if shift is None and len(x):
-            shift = x[0]
         if len(x):
+            shift = x[0] if shift is None else shift
             x = x - shift
             n, s1, s2 = n + len(x), s1 + x.sum(0), s2 + (x * x).sum(0)
     if group.distributed:
         if n == 0:
             raise ConstantDimensionError(f"process {group.rank} of {group.world_size} holds no poses")
+        assert isinstance(s1, Tensor) and isinstance(s2, Tensor) and shift is not None  # n > 0
         local_mean = s1 / n
         m2 = s2 - n * local_mean * local_mean  # centred sum of squares of this process's rows
         total = int(group.total(n))
@@ -45,6 +49,7 @@ def column_std(chunks: Iterable[torch.Tensor], group: Group = SINGLE) -> tuple[i
         return total, (m2 / (total - 1)).clamp_min(0).sqrt()
     if n < 2:
         return n, torch.zeros(0)
+    assert isinstance(s1, Tensor) and isinstance(s2, Tensor)  # n >= 2
     mean = s1 / n
     return n, ((s2 - n * mean * mean) / (n - 1)).clamp_min(0).sqrt()
 

@@ -23,8 +23,9 @@ Every importer rejects a missing file, an unknown layout, wrong shapes and NaN/i
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -281,6 +282,7 @@ def _load_smplcodec(p: Path, data: NpzArchive, fps: float | None) -> PoseSet:
         raise DataError(str(p), "frameCount", f"says {count} but bodyPose has {frames} frames")
     file_fps = _scalar(p, data, "frameRate")
     fps = file_fps if file_fps is not None else fps
+    assert poses is not None and present is not None  # bodyPose is required above
     return _one_sequence(p, "smplcodec", skel, poses, present, fps)
 
 
@@ -433,7 +435,7 @@ def save_poses(path: str | Path, poses: PoseSet, licence: str = "") -> Path:
     keep = np.flatnonzero(poses.present)
     names = np.array([poses.skeleton.joint_names[j] for j in keep])
     seqs = poses.sequences
-    arrays = {
+    arrays: dict[str, Any] = {
         "probpose_poses": np.array(POSES_VERSION),
         "skeleton": np.array(poses.skeleton.base_name or poses.skeleton.name),
         "joint_names": names,
@@ -509,7 +511,7 @@ def load_poses(path: str | Path, fps: float | None = None) -> PoseSet:
     return PoseSet(base, poses, present, sequence.astype(np.int64), frame.astype(np.int64), infos, sources)
 
 
-FORMATS = {
+FORMATS: dict[str, Callable[..., PoseSet]] = {
     "amass": load_amass,
     "smplcodec": load_smplcodec,
     "aistpp": load_aistpp,

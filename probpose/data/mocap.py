@@ -35,6 +35,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -158,10 +159,11 @@ def read_asf(path: str | Path, unit_metres: float = 0.0254) -> AsfSkeleton:
     length_scale, degrees = 1.0, True
     root_order = ["tx", "ty", "tz", "rx", "ry", "rz"]
     root_axis, root_pos, root_orient = "XYZ", np.zeros(3), np.zeros(3)
-    bones: dict[str, dict] = {}
+    bones: dict[str, dict[str, Any]] = {}
     order: list[str] = []
     hierarchy: list[tuple[int, list[str]]] = []
-    section, current = None, None
+    section: str | None = None
+    current: dict[str, Any] | None = None
     for k, raw in enumerate(lines, start=1):
         line = raw.split("#", 1)[0].strip()
         if not line:
@@ -178,10 +180,10 @@ def read_asf(path: str | Path, unit_metres: float = 0.0254) -> AsfSkeleton:
                 if length_scale <= 0:
                     raise DataError(file, f"line {k}", f"units length must be positive, got {length_scale}")
             elif head == "angle":
-                unit = words[1].lower() if len(words) > 1 else ""
-                if unit not in ("deg", "rad"):
-                    raise DataError(file, f"line {k}", f"units angle must be deg or rad, got {unit!r}")
-                degrees = unit == "deg"
+                angle_unit = words[1].lower() if len(words) > 1 else ""
+                if angle_unit not in ("deg", "rad"):
+                    raise DataError(file, f"line {k}", f"units angle must be deg or rad, got {angle_unit!r}")
+                degrees = angle_unit == "deg"
         elif section == "root":
             if head == "order":
                 root_order = [w.lower() for w in words[1:]]
@@ -191,13 +193,13 @@ def read_asf(path: str | Path, unit_metres: float = 0.0254) -> AsfSkeleton:
             elif head == "axis":
                 root_axis = _order(words[1] if len(words) > 1 else "", file, k)
             elif head in ("position", "orientation"):
-                vals = np.array([_number(w, file, k, f"root {head}") for w in words[1:4]])
-                if len(vals) != 3:
-                    raise DataError(file, f"line {k}", f"root {head}: expected 3 numbers, got {len(vals)}")
+                triple = np.array([_number(w, file, k, f"root {head}") for w in words[1:4]])
+                if len(triple) != 3:
+                    raise DataError(file, f"line {k}", f"root {head}: expected 3 numbers, got {len(triple)}")
                 if head == "position":
-                    root_pos = vals
+                    root_pos = triple
                 else:
-                    root_orient = vals
+                    root_orient = triple
         elif section == "bonedata":
             if head == "begin":
                 current = {"dof": [], "axis": np.zeros(3), "order": "XYZ", "line": k}
@@ -266,12 +268,12 @@ def read_asf(path: str | Path, unit_metres: float = 0.0254) -> AsfSkeleton:
         names += placed
         pending = [b for b in pending if b not in placed]
     unit = unit_metres / length_scale
-    b_all = [bones.get(n) for n in names]
-    direction = np.array([[0.0, 0.0, 0.0]] + [b["direction"] for b in b_all[1:]])
-    length = np.array([0.0] + [b["length"] * unit for b in b_all[1:]])
+    b_all = [bones[n] for n in names[1:]]  # the root has no bone data
+    direction = np.array([[0.0, 0.0, 0.0]] + [b["direction"] for b in b_all])
+    length = np.array([0.0] + [b["length"] * unit for b in b_all])
     to_rad = math.pi / 180 if degrees else 1.0
     frames = np.stack(
-        [_euler(root_orient * to_rad, root_axis)] + [_euler(b["axis"] * to_rad, b["order"]) for b in b_all[1:]]
+        [_euler(root_orient * to_rad, root_axis)] + [_euler(b["axis"] * to_rad, b["order"]) for b in b_all]
     )
     return AsfSkeleton(
         name=path.name,
@@ -280,8 +282,8 @@ def read_asf(path: str | Path, unit_metres: float = 0.0254) -> AsfSkeleton:
         direction=direction,
         length=length,
         frames=frames,
-        dofs=[[]] + [b["dof"] for b in b_all[1:]],
-        axis_order=[root_axis] + [b["order"] for b in b_all[1:]],
+        dofs=[[], *(b["dof"] for b in b_all)],
+        axis_order=[root_axis] + [b["order"] for b in b_all],
         root_order=root_order,
         root_position=root_pos * unit,
         degrees=degrees,
@@ -370,8 +372,8 @@ def read_amc(
     rot = np.empty((n, nb, 3, 3))
     for b in range(nb):
         m = _euler(angles[:, b], skel.axis_order[b])
-        c = skel.frames[b]
-        rot[:, b] = c @ m @ c.T
+        frame = skel.frames[b]
+        rot[:, b] = frame @ m @ frame.T
     heads = np.zeros((nb, 3))
     tails = np.zeros((nb, 3))
     for b in range(1, nb):
@@ -621,7 +623,7 @@ def read_bvh(path: str | Path, fps: float | None = None, unit_metres: float = 0.
     rot = np.broadcast_to(np.eye(3), (n, nb, 3, 3)).copy()
     root = np.zeros((n, 3))
     col = 0
-    moved: list[str] = []
+    moved: list[int] = []
     for j, chans in enumerate(channels):
         m = None
         for kind_, axis in chans:
@@ -648,7 +650,7 @@ def read_bvh(path: str | Path, fps: float | None = None, unit_metres: float = 0.
             tails[j] = heads[kids[0]]
         elif not kids and ends.get(j):
             tails[j] = heads[j] + ends[j][0] * unit_metres
-    notes = []
+    notes: list[str] = []
     if moved:
         notes.append(f"position channels of non-root joints ignored: {[names[j] for j in moved][:4]}")
     return Mocap(

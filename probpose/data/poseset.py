@@ -134,7 +134,7 @@ class PoseSet:
         is refused before any frame is made."""
         lengths = np.bincount(self.sequence, minlength=len(self.sequences))  # one pass, whatever the count
         for info, n in zip(self.sequences, lengths.tolist(), strict=True):
-            count = resampled_length(n, info.fps, fps) if info.ordered and n else 0
+            count = resampled_length(n, info.fps, fps) if info.ordered and info.fps and n else 0
             if count > MAX_COUNT:
                 raise DataError(
                     info.name,

@@ -80,8 +80,10 @@ def prepare_data(
         info = read_info(store)
     if streaming is None:
         streaming = info.sizes["train"] > STREAM_ABOVE
+    names = ("train", "val", "test")
+    data: dict[str, torch.Tensor | StoreSplit]
     if streaming:
-        parts = {k: StoreSplit(store, k) for k in ("train", "val", "test")}
+        data = {k: StoreSplit(store, k) for k in names}
     else:
-        parts = {k: torch.from_numpy(read_split(store, k)[0]) for k in ("train", "val", "test")}
-    return PreparedData(store, info.skeleton, info.joints, parts["train"], parts["val"], parts["test"], notes)
+        data = {k: torch.from_numpy(read_split(store, k)[0]) for k in names}
+    return PreparedData(store, info.skeleton, info.joints, data["train"], data["val"], data["test"], notes)

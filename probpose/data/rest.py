@@ -77,7 +77,7 @@ def _hand(side: str) -> dict[str, tuple[float, float, float]]:
     t2 = t1 + np.array([sign * 0.028, -0.006, 0.020])
     t3 = t2 + np.array([sign * 0.025, -0.002, 0.012])
     out[f"{side}_thumb1"], out[f"{side}_thumb2"], out[f"{side}_thumb3"] = t1, t2, t3
-    return {k: tuple(float(x) for x in v) for k, v in out.items()}
+    return {k: (float(v[0]), float(v[1]), float(v[2])) for k, v in out.items()}
 
 
 _TABLE = {**_BODY, **_hand("left"), **_hand("right")}

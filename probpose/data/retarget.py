@@ -106,9 +106,11 @@ _LEFT_CMU_BVH = {"left_hip": ("LeftUpLeg",), "left_knee": ("LeftLeg",), "left_an
                  "left_foot": ("LeftToeBase",), "left_collar": ("LeftShoulder",), "left_shoulder": ("LeftArm",),
                  "left_elbow": ("LeftForeArm", "LeftHand"), "left_wrist": ("LeftFingerBase",)}  # fmt: skip
 # the usual BVH conversions of CMU keep its bones as joints: LeftHand is CMU's lwrist, LeftFingerBase its lhand
-_LEFT_BVH = {"left_hip": ("LeftUpLeg",), "left_knee": ("LeftLeg",), "left_ankle": ("LeftFoot",),
-             "left_foot": ("LeftToeBase",), "left_collar": ("LeftShoulder",), "left_shoulder": ("LeftArm",),
-             "left_elbow": ("LeftForeArm",), "left_wrist": ("LeftHand",)}  # fmt: skip
+_LEFT_BVH: dict[str, tuple[str, ...]] = {
+    "left_hip": ("LeftUpLeg",), "left_knee": ("LeftLeg",), "left_ankle": ("LeftFoot",),
+    "left_foot": ("LeftToeBase",), "left_collar": ("LeftShoulder",), "left_shoulder": ("LeftArm",),
+    "left_elbow": ("LeftForeArm",), "left_wrist": ("LeftHand",),
+}  # fmt: skip
 
 MAPS: dict[str, RetargetMap] = {
     "cmu": RetargetMap("cmu", "root", {**_SPINE_CMU, **_sided(_LEFT_CMU, ("l", "r"))}),
@@ -342,8 +344,8 @@ def retarget(
     if not rest_src:
         raise DataError(mocap.source, None, "no driven bone has a direction of its own to align the skeletons by")
     # world alignment: the rotation W taking the source's rest directions closest to SMPL-X's
-    b = sum(np.outer(d_x[j], rest_src[j]) for j in rest_src)
-    u, _, vt = np.linalg.svd(b)
+    cross = np.sum([np.outer(d_x[j], rest_src[j]) for j in rest_src], axis=0)
+    u, _, vt = np.linalg.svd(cross)
     w = u @ np.diag([1.0, 1.0, np.linalg.det(u @ vt)]) @ vt
     for j, (kind, _) in ends.items():
         if kind == "fixed":
@@ -351,16 +353,16 @@ def retarget(
     source_glob = mocap.global_rotations()  # once: the posed positions need them too
     glob = np.einsum("ij,tbjk,lk->tbil", w, source_glob, w)
     heads, tails = mocap.positions(source_glob)
-    fixed = {j: glob[:, b] @ d_x[j] for j, (kind, b) in ends.items() if kind == "fixed"}
+    fixed = {j: glob[:, bone] @ d_x[j] for j, (kind, bone) in ends.items() if kind == "fixed"}
     moved = _directions(heads, tails, chains, ends)
     posed = {j: _unit(moved[j] @ w.T) if j in moved else _unit(fixed[j]) for j in chains}
     t = len(mocap)
     g = {"pelvis": glob[:, names[m.root]]}
     for j, chain in chains.items():
-        a = smallest_rotation(d_x[j], w @ rest_src[j])
+        rest_turn = smallest_rotation(d_x[j], w @ rest_src[j])
         last = glob[:, chain[-1]]
         before = last @ (w @ rest_src[j])
-        g[j] = smallest_rotation(before, posed[j]) @ last @ a
+        g[j] = smallest_rotation(before, posed[j]) @ last @ rest_turn
     poses = np.zeros((t, SMPLX.num_joints, 3))
     present = np.zeros(SMPLX.num_joints, dtype=bool)
     for j, gj in g.items():

@@ -100,14 +100,20 @@ def split_poses(
         if not info.ordered:
             units.extend((b"pose\0" + row_bytes[i], np.array([i]), None) for i in members)
             continue
-        length = max(1, int(round(segment_seconds * info.fps))) if by == "segment" else len(members)
+        if by == "segment":
+            assert info.fps is not None  # ordered sequences have a frame rate
+            length = max(1, int(round(segment_seconds * info.fps)))
+        else:
+            length = len(members)
         n_seg = max(1, len(members) // length + (len(members) % length >= length / 2))
         bounds = [k * length for k in range(n_seg)] + [len(members)]
         for k in range(n_seg):
             ident = f"seq\0{info.name}\0{k}".encode()
             units.append((ident, members[bounds[k] : bounds[k + 1]], info.fps))
     # An unordered pose that repeats (within or across files) is one pose: keep its first unit.
-    unique_units, seen_ident, unordered_dupes = [], set(), 0
+    unique_units: list[tuple[bytes, np.ndarray, float | None]] = []
+    seen_ident: set[bytes] = set()
+    unordered_dupes = 0
     for u in units:
         if u[0].startswith(b"pose\0"):
             if u[0] in seen_ident:
@@ -153,7 +159,9 @@ def split_poses(
             for ui, side in ((a, "end"), (b, "start")):
                 if unit_split[ui] == 0:
                     continue  # train keeps all its frames
-                g = int(round(guard_seconds * unique_units[ui][2]))
+                fps = unique_units[ui][2]
+                assert fps is not None  # only ordered units are in by_seq
+                g = int(round(guard_seconds * fps))
                 g = min(g, len(keep[ui]) - 1)  # never drop a whole segment
                 if g > 0:
                     sl = slice(len(keep[ui]) - g, None) if side == "end" else slice(0, g)

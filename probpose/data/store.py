@@ -30,6 +30,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -254,7 +255,7 @@ def _open(path: Path) -> h5py.File:
         raise DataError(str(path), None, f"not an HDF5 file ({e})") from None
 
 
-def _json_attr(f: h5py.File, path: Path, key: str, default: object = None) -> object:
+def _json_attr(f: h5py.File, path: Path, key: str, default: Any = None) -> Any:
     if key not in f.attrs:
         if default is not None:
             return default

@@ -53,7 +53,13 @@ class StoreSplit:
             raise DataError(str(self.path), where, f"rows [{self.start}, {self.stop}) outside 0..{size}")
 
     def __len__(self) -> int:
-        return self.stop - self.start
+        return self.end - self.start
+
+    @property
+    def end(self) -> int:
+        """The row after the last (``stop`` once resolved)."""
+        assert self.stop is not None  # resolved in __post_init__
+        return self.stop
 
     def shard(self, rank: int, world_size: int) -> StoreSplit:
         """Process ``rank``'s contiguous share of these rows (shares follow rank order and differ by
@@ -73,8 +79,8 @@ class StoreSplit:
         """These rows in order, ``rows`` poses at a time, as float32 tensors ``(n, J, 3)`` (checked finite)."""
         with h5py.File(self.path, "r") as f:
             dset = f[self.split]["poses"]
-            for start in range(self.start, self.stop, rows):
-                block = check_poses(dset[start : min(start + rows, self.stop)], self.path, self.split, start)
+            for start in range(self.start, self.end, rows):
+                block = check_poses(dset[start : min(start + rows, self.end)], self.path, self.split, start)
                 yield torch.from_numpy(block)
 
     def sample(self, n: int) -> Tensor:
@@ -114,7 +120,7 @@ class StoreSplit:
                 for g in range(0, len(blocks), per_buffer):
                     # read the buffer's blocks in file order (sequential chunk access), then shuffle
                     starts = lo + np.sort(blocks[g : g + per_buffer]) * block_rows
-                    buf = np.concatenate([carry, *(dset[s : min(s + block_rows, self.stop)] for s in starts)])
+                    buf = np.concatenate([carry, *(dset[s : min(s + block_rows, self.end)] for s in starts)])
                     check_poses(buf, self.path, self.split)
                     buf = buf[rng.permutation(len(buf))]
                     usable = len(buf) - len(buf) % batch_size

@@ -128,7 +128,9 @@ def import_tree(
     workers = min(os.cpu_count() or 1, 4) if workers is None else workers
     tasks = [(str(f.path), skeleton, joints, fps, trim, assume_fps) for f in files]
     datasets: dict[str, dict[str, Any]] = {}
-    sources, sequences, bad = [], [], []
+    sources: list[dict[str, Any]] = []
+    sequences: list[dict[str, Any]] = []
+    bad: list[tuple[str, str]] = []
     bar = progress(len(files), "import", unit="file")
     frames = 0
     try:

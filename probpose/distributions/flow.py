@@ -62,11 +62,12 @@ class FlowTransform(torch.distributions.Transform):
         self._latest = (z, x, log_det)
         return z
 
-    def log_abs_det_jacobian(self, z: Tensor, x: Tensor) -> Tensor:
-        """``log |det dx/dz|`` ``(...,)`` (nats)."""
-        if self._latest is not None and self._latest[0] is z and self._latest[1] is x:
+    def log_abs_det_jacobian(self, x: Tensor, y: Tensor) -> Tensor:
+        """``log |det dy/dx|`` ``(...,)`` (nats) of ``y = t(x)``: torch's names, here noise ``x`` and
+        pose ``y``."""
+        if self._latest is not None and self._latest[0] is x and self._latest[1] is y:
             return self._latest[2]
-        return self.prior.forward_and_log_det(z)[1]
+        return self.prior.forward_and_log_det(x)[1]
 
 
 class FlowDistribution(TransformedDistribution):

@@ -174,7 +174,7 @@ class JointFlowPrior(FlowDistribution):
             if par[0] < 0:  # a level holds either only roots (level 0) or only children
                 feats = torch.zeros(m, len(level), PARENT_FEATURES, **f)
             else:
-                aa = torch.stack([cols[q] for q in par], 1)  # (M, L, 3)
+                aa = torch.stack([_known(cols[q]) for q in par], 1)  # (M, L, 3): parents come first
                 feats = torch.cat([matrix_to_rotation_6d(axis_angle_to_matrix(aa)), squash(aa, torch.pi)], -1)
             if self.gaussian is not None:  # the Gaussian's prediction of this level from the earlier ones
                 rows = slice(3 * done, 3 * (done + len(level)))
@@ -201,4 +201,11 @@ class JointFlowPrior(FlowDistribution):
             done += len(level)
         if self.gaussian is not None:
             log_det_total = log_det_total + self.gaussian.scale_tril.diagonal().log().sum()
-        return torch.stack(cols, 1).reshape(lead + self.event_shape), log_det_total.reshape(lead), base.reshape(lead)
+        poses = torch.stack([_known(c) for c in cols], 1)  # every level done: every joint set
+        return poses.reshape(lead + self.event_shape), log_det_total.reshape(lead), base.reshape(lead)
+
+
+def _known(column: Tensor | None) -> Tensor:
+    """A joint's column that an earlier level has set."""
+    assert column is not None
+    return column

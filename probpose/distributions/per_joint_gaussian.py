@@ -40,12 +40,12 @@ class PerJointGaussianPrior(Independent):
         super().__init__(mvn, 1, validate_args=validate_args)
 
     def expand(
-        self, batch_shape: torch.Size | tuple[int, ...], _instance: TorchDistribution | None = None
+        self, batch_shape: torch.Size | list[int] | tuple[int, ...], _instance: TorchDistribution | None = None
     ) -> PerJointGaussianPrior:
         return super().expand(batch_shape, _instance=self._get_checked_instance(PerJointGaussianPrior, _instance))
 
     @property
-    def support(self) -> constraints.Constraint:
+    def support(self) -> constraints.Constraint:  # type: ignore[override]  # a property, as in Pyro's own
         return pose_space
 
     @property
@@ -71,7 +71,7 @@ class PerJointGaussianPrior(Independent):
         """Per-joint terms ``(..., J, 3) -> (..., J)`` (the joints are independent: they sum to ``log_prob``)."""
         return self.base_dist.log_prob(value.to(self.loc.dtype))  # the one dtype rule: the prior's dtype
 
-    def log_prob(self, value: Tensor) -> Tensor:
+    def log_prob(self, value: Tensor) -> Tensor:  # type: ignore[override]  # torch's signature; Pyro's abstract one adds *args
         if self._validate_args:
             self._validate_sample(value)
         return self.joint_log_prob(value).sum(-1)

@@ -82,7 +82,7 @@ class TangentGaussianSO3(TorchDistribution):
         self._log_z = log_normaliser(scale).expand(batch_shape)
         super().__init__(batch_shape, torch.Size((3,)), validate_args=validate_args)
 
-    def expand(
+    def expand(  # type: ignore[override]  # returns its own class (Pyro's convention), not ExpandedDistribution
         self, batch_shape: torch.Size | tuple[int, ...], _instance: TorchDistribution | None = None
     ) -> TangentGaussianSO3:
         new = self._get_checked_instance(TangentGaussianSO3, _instance)
@@ -99,13 +99,13 @@ class TangentGaussianSO3(TorchDistribution):
         phi = geodesic_distance(self.loc, rotation)
         return -phi.pow(2) / (2 * self.scale.pow(2)) - self._log_z
 
-    def log_prob(self, value: Tensor) -> Tensor:
+    def log_prob(self, value: Tensor) -> Tensor:  # type: ignore[override]  # torch's signature; Pyro's abstract one adds *args
         if self._validate_args:
             self._validate_sample(value)
         return self.log_prob_haar(axis_angle_to_matrix(value)) + log_haar_correction(value)
 
     @torch.no_grad()
-    def sample(self, sample_shape: torch.Size | tuple[int, ...] = ()) -> Tensor:
+    def sample(self, sample_shape: torch.Size | list[int] | tuple[int, ...] = ()) -> Tensor:
         """Exact samples. The angle by rejection from the Maxwell density phi^2 exp(-phi^2/2 sigma^2)
         (phi = sigma |N(0, I_3)|), accepted with probability (1 - cos phi) / (phi^2 / 2) when
         phi <= pi; the axis uniform on the sphere."""

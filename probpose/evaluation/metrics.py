@@ -82,7 +82,9 @@ def score(
     modelled = list(model.modelled)
     f = model.factory()
     fn = model.validation_log_prob if validation else model.log_prob
-    lps, haar, joints, seen = [], 0.0, None, 0
+    lps: list[Tensor] = []
+    haar, seen = 0.0, 0
+    joints: Tensor | None = None
     total = len(poses) if hasattr(poses, "__len__") else None
     bar = Progress(total, f"score {label}", unit="pose", enabled=show_progress)
     for chunk in pose_chunks(poses, batch_size):

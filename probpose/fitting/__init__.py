@@ -5,12 +5,14 @@ module per inference method: MAP (:mod:`~probpose.fitting.map`), the Laplace app
 (:mod:`~probpose.fitting.laplace`), SVI guides (:mod:`~probpose.fitting.guides`) and NUTS
 (:mod:`~probpose.fitting.nuts`), with the shared start values and plumbing in
 :mod:`~probpose.fitting.values` and the results and SO(3) summaries in
-:mod:`~probpose.fitting.results`."""
+:mod:`~probpose.fitting.results`. :mod:`~probpose.fitting.job` is the whole job as ``probpose fit``
+runs it (:class:`FitRequest` -> :func:`run_fit`)."""
 
 from probpose.data.rest import REST_PROVENANCE, SMPLX_REST_JOINTS, load_rest_joints, rest_joints
 from probpose.fitting.assemble import assemble_fit, fit_report, write_fit
 from probpose.fitting.body import Body, RigBody, SkeletonBody, make_body
 from probpose.fitting.guides import AutoFrameMVN, fit_posterior, frame_mvn_guide
+from probpose.fitting.job import FitRequest, FitRun, run_fit
 from probpose.fitting.laplace import laplace
 from probpose.fitting.map import fit_map
 from probpose.fitting.model import PoseFit
@@ -21,6 +23,9 @@ from probpose.fitting.values import initial_values
 from probpose.rotations import geodesic_error_deg
 
 __all__ = [
+    "FitRequest",
+    "FitRun",
+    "run_fit",
     "Body",
     "SkeletonBody",
     "RigBody",

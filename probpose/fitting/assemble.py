@@ -60,13 +60,13 @@ def assemble_fit(
 
 def fit_report(
     fit: PoseFit, result: FitResult, prior: str, observations: str
-) -> tuple[dict[str, np.ndarray], str, dict[str, Any]]:
+) -> tuple[dict[str, Any], str, dict[str, Any]]:
     """The arrays of a fit (``pose`` ``(N, J, 3)`` radians, ``orient``, ``transl`` ``(N, 3)``,
     ``points``, per-frame ``residual`` (metres for 3D, pixels for 2D), ``joint_names``, and with a
     posterior ``std_deg`` and ``radius90_deg`` ``(N, J)``), its Markdown report (residual per frame
     in mm or px; posterior per joint) and its JSON summary. ``prior`` and ``observations`` label it."""
     names = list(fit.joint_names)
-    arrays = {
+    arrays: dict[str, Any] = {
         "pose": result.pose.float().numpy(),
         "orient": result.orient.float().numpy(),
         "transl": result.transl.float().numpy(),

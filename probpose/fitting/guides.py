@@ -5,7 +5,7 @@ summarised on SO(3) (:mod:`probpose.fitting.results`).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, cast
 
 import pyro
 import pyro.distributions as dist
@@ -63,7 +63,8 @@ class AutoFrameMVN(AutoGuide):
         )
 
     def _loc(self) -> Tensor:
-        return self.loc0 + (self.base @ self.shift.unsqueeze(-1)).squeeze(-1)
+        shift = cast(Tensor, self.shift)  # a PyroParam reads as its tensor
+        return self.loc0 + (self.base @ shift.unsqueeze(-1)).squeeze(-1)
 
     def forward(self, *args, **kwargs) -> dict[str, Tensor]:  # noqa: ANN002, ANN003 - the model's arguments
         """One draw: ``{site: (N, ...)}``, each site a ``Delta`` at its part of the frame's vector."""
@@ -118,19 +119,23 @@ def fit_posterior(
     if guide not in ("normal", "lowrank", "mvn", "laplace"):
         raise ValueError(f"guide must be 'normal', 'lowrank', 'mvn' or 'laplace', got {guide!r}")
     first = fit_map(fit, steps=map_steps, progress=progress)
+    assert first.latent is not None  # a MAP states its latent
     values = _own(_root(fit, {fit.latent: first.latent, "orient": first.orient, "transl": first.transl}))
     tril = laplace(fit, values)[1] if guide in ("mvn", "laplace") else None
+    g: AutoGuide
     with pyro.get_param_store().scope(), fit.frozen_prior():
         if guide == "normal":
             g = AutoNormal(fit.model, init_loc_fn=init_to_value(values=values), init_scale=0.05)
         elif guide in ("mvn", "laplace"):
+            assert tril is not None
             g = frame_mvn_guide(fit, values, init_scale=tril)
         else:
             g = AutoLowRankMultivariateNormal(
                 fit.model, init_loc_fn=init_to_value(values=values), init_scale=0.05, rank=8
             )
         g()
-        params = [pyro.param(k).unconstrained() for k in pyro.get_param_store().keys()]
+        store = pyro.get_param_store()
+        params = [store.get_param(k).unconstrained() for k in store.keys()]  # type: ignore[attr-defined]
         elbo = Trace_ELBO(num_particles=particles, vectorize_particles=False)
         losses = (
             []

@@ -7,6 +7,7 @@ frames; ``optimizer="adam"`` is SVI with ``AutoDelta`` and Adam.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import pyro
@@ -33,7 +34,7 @@ from probpose.progress import Progress, track
 __all__ = ["fit_map"]
 
 
-def _lbfgs(loss_fn, params: list[Tensor], steps: int, progress: bool, desc: str) -> list[float]:
+def _lbfgs(loss_fn, params: Sequence[Tensor], steps: int, progress: bool, desc: str) -> list[float]:
     opt = torch.optim.LBFGS(
         params,
         lr=1.0,

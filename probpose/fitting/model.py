@@ -161,6 +161,7 @@ class PoseFit:
         with pyro.plate("frames", n, dim=-1):
             pose = self.parameterisation.sample()
             if self.known_root:
+                assert self.observation.init_orient is not None and self.observation.init_transl is not None
                 orient = self.observation.init_orient.to(self.dtype)
                 transl = self.observation.init_transl.to(self.dtype)
             else:

@@ -67,6 +67,7 @@ def fit_nuts(
     start = time.perf_counter()
     if init is None:
         first = fit_map(fit)
+        assert first.latent is not None  # a MAP states its latent
         init = {fit.latent: first.latent, "orient": first.orient, "transl": first.transl}
     init = _own(_root(fit, init))
     with torch.random.fork_rng(devices=[]):

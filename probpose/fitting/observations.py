@@ -257,11 +257,13 @@ def load_observations(path: str | Path, sigma: float | None = None, nu: float = 
             raise DataError(str(path), None, "holds both 'joints' and 'keypoints': give one kind of observation")
         if "joints" in arrays:
             pts = get("joints")
+            assert pts is not None  # present, checked above
             mask = get("mask")
             mask = torch.ones(pts.shape[:2], dtype=torch.bool) if mask is None else mask.bool()
             return Joints3D(pts, mask, names, 0.01 if sigma is None else sigma, **init)
         if "keypoints" in arrays:
             kp = get("keypoints")
+            assert kp is not None  # present, checked above
             missing = [k for k in ("K", "R", "t") if k not in arrays]
             if missing:
                 raise DataError(
@@ -271,9 +273,9 @@ def load_observations(path: str | Path, sigma: float | None = None, nu: float = 
                 )
             conf = get("confidence")
             conf = torch.ones(kp.shape[:2], dtype=torch.float64) if conf is None else conf
-            return Keypoints2D(
-                kp, conf, get("K"), get("R"), get("t"), names, 2.0 if sigma is None else sigma, nu, **init
-            )
+            k, r, t = get("K"), get("R"), get("t")
+            assert k is not None and r is not None and t is not None  # present, checked above
+            return Keypoints2D(kp, conf, k, r, t, names, 2.0 if sigma is None else sigma, nu, **init)
     except DataError as e:
         if e.file == str(path):
             raise

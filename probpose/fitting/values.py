@@ -5,6 +5,8 @@ Adam loop, and the :class:`~probpose.fitting.results.FitResult` a method ends wi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pyro
 import torch
 from torch import Tensor
@@ -78,7 +80,9 @@ def _root(fit: PoseFit, values: dict[str, Tensor]) -> dict[str, Tensor]:
 
 def _with_root(fit: PoseFit, values: dict[str, Tensor]) -> dict[str, Tensor]:
     if fit.known_root:
-        return {**values, "orient": fit.observation.init_orient, "transl": fit.observation.init_transl}
+        orient, transl = fit.observation.init_orient, fit.observation.init_transl
+        assert orient is not None and transl is not None  # a known root is a given one
+        return {**values, "orient": orient, "transl": transl}
     return values
 
 
@@ -133,7 +137,9 @@ def _flat(values: dict[str, Tensor]) -> Tensor:
 
 def _log_joint(fit: PoseFit, values: dict[str, Tensor]) -> Tensor:
     """``log p(obs, latents)`` (a scalar, nats; the smoothness factor included) at ``values``."""
-    return pyro.poutine.trace(pyro.poutine.condition(fit.model, data=values)).get_trace().log_prob_sum()
+    total = pyro.poutine.trace(pyro.poutine.condition(fit.model, data=values)).get_trace().log_prob_sum()
+    assert isinstance(total, Tensor)  # the model has sites
+    return total
 
 
 def _split(vec: Tensor, values: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -155,7 +161,7 @@ def _latent_for_pose(fit: PoseFit, mean_pose: Tensor, draws: Tensor) -> Tensor:
     return draws.mean(0)
 
 
-def _optimise(loss_fn, params: list[Tensor], steps: int, lr: float, progress: bool, desc: str) -> list[float]:
+def _optimise(loss_fn, params: Sequence[Tensor], steps: int, lr: float, progress: bool, desc: str) -> list[float]:
     opt = torch.optim.Adam(params, lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=lr / 20)
     losses = []

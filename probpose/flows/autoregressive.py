@@ -21,6 +21,8 @@ __all__ = ["MaskedMLP", "AutoregressiveRQS"]
 
 
 class _MaskedLinear(nn.Linear):
+    mask: Tensor
+
     def __init__(self, d_in: int, d_out: int, mask: Tensor) -> None:
         super().__init__(d_in, d_out)
         self.register_buffer("mask", mask.to(self.weight.dtype))
@@ -60,6 +62,9 @@ class AutoregressiveRQS(nf.flows.Flow):
     Starts as the identity. Convention (normflows'): ``forward`` maps base to data (``dim``
     network passes), ``inverse`` data to base (one pass); each returns its log|det| ``(N,)``."""
 
+    order: Tensor
+    degree: Tensor
+
     def __init__(
         self,
         dim: int,
@@ -84,10 +89,15 @@ class AutoregressiveRQS(nf.flows.Flow):
         out_degrees = degree.repeat_interleave(p)  # dimension-major: p parameters per dimension
         self.net = MaskedMLP(in_degrees, out_degrees, hidden, layers)
         with torch.no_grad():
-            self.net.net[-1].bias.view(dim, p)[:, 2 * num_bins :] = identity_derivative()
+            last = self.net.net[-1]
+            assert isinstance(last, nn.Linear)
+            last.bias.view(dim, p)[:, 2 * num_bins :] = identity_derivative()
 
     def _params(self, x: Tensor, context: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
-        inp = x if not self.context_dim else torch.cat([x, context], -1)
+        inp = x
+        if self.context_dim:
+            assert context is not None  # checked by the caller
+            inp = torch.cat([x, context], -1)
         k = self.num_bins
         out = self.net(inp).unflatten(-1, (self.dim, 3 * k - 1))
         return out.split([k, k, k - 1], dim=-1)

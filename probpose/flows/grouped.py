@@ -20,7 +20,7 @@ returning its log|det| ``(G, M)``):
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -102,6 +102,8 @@ class GroupedAutoregressive(nn.Module):
     soft-clamped to ``+-scale_cap``, slope 1 beyond ``tail_bound``, conditioner inputs squashed to
     ``+-tail_bound``)."""
 
+    order: Tensor
+
     def __init__(
         self,
         groups: int,
@@ -137,6 +139,7 @@ class GroupedAutoregressive(nn.Module):
         """``x (G', D, M)`` -> ``(G', D, P, M)``."""
         inp = squash(x, self.tail_bound) if self.kind == "affine" else x
         if self.context_dim:
+            assert context is not None  # checked by the caller
             inp = torch.cat([inp, context], 1)
         out = self.net(inp, index)
         return out.unflatten(1, (self.dim, self.p))
@@ -172,10 +175,14 @@ class GroupedFlowStack(nn.Module):
         self.dim, self.context_dim = dim, context_dim
         self.layers = nn.ModuleList(layers)
 
+    def _layers(self) -> list[Any]:
+        """The layers, base side first (each a grouped flow layer)."""
+        return list(self.layers)
+
     def inverse_and_log_det(self, x: Tensor, index: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``x (G', D, M) -> z`` and log|det dz/dx| ``(G', M)``."""
         log_det = torch.zeros_like(x[:, 0])  # (G', M); a tensor op: traces for any batch size
-        for layer in reversed(self.layers):
+        for layer in reversed(self._layers()):
             x, ld = layer.inverse(x, index, context)
             log_det = log_det + ld
         return x, log_det
@@ -183,7 +190,7 @@ class GroupedFlowStack(nn.Module):
     def forward_and_log_det(self, z: Tensor, index: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``z (G', D, M) -> x`` and log|det dx/dz| ``(G', M)``."""
         log_det = torch.zeros_like(z[:, 0])
-        for layer in self.layers:
+        for layer in self._layers():
             z, ld = layer(z, index, context)
             log_det = log_det + ld
         return z, log_det
@@ -199,7 +206,7 @@ class GroupedFlowStack(nn.Module):
     @torch.no_grad()
     def initialize(self, x: Tensor, index: Tensor, context: Tensor | None = None) -> None:
         """Initialise every :class:`GroupedActNorm` from training data ``x (G', D, M)``."""
-        for layer in reversed(self.layers):
+        for layer in reversed(self._layers()):
             if isinstance(layer, GroupedActNorm):
                 layer.initialize(x, index, context)
             x, _ = layer.inverse(x, index, context)

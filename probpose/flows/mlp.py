@@ -37,5 +37,11 @@ class MLP(nn.Sequential):
         h = v
         for layer in list(self)[:-1]:
             h = layer(h)
+        return torch.addmm(self.last.bias[:, None], self.last.weight, h.T)
+
+    @property
+    def last(self) -> nn.Linear:
+        """The output layer."""
         last = self[-1]
-        return torch.addmm(last.bias[:, None], last.weight, h.T)
+        assert isinstance(last, nn.Linear)  # the Linear made last in __init__
+        return last

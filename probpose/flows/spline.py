@@ -166,7 +166,7 @@ class _RQSplineForward(torch.autograd.Function):
         derivs = x.new_empty(lead + (k + 1, m))
         derivs[..., 0, :] = 1.0
         derivs[..., k, :] = 1.0
-        torch.nn.functional.softplus(ud, out=derivs[..., 1:k, :])
+        torch.nn.functional.softplus(ud, out=derivs[..., 1:k, :])  # type: ignore[call-arg]  # torch takes out= (its stub omits it)
         derivs[..., 1:k, :] += min_d
         idx = (xc.unsqueeze(-2) >= knots[..., 0, 1:k, :]).sum(-2, keepdim=True)  # (*B, 1, M): normflows' rule
         both = idx.unsqueeze(-3).expand(lead + (2, 1, m))
@@ -375,7 +375,7 @@ class RQSCoupling(nf.flows.Flow):
         if conditioner is None:
             conditioner = MLP(self.n_cond + context_dim, n_params, hidden, layers, zero_last=True)
             with torch.no_grad():
-                bias = conditioner[-1].bias.view(self.n_out, 3 * num_bins - 1)
+                bias = conditioner.last.bias.view(self.n_out, 3 * num_bins - 1)
                 bias[:, 2 * num_bins :] = identity_derivative()
         self.net = conditioner
 

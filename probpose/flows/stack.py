@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import normflows as nf
 import torch
@@ -41,6 +41,10 @@ class FlowStack(nn.Module):
         self.context_dim = context_dim
         self.layers = nn.ModuleList(layers)
 
+    def _layers(self) -> list[Any]:
+        """The layers, base side first (normflows flows)."""
+        return list(self.layers)
+
     def _check(self, v: Tensor, context: Tensor | None) -> None:
         if v.dim() != 2 or v.shape[1] != self.dim:
             raise ValueError(f"expected (N, {self.dim}) inputs, got {tuple(v.shape)}")
@@ -55,7 +59,7 @@ class FlowStack(nn.Module):
         """``x (N, D) -> z (N, D)`` and log|det dz/dx| ``(N,)`` in ``x``'s dtype."""
         self._check(x, context)
         log_det = torch.zeros_like(x[:, 0])  # a tensor op: traces for any batch size
-        for layer in reversed(self.layers):
+        for layer in reversed(self._layers()):
             x, ld = layer.inverse(x, context=context)
             log_det = log_det + _per_row(layer, ld, x)
         return x, log_det
@@ -64,7 +68,7 @@ class FlowStack(nn.Module):
         """``z (N, D) -> x (N, D)`` and log|det dx/dz| ``(N,)``."""
         self._check(z, context)
         log_det = torch.zeros_like(z[:, 0])
-        for layer in self.layers:
+        for layer in self._layers():
             z, ld = layer(z, context=context)
             log_det = log_det + _per_row(layer, ld, z)
         return z, log_det
@@ -83,7 +87,7 @@ class FlowStack(nn.Module):
         training batch ``x (N, D)``: the batch is pushed from the data side towards the base and
         each such layer is fitted to what reaches it."""
         self._check(x, context)
-        for layer in reversed(self.layers):
+        for layer in reversed(self._layers()):
             if isinstance(layer, (ActNorm, GaussianLayer)):
                 layer.initialize(x)
             x, _ = layer.inverse(x, context=context)

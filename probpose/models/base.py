@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import abc
-from typing import ClassVar, Literal, Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import pyro
 import torch
@@ -82,7 +82,7 @@ class PoseModel(nn.Module, metaclass=abc.ABCMeta):
         self.skeleton = skeleton
         self.modelled = tuple(range(skeleton.num_joints)) if modelled is None else tuple(modelled)
         self.registry_name: str | None = None
-        self.options: object | None = None
+        self.options: Any = None  # the model's options dataclass (each model class names its type)
 
     @property
     def num_joints(self) -> int:
@@ -108,7 +108,7 @@ class PoseModel(nn.Module, metaclass=abc.ABCMeta):
         """Number of parameters (trainable or frozen)."""
         return sum(p.numel() for p in self.parameters())
 
-    def factory(self) -> dict:
+    def factory(self) -> dict[str, Any]:
         """``dtype`` and ``device`` of the model's parameters (float32 on the CPU if it has none)."""
         p = next(self.parameters(), None)
         return {"dtype": p.dtype, "device": p.device} if p is not None else {"dtype": torch.float32, "device": "cpu"}

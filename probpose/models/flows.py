@@ -14,7 +14,8 @@ from probpose.distributions.joint_flow import GAUSSIAN_FEATURES, PARENT_FEATURES
 from probpose.flows import GaussianLayer, coupling_stack
 from probpose.flows.grouped import GroupedActNorm, GroupedAutoregressive, GroupedFlowStack
 from probpose.models.base import PriorModel
-from probpose.options import MAX_DEPTH, MAX_WIDTH, option
+from probpose.models.registry import ModelSpec, register
+from probpose.options import MAX_DEPTH, MAX_WIDTH, option, validate
 from probpose.rotations import axis_angle_to_matrix, matrix_to_rotation_6d
 from probpose.skeleton import Skeleton
 
@@ -48,9 +49,14 @@ class GlobalFlowOptions:
     gaussian_layer: bool = True
     min_variance: float = option(1e-6, gt=0)
 
+    def __post_init__(self) -> None:
+        validate(self)
+
 
 class GlobalFlowModel(PriorModel):
     """A :class:`GlobalFlowPrior` over the (modelled) pose as one vector in R^(3J)."""
+
+    options: GlobalFlowOptions
 
     def __init__(self, skeleton: Skeleton, options: GlobalFlowOptions | None = None) -> None:
         o = options or GlobalFlowOptions()
@@ -122,9 +128,14 @@ class JointFlowOptions:
     gaussian_layer: bool = True
     min_variance: float = option(1e-6, gt=0)
 
+    def __post_init__(self) -> None:
+        validate(self)
+
 
 class JointFlowModel(PriorModel):
     """A :class:`JointFlowPrior` over ``skeleton`` (parents = nearest selected ancestors)."""
+
+    options: JointFlowOptions
 
     def __init__(self, skeleton: Skeleton, options: JointFlowOptions | None = None) -> None:
         super().__init__(skeleton)
@@ -167,3 +178,32 @@ class JointFlowModel(PriorModel):
             index = torch.arange(self.num_joints, device=x.device)
             ctx = parent_features(x, self.skeleton.parents).permute(1, 2, 0)
             self.flow.initialize(x.permute(1, 2, 0), index, ctx)
+
+
+register(
+    ModelSpec(
+        "global_flow",
+        GlobalFlowOptions,
+        GlobalFlowModel,
+        "normalizing flow over the whole pose from the full-covariance Gaussian: RealNVP affine couplings, LU mixing",
+    )
+)
+register(
+    ModelSpec(
+        "global_flow_spline",
+        GlobalFlowOptions,
+        GlobalFlowModel,
+        "normalizing flow over the whole pose from the full-covariance Gaussian: rational-quadratic spline couplings",
+        fixed={"coupling": "spline"},
+        defaults={"K": 4, "hidden": 64},
+    )
+)
+register(
+    ModelSpec(
+        "joint_flow",
+        JointFlowOptions,
+        JointFlowModel,
+        "per-joint conditional spline flows on the full-covariance Gaussian's residual, each joint given its "
+        "parent's rotation",
+    )
+)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -16,7 +17,8 @@ from probpose.distributions import FullGaussianPrior
 from probpose.flows import floored_covariance, moments_to_covariance
 from probpose.models.base import PriorModel
 from probpose.models.chunks import Chunks, as_chunks
-from probpose.options import option
+from probpose.models.registry import ModelSpec, register
+from probpose.options import option, validate
 from probpose.parallel import SINGLE, Group
 from probpose.skeleton import Skeleton
 
@@ -26,6 +28,8 @@ __all__ = ["FullGaussianOptions", "FullGaussianModel", "CholeskyParameters"]
 class CholeskyParameters(nn.Module):
     """``K`` full covariances over ``D`` dimensions as unconstrained parameters: the log of the
     Cholesky diagonal and the strictly lower triangle."""
+
+    mask: Tensor
 
     def __init__(self, k: int, d: int, init_scale: float) -> None:
         super().__init__()
@@ -51,9 +55,14 @@ class FullGaussianOptions:
     min_variance: float = option(1e-6, gt=0)
     init_scale: float = option(0.5, gt=0)
 
+    def __post_init__(self) -> None:
+        validate(self)
+
 
 class FullGaussianModel(PriorModel):
     """A :class:`~probpose.distributions.FullGaussianPrior` over all modelled joints jointly."""
+
+    options: FullGaussianOptions
 
     has_closed_form = True
 
@@ -73,7 +82,8 @@ class FullGaussianModel(PriorModel):
     def fit_closed_form(self, train_poses: Tensor | Chunks, group: Group = SINGLE) -> None:
         """Maximum likelihood (sample mean, covariance divided by N) with the eigenvalue floor,
         from chunked sufficient statistics in float64, summed over ``group``'s processes."""
-        d, f64 = 3 * self.num_joints, {"dtype": torch.float64, "device": self.loc.device}
+        d = 3 * self.num_joints
+        f64: dict[str, Any] = {"dtype": torch.float64, "device": self.loc.device}
         n, s1, s2 = 0, torch.zeros(d, **f64), torch.zeros(d, d, **f64)
         for c in as_chunks(train_poses)():
             x = c.to(**f64).flatten(1)
@@ -83,3 +93,13 @@ class FullGaussianModel(PriorModel):
         cov = floored_covariance(cov, self.options.min_variance)
         self.loc.copy_(mean.view(-1, 3))
         self.cov.set_covariances(cov[None])
+
+
+register(
+    ModelSpec(
+        "gaussian_full",
+        FullGaussianOptions,
+        FullGaussianModel,
+        "one Gaussian over all modelled joints jointly (full 3J x 3J covariance)",
+    )
+)

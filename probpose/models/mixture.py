@@ -23,7 +23,8 @@ from probpose.flows import floored_covariance, moments_to_covariance
 from probpose.models.base import PriorModel
 from probpose.models.chunks import Chunks, as_chunks
 from probpose.models.full_gaussian import CholeskyParameters
-from probpose.options import MAX_WIDTH, option
+from probpose.models.registry import ModelSpec, register
+from probpose.options import MAX_WIDTH, option, validate
 from probpose.parallel import SINGLE, Group
 from probpose.skeleton import Skeleton
 
@@ -173,10 +174,15 @@ class GMMOptions:
     init_scale: float = option(0.5, gt=0)
     seed: int = option(0, ge=0)
 
+    def __post_init__(self) -> None:
+        validate(self)
+
 
 class GMMModel(PriorModel):
     """A :class:`~probpose.distributions.GaussianMixturePrior` over all modelled joints, fitted by EM
     (``fit_closed_form``) or by SVI like any model."""
+
+    options: GMMOptions
 
     has_closed_form = True
 
@@ -215,3 +221,13 @@ class GMMModel(PriorModel):
         self.loc.copy_(means.view(o.components, -1, 3))
         self.cov.set_covariances(covs)
         self.em_history = history
+
+
+register(
+    ModelSpec(
+        "gmm",
+        GMMOptions,
+        GMMModel,
+        "SMPLify's prior: a mixture of 8 full-covariance Gaussians over the whole pose, fitted by EM",
+    )
+)

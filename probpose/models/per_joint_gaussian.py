@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -13,7 +13,8 @@ from probpose.distributions import PerJointGaussianPrior
 from probpose.flows import moments_to_covariance
 from probpose.models.base import PriorModel
 from probpose.models.chunks import Chunks, as_chunks
-from probpose.options import option
+from probpose.models.registry import ModelSpec, register
+from probpose.options import option, validate
 from probpose.parallel import SINGLE, Group
 from probpose.skeleton import Skeleton
 
@@ -28,6 +29,9 @@ class PerJointGaussianOptions:
     covariance: Literal["full", "diag"] = "full"
     init_scale: float = option(0.5, gt=0)
 
+    def __post_init__(self) -> None:
+        validate(self)
+
 
 class PerJointGaussianModel(PriorModel):
     """Builds a :class:`PerJointGaussianPrior` with per-joint mean and Cholesky factor.
@@ -36,15 +40,13 @@ class PerJointGaussianModel(PriorModel):
     full variant ``offdiag`` ``(J, 3)`` (the strictly lower entries (1,0), (2,0), (2,1)).
     """
 
+    options: PerJointGaussianOptions
+
     has_closed_form = True
 
     def __init__(self, skeleton: Skeleton, options: PerJointGaussianOptions | None = None) -> None:
         super().__init__(skeleton)
         self.options = options or PerJointGaussianOptions()
-        if self.options.covariance not in ("full", "diag"):
-            raise ValueError(f"covariance must be 'full' or 'diag', got {self.options.covariance!r}")
-        if not self.options.init_scale > 0:
-            raise ValueError(f"init_scale must be positive, got {self.options.init_scale}")
         j = skeleton.num_joints
         self.loc = nn.Parameter(torch.zeros(j, 3))
         self.log_diag = nn.Parameter(torch.full((j, 3), math.log(self.options.init_scale)))
@@ -69,7 +71,8 @@ class PerJointGaussianModel(PriorModel):
         """Maximum likelihood: per-joint sample mean and covariance (divided by N), from chunked
         sufficient statistics in float64 (poses ``(N, J, 3)`` or a chunk source), summed over
         ``group``'s processes."""
-        j, f64 = self.num_joints, {"dtype": torch.float64, "device": self.loc.device}
+        j = self.num_joints
+        f64: dict[str, Any] = {"dtype": torch.float64, "device": self.loc.device}
         n, s1, s2 = 0, torch.zeros(j, 3, **f64), torch.zeros(j, 3, 3, **f64)
         for c in as_chunks(train_poses)():
             x = c.to(**f64)
@@ -85,3 +88,22 @@ class PerJointGaussianModel(PriorModel):
             self.log_diag.copy_(tril.diagonal(dim1=-2, dim2=-1).log())
             self.offdiag.copy_(tril[:, (1, 2, 2), (0, 0, 1)])
         self.loc.copy_(mean)
+
+
+register(
+    ModelSpec(
+        "gaussian",
+        PerJointGaussianOptions,
+        PerJointGaussianModel,
+        "per-joint Gaussian, full 3x3 covariance per joint",
+    )
+)
+register(
+    ModelSpec(
+        "gaussian_diag",
+        PerJointGaussianOptions,
+        PerJointGaussianModel,
+        "per-joint Gaussian, diagonal covariance",
+        fixed={"covariance": "diag"},
+    )
+)

@@ -1,5 +1,8 @@
-"""The one registry of models: name -> how to build it, its defaults and its bench settings. Used by
-the CLI, the trainer, the bench and checkpoint loading alike."""
+"""The one registry of models: name -> how to build it and its defaults. Used by the CLI, the
+trainer, the bench and checkpoint loading alike. Each model module registers its own names at its
+end (``register(ModelSpec(...))``); :mod:`probpose.models` imports every module of the package, so
+a new model file is registered without editing any other file (docs/architecture.md, "Adding a
+prior"). The bench's training budgets are :mod:`probpose.bench.budgets`."""
 
 from __future__ import annotations
 
@@ -10,11 +13,6 @@ from typing import Any
 
 from probpose.errors import ConfigError, SelectionError, short_repr
 from probpose.models.base import PoseModel
-from probpose.models.flows import GlobalFlowModel, GlobalFlowOptions, JointFlowModel, JointFlowOptions
-from probpose.models.full_gaussian import FullGaussianModel, FullGaussianOptions
-from probpose.models.mixture import GMMModel, GMMOptions
-from probpose.models.per_joint_gaussian import PerJointGaussianModel, PerJointGaussianOptions
-from probpose.models.vae import PoseVAE, VAEOptions
 from probpose.options import field_names, from_dict
 from probpose.skeleton import Skeleton
 
@@ -33,7 +31,6 @@ class ModelSpec:
         fixed: options this name stands for (``covariance: diag`` for ``gaussian_diag``): always
             applied; a config that sets one of them otherwise is an error.
         defaults: option values this entry starts from (a config may change them).
-        bench_training: training settings ``probpose bench`` uses for it (``training.*`` keys).
     """
 
     name: str
@@ -42,7 +39,6 @@ class ModelSpec:
     description: str
     fixed: dict = field(default_factory=dict)
     defaults: dict = field(default_factory=dict)
-    bench_training: dict = field(default_factory=dict)
 
     def default_options(self) -> Any:
         return self.options(**{**self.defaults, **self.fixed})
@@ -113,109 +109,8 @@ def build_model(name: str, skeleton: Skeleton, options: Any = None) -> PoseModel
     elif not isinstance(options, spec.options):
         raise TypeError(f"model {name!r} takes {spec.options.__name__}, got {type(options).__name__}")
     else:
-        model_options(name, dataclasses.asdict(options))  # the fixed options and ranges hold
+        model_options(name, dataclasses.asdict(options))  # type: ignore[call-overload]  # a dataclass, checked above
     model = spec.build(skeleton, options)
     model.registry_name = name
     model.options = options
     return model
-
-
-register(
-    ModelSpec(
-        "gaussian",
-        PerJointGaussianOptions,
-        PerJointGaussianModel,
-        "per-joint Gaussian, full 3x3 covariance per joint",
-        bench_training={"fit": "closed_form"},
-    )
-)
-register(
-    ModelSpec(
-        "gaussian_diag",
-        PerJointGaussianOptions,
-        PerJointGaussianModel,
-        "per-joint Gaussian, diagonal covariance",
-        fixed={"covariance": "diag"},
-        bench_training={"fit": "closed_form"},
-    )
-)
-
-register(
-    ModelSpec(
-        "gaussian_full",
-        FullGaussianOptions,
-        FullGaussianModel,
-        "one Gaussian over all modelled joints jointly (full 3J x 3J covariance)",
-        bench_training={"fit": "closed_form"},
-    )
-)
-register(
-    ModelSpec(
-        "gmm",
-        GMMOptions,
-        GMMModel,
-        "SMPLify's prior: a mixture of 8 full-covariance Gaussians over the whole pose, fitted by EM",
-        bench_training={"fit": "closed_form"},
-    )
-)
-
-_FLOW_BENCH = {
-    "lr": 3e-4, "batch_size": 256, "max_steps": 1500, "eval_every": 10, "patience": 30, "schedule": "none",
-    "noise": 1e-3,
-}  # fmt: skip
-"""Global flows: a small learning rate and fine-grained early stopping (on small data they overfit
-within tens of steps), training noise at the scale of motion-capture noise (1e-3 rad)."""
-_JOINT_FLOW_BENCH = {
-    "lr": 3e-3, "batch_size": 256, "max_steps": 4000, "eval_every": 25, "patience": 20, "schedule": "none",
-    "noise": 1e-3,
-}  # fmt: skip
-register(
-    ModelSpec(
-        "global_flow",
-        GlobalFlowOptions,
-        GlobalFlowModel,
-        "normalizing flow over the whole pose from the full-covariance Gaussian: RealNVP affine couplings, LU mixing",
-        bench_training=_FLOW_BENCH,
-    )
-)
-register(
-    ModelSpec(
-        "global_flow_spline",
-        GlobalFlowOptions,
-        GlobalFlowModel,
-        "normalizing flow over the whole pose from the full-covariance Gaussian: rational-quadratic spline couplings",
-        fixed={"coupling": "spline"},
-        defaults={"K": 4, "hidden": 64},
-        bench_training=_FLOW_BENCH,
-    )
-)
-register(
-    ModelSpec(
-        "joint_flow",
-        JointFlowOptions,
-        JointFlowModel,
-        "per-joint conditional spline flows on the full-covariance Gaussian's residual, each joint given its "
-        "parent's rotation",
-        bench_training=_JOINT_FLOW_BENCH,
-    )
-)
-_VAE_BENCH = {"lr": 1e-3, "batch_size": 256, "max_steps": 3000, "eval_every": 50, "patience": 10, "schedule": "none"}
-register(
-    ModelSpec(
-        "vae",
-        VAEOptions,
-        PoseVAE,
-        "VAE, Gaussian likelihood on axis-angle (NLL reported as the IWAE upper bound)",
-        bench_training=_VAE_BENCH,
-    )
-)
-register(
-    ModelSpec(
-        "vae_so3",
-        VAEOptions,
-        PoseVAE,
-        "VAE, 6D decoder and a normalised SO(3) likelihood per joint (NLL: IWAE upper bound)",
-        fixed={"type": "so3"},
-        bench_training=_VAE_BENCH,
-    )
-)

@@ -34,7 +34,8 @@ from torch.nn import functional as F
 from probpose.distributions.so3 import MIN_SCALE, TangentGaussianSO3
 from probpose.flows import MLP
 from probpose.models.base import LatentPoseModel, check_latent_step
-from probpose.options import MAX_DEPTH, MAX_WIDTH, option
+from probpose.models.registry import ModelSpec, register
+from probpose.options import MAX_DEPTH, MAX_WIDTH, option, validate
 from probpose.rotations import (
     geodesic_error_deg,
     matrix_to_axis_angle,
@@ -69,18 +70,21 @@ class VAEOptions:
     val_iwae_k: int = option(16, ge=1)
     mirror: bool = False
 
+    def __post_init__(self) -> None:
+        validate(self)
+
 
 class PoseVAE(LatentPoseModel):
     """A VAE over ``(J, 3)`` axis-angle poses of ``skeleton``. ``log_prob`` is the IWAE lower
     bound (``exact_log_prob = False``): evaluation reports ``-log_prob`` as an upper bound on NLL."""
 
+    options: VAEOptions
+    step: Tensor
+    mirror_sign: Tensor
+
     def __init__(self, skeleton: Skeleton, options: VAEOptions | None = None) -> None:
         super().__init__(skeleton)
         o = options or VAEOptions()
-        if o.z_dim < 1 or o.iwae_k < 1 or o.val_iwae_k < 1:
-            raise ValueError("z_dim, iwae_k and val_iwae_k must be positive")
-        if not o.init_scale > MIN_SCALE:
-            raise ValueError(f"init_scale must exceed {MIN_SCALE}")
         self.options = o
         j = skeleton.num_joints
         self.encoder = MLP(3 * j, 2 * o.z_dim, o.hidden, o.layers)
@@ -262,3 +266,22 @@ class PoseVAE(LatentPoseModel):
         else:
             raise ValueError(f"mode must be 'walk' or 'slerp', got {mode!r}")
         return self.decode_mean(z)
+
+
+register(
+    ModelSpec(
+        "vae",
+        VAEOptions,
+        PoseVAE,
+        "VAE, Gaussian likelihood on axis-angle (NLL reported as the IWAE upper bound)",
+    )
+)
+register(
+    ModelSpec(
+        "vae_so3",
+        VAEOptions,
+        PoseVAE,
+        "VAE, 6D decoder and a normalised SO(3) likelihood per joint (NLL: IWAE upper bound)",
+        fixed={"type": "so3"},
+    )
+)

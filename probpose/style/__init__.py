@@ -5,10 +5,15 @@ training-free baseline; the measures that compare them (:mod:`probpose.style.mea
 
 from probpose.style.adain import StyleNet, adain, channel_stats, make_decoder
 from probpose.style.images import composite, list_images
+from probpose.style.jobs import StyleApplyRequest, StyleTrainRequest, run_style_apply, run_style_train
 from probpose.style.transfer import SHIPPED_MODEL, StyleOptions, adain_distance, apply_style, load_style, train_style
 from probpose.style.vgg import DEPTHS, VGGEncoder, VGGWeights, hed_weights_path, load_vgg_weights, random_vgg_weights
 
 __all__ = [
+    "StyleTrainRequest",
+    "StyleApplyRequest",
+    "run_style_train",
+    "run_style_apply",
     "adain",
     "channel_stats",
     "StyleNet",

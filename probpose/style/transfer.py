@@ -19,12 +19,12 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from probpose.errors import CheckpointError, DataError, ProbposeError, short_repr
+from probpose.errors import CheckpointError, ConfigError, DataError, ProbposeError, short_repr
 from probpose.files import atomic_folder, atomic_path, check_output_folder, check_output_path, input_file, json_text
 from probpose.models.io import read_checkpoint
-from probpose.options import from_dict
+from probpose.options import MAX_COUNT, from_dict, option, validate
 from probpose.progress import Progress, track
-from probpose.style.adain import DECODERS, DecoderKind, StyleNet, channel_stats
+from probpose.style.adain import DecoderKind, StyleNet, channel_stats
 from probpose.style.colour import colour_transfer
 from probpose.style.images import ImageBank, composite, list_images, random_crop, read_rgba, to_uint8
 from probpose.style.vgg import Depth, VGGEncoder, VGGWeights, load_vgg_weights
@@ -42,16 +42,18 @@ METHODS = ("adain", "colour")
 class StyleOptions:
     """Training settings. Defaults: the shipped decoder's (4 epochs of batch 16, lr 0.003, a resize
     decoder with the render's detail); PASyn-v2's were 10 epochs of batch 64 at lr 0.01 with its
-    transposed decoder. Both: 64 x 64, alpha 0.5, content weight 5, style weight 10."""
+    transposed decoder. Both: 64 x 64, alpha 0.5, content weight 5, style weight 10. Sizes in
+    pixels; checked when built (:func:`~probpose.options.validate`)."""
 
-    epochs: int = 4
-    height: int = 64
-    width: int = 64
-    lr: float = 0.003
-    batch_size: int = 16
-    alpha: float = 0.5
-    content_weight: float = 5.0
-    style_weight: float = 10.0
+    epochs: int = option(4, ge=1, le=MAX_COUNT)
+    height: int = option(64, ge=8, le=4096)
+    width: int = option(64, ge=8, le=4096)
+    lr: float = option(0.003, gt=0)
+    batch_size: int = option(16, ge=1, le=MAX_COUNT)
+    alpha: float = option(0.5, ge=0, le=1)
+    """Content/style blend of the AdaIN features (0: the content's, 1: the style's)."""
+    content_weight: float = option(5.0, ge=0)
+    style_weight: float = option(10.0, ge=0)
     depth: Depth = "pool2"
     seed: int = 0
     decoder: DecoderKind = "resize"
@@ -59,23 +61,16 @@ class StyleOptions:
     detail: bool = True
     """Add the render's fine luma detail to the decoder's image (:meth:`StyleNet.decode`)."""
 
-    def check(self) -> None:
-        for key in ("epochs", "height", "width", "batch_size"):
-            if getattr(self, key) < 1:
-                raise DataError(key, None, f"must be a positive integer, got {getattr(self, key)}")
-        if not (self.lr > 0 and self.content_weight >= 0 and self.style_weight >= 0):
-            raise DataError("lr", None, "lr must be positive and the loss weights non-negative")
-        if not 0 <= self.alpha <= 1:
-            raise DataError("alpha", None, f"must be in [0, 1], got {self.alpha}")
-        if self.decoder not in DECODERS or (self.decoder == "transposed" and self.depth != "pool2"):
-            raise DataError(
-                "decoder",
-                None,
-                f"must be resize, or transposed with depth pool2; got {self.decoder} with depth {self.depth}",
-            )
+    def __post_init__(self) -> None:
+        validate(self)
+        if self.decoder == "transposed" and self.depth != "pool2":
+            raise ConfigError(f"`decoder`: transposed works with `depth` pool2 only, got depth {self.depth}")
         factor = 8 if self.depth == "relu4_1" else 4
         if self.height % factor or self.width % factor:
-            raise DataError("size", None, f"height and width must be multiples of {factor} for depth {self.depth}")
+            raise ConfigError(
+                f"`height` and `width` must be multiples of {factor} for `depth` {self.depth}; got "
+                f"{self.width}x{self.height}"
+            )
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -131,7 +126,6 @@ def train_style(
     against style photos; write the checkpoint ``out`` (``.pt``), a loss plot ``out`` with ``.png``
     and TensorBoard events beside it. Returns the history (content, style and total loss per epoch)."""
     o = options or StyleOptions()
-    o.check()
     out = Path(out)
     content_files = list_images(content, "content frames")
     style_files = list_images(style, "style images")
@@ -259,7 +253,6 @@ def load_style(path: str | Path, vgg: str | Path | None = None, weights: VGGWeig
         options = {**options, "decoder": "transposed", "detail": False}  # version 1: PASyn-v2's decoder
     try:
         o = from_dict(StyleOptions, options)
-        o.check()
     except (ProbposeError, TypeError, ValueError) as e:
         raise CheckpointError(str(path), "options", str(e).splitlines()[0][:200]) from None
     source = ck.get("encoder_source")

@@ -156,6 +156,7 @@ class VGGEncoder(nn.Module):
                 w, b = weights.tensors[i]
                 with torch.no_grad():
                     conv.weight.copy_(w)
+                    assert conv.bias is not None  # made with a bias
                     conv.bias.copy_(b)
                 layers.append(conv)
             elif kind == "relu":
@@ -164,6 +165,9 @@ class VGGEncoder(nn.Module):
                 layers.append(nn.MaxPool2d(2, 2))
         self.layers = nn.ModuleList(layers)
         self.taps = [i for i in _STYLE_TAPS if i < end]
+        self.scale: Tensor
+        self.mean: Tensor
+        self.std: Tensor
         self.register_buffer("scale", torch.tensor(weights.scale))
         self.register_buffer("mean", torch.tensor(weights.mean).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(weights.std).view(1, 3, 1, 1))

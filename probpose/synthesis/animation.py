@@ -32,7 +32,7 @@ from probpose.errors import ConfigError
 from probpose.kinematics.camera import Camera, crop_intrinsics, intrinsics, look_at
 from probpose.kinematics.forward import Posed
 from probpose.kinematics.rig import Rig
-from probpose.options import check_ranges, option
+from probpose.options import option, validate
 from probpose.rotations import axis_angle_to_matrix, euler_to_matrix
 from probpose.synthesis.render import image_boxes
 
@@ -63,9 +63,7 @@ class SceneOptions:
     fill_max: float = option(0.88, gt=0, le=1)
 
     def __post_init__(self) -> None:
-        check_ranges(self)
-        if self.framing not in ("crop", "scene"):
-            raise ConfigError(f"framing must be 'crop' or 'scene', got {self.framing!r}")
+        validate(self)
         if self.fill_min > self.fill_max:
             raise ConfigError(f"fill_min ({self.fill_min}) must not exceed fill_max ({self.fill_max})")
         for lo, hi in (("distance_min", "distance_max"), ("elevation_min", "elevation_max")):
@@ -202,19 +200,18 @@ def animate(
     window = torch.tensor([0.0, 0.0, width, height], dtype=dtype).expand(n, 4).clone()
     if options.framing == "crop":  # drawn after everything else: the scene framing's draws are unchanged
         window = _crop_windows(rig, posed, Camera(scene_k, r, t, width, height), sequence, options, generator)
-    k = crop_intrinsics(scene_k, window, width)
-    camera = Camera(k.to(device), r.to(device), t.to(device), width, height)
-    to = {"device": device}
+    crop_k = crop_intrinsics(scene_k, window, width)
+    camera = Camera(crop_k.to(device), r.to(device), t.to(device), width, height)
     return Animation(
-        rot.to(**to),
-        root_rotation.to(**to),
-        pos.to(**to),
+        rot.to(device),
+        root_rotation.to(device),
+        pos.to(device),
         legs.detach().to(device, dtype),
         camera,
-        sequence.to(**to),
-        Posed(posed.rotations.to(**to), posed.positions.to(**to)),
-        scene_k.to(**to),
-        window.to(**to),
+        sequence.to(device),
+        Posed(posed.rotations.to(device), posed.positions.to(device)),
+        scene_k.to(device),
+        window.to(device),
     )
 
 

@@ -33,7 +33,7 @@ def contact_sheet(
     rows = (len(frames) + columns - 1) // columns
     sheet = Image.new("RGB", (columns * cw, rows * ch), background)
     for n, f in enumerate(frames):
-        img = Image.fromarray(rgba[f], "RGBA").resize((cw, ch), Image.NEAREST)
+        img = Image.fromarray(rgba[f], "RGBA").resize((cw, ch), Image.Resampling.NEAREST)
         tile = Image.new("RGB", (cw, ch), background)
         tile.paste(img, (0, 0), img)
         draw = ImageDraw.Draw(tile)

@@ -11,7 +11,7 @@ import dataclasses
 import json
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -29,7 +29,7 @@ from probpose.files import atomic_folder, check_output_folder, input_file, json_
 from probpose.kinematics.camera import Camera
 from probpose.kinematics.forward import Posed
 from probpose.kinematics.rig import ZEBRA_RIG, Rig
-from probpose.options import MAX_PIXELS, check_device
+from probpose.options import MAX_COUNT, MAX_PIXELS, check_device, option, validate
 from probpose.plots import spread_frames
 from probpose.progress import Progress
 from probpose.rotations import canonical_axis_angle, matrix_to_axis_angle
@@ -39,7 +39,7 @@ from probpose.synthesis.groundtruth import COCO_LICENCE_NOTE, blender_gt, coco_a
 from probpose.synthesis.preview import contact_sheet
 from probpose.synthesis.render import render
 
-__all__ = ["LegSource", "load_leg_poses", "legs_from_model", "synthesize", "SynthResult"]
+__all__ = ["LegSource", "load_leg_poses", "legs_from_model", "synthesize", "SynthResult", "SynthRequest", "run_synth"]
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +219,7 @@ def synthesize(
         cam = anim.camera
         bar = Progress(n, "synth", unit="frame", enabled=progress)
         with ThreadPoolExecutor(max_workers=2) as pool, bar:
-            pending = []
+            pending: list[Future] = []
             for s in range(0, n, chunk):
                 sl = slice(s, min(n, s + chunk))
                 cam_s = Camera(cam.K[sl].to(device), cam.R[sl].to(device), cam.t[sl].to(device), width, height)
@@ -329,3 +329,71 @@ def synthesize(
     seconds = time.perf_counter() - start
     log.info("synth: %d frames %dx%d in %.1f s (%.0f frames/s)", n, width, height, seconds, n / seconds)
     return SynthResult(Path(out), n, seconds, inside, counts)
+
+
+@dataclass
+class SynthRequest:
+    """One synthesis job, as ``probpose synth`` takes it: leg poses from a file (``poses``) or a leg
+    VAE's smooth latent walk (``model``), ``n_frames`` of them (default: every pose of the file;
+    3000 from a model), rendered ``width`` x ``height`` pixels into the folder ``out``. Scene
+    settings (``fps``, ``sequence_frames``, ``fov`` in degrees, ``framing``, ``fill_min`` and
+    ``fill_max``) are :class:`SceneOptions`'; ``step`` is the latent step per frame in (0, 1)."""
+
+    out: Path
+    poses: Path | None = None
+    model: Path | None = None
+    n_frames: int | None = option(None, ge=1, le=MAX_COUNT)
+    width: int = option(64, ge=1)
+    height: int = option(64, ge=1)
+    overwrite: bool = False
+    seed: int = 0
+    texture: Literal["stripes", "plain"] = "stripes"
+    device: str = "cpu"
+    step: float = 0.05
+    scene: SceneOptions = dataclasses.field(default_factory=SceneOptions)
+
+    def __post_init__(self) -> None:
+        self.out = Path(self.out)
+        if (self.poses is None) == (self.model is None):
+            raise ProbposeError("give leg poses (`poses`) or a leg VAE (`model`), not both or neither")
+        validate(self)
+        if self.width * self.height > MAX_PIXELS:
+            limit = f"{MAX_PIXELS:,} pixels a frame (probpose.options.MAX_PIXELS)"
+            raise ProbposeError(f"image size {self.width}x{self.height} exceeds {limit}")
+
+    @property
+    def source(self) -> Path:
+        return Path(self.poses if self.poses is not None else self.model)  # type: ignore[arg-type]
+
+
+def run_synth(request: SynthRequest) -> SynthResult:
+    """Read the leg poses (or walk the VAE's latent space) and :func:`synthesize` them; the output
+    folder and the device are checked before any work."""
+    r = request
+    check_output_folder(r.out, [r.source], overwrite=r.overwrite)
+    check_device(r.device)
+    if r.poses is not None:
+        legs, source = load_leg_poses(r.poses)
+        n = r.n_frames or len(legs)
+        if n > len(legs):
+            raise DataError(
+                str(r.poses),
+                None,
+                f"holds {len(legs)} poses; `n_frames` {n} asks for more (give at most that many, or leave it unset)",
+            )
+        legs = legs[:n]
+    else:
+        gen = torch.Generator().manual_seed(r.seed)
+        legs, source = legs_from_model(r.source, r.n_frames or 3000, gen, step=r.step)
+    return synthesize(
+        legs,
+        r.out,
+        width=r.width,
+        height=r.height,
+        seed=r.seed,
+        scene=r.scene,
+        texture=r.texture,
+        device=r.device,
+        overwrite=r.overwrite,
+        source=source,
+    )

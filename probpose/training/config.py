@@ -33,7 +33,7 @@ import yaml
 from probpose.errors import ConfigError, DataError, ProbposeError, short_repr
 from probpose.files import input_file
 from probpose.models import get_model_spec, model_options
-from probpose.options import check_device, from_dict, option
+from probpose.options import check_device, from_dict, option, validate
 
 __all__ = [
     "ConfigError",
@@ -132,6 +132,9 @@ class DataConfig:
     segment_seconds: float = option(1.0, gt=0)
     guard_seconds: float = option(0.1, ge=0)
 
+    def __post_init__(self) -> None:
+        validate(self)
+
 
 @dataclass
 class TrainingConfig:
@@ -172,6 +175,9 @@ class TrainingConfig:
     device: str = "cpu"
     dtype: Literal["float32", "float64"] = "float32"
 
+    def __post_init__(self) -> None:
+        validate(self)
+
 
 @dataclass
 class OutputConfig:
@@ -180,6 +186,9 @@ class OutputConfig:
     dir: str = "runs"
     tensorboard: bool = True
     checkpoint_every: int = option(500, ge=1)
+
+    def __post_init__(self) -> None:
+        validate(self)
 
 
 @dataclass

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -88,7 +89,7 @@ def run_experiment(cfg: ExperimentConfig, resume: bool = False, group: Group = S
     run_dir = Path(group.broadcast_text(str(run_dir) if group.is_main else None))
     notes = [moved] if moved else []
     d = cfg.data
-    options = {"split": d.split, "seed": d.split_seed, "segment_seconds": d.segment_seconds}
+    options: dict[str, Any] = {"split": d.split, "seed": d.split_seed, "segment_seconds": d.segment_seconds}
     options.update(guard_seconds=d.guard_seconds, workdir=run_dir, streaming=d.streaming)
     data = None
     if group.is_main:

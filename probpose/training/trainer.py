@@ -252,8 +252,11 @@ class Trainer:
         c, g = self.config, self.group
         local = c.batch_size // g.world_size
         if isinstance(train, StoreSplit):
-            for batch in _shard(train, g).batches(local, seed=c.seed + self.step):
+            shard = _shard(train, g)
+            assert isinstance(shard, StoreSplit)
+            for batch in shard.batches(local, seed=c.seed + self.step):
                 yield batch.to(self.device, self.dtype, non_blocking=True)
+            return  # (the stream is endless)
         data = train.to(self.device, self.dtype)
         gen = torch.Generator(device="cpu").manual_seed(c.seed + self.step)
         size = min(c.batch_size, len(data))
@@ -305,6 +308,7 @@ class Trainer:
         else:
             if g.is_main:
                 sample = _subset(train, self.config.init_poses)
+                assert sample is not None  # a training split is given
                 self.model.initialize(sample.to(self.device, self.dtype))
             g.broadcast_module(self.model)  # every process starts from process 0's weights
             ev = self._validate(val, has_val)
@@ -450,10 +454,10 @@ def _share_evaluation(group: Group, ev: Evaluation | None) -> tuple[Evaluation |
         values[-1] = float(ev is None)
         if ev is not None:
             values[:-1] = torch.tensor([float(getattr(ev, k)) for k in _EVALUATION_FIELDS], dtype=torch.float64)
-    values = group.broadcast(values).tolist()
-    if values[-1]:
+    got = group.broadcast(values).tolist()
+    if got[-1]:
         return None, True
-    nll, bpd, haar, dim, n, exact = values[:-1]
+    nll, bpd, haar, dim, n, exact = got[:-1]
     return ev if group.is_main else Evaluation(nll, bpd, haar, int(dim), int(n), bool(exact)), False
 
 
