@@ -202,3 +202,35 @@ def test_every_data_file_in_the_package_is_declared_package_data():
     assert any(f.endswith("configs/joint_flow.yaml") for f in files)
     missing = [f for f in files if not any(fnmatch.fnmatch(f, pat) for pat in patterns)]
     assert missing == [], missing
+
+
+def _unforked_seeds(path: Path) -> list[int]:
+    """Lines of ``path`` that call ``torch.manual_seed`` outside a ``with ... fork_rng(...)`` block."""
+    tree = ast.parse(path.read_text(), str(path))
+    parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    bad = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and ast.unparse(node.func) == "torch.manual_seed":
+            up, forked = node, False
+            while up in parents and not forked:
+                up = parents[up]
+                forked = isinstance(up, ast.With) and any("fork_rng" in ast.unparse(i.context_expr) for i in up.items)
+            if not forked:
+                bad.append(node.lineno)
+    return bad
+
+
+def test_the_library_seeds_torch_only_inside_fork_rng():
+    """No global RNG seeding in the library: a seed is set inside ``torch.random.fork_rng``, so the
+    caller's random state is the same after the call."""
+    found = {p.name: lines for p in sorted(ROOT.rglob("*.py")) if (lines := _unforked_seeds(p))}
+    assert found == {}
+
+
+def test_the_seed_check_catches_a_global_seed(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text(
+        "import torch\n\n\ndef f():\n    with torch.random.fork_rng():\n        torch.manual_seed(0)\n"
+        "    torch.manual_seed(1)\n"
+    )
+    assert _unforked_seeds(bad) == [7]

@@ -61,8 +61,10 @@ class BenchRequest:
         validate(self)
         unknown = [m for m in self.models if m not in MODELS]
         if unknown or not self.models:
-            raise ConfigError(f"`models`: {unknown[0] if unknown else 'none'!r} is not a registered model; "
-                              f"registered: {', '.join(MODELS)}")  # fmt: skip
+            raise ConfigError(
+                f"`models`: {unknown[0] if unknown else 'none'!r} is not a registered model; "
+                f"registered: {', '.join(MODELS)}"
+            )
 
 
 @dataclass

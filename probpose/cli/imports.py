@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from probpose.cli.args import Subparsers, flag, request
+
+if TYPE_CHECKING:
+    from probpose.data import ImportRun, PoseSet, Split, TreeImport
 
 __all__ = ["register"]
 
@@ -95,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def report(run, segment_seconds: float | None) -> None:  # noqa: ANN001 (an ImportRun)
+def report(run: ImportRun, segment_seconds: float | None) -> None:
     """Print what an import read, split and wrote; warnings on standard error."""
     for line in run.skipped[:20]:
         print(line)
@@ -116,7 +120,8 @@ def report(run, segment_seconds: float | None) -> None:  # noqa: ANN001 (an Impo
     print(f"wrote {run.out}")
 
 
-def _report_poses(poses, split, segment_seconds: float | None) -> None:  # noqa: ANN001
+def _report_poses(poses: PoseSet | None, split: Split | None, segment_seconds: float | None) -> None:
+    assert poses is not None and split is not None  # a share split's import
     print(f"read {len(poses.sources)} file(s):")
     for src, seq in zip(poses.sources, poses.sequences, strict=True):
         rate = "unordered poses" if seq.fps is None else f"{seq.fps:g} fps" + (" (assumed)" if seq.fps_assumed else "")
@@ -153,7 +158,7 @@ def _report_poses(poses, split, segment_seconds: float | None) -> None:  # noqa:
         )
 
 
-def _report_tree(result) -> None:  # noqa: ANN001 (a TreeImport)
+def _report_tree(result: TreeImport) -> None:
     print(f"{'sub-dataset':<24} {'split':<5} {'files':>7} {'frames':>11} {'hours':>8}")
     for name, d in sorted(result.datasets.items()):
         print(f"{name:<24} {d['split']:<5} {d['files']:>7,} {d['frames']:>11,} {d['seconds'] / 3600:>8.2f}")

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+from typing import TYPE_CHECKING
 
 from probpose.cli.args import Subparsers
+
+if TYPE_CHECKING:
+    from probpose.evaluation import Evaluation
 
 __all__ = ["register", "describe"]
 
@@ -25,7 +29,7 @@ def register(sub: Subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def describe(ev) -> str:  # noqa: ANN001 (an Evaluation)
+def describe(ev: Evaluation) -> str:
     """One line of an evaluation: NLL (nats/pose), BPD, NLL vs Haar, N and D."""
     kind = "" if ev.exact else " (upper bound)"
     return (

@@ -1,18 +1,15 @@
-"""Pose data: importers for the formats users have (motion capture retargeted to SMPL-X), one
+"""Pose data: readers for the formats users have (`formats`), importers (motion capture retargeted to SMPL-X), one
 in-memory container, the HDF5 store, leak-free splits, data checks, preparation for training and a torch Dataset."""
 
 from probpose.data.amass import AMASS_SPLIT_RULE, amass_split, canonical_dataset, scan_tree
 from probpose.data.bundled import BUNDLED, BUNDLED_IMAGES, bundled, bundled_images
 from probpose.data.checks import StaticJoint, check_not_constant, selection_without, static_joints
 from probpose.data.dataset import PoseDataset
-from probpose.data.importers import (
-    DEFAULT_JOINTS,
+from probpose.data.formats import (
     FORMATS,
     MOCAP_FORMATS,
     axis_angle_to_pasyn,
     detect_format,
-    import_poses,
-    import_recording,
     load_aistpp,
     load_amass,
     load_amc,
@@ -24,6 +21,7 @@ from probpose.data.importers import (
     pasyn_to_axis_angle,
     save_poses,
 )
+from probpose.data.importers import DEFAULT_JOINTS, import_poses, import_recording
 from probpose.data.importing import ImportRequest, ImportRun, run_import
 from probpose.data.mocap import Mocap, read_amc, read_asf, read_bvh
 from probpose.data.poseset import PoseSet, SequenceInfo

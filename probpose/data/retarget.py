@@ -47,8 +47,7 @@ from probpose.files import input_file
 from probpose.rotations import canonical_axis_angle, matrix_to_axis_angle
 from probpose.skeleton import SMPLX
 
-__all__ = ["RetargetMap", "Retargeted", "MAPS", "load_map", "choose_map", "retarget", "bone_agreement",
-           "BONE_CHILD"]  # fmt: skip
+__all__ = ["RetargetMap", "Retargeted", "MAPS", "load_map", "choose_map", "retarget", "bone_agreement", "BONE_CHILD"]
 
 BONE_CHILD: dict[str, str | tuple[float, float, float]] = {
     "pelvis": "spine1", "spine1": "spine2", "spine2": "spine3", "spine3": "neck", "neck": "head",

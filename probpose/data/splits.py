@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from probpose.data.importers import MOCAP_FORMATS
+from probpose.data.formats import MOCAP_FORMATS
 from probpose.data.poseset import PoseSet
 from probpose.errors import ConfigError, short_repr
 

@@ -27,6 +27,7 @@ from probpose.data.store import StoreInfo, check_poses, read_info, read_sample
 from probpose.errors import DataError
 from probpose.options import CHUNK_ROWS
 from probpose.parallel import Group
+from probpose.skeleton import Skeleton
 
 __all__ = ["StoreSplit"]
 
@@ -68,7 +69,7 @@ class StoreSplit:
         return replace(self, start=self.start + rows.start, stop=self.start + rows.stop)
 
     @property
-    def skeleton(self):  # noqa: ANN201 - a Skeleton
+    def skeleton(self) -> Skeleton:
         return self.info.skeleton
 
     @property

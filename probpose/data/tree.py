@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 
 from probpose.data.amass import AMASS_SPLIT_RULE, TreeFile, scan_tree
-from probpose.data.importers import DEFAULT_JOINTS, _check_timing, _prepare, load_source
+from probpose.data.formats import load_source
+from probpose.data.importers import DEFAULT_JOINTS, _check_timing, _prepare
 from probpose.data.store import StoreWriter
 from probpose.errors import DataError, ProbposeError
 from probpose.files import atomic_path

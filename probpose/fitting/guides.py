@@ -5,6 +5,7 @@ summarised on SO(3) (:mod:`probpose.fitting.results`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal, cast
 
 import pyro
@@ -46,7 +47,7 @@ class AutoFrameMVN(AutoGuide):
     parameterised directly, Adam's steps of about ``lr`` per entry are far larger than Cholesky
     entries of 1e-3 and the covariance drifts."""
 
-    def __init__(self, model, values: dict[str, Tensor], init_scale: float | Tensor = 0.05) -> None:  # noqa: ANN001
+    def __init__(self, model: Callable, values: dict[str, Tensor], init_scale: float | Tensor = 0.05) -> None:
         super().__init__(model)
         self._template = {k: v.detach() for k, v in values.items()}
         loc0 = _flat(values)
@@ -66,7 +67,7 @@ class AutoFrameMVN(AutoGuide):
         shift = cast(Tensor, self.shift)  # a PyroParam reads as its tensor
         return self.loc0 + (self.base @ shift.unsqueeze(-1)).squeeze(-1)
 
-    def forward(self, *args, **kwargs) -> dict[str, Tensor]:  # noqa: ANN002, ANN003 - the model's arguments
+    def forward(self, *args, **kwargs) -> dict[str, Tensor]:  # the model's arguments
         """One draw: ``{site: (N, ...)}``, each site a ``Delta`` at its part of the frame's vector."""
         n = self.loc0.shape[0]
         plates = self._create_plates(*args, **kwargs)  # in an AutoGuideList, the list's plates
@@ -81,7 +82,7 @@ class AutoFrameMVN(AutoGuide):
             return {k: pyro.sample(k, dist.Delta(v, event_dim=self._template[k].dim() - 1)) for k, v in parts.items()}
 
     @torch.no_grad()
-    def median(self, *args, **kwargs) -> dict[str, Tensor]:  # noqa: ANN002, ANN003
+    def median(self, *args, **kwargs) -> dict[str, Tensor]:
         """The Gaussian's mean (its median), split into the sites."""
         return _split(self._loc(), self._template)
 

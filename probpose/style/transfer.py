@@ -138,8 +138,9 @@ def train_style(
     weights = weights or load_vgg_weights(vgg)
     gen = torch.Generator().manual_seed(o.seed)
     contents = _contents(content_files, o.height, o.width)
-    torch.manual_seed(o.seed)
-    net = StyleNet(VGGEncoder(weights, o.depth), o.alpha, o.decoder, o.detail)
+    with torch.random.fork_rng(devices=[]):  # the decoder's initial weights from the seed; the caller's RNG kept
+        torch.manual_seed(o.seed)
+        net = StyleNet(VGGEncoder(weights, o.depth), o.alpha, o.decoder, o.detail)
     opt = torch.optim.Adam(net.decoder.parameters(), lr=o.lr)
     writer = None
     if tensorboard:

@@ -22,7 +22,7 @@ from PIL import Image
 from torch import Tensor
 
 from probpose import __version__
-from probpose.data.importers import axis_angle_to_pasyn, check_pasyn_degrees, load_pasyn, pasyn_to_axis_angle
+from probpose.data.formats.pasyn import axis_angle_to_pasyn, check_pasyn_degrees, load_pasyn, pasyn_to_axis_angle
 from probpose.data.npz import read_npy
 from probpose.errors import CheckpointError, DataError, ProbposeError
 from probpose.files import atomic_folder, check_output_folder, input_file, json_text, sha256
