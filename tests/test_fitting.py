@@ -128,7 +128,8 @@ def test_noise_free_complete_3d_recovers_the_pose(human, prior, space):
     pts, _ = _observe(body, truth)
     obs = Joints3D(pts, torch.ones(pts.shape[:2], dtype=torch.bool), sigma=0.002)
     fit = PoseFit(None if prior is None else priors[prior], body, obs, space=space, joint_names=skel.joint_names)
-    res = fit_map(fit, steps=400)
+    # base space: 150 iterations reach 2.3 mm (400: 2.0 mm, four times as long; measured)
+    res = fit_map(fit, steps=150 if space == "base" else 400)
     mpjpe_mm = 1000 * (res.points.double() - pts).norm(dim=-1).mean()
     assert mpjpe_mm < 5.0, (prior, space, mpjpe_mm)
 
