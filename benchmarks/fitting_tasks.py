@@ -32,7 +32,7 @@ import torch
 from probpose.bench import Column, machine_description, markdown_table, set_threads, write_results
 from probpose.data import bundled, import_poses, prepare_data
 from probpose.data.rest import rest_joints
-from probpose.fitting import Joints3D, Keypoints2D, PoseFit, SkeletonBody, fit_map
+from probpose.fitting import Joints3D, Keypoints2D, PoseFit, SkeletonBody, fit_map, fit_nuts
 from probpose.kinematics import intrinsics, look_at
 from probpose.models import load_model, pretrained
 from probpose.skeleton import SMPLX
@@ -89,6 +89,12 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--priors", nargs="+", default=PRIORS)
+    ap.add_argument("--inference", choices=["map", "nuts"], default="map",
+                    help="map, or nuts: the posterior mean rotation per joint from NUTS (Laplace-whitened, started "
+                    "at the MAP) -- slow: use few --frames")  # fmt: skip
+    ap.add_argument("--samples", type=int, default=200, help="nuts: samples (and as many warm-up steps)")
+    ap.add_argument("--data", nargs="+", default=None, help="only these data sets (cmu-test, avatar, aist++)")
+    ap.add_argument("--tasks", nargs="+", default=None, help="only these tasks (legs, arm, noise2, noise5, 2d-arm)")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/fitting_tasks_cmu"))
     args = ap.parse_args()
     threads = set_threads(args.threads)
@@ -99,6 +105,8 @@ def main() -> None:
     fit_body = SkeletonBody(SMPLX, rest, names)
     rows = []
     for dname, (poses, joints) in datasets(args.frames).items():
+        if args.data and dname not in args.data:
+            continue
         g = torch.Generator().manual_seed(0)
         n = len(poses)
         orient = 0.4 * torch.randn(n, 3, generator=g, dtype=torch.float64)
@@ -108,10 +116,19 @@ def main() -> None:
         truth_body = SkeletonBody(SMPLX, rest, [joints[j] for j in keep])
         clean = truth_body.points(poses[:, keep], orient, transl)
         for tname, (obs, hidden) in tasks(clean, orient, transl, g).items():
+            if args.tasks and tname not in args.tasks:
+                continue
             seen = [i for i in range(SMPLX.num_joints) if i not in hidden]
             for pname, prior in priors.items():
                 start = time.perf_counter()
-                res = fit_map(PoseFit(prior, fit_body, obs, joint_names=names), steps=args.steps)
+                fit = PoseFit(prior, fit_body, obs, joint_names=names)
+                if args.inference == "nuts":
+                    start_map = fit_map(fit, steps=args.steps)
+                    assert start_map.latent is not None
+                    init = {fit.latent: start_map.latent, "orient": start_map.orient, "transl": start_map.transl}
+                    res = fit_nuts(fit, samples=args.samples, warmup=args.samples, init=init)
+                else:
+                    res = fit_map(fit, steps=args.steps)
                 sec = time.perf_counter() - start
                 err = (res.points - clean).norm(dim=-1) * 1000
                 rows.append(
@@ -135,11 +152,17 @@ def main() -> None:
         Column("hidden_mm", "MPJPE hidden (mm)", "{:.1f}"), Column("visible_mm", "MPJPE visible (mm)", "{:.1f}"),
         Column("ms_per_frame", "ms/frame", "{:.0f}"),
     ], rows)  # fmt: skip
+    how = f"MAP by L-BFGS per frame ({args.steps} iterations)"
+    if args.inference == "nuts":
+        how = (
+            f"the posterior mean rotation per joint from NUTS ({args.samples} samples after as many warm-up steps, "
+            f"Laplace-whitened, started at the MAP of {args.steps} L-BFGS iterations)"
+        )
     intro = (
-        f"{args.frames} frames per data set, MAP by L-BFGS per frame ({args.steps} iterations), float64, "
-        f"{threads} torch thread(s). Priors: the shipped CMU priors (19 body joints); none: likelihood only."
+        f"{args.frames} frames per data set, {how}, float64, {threads} torch thread(s). Priors: the shipped CMU "
+        "priors (19 body joints); none: likelihood only."
     )
-    payload = {"rows": rows, "frames": args.frames, "steps": args.steps}
+    payload = {"rows": rows, "frames": args.frames, "steps": args.steps, "inference": args.inference}
     title = "Fitting tasks with the shipped CMU priors"
     md, js = write_results(args.out, "fitting_tasks", title, intro, table, payload, machine_description("cpu"))
     print(f"wrote {md} and {js}")
