@@ -94,12 +94,12 @@ def register(sub: Subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from probpose.data import ImportRequest, run_import
 
-    result = run_import(request(ImportRequest, args))
-    report(result, args.segment_seconds)
+    req = request(ImportRequest, args)
+    report(run_import(req), req.segment_seconds)
     return 0
 
 
-def report(run: ImportRun, segment_seconds: float | None) -> None:
+def report(run: ImportRun, segment_seconds: float) -> None:
     """Print what an import read, split and wrote; warnings on standard error."""
     for line in run.skipped[:20]:
         print(line)
@@ -120,7 +120,7 @@ def report(run: ImportRun, segment_seconds: float | None) -> None:
     print(f"wrote {run.out}")
 
 
-def _report_poses(poses: PoseSet | None, split: Split | None, segment_seconds: float | None) -> None:
+def _report_poses(poses: PoseSet | None, split: Split | None, segment_seconds: float) -> None:
     assert poses is not None and split is not None  # a share split's import
     print(f"read {len(poses.sources)} file(s):")
     for src, seq in zip(poses.sources, poses.sequences, strict=True):
@@ -152,7 +152,7 @@ def _report_poses(poses: PoseSet | None, split: Split | None, segment_seconds: f
     )
     if st["empty_splits"]:
         print(
-            f"warning: {', '.join(st['empty_splits'])} empty: too few {seg or segment_seconds or 1:g} s segments "
+            f"warning: {', '.join(st['empty_splits'])} empty: too few {segment_seconds:g} s segments "
             f"for {shares}; import more data or pass a shorter --segment-seconds",
             file=sys.stderr,
         )

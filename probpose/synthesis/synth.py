@@ -356,10 +356,7 @@ class SynthRequest:
         self.out = Path(self.out)
         if (self.poses is None) == (self.model is None):
             raise ProbposeError("give leg poses (`poses`) or a leg VAE (`model`), not both or neither")
-        validate(self)
-        if self.width * self.height > MAX_PIXELS:
-            limit = f"{MAX_PIXELS:,} pixels a frame (probpose.options.MAX_PIXELS)"
-            raise ProbposeError(f"image size {self.width}x{self.height} exceeds {limit}")
+        validate(self)  # the frame's pixel count is checked by synthesize, the one place for it
 
     @property
     def source(self) -> Path:
