@@ -43,7 +43,14 @@ def register(sub: Subparsers) -> None:
         "normal (AutoNormal), lowrank (AutoLowRankMultivariateNormal)",
         choices=["mvn", "laplace", "normal", "lowrank"],
     )
-    flag(p, R, "space", "flows: fit in the flow's base space", choices=["pose", "base"])
+    flag(
+        p,
+        R,
+        "space",
+        "flows: pose (the flow's density of the pose) or base (its Gaussian noise; better with the shipped "
+        "flows on held-out CMU motion, not on every other recording: README, fitting tasks)",
+        choices=["pose", "base"],
+    )
     flag(p, R, "steps", "MAP: L-BFGS iterations; posterior: SVI steps", type=int)
     flag(p, R, "sigma", "observation noise: metres for 3D (default 0.01), pixels for 2D (default 2)", type=float)
     flag(p, R, "nu", "2D: Student-t degrees of freedom", type=float)

@@ -39,7 +39,8 @@ class FitRequest:
             ``nuts`` (slow: a few frames).
         guide: ``mvn`` (a full covariance per frame, Laplace then SVI), ``laplace`` (no SVI),
             ``normal`` (AutoNormal), ``lowrank`` (AutoLowRankMultivariateNormal).
-        space: ``pose``, or ``base``: flows fitted in their base space.
+        space: ``pose``, or ``base``: flows fitted in their base space (measured against ``pose`` in
+            README.md, "The field's fitting tasks with the shipped priors").
         steps: MAP: L-BFGS iterations; posterior: SVI steps.
         sigma: observation noise, metres for 3D (default 0.01), pixels for 2D (default 2).
         nu: 2D: the Student-t's degrees of freedom.

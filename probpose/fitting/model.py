@@ -16,7 +16,8 @@ consecutive frames. Parameterisations of the pose latent (one object each, chose
 - ``space="base"`` (flows): the same model with Pyro's ``TransformReparam`` on the ``pose`` site
   (a flow prior is a ``TransformedDistribution``): the latent is ``pose_base ~ N(0, I)``, the flow's
   noise, and ``pose = flow(pose_base)``; this optimises and samples in the flow's base space, where
-  the prior is isotropic;
+  the prior is isotropic and a MAP is not drawn to where the flow's log-determinant peaks (which
+  space fits better is measured in README.md, "The field's fitting tasks with the shipped priors");
 - a VAE (:class:`~probpose.models.LatentPoseModel`): ``z ~ N(0, I)`` (``z_dim``) and
   ``pose = decoder mean(z)`` (VPoser-style; the decoder's noise is not part of the pose);
 - ``prior=None``: a flat (improper) prior: the likelihood alone.
