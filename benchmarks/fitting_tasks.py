@@ -150,6 +150,14 @@ def main() -> None:
     args = ap.parse_args()
     threads = set_threads(args.threads)
     shipped = pretrained()
+    for p in args.priors:
+        name, _, space = p.partition(":")
+        if name != "none" and name not in shipped:
+            ap.error(f"{name} is not a shipped prior ({', '.join(sorted(shipped))})")
+        if space not in ("", "pose", "base") or (space and name == "none"):
+            ap.error(f"{p}: a shipped prior's name, optionally with ':base' (flows) or ':pose'")
+    if all(p == "none" for p in args.priors):
+        ap.error("give at least one shipped prior (the body's joints are the prior's)")
     spaces = {p: p.partition(":")[2] or "pose" for p in args.priors}
     models = {n: load_model(shipped[n]).double() for n in {p.partition(":")[0] for p in args.priors} if n != "none"}
     priors = {p: models.get(p.partition(":")[0]) for p in args.priors}
