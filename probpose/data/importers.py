@@ -11,6 +11,7 @@ import numpy as np
 
 from probpose.data.checks import selection_without
 from probpose.data.formats import MAX_FPS, MOCAP_FORMATS, load_source
+from probpose.data.formats.common import fps_in_range
 from probpose.data.poseset import PoseSet
 from probpose.errors import DataError, SelectionError
 from probpose.skeleton import Skeleton, get_skeleton
@@ -39,19 +40,15 @@ def _prepare(ps: PoseSet, path: str | Path, target: Skeleton, joints: str, fps: 
 
 
 def _check_timing(fps: float | None, trim: float) -> None:
-    if fps is not None and not (np.isfinite(fps) and 0 < fps <= MAX_FPS):
+    if fps is not None and not fps_in_range(fps):
         raise DataError("`fps`", None, f"target frame rate must be in (0, {MAX_FPS:g}], got {fps!r}")
     if not (np.isfinite(trim) and 0 <= trim < 0.5):
         raise DataError("`trim`", None, f"must be a fraction in [0, 0.5), got {trim!r}")
 
 
-def _target(sets: Sequence[PoseSet], skeleton: str | None, paths: Sequence[str | Path]) -> Skeleton:
-    animal = [s.skeleton.name == "zebra_legs" for s in sets]
-    if skeleton is None:
-        if any(animal) and not all(animal):
-            raise DataError(", ".join(map(str, paths)), None, "cannot mix zebra (PASyn) and human sources in one store")
-        skeleton = "zebra_legs" if all(animal) else "smplx"
-    return get_skeleton(skeleton)
+def _target(animal: bool, skeleton: str | None) -> Skeleton:
+    """The store's skeleton: the one asked for, else the zebra's legs for PASyn sources and SMPL-X."""
+    return get_skeleton(skeleton or ("zebra_legs" if animal else "smplx"))
 
 
 def import_poses(
@@ -83,7 +80,7 @@ def import_poses(
             raise DataError(", ".join(map(str, paths)), None, "cannot mix zebra (PASyn) and human sources in one store")
         if target is None:
             animal = is_animal
-            target = _target([ps], skeleton, [path])
+            target = _target(is_animal, skeleton)
             chosen = joints or DEFAULT_JOINTS.get(target.name, "all")
             if joints is None and ps.sources[0]["format"] in MOCAP_FORMATS and target.name == "smplx":
                 # the body joints the retarget drives (CMU's clavicles never move: not the collars)

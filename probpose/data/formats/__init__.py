@@ -24,9 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-
-from probpose.data.formats.common import DEFAULT_FPS, MAX_FPS, _existing
+from probpose.data.formats.common import DEFAULT_FPS, MAX_FPS, _existing, fps_in_range
 from probpose.data.formats.motion_capture import load_amc, load_bvh
 from probpose.data.formats.pasyn import axis_angle_to_pasyn, check_pasyn_degrees, load_pasyn, pasyn_to_axis_angle
 from probpose.data.formats.poses import load_poses, save_poses
@@ -112,7 +110,7 @@ def load_source(
     fmt = detect_format(path) if format == "auto" else format
     if fmt not in FORMATS:
         raise DataError(str(path), None, f"unknown format {format!r}; known: auto, {', '.join(FORMATS)}")
-    if fps is not None and not (np.isfinite(fps) and 0 < fps <= MAX_FPS):
+    if fps is not None and not fps_in_range(fps):
         raise DataError(str(path), "fps", f"the assumed frame rate must be in (0, {MAX_FPS:g}], got {fps!r}")
     if fmt in MOCAP_FORMATS:
         return FORMATS[fmt](path, fps=fps, retarget_map=retarget_map)

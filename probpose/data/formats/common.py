@@ -23,6 +23,11 @@ MAX_FPS = 10_000.0
 """Highest frame rate accepted (motion capture runs at up to a few hundred frames per second)."""
 
 
+def fps_in_range(fps: float) -> bool:
+    """Whether ``fps`` (frames per second) is a usable frame rate: finite, in ``(0, MAX_FPS]``."""
+    return bool(np.isfinite(fps) and 0 < fps <= MAX_FPS)
+
+
 def _existing(path: str | Path) -> Path:
     return input_file(path)
 

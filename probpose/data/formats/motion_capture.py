@@ -7,9 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from probpose.data.formats.common import (
-    _existing,
-)
+from probpose.data.formats.common import _existing
 from probpose.data.mocap import Mocap, read_amc, read_bvh
 from probpose.data.poseset import PoseSet, SequenceInfo
 from probpose.data.retarget import retarget
