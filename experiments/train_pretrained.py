@@ -3,8 +3,11 @@ write each as a slim checkpoint with a model card into probpose/models/pretraine
 
     python experiments/train_pretrained.py --models gaussian_full gmm global_flow_spline joint_flow vae --threads 1
 
-Data: ``probpose import --bundled cmu`` (CMU subjects 01-03 retargeted to SMPL-X, 30 fps, the
-default split: 80/10/10 of whole trials, seed 0). Each SVI model trains until its validation NLL
+Data: ``probpose import --bundled cmu`` (CMU motion capture from three sources, retargeted to SMPL-X
+by ``probpose.data.retarget``, missing degrees of freedom filled by ``probpose.data.dofs``, 30 fps:
+the global orientation and all 21 body joints; see probpose/data/bundled/README.md), with the
+default split for motion capture: the test split is whole subjects (about 10% of the poses), the
+rest 80/10 of whole trials, seed 0. Each SVI model trains until its validation NLL
 stops improving (``patience`` evaluations) or its step budget or time cap ends; the best weights
 are kept. The card's held-out NLL is ``probpose.evaluation.evaluate`` on the test split, seeded
 (``torch.manual_seed(0)``) for the VAE's importance-weighted bound.
@@ -20,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from probpose import __version__
 from probpose.bench import machine_description, set_threads
 from probpose.data import bundled, import_poses, split_poses
 from probpose.evaluation import evaluate
@@ -45,7 +49,7 @@ ACK = (
 def cmu_splits():
     """The bundled CMU body data and its default split (what ``probpose import --bundled cmu`` writes)."""
     poses = import_poses(bundled("cmu"))
-    split = split_poses(poses, "80/10/10", seed=0, by="sequence")
+    split = split_poses(poses, "80/10/10", seed=0, by="subject")
     parts = {k: torch.from_numpy(poses.poses[v]) for k, v in split.indices.items()}
     trials = {k: sorted({poses.sequences[s].name for s in poses.sequence[v]}) for k, v in split.indices.items()}
     return poses, parts, trials
@@ -82,10 +86,15 @@ def main() -> None:
             "name": f"cmu/{name}",
             "model": name,
             "parameters": model.num_parameters(),
-            "data": "CMU Graphics Lab Motion Capture Database, subjects 01-03 (28 trials), retargeted to SMPL-X "
-            "by probpose.data.retarget (map 'cmu'), 30 fps: probpose import --bundled cmu",
+            "data": "CMU Graphics Lab Motion Capture Database: subjects 01-03 (ASF/AMC), 05-16 (BVH, "
+            "github.com/Przestr/motion-capture c200c31), salsa, Indian dance and martial arts trials (BVH, "
+            "github.com/papagina/Auto_Conditioned_RNN_motion fbb7f64); retargeted to SMPL-X by "
+            "probpose.data.retarget (maps 'cmu' and 'daz'), missing dofs and collars filled by probpose.data.dofs "
+            f"(seed 0), 30 fps; {len(poses.sequences)} trials, {len(poses)} poses: probpose import --bundled cmu "
+            f"(probpose {__version__})",
             "split": {
-                "rule": "80/10/10 of whole trials, hashed with seed 0",
+                "rule": "test: whole subjects (about 10% of poses); train/val: 80/10 of the other subjects' whole "
+                "trials; hashed with seed 0",
                 **{k: len(v) for k, v in parts.items()},
                 "trials": trials,
             },

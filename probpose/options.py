@@ -38,22 +38,31 @@ __all__ = [
     "MAX_JOINTS",
     "MAX_WIDTH",
     "MAX_DEPTH",
+    "MAX_SEED",
 ]
 
 
-def _limit(name: str, default: int) -> int:
-    """A limit, overridable by the environment variable ``PROBPOSE_<NAME>`` (a positive integer)."""
+def _limit(name: str, default: int, low: int = 1, high: int = 10**12) -> int:
+    """A limit, overridable by the environment variable ``PROBPOSE_<NAME>``: an integer in
+    ``[low, high]``; anything else is a :class:`ConfigError` naming the variable and its range
+    (the command line prints it as one line, before any command runs)."""
     text = os.environ.get(f"PROBPOSE_{name}")
     if text is None:
         return default
     try:
-        value = int(text.replace("_", ""))
+        value = int(text.strip().replace("_", ""))
     except ValueError:
-        raise ConfigError(f"PROBPOSE_{name}: {short_repr(text)} is not an integer") from None
-    if value < 1:
-        raise ConfigError(f"PROBPOSE_{name}: must be a positive integer, got {value}")
+        value = None
+    if value is None or not low <= value <= high:
+        raise ConfigError(
+            f"environment variable PROBPOSE_{name}={short_repr(text, 40)}: expected an integer in [{low:,}, {high:,}] "
+            f"(default {default:,})"
+        )
     return value
 
+
+MAX_SEED = 2**63 - 1
+"""The largest seed any option takes (torch's generators take a 64-bit integer)."""
 
 CHUNK_ROWS = 65536
 """Poses per chunk when data is read pass by pass (store splits, closed-form fits, scoring)."""
@@ -61,26 +70,27 @@ CHUNK_ROWS = 65536
 # The limits every command checks before it reserves memory, in one place. Each can be raised for a
 # job that legitimately needs more by setting PROBPOSE_<NAME> (for example PROBPOSE_MAX_COUNT=50000000).
 
-MAX_COUNT = _limit("MAX_COUNT", 10_000_000)
+MAX_COUNT = _limit("MAX_COUNT", 10_000_000, 1, 10**12)
 """The most poses or frames one command makes or lists (``sample --n``, ``synth --n-frames``,
 ``evaluate --worst``) and the most frames one motion file may hold after ``--fps`` resampling:
 beyond it memory runs out before the work is done; split larger jobs."""
 
-MAX_PIXELS = _limit("MAX_PIXELS", 4096 * 4096)
+MAX_PIXELS = _limit("MAX_PIXELS", 4096 * 4096, 64 * 64, 2**31 - 1)
 """The largest image one frame may have (width x height): rendering buffers grow with it."""
 
-MAX_IMAGE_PIXELS = _limit("MAX_IMAGE_PIXELS", 100_000_000)
+MAX_IMAGE_PIXELS = _limit("MAX_IMAGE_PIXELS", 100_000_000, 64 * 64, 2**31 - 1)
 """The largest image probpose decodes (a style photograph or background, width x height): its
 header is checked before any pixel is decoded."""
 
-MAX_JOINTS = _limit("MAX_JOINTS", 1024)
-"""The most joints a skeleton (in a checkpoint, a store or a motion file) may have."""
+MAX_JOINTS = _limit("MAX_JOINTS", 1024, 55, 100_000)
+"""The most joints a skeleton (in a checkpoint, a store or a motion file) may have (at least
+SMPL-X's 55, which probpose builds on import)."""
 
-MAX_WIDTH = _limit("MAX_WIDTH", 8192)
+MAX_WIDTH = _limit("MAX_WIDTH", 8192, 1, 65536)
 """The widest layer a model's options may ask for (``hidden``, ``z_dim``, spline bins, mixture
 components): checked before the model is built."""
 
-MAX_DEPTH = _limit("MAX_DEPTH", 256)
+MAX_DEPTH = _limit("MAX_DEPTH", 256, 1, 4096)
 """The most layers (flow steps ``K``, hidden ``layers``) a model's options may ask for."""
 
 

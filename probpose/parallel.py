@@ -28,6 +28,11 @@ from probpose.errors import DistributedError
 
 __all__ = ["Group", "SINGLE", "DEFAULT_TIMEOUT_S", "from_environment", "shutdown"]
 
+MAX_WORLD_SIZE = 65536
+"""The most processes one group may have (``WORLD_SIZE``)."""
+MAX_TIMEOUT_S = 7 * 24 * 3600.0
+"""The longest process-group timeout, seconds (a week): longer overflows torch's timer."""
+
 DEFAULT_TIMEOUT_S = 600.0
 """Seconds a collective waits for the other processes before giving up (``PROBPOSE_DIST_TIMEOUT``
 overrides it): long enough for rank 0 to import a data set or validate while the others wait."""
@@ -201,7 +206,9 @@ def from_environment(device: str = "cpu", timeout_s: float | None = None) -> Gro
         world, rank = int(env["WORLD_SIZE"]), int(env["RANK"])
     except ValueError:
         raise DistributedError(f"RANK={env['RANK']!r} and WORLD_SIZE={env['WORLD_SIZE']!r} must be integers") from None
-    if not (world >= 1 and 0 <= rank < world):
+    if not 1 <= world <= MAX_WORLD_SIZE:
+        raise DistributedError(f"WORLD_SIZE={env['WORLD_SIZE'][:30]!r} must be an integer in [1, {MAX_WORLD_SIZE:,}]")
+    if not 0 <= rank < world:
         raise DistributedError(f"RANK={rank} must lie in [0, WORLD_SIZE={world})")
     if world == 1:
         return SINGLE
@@ -211,8 +218,11 @@ def from_environment(device: str = "cpu", timeout_s: float | None = None) -> Gro
             timeout_s = float(raw)
         except ValueError:
             raise DistributedError(f"PROBPOSE_DIST_TIMEOUT={raw!r} must be a number of seconds") from None
-    if not timeout_s > 0:
-        raise DistributedError(f"the process-group timeout must be positive, got {timeout_s}")
+    if not 0 < timeout_s <= MAX_TIMEOUT_S:
+        raise DistributedError(
+            f"the process-group timeout (PROBPOSE_DIST_TIMEOUT) must be in (0, {MAX_TIMEOUT_S:g}] seconds, "
+            f"got {timeout_s:g}"
+        )
     cuda = torch.device(device).type == "cuda"
     if cuda:
         torch.cuda.set_device(int(env.get("LOCAL_RANK", rank)) % max(torch.cuda.device_count(), 1))

@@ -334,3 +334,9 @@ def nearest_rotation(m: Tensor) -> Tensor:
     d = torch.sign(torch.linalg.det(u @ vt))
     fix = torch.diag_embed(torch.stack([torch.ones_like(d), torch.ones_like(d), d], -1))
     return u @ fix @ vt
+
+
+def mean_rotation(rot: Tensor) -> Tensor:
+    """The rotation nearest (Frobenius) to the average of ``rot`` ``(S, ..., 3, 3)`` over ``S``
+    (the chordal L2 mean)."""
+    return nearest_rotation(rot.mean(0))

@@ -542,3 +542,26 @@ def test_one_parameterisation_object_per_kind_of_prior(zebra):
     for prior in (gaussian, vae):
         with pytest.raises(DataError, match="'base' needs a flow prior"):
             pose_latent(prior, "base", 12, torch.float64)
+
+
+def test_a_laplace_posterior_spends_the_steps_it_is_given_on_its_map(human, tmp_path, monkeypatch):
+    """Issue 37: ``--inference posterior --guide laplace --steps 5`` ran 300 MAP iterations (the
+    Laplace guide has no SVI, so its steps are the MAP's)."""
+    import probpose.fitting.guides as guides
+
+    skel, train, test, priors, body = human
+    pts, _ = _observe(body, test[:2], seed=6, noise=0.005)
+    np.savez(tmp_path / "obs.npz", joints=pts.numpy())
+    ck = save_model(tmp_path / "prior.pt", priors["gaussian_full"])
+    asked: list[int] = []
+    real = guides.fit_map
+
+    def counting(fit, steps, **kw):
+        asked.append(steps)
+        return real(fit, steps=steps, **kw)
+
+    monkeypatch.setattr(guides, "fit_map", counting)
+    args = ["fit", "--observations", str(tmp_path / "obs.npz"), "--prior", str(ck), "--out", str(tmp_path / "f.npz"),
+            "--inference", "posterior", "--guide", "laplace", "--steps", "5", "--samples", "10"]  # fmt: skip
+    assert main(args) == 0
+    assert asked == [5]

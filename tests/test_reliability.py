@@ -583,3 +583,130 @@ def test_training_many_models_leaves_nothing_in_the_param_store():
     assert len(pyro.get_param_store()) == 0
     gc.collect()
     assert all(r() is None for r in refs)  # nothing keeps the fitted models alive
+
+
+ENV_CASES = [
+    ("PROBPOSE_MAX_JOINTS", "text", "expected an integer in [55, 100,000]"),
+    ("PROBPOSE_MAX_JOINTS", "7", "expected an integer in [55, 100,000]"),
+    ("PROBPOSE_MAX_JOINTS", "", "expected an integer in [55, 100,000]"),
+    ("PROBPOSE_MAX_COUNT", "nan", "expected an integer in [1, 1,000,000,000,000]"),
+    ("PROBPOSE_MAX_COUNT", "-5", "expected an integer in [1, 1,000,000,000,000]"),
+    ("PROBPOSE_MAX_COUNT", "1" + "0" * 32, "expected an integer in [1, 1,000,000,000,000]"),
+    ("PROBPOSE_MAX_WIDTH", "1e6", "expected an integer in [1, 65,536]"),
+]
+
+
+@pytest.mark.parametrize(("var", "value", "message"), ENV_CASES)
+def test_a_malformed_environment_limit_is_one_line_even_for_help(var, value, message):
+    """Issue 37: every PROBPOSE_<LIMIT> is an integer in a stated range; anything else stops every
+    command, ``--help`` included, with one line naming the variable and its range (exit 2)."""
+    env = {**os.environ, var: value}
+    runs = [["--help"]]
+    if value == "text":  # a real command too, once
+        runs.append(["sample", "--model", "cmu/gaussian_full", "--n", "2", "--out", "never.npy"])
+    for args in runs:
+        r = subprocess.run([sys.executable, "-m", "probpose", *args], env=env, capture_output=True, text=True)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert r.stderr.strip().count("\n") == 0 and var in r.stderr and message in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize(("var", "value"), [("PROBPOSE_DIST_TIMEOUT", "inf"), ("PROBPOSE_DIST_TIMEOUT", "1e308"),
+                                            ("WORLD_SIZE", "99999999999999999999")])  # fmt: skip
+def test_a_distributed_environment_out_of_range_is_a_distributed_error(monkeypatch, var, value):
+    from probpose.errors import DistributedError
+    from probpose.parallel import from_environment
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv(var, value)
+    with pytest.raises(DistributedError, match="PROBPOSE_DIST_TIMEOUT|WORLD_SIZE") as e:
+        from_environment()
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["sample", "--model", "cmu/gaussian_full", "--n", "2", "--seed", "9" * 23, "--out", "s.npy"],
+        ["fit", "--prior", "cmu/gaussian_full", "--observations", "o.npz", "--seed", "9" * 23, "--out", "f.npz"],
+        ["import", "--bundled", "zebra", "--seed", "9" * 23, "--out", "z.h5"],
+    ],
+)
+def test_a_seed_beyond_64_bits_is_one_line(tmp_path, monkeypatch, capsys, args):
+    monkeypatch.chdir(tmp_path)
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "--seed" in err and "outside the valid range [0, 9,223,372,036,854,775,807]" in err
+    assert not any(tmp_path.iterdir())
+
+
+def test_sample_refuses_an_output_it_would_not_write(tmp_path, monkeypatch, capsys):
+    """``sample --out s.npz`` used to write ``s.npy``: a file the user did not name."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["sample", "--model", "cmu/gaussian_full", "--n", "2", "--out", "s.npz"]) == 1
+    assert "must end in .npy" in capsys.readouterr().err and not any(tmp_path.iterdir())
+
+
+def test_pictures_and_spaces_the_command_would_get_wrong_are_refused(tmp_path, monkeypatch, capsys):
+    """``fit --sheet base.npz`` once replaced an earlier fit with PNG bytes; ``--space base`` with
+    no prior was silently ignored; an empty or NUL-bearing model name gave a misleading or bare error."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "base.npz").write_bytes(b"an earlier fit")
+    fit = ["fit", "--prior", "cmu/gaussian_full", "--observations", "o.npz", "--out", "f.npz"]
+    assert main([*fit, "--sheet", "base.npz"]) == 1
+    assert "must end in .png" in capsys.readouterr().err
+    assert (tmp_path / "base.npz").read_bytes() == b"an earlier fit"
+    assert main(["sample", "--model", "cmu/gaussian_full", "--n", "2", "--out", "s.npy", "--sheet", "s.jpg"]) == 1
+    assert "must end in .png" in capsys.readouterr().err and not (tmp_path / "s.npy").exists()
+    assert main(["fit", "--prior", "none", "--space", "base", "--observations", "o.npz", "--out", "f.npz"]) == 1
+    assert "with prior 'none' there is none" in capsys.readouterr().err
+    assert main(["sample", "--model", "", "--n", "2", "--out", "s.npy"]) == 1
+    assert "not a file name or a shipped prior's name" in capsys.readouterr().err
+    with pytest.raises(Exception, match="not a file name") as e:
+        load_model("cmu/joint\x00flow")
+    assert "\n" not in str(e.value)
+
+
+def test_a_failed_run_leaves_no_claim_and_its_name_stays_free(tmp_path, capsys):
+    """Issue 37: a train that fails before any checkpoint (here: a data store that is not there,
+    then garbage in its place) leaves no run folder, so the next run gets the name itself (not
+    ``NAME-2`` with a note pointing ``--resume`` at a folder holding nothing to resume)."""
+    args = ["train", "--config", "gaussian_prior", "--override", f"output.dir={tmp_path / 'runs'}",
+            "--override", "training.fit=closed_form", "--override", "output.tensorboard=false"]  # fmt: skip
+    assert main([*args, "--override", f"data.path={tmp_path / 'missing.h5'}"]) == 1
+    (tmp_path / "garbage.h5").write_bytes(b"not hdf5")
+    assert main([*args, "--override", f"data.path={tmp_path / 'garbage.h5'}"]) == 1
+    capsys.readouterr()
+    assert not (tmp_path / "runs" / "gaussian_prior").exists()
+    assert main(args) == 0
+    assert "already holds a run" not in capsys.readouterr().out
+    assert (tmp_path / "runs" / "gaussian_prior" / "checkpoint.pt").is_file()
+    assert not (tmp_path / "runs" / "gaussian_prior-2").exists()
+
+
+REST_CASES = {
+    "strings": (lambda: np.array([["a", "b", "c"]] * 55), "expected real numbers"),
+    "complex": (lambda: np.ones((55, 3), dtype=complex), "expected real numbers"),
+    "bool": (lambda: np.ones((55, 3), dtype=bool), "expected real numbers"),
+    "all_zero": (lambda: np.zeros((55, 3)), "every joint within 1 cm of the others"),
+    "scaled_1e300": (lambda: 1e300 * np.random.default_rng(0).standard_normal((55, 3)), "beyond 100 m"),
+}
+
+
+@pytest.mark.parametrize("case", list(REST_CASES))
+def test_rest_joints_that_are_not_a_skeleton_in_metres_are_refused(tmp_path, case):
+    from probpose.data.rest import load_rest_joints
+
+    make, message = REST_CASES[case]
+    np.save(tmp_path / "rest.npy", make())
+    with pytest.raises(DataError, match=message) as e:
+        load_rest_joints(tmp_path / "rest.npy", SMPLX)
+    assert "\n" not in str(e.value)
+
+
+def test_rest_joints_from_a_fifo_are_refused_without_blocking(tmp_path):
+    from probpose.data.rest import load_rest_joints
+
+    os.mkfifo(tmp_path / "rest.npy")
+    with pytest.raises(DataError, match="is a FIFO, not a regular file"):
+        load_rest_joints(tmp_path / "rest.npy", SMPLX)

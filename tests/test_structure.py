@@ -15,6 +15,7 @@ LAYERS = [
         "probpose",
         "errors",
         "files",
+        "safe_yaml",
         "options",
         "parallel",
         "plots",

@@ -16,7 +16,7 @@ from probpose.errors import ConfigError, DataError
 from probpose.files import check_output_path
 from probpose.machine import machine_description, set_threads, threads
 from probpose.models import MODELS
-from probpose.options import MAX_COUNT, check_device, option, validate
+from probpose.options import MAX_COUNT, MAX_SEED, check_device, option, validate
 
 __all__ = ["BenchRequest", "BenchRun", "run_bench"]
 
@@ -27,7 +27,8 @@ class BenchRequest:
 
     Attributes:
         data: an HDF5 store; None imports ``bundled`` into ``out/data.h5``.
-        bundled: ``cmu`` (CMU subjects 01-03 retargeted to SMPL-X, split by whole trials) or
+        bundled: ``cmu`` (CMU motion capture retargeted to SMPL-X, all 21 body joints; whole subjects in
+            the test split, whole trials in train and val) or
             ``smplx`` (the two SMPL-X recordings with hands, split in ``segment_seconds`` segments).
         joints: joints of the bundled data (default: cmu, the body joints CMU drives; smplx,
             ``body+hands-feet``: the bundled avatar records both feet as constant zero).
@@ -54,7 +55,7 @@ class BenchRequest:
     max_steps: int | None = option(None, ge=1)
     threads: int | None = option(None, ge=1, le=1024)
     fit_threads: int = option(1, ge=1, le=1024)
-    seed: int = 0
+    seed: int = option(0, ge=0, le=MAX_SEED)
 
     def __post_init__(self) -> None:
         self.out, self.data = Path(self.out), None if self.data is None else Path(self.data)
@@ -121,7 +122,7 @@ def _bench(r: BenchRequest, count: int) -> BenchRun:
         save_dir=r.out / "models",
         fit_threads=r.fit_threads,
     )
-    unit = "whole trials"
+    unit = "whole subjects in test, whole trials in train and val"
     if r.bundled == "smplx":
         unit = f"{r.segment_seconds:g} s segments, {r.guard_seconds:g} s guard"
     split = "" if r.data else f" (bundled {r.bundled}) split 80/10/10 in {unit}"

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from pathlib import Path
 from typing import Any, TypeVar
 
-__all__ = ["request", "flag", "Subparsers"]
+from probpose.errors import ConfigError, short_repr
+
+__all__ = ["request", "flag", "png_path", "Subparsers"]
 
 T = TypeVar("T")
 Subparsers = argparse._SubParsersAction
@@ -52,3 +55,11 @@ def flag(
     if shown and not empty:
         help = f"{help} (default {_shown(default)})"
     parser.add_argument("--" + name.replace("_", "-"), dest=name, default=None, help=help, **kw)
+
+
+def png_path(path: Path, key: str) -> Path:
+    """``path`` if it names a ``.png`` (a picture the command draws); a :class:`ConfigError`
+    otherwise, so that a picture never lands under another format's name."""
+    if Path(path).suffix.lower() != ".png":
+        raise ConfigError(f"{key}: {short_repr(str(path), 60)} must end in .png (the picture is a PNG)")
+    return Path(path)

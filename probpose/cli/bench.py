@@ -21,7 +21,7 @@ def register(sub: Subparsers) -> None:
         p,
         R,
         "bundled",
-        "bundled data without --data: cmu (CMU subjects 01-03 retargeted to SMPL-X, held-out trials) or smplx "
+        "bundled data without --data: cmu (CMU motion capture retargeted to SMPL-X, held-out subjects) or smplx "
         "(the two SMPL-X recordings with hands)",
         choices=["cmu", "smplx"],
     )

@@ -19,7 +19,7 @@ def register(sub: Subparsers) -> None:
     p.add_argument(
         "--model",
         required=True,
-        type=Path,
+        type=str,  # a shipped prior's name or a file: the request checks it
         help="checkpoint of a trained model, or a shipped prior (cmu/joint_flow, ...)",
     )
     p.add_argument(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from probpose.cli.args import Subparsers, flag, request
+from probpose.cli.args import Subparsers, flag, png_path, request
 
 __all__ = ["register"]
 
@@ -51,7 +51,7 @@ def register(sub: Subparsers) -> None:
         "flows on held-out CMU motion, not on every other recording: README, fitting tasks)",
         choices=["pose", "base"],
     )
-    flag(p, R, "steps", "MAP: L-BFGS iterations; posterior: SVI steps", type=int)
+    flag(p, R, "steps", "MAP: L-BFGS iterations; posterior: SVI steps (laplace: the MAP's iterations)", type=int)
     flag(p, R, "sigma", "observation noise: metres for 3D (default 0.01), pixels for 2D (default 2)", type=float)
     flag(p, R, "nu", "2D: Student-t degrees of freedom", type=float)
     flag(p, R, "smooth", "smoothness weight per rad^2 between consecutive frames (0: independent)", type=float)
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     from probpose.fitting import FitRequest, run_fit
 
     req = request(FitRequest, args)
-    sheet = [(args.sheet, "contact sheet")] if args.sheet is not None else []
+    sheet = [(png_path(args.sheet, "sheet"), "contact sheet")] if args.sheet is not None else []
     result = run_fit(req, also_writes=sheet)
     if args.sheet is not None:
         from probpose.fitting.sheets import fit_sheet
@@ -91,4 +91,6 @@ def run(args: argparse.Namespace) -> int:
         f"wrote {req.out}: {len(resid)} frames, mean residual {sum(resid) / len(resid):.2f} {unit}, "
         f"{result.result.seconds:.1f} s ({result.result.inference}); report {req.out.with_suffix('.md')}"
     )
+    if args.sheet is not None:
+        print(f"wrote {args.sheet}: the fit of up to 24 frames")
     return 0

@@ -51,7 +51,7 @@ def register(sub: Subparsers) -> None:
         "train/val/test shares, or 'amass': whole AMASS sub-datasets per split (val HumanEva, MPI_HDM05, SFU, "
         "MPI_mosh; test Transitions_mocap, SSM_synced)",
     )
-    flag(p, R, "seed", "seed of the split hash", type=int)
+    flag(p, R, "seed", "seed of the split hash and of the motion-capture fill", type=int)
     flag(p, R, "segment_seconds", "length of split segments", type=float)
     flag(p, R, "guard_seconds", "evaluation frames dropped next to another split's segment", type=float)
     flag(p, R, "format", "source format", choices=["auto", *FORMATS])
@@ -63,7 +63,7 @@ def register(sub: Subparsers) -> None:
         p,
         R,
         "skip_bad",
-        "trees: leave out (and list) unreadable or corrupt files instead of failing",
+        "leave out (and list) unreadable or corrupt files instead of failing (folders, trees and listed files)",
         action="store_true",
     )
     flag(
@@ -77,16 +77,26 @@ def register(sub: Subparsers) -> None:
         p,
         R,
         "split_by",
-        "split units: segments of --segment-seconds, or whole sequences (trials); default: sequence for motion "
-        "capture (.amc, .bvh), segment otherwise",
-        choices=["segment", "sequence"],
+        "split units: segments of --segment-seconds, whole sequences (trials), or whole subjects in test (a "
+        "name's part before its first '_', CMU's SUBJECT_TRIAL) and whole trials in train and val; default: subject "
+        "for motion capture (.amc, .bvh), segment otherwise",
+        choices=["segment", "sequence", "subject"],
+    )
+    p.add_argument(
+        "--no-fill-dofs",
+        dest="fill_dofs",
+        action="store_false",
+        default=None,
+        help="motion capture: keep only what the source records (its body joints, its degrees of freedom) "
+        "instead of giving the joints and degrees of freedom its skeleton lacks the documented spread of "
+        "probpose.data.dofs",
     )
     flag(
         p,
         R,
         "retarget_map",
-        "motion capture (.amc, .bvh): a built-in map to SMPL-X (cmu, cmu_bvh, mixamo, smplx) or a YAML file (root, "
-        "joints); default: the built-in map that drives the most joints",
+        "motion capture (.amc, .bvh): a built-in map to SMPL-X (cmu, cmu_bvh, daz, mixamo, smplx) or a YAML file "
+        "(root, joints, rules); default: the built-in map that drives the most joints",
     )
     p.set_defaults(func=run)
 
@@ -141,7 +151,7 @@ def _report_poses(poses: PoseSet | None, split: Split | None, segment_seconds: f
     rule = split.rule
     shares = "/".join(f"{100 * f:g}" for f in rule["fractions"])
     seg, guard = rule["segment_seconds"], rule["guard_seconds"]
-    unit = "whole sequences" if seg is None else f"{seg:g} s segments, {guard:g} s guard"
+    unit = rule["unit"] if seg is None else f"{seg:g} s segments, {guard:g} s guard"
     print(f"split {shares} (seed {rule['seed']}, {unit}):")
     for name, idx in split.indices.items():
         print(f"  {name:<5} {len(idx):>6} poses  ({split.stats['units'][name]} units)")
@@ -154,6 +164,12 @@ def _report_poses(poses: PoseSet | None, split: Split | None, segment_seconds: f
         print(
             f"warning: {', '.join(st['empty_splits'])} empty: too few {segment_seconds:g} s segments "
             f"for {shares}; import more data or pass a shorter --segment-seconds",
+            file=sys.stderr,
+        )
+    if st.get("test_subjects_also_in_training"):
+        print(
+            f"warning: too few subjects for a subject-disjoint test split: test shares subject(s) "
+            f"{', '.join(st['test_subjects_also_in_training'])} with training; import more subjects",
             file=sys.stderr,
         )
 

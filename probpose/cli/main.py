@@ -76,7 +76,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from probpose.files import write_error
     from probpose.signals import Interrupted, handle_signals
 
-    parser = build_parser()
+    try:
+        parser = build_parser()  # imports the commands: the environment's limits are read here
+    except ProbposeError as e:
+        print(f"probpose: error: {e}", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     configure_output(args.verbose, args.quiet)
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from probpose.cli.args import Subparsers, flag, request
+from probpose.cli.args import Subparsers, flag, png_path, request
 
 __all__ = ["register"]
 
@@ -18,7 +18,7 @@ def register(sub: Subparsers) -> None:
     p.add_argument(
         "--model",
         required=True,
-        type=Path,
+        type=str,  # a shipped prior's name or a file: the request checks it
         help="checkpoint of a trained model, or a shipped prior (cmu/joint_flow, ...)",
     )
     flag(p, R, "n", "poses (or frames, with --sequence)", type=int)
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from probpose.models import SampleRequest, run_sample
 
     req = request(SampleRequest, args)
-    sheet = [(args.sheet, "contact sheet")] if args.sheet is not None else []
+    sheet = [(png_path(args.sheet, "sheet"), "contact sheet")] if args.sheet is not None else []
     result = run_sample(req, also_writes=sheet)
     poses, names = result.poses, result.model.modelled_names
     print(f"wrote {result.out}: {tuple(poses.shape)} axis-angle, radians; joints {', '.join(names)}")

@@ -8,7 +8,11 @@ from pathlib import Path
 __all__ = ["BUNDLED", "bundled", "BUNDLED_IMAGES", "bundled_images"]
 
 BUNDLED: dict[str, tuple[str, ...]] = {
-    "cmu": ("cmu/cmu_01-03_body_30fps.npz",),
+    "cmu": (
+        "cmu/cmu_01-03_body_30fps.npz",
+        "cmu/cmu_05-16_body_30fps.npz",
+        "cmu/cmu_dance_martial_body_30fps.npz",
+    ),
     "smplx": (
         "smplx/smplcodec_avatar.smpl",
         "smplx/smplcodec_apose_to_handsFront_smplx.npz",
@@ -21,8 +25,9 @@ BUNDLED: dict[str, tuple[str, ...]] = {
         "zebra/test_poses_refine.npz",
     ),
 }
-"""Bundled sets: ``smplx`` (three real human recordings: SMPL-X with hands, SMPL-X with hands,
-SMPL body-only AIST++ dance) and ``zebra`` (PASyn leg poses; non-commercial use only)."""
+"""Bundled sets: ``cmu`` (CMU motion capture retargeted to SMPL-X, three files by source),
+``smplx`` (three real human recordings: SMPL-X with hands, SMPL-X with hands, SMPL body-only
+AIST++ dance) and ``zebra`` (PASyn leg poses; non-commercial use only)."""
 
 
 def bundled(name: str) -> list[Path]:

@@ -18,7 +18,7 @@ from probpose.data.store import read_info, read_sample, write_store
 from probpose.data.tree import TreeImport, import_tree
 from probpose.errors import ConfigError, DataError
 from probpose.files import check_output_path
-from probpose.options import option, validate
+from probpose.options import MAX_SEED, option, validate
 
 __all__ = ["ImportRequest", "ImportRun", "run_import"]
 
@@ -33,9 +33,14 @@ class ImportRequest:
         bundled: names of data sets shipped with probpose to import as well.
         split: train/val/test shares (``"80/10/10"``) or ``"amass"`` (one AMASS tree, whole
             sub-datasets per split, streamed).
-        split_by: ``segment`` or ``sequence`` (whole trials); default: sequences for motion capture.
+        split_by: ``segment``, ``sequence`` (whole trials) or ``subject`` (whole subjects in test,
+            whole trials in train and val); default: subjects for motion capture.
         retarget_map: motion capture: a built-in map name or a YAML file (default: the best match).
-        skip_bad: trees: leave out unreadable files (listed) instead of failing.
+        fill_dofs: motion capture: give the joints and degrees of freedom its skeleton lacks the
+            documented spread of :mod:`probpose.data.dofs` (seeded by ``seed``); off: only the
+            body joints the source drives, as recorded.
+        skip_bad: leave out unreadable or corrupt files (listed) instead of failing: trees, folders
+            and listed files.
         skip_incomplete: leave out files lacking the selected joints (listed) instead of failing.
     """
 
@@ -45,7 +50,7 @@ class ImportRequest:
     skeleton: str | None = None
     joints: str | None = None
     split: str = "80/10/10"
-    seed: int = 0
+    seed: int = option(0, ge=0, le=MAX_SEED)
     segment_seconds: float = option(1.0, gt=0)
     guard_seconds: float = option(0.1, ge=0)
     format: str = "auto"
@@ -55,8 +60,9 @@ class ImportRequest:
     workers: int | None = option(None, ge=0)
     skip_bad: bool = False
     skip_incomplete: bool = False
-    split_by: Literal["segment", "sequence"] | None = None
+    split_by: Literal["segment", "sequence", "subject"] | None = None
     retarget_map: str | None = None
+    fill_dofs: bool = True
 
     def __post_init__(self) -> None:
         self.sources, self.out = [Path(p) for p in self.sources], Path(self.out)
@@ -109,10 +115,19 @@ def run_import(request: ImportRequest) -> ImportRun:
     if not sources:
         raise DataError("import", None, "no source files: give source paths or `bundled` data set names")
     check_output_path(r.out, sources, "store")
-    timing: dict[str, Any] = {"assume_fps": r.assume_fps, "fps": r.fps, "trim": r.trim, "retarget_map": r.retarget_map}
-    if r.skip_incomplete:
-        poses, incomplete = import_recording(sources, r.skeleton, r.joints, r.format, **timing)
-        skipped += incomplete
+    timing: dict[str, Any] = {
+        "assume_fps": r.assume_fps,
+        "fps": r.fps,
+        "trim": r.trim,
+        "retarget_map": r.retarget_map,
+        "fill_dofs": r.fill_dofs,
+        "seed": r.seed,
+    }
+    if r.skip_incomplete or r.skip_bad:
+        poses, dropped = import_recording(
+            sources, r.skeleton, r.joints, r.format, **timing, skip_incomplete=r.skip_incomplete, skip_bad=r.skip_bad
+        )
+        skipped += dropped
     else:
         poses = import_poses(sources, skeleton=r.skeleton, joints=r.joints, format=r.format, **timing)
     by = r.split_by or split_unit(poses)

@@ -40,8 +40,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from probpose.data.formats.common import MAX_FPS
 from probpose.errors import DataError
 from probpose.files import input_file
+from probpose.options import MAX_JOINTS
 from probpose.rotations import _elementary, euler_to_matrix
 
 __all__ = ["Mocap", "CMU_FPS", "read_asf", "read_amc", "read_bvh", "find_asf", "AsfSkeleton"]
@@ -49,6 +51,12 @@ __all__ = ["Mocap", "CMU_FPS", "read_asf", "read_amc", "read_bvh", "find_asf", "
 CMU_FPS = 120.0
 """The CMU database's capture rate; its AMC files do not state one."""
 _MAX_FRAMES = 10_000_000
+MAX_MOCAP_BYTES = 1 << 30
+"""Largest ASF, AMC or BVH file read (1 GiB; CMU's longest trial is about 10 MB), checked before reading."""
+MAX_FRAME_TIME = 60.0
+"""Longest BVH ``Frame Time`` accepted, seconds (shortest: ``1 / MAX_FPS``)."""
+MIN_LENGTH_SCALE, MAX_LENGTH_SCALE = 1e-6, 1e6
+"""The range of an ASF's ``:units length`` (CMU: 0.45): outside it lengths lose their precision."""
 _AXIS = {"x": 0, "y": 1, "z": 2}
 
 
@@ -116,9 +124,18 @@ def _number(text: str, file: str, line: int, what: str) -> float:
 
 
 def _read_lines(path: Path) -> list[str]:
+    """The text lines of a motion capture file: a regular file of at most :data:`MAX_MOCAP_BYTES`
+    (checked before reading), UTF-8 with or without a byte-order mark, LF or CRLF."""
     input_file(path)
+    size = path.stat().st_size
+    if size > MAX_MOCAP_BYTES:
+        raise DataError(str(path), None, f"{size:,} bytes, more than a motion capture file's {MAX_MOCAP_BYTES:,}")
+    with path.open("rb") as f:
+        raw = f.read(MAX_MOCAP_BYTES + 1)
+    if len(raw) > MAX_MOCAP_BYTES:
+        raise DataError(str(path), None, f"more than a motion capture file's {MAX_MOCAP_BYTES:,} bytes")
     try:
-        text = path.read_text(encoding="utf-8", errors="strict")
+        text = raw.decode("utf-8-sig", errors="strict")
     except UnicodeDecodeError as e:
         raise DataError(str(path), None, f"not a text file ({e.reason} at byte {e.start})") from None
     return text.splitlines()  # LF and CRLF alike
@@ -177,8 +194,12 @@ def read_asf(path: str | Path, unit_metres: float = 0.0254) -> AsfSkeleton:
         if section == "units":
             if head == "length":
                 length_scale = _number(words[1] if len(words) > 1 else "", file, k, "units length")
-                if length_scale <= 0:
-                    raise DataError(file, f"line {k}", f"units length must be positive, got {length_scale}")
+                if not MIN_LENGTH_SCALE <= length_scale <= MAX_LENGTH_SCALE:
+                    raise DataError(
+                        file,
+                        f"line {k}",
+                        f"units length must be in [{MIN_LENGTH_SCALE:g}, {MAX_LENGTH_SCALE:g}], got {length_scale:g}",
+                    )
             elif head == "angle":
                 angle_unit = words[1].lower() if len(words) > 1 else ""
                 if angle_unit not in ("deg", "rad"):
@@ -211,6 +232,8 @@ def read_asf(path: str | Path, unit_metres: float = 0.0254) -> AsfSkeleton:
                         raise DataError(file, f"line {current['line']}", f"bone {current['name']!r} has no {key}")
                 if current["name"] in bones or current["name"] == "root":
                     raise DataError(file, f"line {k}", f"bone {current['name']!r} is defined twice")
+                if len(order) + 1 >= MAX_JOINTS:
+                    raise DataError(file, f"line {k}", f"more than {MAX_JOINTS:,} bones (PROBPOSE_MAX_JOINTS)")
                 bones[current["name"]] = current
                 order.append(current["name"])
                 current = None
@@ -227,6 +250,8 @@ def read_asf(path: str | Path, unit_metres: float = 0.0254) -> AsfSkeleton:
                     current["direction"] = v / np.linalg.norm(v)
                 elif head == "length":
                     current["length"] = _number(words[1] if len(words) > 1 else "", file, k, "length")
+                    if current["length"] <= 0:
+                        raise DataError(file, f"line {k}", f"length must be positive, got {words[1][:30]!r}")
                 elif head == "axis":
                     if len(words) != 5:
                         raise DataError(file, f"line {k}", "axis: expected three angles and an order such as XYZ")
@@ -259,14 +284,22 @@ def read_asf(path: str | Path, unit_metres: float = 0.0254) -> AsfSkeleton:
     orphans = [b for b in order if b not in parent_of]
     if orphans:
         raise DataError(file, ":hierarchy", f"bones without a parent: {orphans[:5]}")
-    names = ["root"]  # parents before children
-    pending = list(order)
-    while pending:
-        placed = [b for b in pending if parent_of[b] in names]
-        if not placed:
-            raise DataError(file, ":hierarchy", f"a cycle among bones {pending[:5]}")
-        names += placed
-        pending = [b for b in pending if b not in placed]
+    depth: dict[str, int] = {"root": 0}
+    for b in order:  # each bone's depth, by walking up to a known one: linear in the bones
+        walk: list[str] = []
+        on_walk: set[str] = set()
+        at = b
+        while at not in depth:
+            if at in on_walk:
+                raise DataError(file, ":hierarchy", f"a cycle among bones {walk[walk.index(at) :][:5]}")
+            walk.append(at)
+            on_walk.add(at)
+            at = parent_of[at]
+        for d, bone in enumerate(reversed(walk), start=depth[at] + 1):
+            depth[bone] = d
+    position = {b: i for i, b in enumerate(order)}
+    names = ["root", *sorted(order, key=lambda b: (depth[b], position[b]))]  # parents before children
+    index = {n: i for i, n in enumerate(names)}
     unit = unit_metres / length_scale
     b_all = [bones[n] for n in names[1:]]  # the root has no bone data
     direction = np.array([[0.0, 0.0, 0.0]] + [b["direction"] for b in b_all])
@@ -278,7 +311,7 @@ def read_asf(path: str | Path, unit_metres: float = 0.0254) -> AsfSkeleton:
     return AsfSkeleton(
         name=path.name,
         bones=names,
-        parents=[-1] + [names.index(parent_of[n]) for n in names[1:]],
+        parents=[-1] + [index[parent_of[n]] for n in names[1:]],
         direction=direction,
         length=length,
         frames=frames,
@@ -505,6 +538,7 @@ def read_bvh(path: str | Path, fps: float | None = None, unit_metres: float = 0.
     if word.upper() != "HIERARCHY":
         raise DataError(file, f"line {k}", f"expected HIERARCHY, got {word[:30]!r}: not a BVH file")
     names: list[str] = []
+    seen: set[str] = set()
     parents: list[int] = []
     offsets: list[np.ndarray] = []
     channels: list[list[tuple[str, str]]] = []
@@ -518,8 +552,11 @@ def read_bvh(path: str | Path, fps: float | None = None, unit_metres: float = 0.
     while True:
         if kind in ("ROOT", "JOINT"):
             name, k = take("a joint name")
-            if name in names:
-                raise DataError(file, f"line {k}", f"joint {name!r} is defined twice")
+            if name in seen:
+                raise DataError(file, f"line {k}", f"joint {name[:40]!r} is defined twice")
+            if len(names) >= MAX_JOINTS:
+                raise DataError(file, f"line {k}", f"more than {MAX_JOINTS:,} joints (PROBPOSE_MAX_JOINTS)")
+            seen.add(name)
             brace, k = take("{")
             if brace != "{":
                 raise DataError(file, f"line {k}", f"expected '{{' after joint {name!r}, got {brace[:30]!r}")
@@ -598,8 +635,13 @@ def read_bvh(path: str | Path, fps: float | None = None, unit_metres: float = 0.
         raise DataError(file, f"line {k}", f"expected 'Frame Time:', got {w1[:20]!r} {w2[:20]!r}")
     ft_text, k = take("the frame time")
     frame_time = _number(ft_text, file, k, "Frame Time")
-    if frame_time <= 0:
-        raise DataError(file, f"line {k}", f"Frame Time must be positive seconds, got {ft_text!r}")
+    if not (1 / MAX_FPS <= frame_time <= MAX_FRAME_TIME):
+        raise DataError(
+            file,
+            f"line {k}",
+            f"Frame Time must be {1 / MAX_FPS:g} to {MAX_FRAME_TIME:g} seconds ({MAX_FPS:g} to "
+            f"{1 / MAX_FRAME_TIME:g} fps), got {ft_text[:30]!r}",
+        )
     width = sum(len(c) for c in channels)
     first = k  # data lines follow the Frame Time line
     rows = [ln for ln in lines[first:] if ln.strip()]
@@ -641,6 +683,8 @@ def read_bvh(path: str | Path, fps: float | None = None, unit_metres: float = 0.
     heads = np.zeros((nb, 3))
     for j in range(nb):
         heads[j] = offsets[j] * unit_metres + (heads[parents[j]] if parents[j] >= 0 else 0.0)
+    if nb > 1 and not np.abs(np.array(offsets[1:])).max() > 0:
+        raise DataError(file, None, "every joint's OFFSET is zero: no rest skeleton (bone directions) to read")
     if not any(kind_ == "position" for kind_, _ in channels[0]):
         root += heads[0]
     tails = np.full((nb, 3), np.nan)

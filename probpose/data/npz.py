@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from probpose.errors import DataError
+from probpose.files import input_file
 
 __all__ = ["MAX_ARRAY_BYTES", "NpzArchive", "read_npy"]
 
@@ -75,7 +76,7 @@ def _read_body(fp, shape: tuple[int, ...], fortran: bool, dtype: np.dtype, nbyte
 def read_npy(path: str | Path, max_bytes: int = MAX_ARRAY_BYTES) -> np.ndarray:
     """A ``.npy`` file's array, read with the same checks as :meth:`NpzArchive.read` (no pickles, a
     size limit, a header that matches the data); :class:`~probpose.errors.DataError` otherwise."""
-    path = Path(path)
+    path = input_file(path, ".npy array")  # a regular file: a FIFO or device would block
     try:
         size = path.stat().st_size
         with open(path, "rb") as fp:

@@ -55,7 +55,8 @@ def prepare_data(
 ) -> PreparedData:
     """Read the store ``path``; or, without one, import the ``bundled`` set into
     ``workdir/data.h5`` (files that do not record ``joints`` are left out and said in ``notes``)
-    with the given split (of whole trials for motion capture, such as the bundled CMU data).
+    with the given split (for motion capture, such as the bundled CMU data: whole subjects in
+    test, whole trials in train and val).
 
     ``joints``: with a store, ``None`` takes the store's joints and anything else must equal them
     (a model trained on one selection never silently reads another); with the bundled data,

@@ -94,13 +94,26 @@ def rest_joints(skeleton: Skeleton) -> Tensor:
     return torch.tensor([_TABLE[n] for n in skeleton.joint_names], dtype=torch.float64)
 
 
+MAX_REST_METRES = 100.0
+"""Rest joints further than this from the origin (metres) are refused: not a body in metres."""
+MIN_REST_EXTENT = 0.01
+"""Rest joints all within this distance (metres) of each other are refused: no bone directions."""
+
+
 def load_rest_joints(path: str | Path, skeleton: Skeleton) -> Tensor:
     """Rest joints ``(J, 3)`` metres from a ``.npy`` in ``skeleton``'s joint order (a ``(N >= J, 3)``
     array is cut to its first ``J`` rows, as ``smplx`` returns extra landmarks after the joints)."""
     arr = read_npy(path)
     j = skeleton.num_joints
+    if arr.dtype.kind not in "fiu":
+        raise DataError(str(path), None, f"dtype {arr.dtype}: expected real numbers (rest joint locations in metres)")
     if arr.ndim != 2 or arr.shape[1] != 3 or arr.shape[0] < j:
         raise DataError(str(path), None, f"shape {arr.shape}: expected ({j}, 3) rest joint locations in metres")
-    if not np.all(np.isfinite(arr[:j])):
+    joints = arr[:j].astype(np.float64)
+    if not np.all(np.isfinite(joints)):
         raise DataError(str(path), None, "holds NaN or infinite values")
-    return torch.from_numpy(arr[:j].astype(np.float64))
+    if np.abs(joints).max() > MAX_REST_METRES:
+        raise DataError(str(path), None, f"a joint lies beyond {MAX_REST_METRES:g} m: expected metres, a body's size")
+    if j > 1 and np.ptp(joints, axis=0).max() < MIN_REST_EXTENT:
+        raise DataError(str(path), None, f"every joint within {MIN_REST_EXTENT * 100:g} cm of the others: no skeleton")
+    return torch.from_numpy(joints)

@@ -5,49 +5,88 @@ One method, :func:`retarget`:
 1. **Maps.** A :class:`RetargetMap` names, for each SMPL-X joint it drives, a chain of source bones
    (proximal to distal: CMU's ``lowerneck, upperneck`` drive ``neck``), and the source bone whose
    rotation is the pelvis (the global orientation). Built in: ``cmu`` (ASF/AMC), ``cmu_bvh`` (the
-   usual BVH conversions of CMU), ``mixamo`` (Mixamo-named rigs, any ``prefix:``), ``smplx`` (a rig
-   with SMPL-X's own names); a user's own map is a small YAML file (:func:`load_map`).
-2. **Bone directions at rest.** SMPL-X joint ``j``'s bone runs from its rest location to its bone
-   child's (spine3 to neck, shoulder to elbow, wrist to middle1, ...; straight up for the head and
-   forward for the feet). The source chain's runs from its first bone's head to the head of the
-   bone child's chain (or the last bone's own tail).
-3. **World alignment** ``W``: the rotation taking the source's rest chain directions closest to
-   SMPL-X's (Wahba's problem, solved by SVD): any up axis and facing direction.
+   usual BVH conversions of CMU), ``daz`` (the "DAZ-friendly" BVH conversions of CMU: ``hip,
+   abdomen, chest, neck, head, lCollar, lShldr, lForeArm, lHand, lButtock, lThigh, lShin, lFoot``),
+   ``mixamo`` (Mixamo-named rigs, any ``prefix:``), ``smplx`` (a rig with SMPL-X's own names); a
+   user's own map is a small YAML file (:func:`load_map`).
+2. **One rule per joint, by anatomy** (:data:`RULES`; a map may override it). Two skeletons agree
+   on what a segment *is* only where it is the same anatomical segment in both:
+
+   - ``"direction"`` -- **hips, knees, shoulders, elbows** (thigh, shin, upper arm, forearm): a
+     long bone between two well-defined joint centres in every skeleton, so the SMPL-X bone is
+     made to point where the source bone points, keeping the source's twist about it.
+   - ``"rest"`` -- **spine1-3, neck, head, collars, ankles, feet (toes), wrists**: segments that
+     are not the same line in both skeletons (CMU's straight rest neck against SMPL-X's
+     forward-leaning neck-to-head vector; a foot bone to the toes against SMPL-X's ankle-to-foot
+     joint vector; a hand bone to the fingers). For these every SMPL-family data set means "zero
+     rotation = the template's rest posture" (standing, looking ahead, feet flat), so the source's
+     rest orientation of the segment maps to SMPL-X's zero rotation and the joint takes the source
+     segment's rotation relative to its rest.
+
+   Checked on all frames of CMU subjects 01-03 against the bundled AIST++ and SMPL codec clips
+   (mean rotation per joint, degrees, bone direction vs rest posture): neck 44 vs 5, head 42 vs 8,
+   feet 16-21 vs 0.2-7; the hips the other way (12 vs 22). ``benchmarks/retarget.py``;
+   docs/architecture.md, "Retargeting".
+3. **World alignment** ``W``: the rotation taking the source's rest directions of the
+   ``"direction"`` chains closest to SMPL-X's (Wahba's problem, solved by SVD; every chain when
+   fewer than two non-parallel ones): any up axis and facing direction.
 4. **Per frame**, with source global rotations ``G_b`` (rest = identity) in SMPL-X's world
-   (``W G_b W^T``): SMPL-X joint ``j`` gets the global rotation ``G_j = S_j G_last(j) A_j``, where
-   ``A_j`` turns SMPL-X's rest bone onto the source's (the smallest rotation, so the twist about the
-   bone is the source's own), ``G_last`` is the chain's last bone (its twist is kept) and ``S_j``
-   the smallest rotation that turns the result onto the chain's actual posed direction (identity
-   for a single bone; for a chain it absorbs the bend between its bones). So every SMPL-X bone
-   points where its source chain points. The pelvis gets ``W G_root W^T``. Local rotations are
-   ``G_parent^T G_j``.
+   (``W G_b W^T``), joints in SMPL-X's tree order: a ``"rest"`` joint ``j`` whose nearest driven
+   ancestor ``p`` has chain last bone ``q`` gets ``G_j = G_p G_q^T G_last(j)``: its local rotation
+   is the source segment's rotation relative to its parent segment, from rest (for a joint
+   directly under the pelvis, the pelvis's own bone). A ``"direction"`` joint gets
+   ``G_j = S_j G_last(j) A_j``, where ``A_j`` turns SMPL-X's rest bone onto the source's (the
+   smallest rotation, so the twist about the bone is the source's own) and ``S_j`` the smallest
+   rotation that turns the result onto the chain's actual posed direction (identity for a single
+   bone; for a chain it absorbs the bend between its bones): every such SMPL-X bone points where its
+   source chain points. The pelvis gets ``W G_root W^T``. Local rotations are ``G_parent^T G_j``.
+   A T-posed source therefore retargets to SMPL-X's zero rotation at every ``"rest"`` joint, and
+   at the ``"direction"`` joints to the two rests' real differences (CMU's rest thighs stand 20
+   degrees apart, SMPL-X's 5: hips about 15 degrees; knees, shoulders and elbows 5-12).
 
 A SMPL-X joint the map does not drive, or whose source bones hold one rotation in every frame
-(CMU's clavicles: their dofs are zero throughout), is not modelled (``present`` is False) and is
+(CMU's clavicles: their dofs are zero throughout), is marked absent (``present`` is False) and is
 listed; a driven joint whose parent is not driven takes its nearest driven ancestor's rotation as
-parent, so a body that keeps the undriven joint at rest reproduces the source's bone directions.
+parent, so a body that keeps the undriven joint at rest reproduces the source. Such joints, and the
+degrees of freedom a source lacks (CMU's one-dof knees and toes), are given a documented spread on
+import by :mod:`probpose.data.dofs`, never zeros.
 :func:`bone_agreement` measures the result: the angle between every mapped source bone's posed
-direction and its SMPL-X bone's, after SMPL-X forward kinematics of the retargeted rotations.
+direction and its SMPL-X bone's, after SMPL-X forward kinematics of the retargeted rotations;
+:func:`rest_offset` the angle between each SMPL-X joint's world orientation and its source
+segment's rotation from rest.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, cast
 
 import numpy as np
 import torch
 
 from probpose.data.mocap import Mocap
 from probpose.data.rest import rest_joints
-from probpose.errors import DataError
+from probpose.errors import DataError, short_repr
 from probpose.files import input_file
 from probpose.rotations import canonical_axis_angle, matrix_to_axis_angle
+from probpose.safe_yaml import YamlRefused, read_yaml_file
 from probpose.skeleton import SMPLX
 
-__all__ = ["RetargetMap", "Retargeted", "MAPS", "load_map", "choose_map", "retarget", "bone_agreement", "BONE_CHILD"]
+__all__ = [
+    "RetargetMap",
+    "Retargeted",
+    "MAPS",
+    "RULES",
+    "load_map",
+    "choose_map",
+    "retarget",
+    "bone_agreement",
+    "rest_offset",
+    "BONE_CHILD",
+]
 
 BONE_CHILD: dict[str, str | tuple[float, float, float]] = {
     "pelvis": "spine1", "spine1": "spine2", "spine2": "spine3", "spine3": "neck", "neck": "head",
@@ -59,16 +98,29 @@ BONE_CHILD: dict[str, str | tuple[float, float, float]] = {
 }  # fmt: skip
 """Where each SMPL-X body joint's bone points: its bone child, or a fixed rest direction."""
 
+Rule = Literal["direction", "rest"]
+RULES: dict[str, Rule] = {
+    j: "direction" if j.rsplit("_", 1)[-1] in ("hip", "knee", "shoulder", "elbow") else "rest"
+    for j in BONE_CHILD
+    if j != "pelvis"
+}
+"""Each SMPL-X body joint's retarget rule by anatomy (module docstring, item 2): ``"direction"``
+for the thigh, shin, upper arm and forearm, ``"rest"`` for every other segment."""
+
 
 @dataclass(frozen=True)
 class RetargetMap:
     """``joints``: SMPL-X joint -> source bone chain (proximal first); ``root``: the source bone
-    whose rotation is the pelvis's. ``strip_prefix``: match source names after a ``prefix:``."""
+    whose rotation is the pelvis's (where the source has no bone of that name, its own root bone).
+    ``strip_prefix``: match source names after a ``prefix:``.
+    ``rules``: SMPL-X joint -> ``"direction"`` or ``"rest"`` where this map departs from
+    :data:`RULES` (a rig whose rest posture of that segment is not the anatomical one)."""
 
     name: str
     root: str
     joints: Mapping[str, tuple[str, ...]]
     strip_prefix: bool = False
+    rules: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         unknown = [j for j in self.joints if j not in BONE_CHILD]
@@ -83,6 +135,15 @@ class RetargetMap:
         empty = [j for j, chain in self.joints.items() if not chain]
         if empty:
             raise DataError(self.name, "joints", f"joints with no source bones: {empty[:5]}")
+        bad = {j: r for j, r in self.rules.items() if j not in RULES or r not in ("direction", "rest")}
+        if bad:
+            raise DataError(
+                self.name, "rules", f"expected SMPL-X body joint: direction|rest, got {dict(list(bad.items())[:3])}"
+            )
+
+    def rule(self, joint: str) -> Rule:
+        """The retarget rule of ``joint`` under this map (:data:`RULES` unless overridden)."""
+        return cast(Rule, self.rules.get(joint, RULES[joint]))
 
 
 def _sided(left: dict[str, tuple[str, ...]], swap: tuple[str, str]) -> dict[str, tuple[str, ...]]:
@@ -111,6 +172,12 @@ _LEFT_BVH: dict[str, tuple[str, ...]] = {
     "left_elbow": ("LeftForeArm",), "left_wrist": ("LeftHand",),
 }  # fmt: skip
 
+_LEFT_DAZ: dict[str, tuple[str, ...]] = {"left_hip": ("lThigh",), "left_knee": ("lShin",), "left_ankle": ("lFoot",),
+             "left_collar": ("lCollar",), "left_shoulder": ("lShldr",), "left_elbow": ("lForeArm",),
+             "left_wrist": ("lHand",)}  # fmt: skip
+# the DAZ-friendly conversions of CMU have two spine bones: abdomen starts about where SMPL-X's
+# spine2 does and chest where spine3 does (the root segment spans pelvis and spine1), and no toes
+
 MAPS: dict[str, RetargetMap] = {
     "cmu": RetargetMap("cmu", "root", {**_SPINE_CMU, **_sided(_LEFT_CMU, ("l", "r"))}),
     "cmu_bvh": RetargetMap(
@@ -123,6 +190,17 @@ MAPS: dict[str, RetargetMap] = {
             "neck": ("Neck", "Neck1"),
             "head": ("Head",),
             **_sided(_LEFT_CMU_BVH, ("Left", "Right")),
+        },
+    ),
+    "daz": RetargetMap(
+        "daz",
+        "hip",
+        {
+            "spine2": ("abdomen",),
+            "spine3": ("chest",),
+            "neck": ("neck",),
+            "head": ("head",),
+            **_sided(_LEFT_DAZ, ("l", "r")),
         },
     ),
     "mixamo": RetargetMap(
@@ -143,46 +221,79 @@ MAPS: dict[str, RetargetMap] = {
 """The built-in maps (see the module docstring)."""
 
 
+MAX_MAP_BYTES = 1_000_000
+"""Largest retarget map read (a full SMPL-X body map is under 2 KB)."""
+
+
 def load_map(path: str | Path) -> RetargetMap:
     """A user's map from YAML: ``name`` (optional), ``root: SOURCE_BONE``, ``joints: {smplx_joint:
-    [source bones, proximal first]}``, ``strip_prefix`` (optional, default false)."""
-    import yaml
-
+    [source bones, proximal first]}``, ``strip_prefix`` (optional, default false), ``rules``
+    (optional: ``{smplx_joint: direction|rest}`` where the map departs from :data:`RULES`)."""
     path = input_file(path, "retarget map")
     try:
-        data = yaml.safe_load(path.read_text()[:1_000_000])
-    except RecursionError:
-        raise DataError(str(path), None, "YAML nested too deeply to read") from None
-    except yaml.YAMLError as e:
-        raise DataError(str(path), None, f"not valid YAML ({str(e).splitlines()[0]})") from None
+        data = read_yaml_file(path, MAX_MAP_BYTES, max_nodes=2000)
+    except YamlRefused as e:
+        raise DataError(str(path), None, f"retarget map refused: {e}") from None
+    except OSError as e:
+        raise DataError(str(path), None, f"cannot be read ({e.strerror or type(e).__name__})") from None
     if not isinstance(data, dict) or not isinstance(data.get("joints"), dict) or not isinstance(data.get("root"), str):
         raise DataError(str(path), None, "expected a mapping with 'root: BONE' and 'joints: {smplx_joint: [bones]}'")
+    strip = data.get("strip_prefix", False)
+    if not isinstance(strip, bool):
+        raise DataError(str(path), "strip_prefix", f"expected true or false, got {short_repr(strip, 40)}")
+    if "name" in data and not isinstance(data["name"], str):
+        raise DataError(str(path), "name", "expected a string")
     joints = {}
     for j, chain in data["joints"].items():
         chain = [chain] if isinstance(chain, str) else chain
         if not isinstance(chain, list) or not all(isinstance(b, str) for b in chain):
             raise DataError(str(path), f"joints.{j}", "expected a bone name or a list of bone names")
         joints[str(j)] = tuple(chain)
-    extra = set(data) - {"name", "root", "joints", "strip_prefix"}
+    extra = set(data) - {"name", "root", "joints", "strip_prefix", "rules"}
     if extra:
-        raise DataError(str(path), None, f"unknown keys {sorted(extra)}; expected name, root, joints, strip_prefix")
-    return RetargetMap(str(data.get("name", path.stem)), data["root"], joints, bool(data.get("strip_prefix", False)))
+        raise DataError(
+            str(path), None, f"unknown keys {sorted(extra)}; expected name, root, joints, strip_prefix, rules"
+        )
+    rules = data.get("rules", {})
+    if not isinstance(rules, dict) or not all(isinstance(v, str) for v in rules.values()):
+        raise DataError(str(path), "rules", "expected a mapping {smplx_joint: direction|rest}")
+    owners: dict[str, str] = {}
+    for j, chain in joints.items():
+        for b in chain:
+            if b in owners:
+                raise DataError(
+                    str(path), f"joints.{j}", f"bone {b!r} already drives {owners[b]}: one source bone drives one joint"
+                )
+            owners[b] = j
+    if data["root"] in owners:
+        raise DataError(str(path), "root", f"the root bone {data['root']!r} also drives {owners[data['root']]}")
+    return RetargetMap(
+        str(data.get("name", path.stem)),
+        data["root"],
+        joints,
+        strip,
+        {str(k): v for k, v in rules.items()},
+    )
 
 
 def _names(mocap: Mocap, strip: bool) -> dict[str, int]:
     return {(b.rsplit(":", 1)[-1] if strip else b): i for i, b in enumerate(mocap.bones)}
 
 
+def _root(mocap: Mocap, m: RetargetMap, names: dict[str, int]) -> int:
+    """The source bone whose rotation is the pelvis's: the map's ``root``, else the source's own
+    root (BVH conversions of CMU call it ``hip`` or ``Hips``, the ASF ``root``)."""
+    return names[m.root] if m.root in names else mocap.parents.index(-1)
+
+
 def _coverage(mocap: Mocap, m: RetargetMap) -> list[str]:
     names = _names(mocap, m.strip_prefix)
-    if m.root not in names:
-        return []
     return [j for j, chain in m.joints.items() if all(b in names for b in chain)]
 
 
 def choose_map(mocap: Mocap, mapping: str | Path | RetargetMap | None = None) -> RetargetMap:
     """``mapping`` as given (a built-in name, a YAML path, a map), or the built-in map that drives
-    the most SMPL-X joints of this source (an error when none finds the source's root)."""
+    the most SMPL-X joints of this source (an error when none drives any)."""
     if isinstance(mapping, RetargetMap):
         return mapping
     if mapping is not None:
@@ -313,6 +424,14 @@ def _directions(heads, tails, chains, ends, fixed=None) -> dict[str, np.ndarray]
     return out
 
 
+def _driven_parent(joint: str, driven: Mapping[str, object]) -> str:
+    """``joint``'s nearest SMPL-X ancestor in ``driven`` (the pelvis, the root, always is)."""
+    p = SMPLX.parents[SMPLX.index(joint)]
+    while SMPLX.joint_names[p] not in driven:
+        p = SMPLX.parents[p]
+    return SMPLX.joint_names[p]
+
+
 def retarget(
     mocap: Mocap, mapping: str | Path | RetargetMap | None = None, rest: np.ndarray | None = None
 ) -> Retargeted:
@@ -320,8 +439,7 @@ def retarget(
     joints ``(55, 3)`` metres (default: probpose's approximate proportions)."""
     m = choose_map(mocap, mapping)
     names = _names(mocap, m.strip_prefix)
-    if m.root not in names:
-        raise DataError(mocap.source, None, f"the retarget map {m.name!r} needs root bone {m.root!r}, which it lacks")
+    root = _root(mocap, m, names)
     chains = {j: tuple(names[b] for b in chain) for j, chain in m.joints.items() if all(b in names for b in chain)}
     missing = {j: "its bones are not in the source" for j in m.joints if j not in chains}
     if len(mocap) > 1:  # bones that never move (CMU's clavicles: 1e-14 degrees in every frame) drive nothing
@@ -342,8 +460,12 @@ def retarget(
     rest_src = {j: _unit(v) for j, v in _directions(mocap.rest_heads, mocap.rest_tails, chains, ends).items()}
     if not rest_src:
         raise DataError(mocap.source, None, "no driven bone has a direction of its own to align the skeletons by")
-    # world alignment: the rotation W taking the source's rest directions closest to SMPL-X's
-    cross = np.sum([np.outer(d_x[j], rest_src[j]) for j in rest_src], axis=0)
+    # world alignment: the rotation W taking the source's rest directions of the "direction" chains
+    # closest to SMPL-X's (every chain's when those do not span two directions)
+    aligned = [j for j in rest_src if m.rule(j) == "direction"]
+    if np.linalg.matrix_rank(np.array([rest_src[j] for j in aligned]).reshape(-1, 3), tol=0.1) < 2:
+        aligned = list(rest_src)
+    cross = np.sum([np.outer(d_x[j], rest_src[j]) for j in aligned], axis=0)
     u, _, vt = np.linalg.svd(cross)
     w = u @ np.diag([1.0, 1.0, np.linalg.det(u @ vt)]) @ vt
     for j, (kind, _) in ends.items():
@@ -354,22 +476,24 @@ def retarget(
     heads, tails = mocap.positions(source_glob)
     fixed = {j: glob[:, bone] @ d_x[j] for j, (kind, bone) in ends.items() if kind == "fixed"}
     moved = _directions(heads, tails, chains, ends)
-    posed = {j: _unit(moved[j] @ w.T) if j in moved else _unit(fixed[j]) for j in chains}
+    posed = {j: _unit(moved[j] @ w.T) if j in moved else _unit(fixed[j]) for j in chains if m.rule(j) == "direction"}
     t = len(mocap)
-    g = {"pelvis": glob[:, names[m.root]]}
-    for j, chain in chains.items():
-        rest_turn = smallest_rotation(d_x[j], w @ rest_src[j])
+    g = {"pelvis": glob[:, root]}
+    for j, chain in sorted(chains.items(), key=lambda jc: SMPLX.index(jc[0])):  # parents before children
         last = glob[:, chain[-1]]
+        if m.rule(j) == "rest":  # the joint's rotation from the source's rest posture of it
+            p = _driven_parent(j, g)
+            parent_last = glob[:, root] if p == "pelvis" else glob[:, chains[p][-1]]
+            g[j] = g[p] @ np.swapaxes(parent_last, -1, -2) @ last
+            continue
+        rest_turn = smallest_rotation(d_x[j], w @ rest_src[j])
         before = last @ (w @ rest_src[j])
         g[j] = smallest_rotation(before, posed[j]) @ last @ rest_turn
     poses = np.zeros((t, SMPLX.num_joints, 3))
     present = np.zeros(SMPLX.num_joints, dtype=bool)
     for j, gj in g.items():
         k = SMPLX.index(j)
-        p = SMPLX.parents[k]
-        while p >= 0 and SMPLX.joint_names[p] not in g:
-            p = SMPLX.parents[p]
-        local = gj if p < 0 else np.swapaxes(g[SMPLX.joint_names[p]], -1, -2) @ gj
+        local = gj if j == "pelvis" else np.swapaxes(g[_driven_parent(j, g)], -1, -2) @ gj
         poses[:, k] = canonical_axis_angle(matrix_to_axis_angle(torch.from_numpy(local))).numpy()
         present[k] = True
     body = [n for n in BONE_CHILD if n != "pelvis"]
@@ -421,4 +545,19 @@ def bone_agreement(
         for label, v in pieces:
             cos = np.clip(np.einsum("ti,ti->t", _unit(v), x), -1.0, 1.0)
             out[f"{j} <- {label}"] = np.degrees(np.arccos(cos))
+    return out
+
+
+def rest_offset(mocap: Mocap, result: Retargeted, frames: np.ndarray) -> dict[str, np.ndarray]:
+    """Angles ``(T,)`` in degrees, per driven SMPL-X joint, between its world orientation
+    ``frames[:, j]`` (``(T, 55, 3, 3)`` from the caller's forward kinematics of ``result.poses``,
+    rest = identity) and its source segment's rotation from rest (the chain's last bone, in SMPL-X's
+    world): zero for a ``"rest"`` joint, the rest and bend differences the bone alignment takes
+    up for a ``"direction"`` joint."""
+    glob = np.einsum("ij,tbjk,lk->tbil", result.align, mocap.global_rotations(), result.align)
+    out = {}
+    for j, chain in result.chains.items():
+        rel = np.einsum("tji,tjk->tik", frames[:, SMPLX.index(j)], glob[:, chain[-1]])
+        cos = np.clip((np.trace(rel, axis1=1, axis2=2) - 1) / 2, -1.0, 1.0)
+        out[j] = np.degrees(np.arccos(cos))
     return out

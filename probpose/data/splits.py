@@ -13,6 +13,12 @@ generalisation. The rule (stored with every HDF5 store):
    the poses assigned so far. A split with a non-zero share that is still empty then takes the
    last unit of the split with the most units, so with at least three units every split holds
    real, unseen motion; with fewer, the empty splits are listed in ``stats["empty_splits"]``.
+   With ``by="subject"`` the test split holds whole **subjects** (every trial of a performer, no
+   test subject seen in training: the subject is a sequence name's part before its first ``_``,
+   CMU's ``SUBJECT_TRIAL`` naming), assigned first by the same rule between test and the rest in
+   hash order of the subjects; train and val then share the remaining whole trials. With a single
+   subject (or too few), a trial is moved into an empty test split as in the rule above, and the
+   subjects test then shares with training are listed in ``stats["test_subjects_also_in_training"]``.
 4. **Guard.** In time series, the ``guard_seconds`` of an evaluation segment next to a segment of
    another split are dropped, so no test frame has a near-copy neighbour in train.
 5. **Duplicates.** A pose in val or test that is bit-identical to one in an earlier split (train,
@@ -64,9 +70,28 @@ def _digest(seed: int, identity: bytes) -> bytes:
 
 
 def split_unit(poses: PoseSet) -> str:
-    """The default split unit of a pose set: ``"sequence"`` (whole trials) for motion capture in
-    another skeleton (every source ASF/AMC or BVH), ``"segment"`` otherwise."""
-    return "sequence" if poses.sources and all(s["format"] in MOCAP_FORMATS for s in poses.sources) else "segment"
+    """The default split unit of a pose set: ``"subject"`` (whole subjects in test, whole trials in
+    train and val) for motion capture in another skeleton (every source ASF/AMC or BVH),
+    ``"segment"`` otherwise."""
+    return "subject" if poses.sources and all(s["format"] in MOCAP_FORMATS for s in poses.sources) else "segment"
+
+
+def subject_of(sequence_name: str) -> str:
+    """The subject of a sequence: its name's part before the first ``_`` (``"02_01.amc"`` -> ``"02"``)."""
+    return sequence_name.split("_", 1)[0]
+
+
+def _assign(sizes: Sequence[int], frac: Sequence[float]) -> list[int]:
+    """Each unit (in the given order) to the bin furthest below its share of what is assigned."""
+    assigned = [0] * len(frac)
+    out = []
+    for n in sizes:
+        total = sum(assigned) + n
+        deficit = [frac[k] * total - assigned[k] if frac[k] > 0 else -np.inf for k in range(len(frac))]
+        k = int(np.argmax(deficit))
+        out.append(k)
+        assigned[k] += n
+    return out
 
 
 def split_poses(
@@ -79,9 +104,10 @@ def split_poses(
 ) -> Split:
     """Split ``poses`` by the rule in the module docstring. Deterministic in its arguments.
     ``by="sequence"``: every time series is one unit (whole trials per split, no guard frames),
-    instead of its ``segment_seconds`` segments."""
-    if by not in ("segment", "sequence"):
-        raise ConfigError(f"split unit must be 'segment' or 'sequence', got {by!r}")
+    instead of its ``segment_seconds`` segments; ``by="subject"``: whole subjects in test, whole
+    trials in train and val."""
+    if by not in ("segment", "sequence", "subject"):
+        raise ConfigError(f"split unit must be 'segment', 'sequence' or 'subject', got {by!r}")
     frac = parse_fractions(fractions)
     if not (np.isfinite(segment_seconds) and segment_seconds > 0 and np.isfinite(guard_seconds) and guard_seconds >= 0):
         raise ConfigError(
@@ -124,14 +150,19 @@ def split_poses(
 
     # 2-3. order by hash, assign to the split most below its target share.
     unique_units.sort(key=lambda u: _digest(seed, u[0]))
-    assigned = [0, 0, 0]
-    unit_split: list[int] = []
-    for _, members, _ in unique_units:
-        total = sum(assigned) + len(members)
-        deficit = [frac[k] * total - assigned[k] if frac[k] > 0 else -np.inf for k in range(3)]
-        k = int(np.argmax(deficit))
-        unit_split.append(k)
-        assigned[k] += len(members)
+    if by == "subject":  # whole subjects to test or not, then whole trials to train or val
+        subject = [subject_of(poses.sequences[int(poses.sequence[u[1][0]])].name) for u in unique_units]
+        subjects = sorted(set(subject), key=lambda name: _digest(seed, f"subject\0{name}".encode()))
+        size = dict.fromkeys(subjects, 0)
+        for name, u in zip(subject, unique_units, strict=True):
+            size[name] += len(u[1])
+        in_test = dict(zip(subjects, _assign([size[n] for n in subjects], (frac[2], frac[0] + frac[1])), strict=True))
+        rest = [i for i, name in enumerate(subject) if in_test[name] == 1]
+        unit_split = [2] * len(unique_units)
+        for i, k in zip(rest, _assign([len(unique_units[i][1]) for i in rest], frac[:2]), strict=True):
+            unit_split[i] = k
+    else:
+        unit_split = _assign([len(u[1]) for u in unique_units], frac)
     # A split with a non-zero share must not end up empty while another has units to spare: give
     # it the latest (in hash order) unit of the split holding the most units.
     for k in range(3):
@@ -193,7 +224,10 @@ def split_poses(
         "method": "hash-ordered units, assigned to the split furthest below its share; no non-zero split left empty",
         "fractions": list(frac),
         "seed": seed,
-        "unit": "whole sequences" if by == "sequence" else "segments of each sequence",
+        "unit": {
+            "sequence": "whole sequences",
+            "subject": "whole subjects in test (a name's part before its first '_'), whole sequences in train and val",
+        }.get(by, "segments of each sequence"),
         "segment_seconds": segment_seconds if by == "segment" else None,
         "guard_seconds": guard_seconds,
         "hash": "sha256(seed, unit identity)",
@@ -207,4 +241,10 @@ def split_poses(
         "guard_frames_dropped": guard_dropped,
         "empty_splits": [k for k in SPLIT_NAMES if frac[SPLIT_NAMES.index(k)] > 0 and not len(out[k])],
     }
+    if by == "subject":
+        names = [subject_of(poses.sequences[int(poses.sequence[u[1][0]])].name) for u in unique_units]
+        held = {n for n, k in zip(names, unit_split, strict=True) if k == 2}
+        seen = {n for n, k in zip(names, unit_split, strict=True) if k != 2}
+        stats["test_subjects"] = sorted(held)
+        stats["test_subjects_also_in_training"] = sorted(held & seen)  # only with too few subjects
     return Split(out, rule, stats)

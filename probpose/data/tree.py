@@ -25,7 +25,7 @@ import numpy as np
 
 from probpose.data.amass import AMASS_SPLIT_RULE, TreeFile, scan_tree
 from probpose.data.formats import load_source
-from probpose.data.importers import DEFAULT_JOINTS, _check_timing, _prepare
+from probpose.data.importers import DEFAULT_JOINTS, _check_timing, prepare_poses
 from probpose.data.store import StoreWriter
 from probpose.errors import DataError, ProbposeError
 from probpose.files import atomic_path
@@ -64,7 +64,7 @@ def _read(task: tuple[str, str, str, float | None, float, float | None]) -> dict
     """Read one file in a worker: poses on the target selection, resampled and trimmed."""
     path, skeleton, joints, fps, trim, assume_fps = task
     try:
-        ps = _prepare(load_source(path, "amass", assume_fps), path, get_skeleton(skeleton), joints, fps, trim)
+        ps = prepare_poses(load_source(path, "amass", assume_fps), path, get_skeleton(skeleton), joints, fps, trim)
     except ProbposeError as e:
         return {"ok": False, "reason": str(e)}
     info, src = ps.sequences[0], ps.sources[0]

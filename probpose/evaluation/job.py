@@ -42,7 +42,9 @@ class EvaluateRequest:
     out: Path = Path("eval_results")
 
     def __post_init__(self) -> None:
-        self.model, self.data, self.out = Path(self.model), [Path(p) for p in self.data], Path(self.out)
+        resolve_model_path(self.model)  # an empty or NUL-bearing name: one line, not "'.' is a folder"
+        self.model = Path(self.model)
+        self.data, self.out = [Path(p) for p in self.data], Path(self.out)
         validate(self)
         if not self.data:
             raise DataError("evaluate", "data", "give at least one store or pose file")

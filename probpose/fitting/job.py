@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import torch
 
+from probpose.errors import ConfigError
 from probpose.files import check_output_path
 from probpose.fitting.assemble import assemble_fit, write_fit
 from probpose.fitting.guides import fit_posterior
@@ -19,7 +20,7 @@ from probpose.fitting.model import PoseFit
 from probpose.fitting.nuts import fit_nuts
 from probpose.fitting.results import FitResult
 from probpose.models import resolve_model_path
-from probpose.options import MAX_COUNT, option, validate
+from probpose.options import MAX_COUNT, MAX_SEED, option, validate
 
 __all__ = ["FitRequest", "FitRun", "run_fit"]
 
@@ -41,7 +42,8 @@ class FitRequest:
             ``normal`` (AutoNormal), ``lowrank`` (AutoLowRankMultivariateNormal).
         space: ``pose``, or ``base``: flows fitted in their base space (measured against ``pose`` in
             README.md, "The field's fitting tasks with the shipped priors").
-        steps: MAP: L-BFGS iterations; posterior: SVI steps.
+        steps: MAP: L-BFGS iterations; posterior: SVI steps (``laplace``, which has no SVI: the
+            MAP's L-BFGS iterations).
         sigma: observation noise, metres for 3D (default 0.01), pixels for 2D (default 2).
         nu: 2D: the Student-t's degrees of freedom.
         smooth: smoothness weight per rad^2 between consecutive frames (0: independent frames).
@@ -63,13 +65,15 @@ class FitRequest:
     nu: float = option(4.0, gt=0)
     smooth: float = option(0.0, ge=0)
     samples: int = option(500, ge=1, le=MAX_COUNT)
-    seed: int = 0
+    seed: int = option(0, ge=0, le=MAX_SEED)
 
     def __post_init__(self) -> None:
         self.observations, self.prior = Path(self.observations), str(self.prior)
         self.out = Path(self.out) if Path(self.out).suffix == ".npz" else Path(self.out).with_suffix(".npz")
         self.rest_joints = None if self.rest_joints is None else Path(self.rest_joints)
         validate(self)
+        if self.space == "base" and self.prior == "none":
+            raise ConfigError("space: 'base' is a flow prior's base space; with prior 'none' there is none")
 
     @property
     def inputs(self) -> list[Path]:
@@ -113,7 +117,13 @@ def run_fit(request: FitRequest, also_writes: list[tuple[Path, str]] | None = No
             res = fit_map(fit, steps=r.steps, progress=True)
         elif r.inference == "posterior":
             res = fit_posterior(
-                fit, guide=r.guide, steps=r.steps, samples=r.samples, progress=True, generator_seed=r.seed
+                fit,
+                guide=r.guide,
+                steps=r.steps,
+                samples=r.samples,
+                progress=True,
+                generator_seed=r.seed,
+                **({"map_steps": r.steps} if r.guide == "laplace" else {}),  # no SVI: the steps are the MAP's
             )
         else:
             res = fit_nuts(fit, samples=r.samples, warmup=r.samples, progress=True, seed=r.seed)

@@ -17,7 +17,7 @@ from probpose.rotations import (
     geodesic_distance,
     geodesic_error_deg,
     matrix_to_axis_angle,
-    nearest_rotation,
+    mean_rotation,
 )
 
 __all__ = ["Posterior", "FitResult", "summarize", "mean_rotation"]
@@ -65,8 +65,3 @@ def summarize(samples: Tensor) -> Posterior:
     std = dist_deg.square().mean(0).sqrt()
     radius = torch.quantile(dist_deg, 0.9, dim=0)
     return Posterior(matrix_to_axis_angle(mean), std, radius, samples)
-
-
-def mean_rotation(rot: Tensor) -> Tensor:
-    """The rotation nearest (Frobenius) to the average of ``rot`` ``(S, ..., 3, 3)`` over ``S``."""
-    return nearest_rotation(rot.mean(0))

@@ -15,7 +15,7 @@ from probpose.flows import GaussianLayer, coupling_stack
 from probpose.flows.grouped import GroupedActNorm, GroupedAutoregressive, GroupedFlowStack
 from probpose.models.base import PriorModel
 from probpose.models.registry import ModelSpec, register
-from probpose.options import MAX_DEPTH, MAX_WIDTH, option, validate
+from probpose.options import MAX_DEPTH, MAX_SEED, MAX_WIDTH, option, validate
 from probpose.rotations import axis_angle_to_matrix, matrix_to_rotation_6d
 from probpose.skeleton import Skeleton
 
@@ -45,7 +45,7 @@ class GlobalFlowOptions:
     tail_bound: float = option(5.0, gt=0)
     use_conditioning: bool = False
     condition_on: str = "body"
-    seed: int = option(0, ge=0)
+    seed: int = option(0, ge=0, le=MAX_SEED)
     gaussian_layer: bool = True
     min_variance: float = option(1e-6, gt=0)
 

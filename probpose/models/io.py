@@ -75,7 +75,10 @@ def pretrained() -> dict[str, Path]:
 
 def resolve_model_path(path: str | Path) -> Path:
     """``path`` itself, or, where no such file exists and it names a shipped prior
-    (``"cmu/joint_flow"``), that prior's checkpoint."""
+    (``"cmu/joint_flow"``), that prior's checkpoint. An empty name or one with a NUL character is a
+    :class:`CheckpointError`."""
+    if not str(path) or "\x00" in str(path):
+        raise CheckpointError(repr(str(path))[:60], None, "not a file name or a shipped prior's name (cmu/NAME)")
     path = Path(path)
     if not path.exists() and (shipped := pretrained().get(path.as_posix().removesuffix(".pt"))) is not None:
         return shipped

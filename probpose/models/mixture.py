@@ -24,7 +24,7 @@ from probpose.models.base import PriorModel
 from probpose.models.chunks import Chunks, as_chunks
 from probpose.models.full_gaussian import CholeskyParameters
 from probpose.models.registry import ModelSpec, register
-from probpose.options import MAX_WIDTH, option, validate
+from probpose.options import MAX_SEED, MAX_WIDTH, option, validate
 from probpose.parallel import SINGLE, Group
 from probpose.skeleton import Skeleton
 
@@ -172,7 +172,7 @@ class GMMOptions:
     tol: float = option(1e-6, ge=0)
     kmeans_iter: int = option(10, ge=0)
     init_scale: float = option(0.5, gt=0)
-    seed: int = option(0, ge=0)
+    seed: int = option(0, ge=0, le=MAX_SEED)
 
     def __post_init__(self) -> None:
         validate(self)

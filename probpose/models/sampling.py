@@ -13,11 +13,11 @@ import torch
 from torch import Tensor
 
 from probpose.data import axis_angle_to_pasyn
-from probpose.errors import DataError
+from probpose.errors import ConfigError, DataError, short_repr
 from probpose.files import atomic_path, check_output_path
 from probpose.models.base import LatentPoseModel, PoseModel, check_latent_step
-from probpose.models.io import load_model
-from probpose.options import MAX_COUNT, option, validate
+from probpose.models.io import load_model, resolve_model_path
+from probpose.options import MAX_COUNT, MAX_SEED, option, validate
 from probpose.skeleton import ZEBRA_LEGS
 
 __all__ = ["SampleRequest", "SampleRun", "run_sample"]
@@ -45,12 +45,15 @@ class SampleRequest:
     mode: Literal["walk", "slerp"] = "walk"
     step: float = 0.05
     pasyn: bool = False
-    seed: int = 0
+    seed: int = option(0, ge=0, le=MAX_SEED)
 
     def __post_init__(self) -> None:
+        resolve_model_path(self.model)  # an empty or NUL-bearing name: one line, not "'.' is a folder"
         self.model, self.out = Path(self.model), Path(self.out)
-        if self.out.suffix != ".npy":
+        if not self.out.suffix:
             self.out = self.out.with_suffix(".npy")
+        if self.out.suffix != ".npy":
+            raise ConfigError(f"out: {short_repr(str(self.out), 60)} must end in .npy (the poses are a NumPy .npy)")
         validate(self)
         if self.sequence:
             check_latent_step(self.step)

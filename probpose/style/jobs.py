@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from probpose.data import bundled_images
-from probpose.options import option, validate
+from probpose.options import MAX_SEED, option, validate
 from probpose.style.transfer import StyleOptions, apply_style, train_style
 
 __all__ = ["StyleTrainRequest", "StyleApplyRequest", "run_style_train", "run_style_apply", "photos"]
@@ -60,7 +60,7 @@ class StyleApplyRequest:
     alpha: float | None = option(None, ge=0, le=1)
     overwrite: bool = False
     vgg: Path | None = None
-    seed: int = 0
+    seed: int = option(0, ge=0, le=MAX_SEED)
 
     def __post_init__(self) -> None:
         self.content, self.style, self.out = Path(self.content), photos(self.style), Path(self.out)  # type: ignore[assignment]

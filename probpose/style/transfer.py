@@ -22,7 +22,7 @@ from torch import Tensor
 from probpose.errors import CheckpointError, ConfigError, DataError, ProbposeError, short_repr
 from probpose.files import atomic_folder, atomic_path, check_output_folder, check_output_path, input_file, json_text
 from probpose.models.io import read_checkpoint
-from probpose.options import MAX_COUNT, from_dict, option, validate
+from probpose.options import MAX_COUNT, MAX_SEED, from_dict, option, validate
 from probpose.progress import Progress, track
 from probpose.style.adain import DecoderKind, StyleNet, channel_stats
 from probpose.style.colour import colour_transfer
@@ -55,7 +55,7 @@ class StyleOptions:
     content_weight: float = option(5.0, ge=0)
     style_weight: float = option(10.0, ge=0)
     depth: Depth = "pool2"
-    seed: int = 0
+    seed: int = option(0, ge=0, le=MAX_SEED)
     decoder: DecoderKind = "resize"
     """``resize`` (nearest resize + convolutions: no checkerboard) or ``transposed`` (PASyn-v2's)."""
     detail: bool = True

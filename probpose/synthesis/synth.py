@@ -29,7 +29,7 @@ from probpose.files import atomic_folder, check_output_folder, input_file, json_
 from probpose.kinematics.camera import Camera
 from probpose.kinematics.forward import Posed
 from probpose.kinematics.rig import ZEBRA_RIG, Rig
-from probpose.options import MAX_COUNT, MAX_PIXELS, check_device, option, validate
+from probpose.options import MAX_COUNT, MAX_PIXELS, MAX_SEED, check_device, option, validate
 from probpose.plots import spread_frames
 from probpose.progress import Progress
 from probpose.rotations import canonical_axis_angle, matrix_to_axis_angle
@@ -346,7 +346,7 @@ class SynthRequest:
     width: int = option(64, ge=1)
     height: int = option(64, ge=1)
     overwrite: bool = False
-    seed: int = 0
+    seed: int = option(0, ge=0, le=MAX_SEED)
     texture: Literal["stripes", "plain"] = "stripes"
     device: str = "cpu"
     step: float = 0.05

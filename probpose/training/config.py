@@ -28,12 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from probpose.errors import ConfigError, DataError, ProbposeError, short_repr
 from probpose.files import input_file
 from probpose.models import get_model_spec, model_options
-from probpose.options import check_device, from_dict, option, validate
+from probpose.options import MAX_SEED, check_device, from_dict, option, validate
+from probpose.safe_yaml import YamlRefused, load_yaml
 
 __all__ = [
     "ConfigError",
@@ -66,52 +65,11 @@ RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 """A run name is one folder name: letters, digits, '.', '_' and '-' (it cannot leave output.dir)."""
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that reads ``1e-3`` (no dot) as a float, as YAML 1.2 does, refuses anchors and
-    aliases, and counts nodes."""
-
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self._nodes = 0
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.events.AliasEvent):
-            raise ConfigError("YAML aliases (*name) are not allowed in probpose configs")
-        event = self.peek_event()
-        if getattr(event, "anchor", None):
-            raise ConfigError("YAML anchors (&name) are not allowed in probpose configs")
-        self._nodes += 1
-        if self._nodes > MAX_NODES:
-            raise ConfigError(f"more than {MAX_NODES} YAML nodes: not a probpose config")
-        return super().compose_node(parent, index)
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(
-        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-        |\.[0-9_]+(?:[eE][-+][0-9]+)?
-        |[-+]?\.(?:inf|Inf|INF)
-        |\.(?:nan|NaN|NAN))$""",
-        re.X,
-    ),
-    list("-+0123456789."),
-)
-
-
 def _yaml_load(text: str, what: str, limit: int) -> Any:
-    if len(text.encode("utf-8", "surrogatepass")) > limit:
-        raise ConfigError(f"{what}: larger than {limit:,} bytes; refused")
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
-    except RecursionError:
-        raise ConfigError(f"{what}: YAML nested too deeply to read") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(e, "problem", None) or type(e).__name__
-        raise ConfigError(f"{what}: not valid YAML ({short_repr(problem, 80)}{where})") from None
+        return load_yaml(text, limit, MAX_NODES)
+    except YamlRefused as e:
+        raise ConfigError(f"{what}: {e}") from None
 
 
 @dataclass
@@ -128,7 +86,7 @@ class DataConfig:
     bundled: str = "smplx"
     joints: str | None = None
     split: str = "80/10/10"
-    split_seed: int = option(0, ge=0)
+    split_seed: int = option(0, ge=0, le=MAX_SEED)
     segment_seconds: float = option(1.0, gt=0)
     guard_seconds: float = option(0.1, ge=0)
 
@@ -171,7 +129,7 @@ class TrainingConfig:
     noise: float = option(0.0, ge=0)
     val_poses: int = option(20000, ge=0)
     init_poses: int = option(100000, ge=1)
-    seed: int = option(0, ge=0)
+    seed: int = option(0, ge=0, le=MAX_SEED)
     device: str = "cpu"
     dtype: Literal["float32", "float64"] = "float32"
 

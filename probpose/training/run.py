@@ -12,6 +12,7 @@ config or data differ from process 0's, and write nothing.
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,7 +88,26 @@ def run_experiment(cfg: ExperimentConfig, resume: bool = False, group: Group = S
     if group.is_main:
         run_dir, moved = run_folder(cfg.output.dir, cfg.name, resume)
     run_dir = Path(group.broadcast_text(str(run_dir) if group.is_main else None))
-    notes = [moved] if moved else []
+    try:
+        return _run(cfg, as_dict, run_dir, [moved] if moved else [], resume, group)
+    except BaseException:
+        if group.is_main and not resume:
+            release_run_folder(run_dir)
+        raise
+
+
+def release_run_folder(run_dir: Path) -> None:
+    """After a failed run: a folder this run claimed new (or empty) and that holds no checkpoint
+    has nothing to resume, so everything in it is this run's and it is removed; later runs then
+    take its name again. A folder with a checkpoint is kept (``resume`` continues it)."""
+    if (run_dir / "checkpoint.pt").exists() or not (run_dir / CLAIM).exists():
+        return
+    shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _run(
+    cfg: ExperimentConfig, as_dict: dict, run_dir: Path, notes: list[str], resume: bool, group: Group
+) -> RunSummary:
     d = cfg.data
     options: dict[str, Any] = {"split": d.split, "seed": d.split_seed, "segment_seconds": d.segment_seconds}
     options.update(guard_seconds=d.guard_seconds, workdir=run_dir, streaming=d.streaming)

@@ -14,15 +14,15 @@ from probpose.data.retarget import retarget
 from probpose.files import sha256
 from probpose.skeleton import SMPLX
 
-__all__ = ["load_amc", "load_bvh"]
+__all__ = ["load_amc", "load_bvh", "from_mocap"]
 
 
-def _from_mocap(mocap: Mocap, path: Path, retarget_map: str | Path | None) -> PoseSet:
+def from_mocap(mocap: Mocap, path: Path, retarget_map: str | Path | None) -> PoseSet:
     """A retargeted :class:`~probpose.data.mocap.Mocap` as a SMPL-X :class:`PoseSet`."""
     result = retarget(mocap, retarget_map)
     notes = list(mocap.notes) + [f"retargeted to SMPL-X with the {result.map.name!r} map (probpose.data.retarget)"]
     if result.undriven:
-        notes.append(f"not driven by the source, so not modelled: {', '.join(result.undriven)}")
+        notes.append(f"not driven by the source: {', '.join(result.undriven)}")
     n = len(mocap)
     return PoseSet(
         skeleton=SMPLX,
@@ -50,11 +50,11 @@ def load_amc(path: str | Path, fps: float | None = None, retarget_map: str | Pat
     (:func:`~probpose.data.mocap.find_asf`); ``fps``: the frame rate (default 120, CMU's).
     ``retarget_map``: a built-in map's name or a YAML file (default: the best fitting built-in)."""
     p = _existing(path)
-    return _from_mocap(read_amc(p, fps=fps), p, retarget_map)
+    return from_mocap(read_amc(p, fps=fps), p, retarget_map)
 
 
 def load_bvh(path: str | Path, fps: float | None = None, retarget_map: str | Path | None = None) -> PoseSet:
     """BVH -> SMPL-X :class:`PoseSet`; the frame rate is the file's ``Frame Time`` unless ``fps``
     is given. ``retarget_map`` as for :func:`load_amc`."""
     p = _existing(path)
-    return _from_mocap(read_bvh(p, fps=fps), p, retarget_map)
+    return from_mocap(read_bvh(p, fps=fps), p, retarget_map)
