@@ -269,6 +269,10 @@ def write_error(error: BaseException) -> DataError | None:
         code = int(found.group(1)) if found else None
         named = re.search(r"filename = '([^']*)'", str(error))
         where = named.group(1) if named else where
+    if code is None and re.search(r"\d+ requested and \d+ written", str(error)):
+        # NumPy's tofile (np.save to a real file) reports a short fwrite without an errno
+        reason = "could not write every byte (no space left on the device?); nothing was kept"
+        return DataError(_shown(where) if where else "(output)", None, reason)
     if code not in _WRITE_ERRNOS:
         return None
     return DataError(_shown(where) if where else "(output)", None, f"{os.strerror(code)}; nothing was kept")

@@ -503,3 +503,48 @@ def test_reports_are_strict_json_with_non_finite_values_named():
     assert data["non_finite"] == ["nll", "rows[0].bpd"]
     assert json.loads(json_text({"a": 1.0})) == {"a": 1.0}  # nothing added when all is finite
     assert json.loads(json_text([float(np.float64(2.0))])) == [2.0]
+
+
+def test_a_short_numpy_write_on_a_full_disk_is_one_line(tmp_path, monkeypatch, capsys):
+    """Issue 37: on a full disk NumPy's ``tofile`` (behind ``np.save`` to a real file) raises an
+    ``OSError`` without an errno ("N requested and M written"): ``sample`` gave its traceback. Now
+    one line, and nothing is kept."""
+    _checkpoint(tmp_path / "m.pt")
+
+    def short_write(self, fid, *args, **kwargs):
+        raise OSError(f"{self.nbytes} requested and 0 written")
+
+    monkeypatch.setattr(np.lib.format, "write_array", lambda fp, array, *a, **k: short_write(array, fp))
+    rc = main(["sample", "--model", str(tmp_path / "m.pt"), "--n", "4", "--out", str(tmp_path / "s.npy")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 1 and err.count("\n") == 0 and "Traceback" not in err
+    assert "could not write every byte" in err and not (tmp_path / "s.npy").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]
+
+
+def test_a_full_disk_on_the_sheet_alone_says_what_was_kept(tmp_path, monkeypatch, capsys):
+    """Issue 37: when only the contact sheet fails (drawn after the fit's files are written), the
+    message says the sheet was not written and names the files that were, instead of "nothing was
+    kept"; those files are complete."""
+    import matplotlib.figure
+
+    monkeypatch.chdir(tmp_path)
+    prior = _checkpoint(tmp_path / "m.pt")
+    from probpose.fitting import make_body
+
+    body = make_body("zebra_legs", build_model("gaussian_full", ZEBRA_LEGS).modelled_names)
+    pts = body.points(torch.zeros(2, 12, 3, dtype=torch.float64), torch.zeros(2, 3, dtype=torch.float64),
+                      torch.zeros(2, 3, dtype=torch.float64))  # fmt: skip
+    np.savez(tmp_path / "o.npz", joints=pts.numpy())
+
+    def enospc(self, fname, *args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(fname))
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", enospc)
+    args = ["-q", "fit", "--prior", str(prior), "--observations", "o.npz", "--out", "f.npz", "--steps", "5",
+            "--sheet", "f.png"]  # fmt: skip
+    assert main(args) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "Traceback" not in err and "nothing was kept" not in err
+    assert "f.png: No space left on device; this picture was not written, but f.npz, f.md, f.json were" in err
+    assert np.load(tmp_path / "f.npz")["pose"].shape[0] == 2 and not (tmp_path / "f.png").exists()

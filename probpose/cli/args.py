@@ -6,13 +6,17 @@ checked in one place whether it comes from the command line or from Python."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from probpose.errors import ConfigError, short_repr
+from probpose.errors import ConfigError, DataError, short_repr
+from probpose.files import write_error
 
-__all__ = ["request", "flag", "png_path", "Subparsers"]
+__all__ = ["request", "flag", "png_path", "last_output", "Subparsers"]
 
 T = TypeVar("T")
 Subparsers = argparse._SubParsersAction
@@ -63,3 +67,18 @@ def png_path(path: Path, key: str) -> Path:
     if Path(path).suffix.lower() != ".png":
         raise ConfigError(f"{key}: {short_repr(str(path), 60)} must end in .png (the picture is a PNG)")
     return Path(path)
+
+
+@contextlib.contextmanager
+def last_output(path: Path, kept: list[Path]) -> Iterator[None]:
+    """Write ``path`` (a picture drawn after the command's main outputs ``kept`` were written): a
+    write failure there (no space, read-only, ...) says that ``path`` was not written and that
+    ``kept`` were, instead of the usual "nothing was kept"."""
+    try:
+        yield
+    except OSError as e:
+        if write_error(e) is None:
+            raise
+        why = os.strerror(e.errno) if e.errno else "could not write every byte"
+        shown = ", ".join(str(p) for p in kept)
+        raise DataError(str(path), None, f"{why}; this picture was not written, but {shown} were") from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from probpose.cli.args import Subparsers, flag, png_path, request
+from probpose.cli.args import Subparsers, flag, last_output, png_path, request
 
 __all__ = ["register"]
 
@@ -85,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
         from probpose.fitting.sheets import fit_sheet
 
         title = f"{result.prior_name}: fitted (sticks), observed (dots), hidden (x)"
-        fit_sheet(result.fit.body, result.result, result.fit.observation, args.sheet, title=title)
+        with last_output(args.sheet, result.files):
+            fit_sheet(result.fit.body, result.result, result.fit.observation, args.sheet, title=title)
     resid, unit = result.summary["residual"], result.summary["residual_unit"]
     print(
         f"wrote {req.out}: {len(resid)} frames, mean residual {sum(resid) / len(resid):.2f} {unit}, "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from probpose.cli.args import Subparsers, flag, png_path, request
+from probpose.cli.args import Subparsers, flag, last_output, png_path, request
 
 __all__ = ["register"]
 
@@ -59,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
 
         body = make_body(result.model.skeleton.base_name, names)
         title = f"{result.model.registry_name}: samples ({req.model.name})"
-        pose_sheet(body, poses, args.sheet, title=title)
+        with last_output(args.sheet, [result.out, *([result.pasyn_out] if result.pasyn_out else [])]):
+            pose_sheet(body, poses, args.sheet, title=title)
         print(f"wrote {args.sheet}: stick figures of {min(len(poses), 24)} poses")
     return 0

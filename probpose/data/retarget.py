@@ -552,8 +552,10 @@ def rest_offset(mocap: Mocap, result: Retargeted, frames: np.ndarray) -> dict[st
     """Angles ``(T,)`` in degrees, per driven SMPL-X joint, between its world orientation
     ``frames[:, j]`` (``(T, 55, 3, 3)`` from the caller's forward kinematics of ``result.poses``,
     rest = identity) and its source segment's rotation from rest (the chain's last bone, in SMPL-X's
-    world): zero for a ``"rest"`` joint, the rest and bend differences the bone alignment takes
-    up for a ``"direction"`` joint."""
+    world): the rest and bend differences the bone alignment takes up for a ``"direction"`` joint;
+    zero for a ``"rest"`` joint whose driven ancestors are ``"rest"`` joints too (the trunk); a
+    ``"rest"`` joint below a ``"direction"`` one (ankle, foot, wrist) turns from its parent by
+    exactly its source segment's local turn, so it carries its parent's offset."""
     glob = np.einsum("ij,tbjk,lk->tbil", result.align, mocap.global_rotations(), result.align)
     out = {}
     for j, chain in result.chains.items():
