@@ -108,6 +108,11 @@ def main() -> None:
                 "stopped": result.stopped,
                 "seconds": round(seconds, 1),
                 "threads": threads,
+                **(
+                    {"components_chosen": model.chosen_components, "val_ll_per_components": model.selection}
+                    if hasattr(model, "chosen_components")
+                    else {}
+                ),
             },
             "held_out": {
                 "split": "test",

@@ -47,7 +47,9 @@ class TrainerHooks(Protocol):
 
     def validation_log_prob(self, poses: Tensor) -> Tensor: ...
 
-    def fit_closed_form(self, train_poses: Tensor | Chunks, group: Group = SINGLE) -> None: ...
+    def fit_closed_form(
+        self, train_poses: Tensor | Chunks, group: Group = SINGLE, val_poses: Tensor | None = None
+    ) -> None: ...
 
 
 class PoseModel(nn.Module, metaclass=abc.ABCMeta):
@@ -124,10 +126,13 @@ class PoseModel(nn.Module, metaclass=abc.ABCMeta):
         """What the trainer validates with: ``log_prob`` unless a cheaper bound serves (VAEs)."""
         return self.log_prob(poses)
 
-    def fit_closed_form(self, train_poses: Tensor | Chunks, group: Group = SINGLE) -> None:
+    def fit_closed_form(
+        self, train_poses: Tensor | Chunks, group: Group = SINGLE, val_poses: Tensor | None = None
+    ) -> None:
         """Fit exactly (where ``has_closed_form``) from poses ``(N, J, 3)`` or a chunk source. With a
         distributed ``group`` each process passes its own rows, in rank order, and every process ends
-        with the fit of their union."""
+        with the fit of their union. ``val_poses`` ``(M, J, 3)``: validation poses (process 0's) for
+        a fit with choices to make (the GMM's number of components); the others ignore them."""
         raise NotImplementedError(f"{type(self).__name__} has no closed-form fit")
 
     def joint_log_prob(self, poses: Tensor) -> Tensor | None:

@@ -79,7 +79,9 @@ class FullGaussianModel(PriorModel):
         return FullGaussianPrior(self.loc, self.cov.scale_tril()[0])
 
     @torch.no_grad()
-    def fit_closed_form(self, train_poses: Tensor | Chunks, group: Group = SINGLE) -> None:
+    def fit_closed_form(
+        self, train_poses: Tensor | Chunks, group: Group = SINGLE, val_poses: Tensor | None = None
+    ) -> None:
         """Maximum likelihood (sample mean, covariance divided by N) with the eigenvalue floor,
         from chunked sufficient statistics in float64, summed over ``group``'s processes."""
         d = 3 * self.num_joints

@@ -67,7 +67,9 @@ class PerJointGaussianModel(PriorModel):
         return PerJointGaussianPrior(self.loc, self.scale_tril())
 
     @torch.no_grad()
-    def fit_closed_form(self, train_poses: Tensor | Chunks, group: Group = SINGLE) -> None:
+    def fit_closed_form(
+        self, train_poses: Tensor | Chunks, group: Group = SINGLE, val_poses: Tensor | None = None
+    ) -> None:
         """Maximum likelihood: per-joint sample mean and covariance (divided by N), from chunked
         sufficient statistics in float64 (poses ``(N, J, 3)`` or a chunk source), summed over
         ``group``'s processes."""

@@ -221,7 +221,7 @@ class Trainer:
         start = time.perf_counter()
         with pyro.get_param_store().scope():
             if c.fit == "closed_form":
-                self.model.fit_closed_form(self._chunks(own), g)
+                self.model.fit_closed_form(self._chunks(own), g, val_poses=val)
                 ev = self._validate(val, has_val, final=True)
                 seconds = time.perf_counter() - start
                 history = [] if ev is None else [{"step": 0, "seconds": seconds, "val_nll": ev.nll, "val_bpd": ev.bpd}]
