@@ -58,6 +58,7 @@ def main() -> None:
                 else:
                     report = evaluate_files(model, [files[data]])
                     ev = report.evaluation
+                    row[key + "_worst"] = report.worst[0][1] if report.worst else None
                     if report.per_joint_nll:
                         per_joint.setdefault(name, {})[key] = report.per_joint_nll
             row[key] = ev.nll
@@ -75,6 +76,11 @@ def main() -> None:
         for r in rows:
             r[key + "_ratio"] = r[key] / base[key] if base[key] > 0 else None
     table = markdown_table(cols, rows)
+    table += "\n\nThe worst single pose of each clip (nats; VAE: its bound):\n\n"
+    table += markdown_table(
+        [Column("prior", "prior")] + [Column(k + "_worst", t, "{:,.1f}") for k, t in TITLES.items() if k != "cmu"],
+        rows,
+    )
     joint_rows = []
     for name, by_clip in per_joint.items():
         joints = next(iter(by_clip.values()))
