@@ -558,3 +558,17 @@ def test_skip_bad_leaves_a_corrupt_trial_of_a_folder_out(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "left out 07_02.amc" in text and "line 7" in text
     assert [s["name"] for s in read_info(out).sequences] == ["07_01.amc"]
+
+
+@pytest.mark.parametrize("name", ["huge.bvh", "07.asf", "07_01.amc"])
+def test_a_sparse_3_gb_motion_file_is_refused_before_reading(tmp_path, name):
+    """Issue 37: a 3 GB sparse file was read whole (a MemoryError traceback); the size limit is
+    checked before any byte is read."""
+    path = tmp_path / name
+    with path.open("wb") as f:
+        f.truncate(3 * 1024**3)  # sparse: no disk space used
+    if name.endswith(".amc"):
+        (tmp_path / "07.asf").write_text(ASF)
+    reader = {".bvh": read_bvh, ".asf": read_asf, ".amc": read_amc}[path.suffix]
+    with pytest.raises(DataError, match="more than a motion capture file's 1,073,741,824"):
+        reader(path)
