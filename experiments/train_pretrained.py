@@ -85,6 +85,7 @@ def main() -> None:
         card = {
             "name": f"cmu/{name}",
             "model": name,
+            "probpose_version": __version__,
             "parameters": model.num_parameters(),
             "data": "CMU Graphics Lab Motion Capture Database: subjects 01-03 (ASF/AMC), 05-16 (BVH, "
             "github.com/Przestr/motion-capture c200c31), salsa, Indian dance and martial arts trials (BVH, "

@@ -119,6 +119,21 @@ def test_base_space_fits_are_pyros_transform_reparam(human):
     torch.testing.assert_close(lj_base.log_prob_sum(), lj_pose.log_prob_sum() + log_det, rtol=1e-5, atol=1e-3)
 
 
+@pytest.mark.parametrize("guide", ["normal", "lowrank"])
+def test_base_space_autoguides_give_every_frame_its_own_latent(human, guide):
+    """Pyro's autoguides on a base-space fit: the reparameterisation is entered outside the frames
+    plate, so ``pose_base`` is batched over frames (entered inside, AutoNormal's site had no frame
+    dimension and the fit failed with a shape error)."""
+    skel, train, test, priors, body = human
+    pts, _ = _observe(body, test[:3])
+    fit = PoseFit(priors["joint_flow"], body, Joints3D(pts, torch.ones(pts.shape[:2], dtype=torch.bool), sigma=0.02),
+                  space="base")  # fmt: skip
+    res = fit_posterior(fit, guide=guide, steps=3, map_steps=5, samples=4)
+    assert res.posterior is not None and res.posterior.samples.shape == (4, 3, fit.num_joints, 3)
+    spread = res.posterior.samples.std(0).mean((-1, -2))  # (3,): every frame has its own draws
+    assert (spread > 0).all() and res.pose.shape == (3, fit.num_joints, 3)
+
+
 @pytest.mark.parametrize(
     "prior, space", [(None, "pose"), ("gaussian_full", "pose"), ("joint_flow", "pose"), ("joint_flow", "base")]
 )

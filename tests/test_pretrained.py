@@ -2,6 +2,7 @@
 experiments/train_pretrained.py): safe loading, their model cards, and the held-out NLL the cards state."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pyro
@@ -15,6 +16,8 @@ from probpose.evaluation import evaluate
 from probpose.models import LatentPoseModel, load_model, pretrained
 
 SHIPPED = pretrained()
+ROOT = Path(__file__).resolve().parents[1]
+CHANGELOG = (ROOT / "CHANGELOG.md").read_text()
 EXPECTED = {"cmu/gaussian_full", "cmu/gmm", "cmu/global_flow_spline", "cmu/joint_flow", "cmu/vae"}
 
 
@@ -26,6 +29,17 @@ def test_the_five_cmu_priors_are_shipped_with_cards():
         assert card["split"]["rule"].startswith("test: whole subjects") and card["split"]["test"] > 0
         assert len(card["joint_names"]) == 21 and card["dim"] == 63  # the whole SMPL-X body, collars included
         assert card["training"]["seconds"] > 0 and card["machine"]["cpu"]
+        # the package version it was made with: one the changelog lists, and the one its data line names
+        version = card["probpose_version"]
+        assert f"## {version}" in CHANGELOG and f"(probpose {version})" in card["data"]
+
+
+def test_the_docs_list_every_shipped_card_with_its_version_and_numbers():
+    page = (ROOT / "docs" / "data.md").read_text()
+    for name, path in SHIPPED.items():
+        card = json.loads(path.with_suffix(".json").read_text())
+        row = f"| `{name}` | {card['probpose_version']} | {card['split']['train']:,} | {card['held_out']['nll']:.2f} |"
+        assert row in page, f"docs/data.md lacks the row {row}"
 
 
 @pytest.fixture(scope="module")

@@ -103,3 +103,37 @@ def test_nuts_on_a_users_model_with_three_kinds_of_pose_latent(priors, prior, wa
         return
     assert (s["wrist"].mean(0) - rot).abs().max() < 0.1
     assert (s["body"].mean(0)[:6] - a[:6]).abs().max() < 0.1
+
+
+def test_a_flow_reparameterised_around_a_plate_gives_each_person_a_latent(priors):
+    """The documented pattern (docs/priors.md, the first tutorial): ``TransformReparam`` applied to
+    the whole model, outside its plates, so AutoNormal's base-space latent ``body_base`` has the
+    plate's batch shape and each person is fitted to their own observations. (Entered inside the
+    plate, Pyro 1.9's AutoNormal gives the new site no batch dimension: one body for everyone.)"""
+    from pyro.infer.reparam import TransformReparam
+
+    flow = priors["global_flow_spline"]
+    with torch.random.fork_rng():
+        torch.manual_seed(3)
+        truth = flow().sample((2,))  # two different people, (2, 21, 3)
+    seen = truth[:, :6]
+
+    def model():
+        with pyro.plate("people", 2):
+            body = pyro.sample("body", flow())
+            pyro.sample("seen", dist.Normal(body[..., :6, :], 0.02).to_event(2), obs=seen)
+
+    reparam = pyro.poutine.reparam(model, config={"body": TransformReparam()})
+    pyro.clear_param_store()
+    with pyro.get_param_store().scope(), torch.random.fork_rng():
+        torch.manual_seed(4)
+        guide = AutoNormal(reparam, init_scale=0.01)
+        svi = SVI(reparam, guide, pyro.optim.Adam({"lr": 0.03}), Trace_ELBO())
+        for _ in range(300):
+            svi.step()
+        base = guide.median()["body_base"]
+    assert base.shape == (2, 21, 3)
+    with torch.no_grad():
+        fitted = flow().transforms[0](base)
+    assert (truth[0, :6] - truth[1, :6]).abs().max() > 0.2  # the people differ ...
+    assert (fitted[:, :6] - seen).abs().max() < 0.1  # ... and each is fitted to their own joints

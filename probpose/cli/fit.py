@@ -48,7 +48,7 @@ def register(sub: Subparsers) -> None:
         R,
         "space",
         "flows: pose (the flow's density of the pose) or base (its Gaussian noise; better with the shipped "
-        "flows on held-out CMU motion, not on every other recording: README, fitting tasks)",
+        "flows on held-out CMU motion, not on every other recording: docs/benchmarks.md, fitting tasks)",
         choices=["pose", "base"],
     )
     flag(p, R, "steps", "MAP: L-BFGS iterations; posterior: SVI steps (laplace: the MAP's iterations)", type=int)

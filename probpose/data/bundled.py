@@ -43,7 +43,7 @@ def bundled(name: str) -> list[Path]:
 
 
 BUNDLED_IMAGES: tuple[str, ...] = ("images/city.jpg", "images/interior.jpg", "images/studio.jpg", "images/night.jpg")
-"""Real CC0 photographs (backgrounds and style images for tests and examples; see the README)."""
+"""Real CC0 photographs (backgrounds and style images for tests and examples; see probpose/data/bundled/README.md)."""
 
 
 def bundled_images() -> list[Path]:

@@ -436,7 +436,30 @@ def retarget(
     mocap: Mocap, mapping: str | Path | RetargetMap | None = None, rest: np.ndarray | None = None
 ) -> Retargeted:
     """Retarget ``mocap`` to SMPL-X by the method of the module docstring. ``rest``: SMPL-X rest
-    joints ``(55, 3)`` metres (default: probpose's approximate proportions)."""
+    joints ``(55, 3)`` metres (default: probpose's approximate proportions).
+
+    Example:
+        A two-frame BVH on an SMPL-X-named skeleton, every joint bent by 0.3 rad about x in the second:
+
+        >>> import os, tempfile
+        >>> import numpy as np, torch
+        >>> from probpose.data import read_bvh, retarget
+        >>> from probpose.data.rest import SMPLX_REST_JOINTS
+        >>> from probpose.rotations import axis_angle_to_matrix
+        >>> from probpose.skeleton import SMPLX
+        >>> from probpose.synthesis.bvh import write_bvh_tree
+        >>> tree = SMPLX.select("global+body")  # the pelvis and 21 body joints
+        >>> heads = SMPLX_REST_JOINTS[[SMPLX.index(n) for n in tree.joint_names]].double().numpy()
+        >>> bend = axis_angle_to_matrix(torch.tensor([[0.0, 0.0, 0.0], [0.3, 0.0, 0.0]], dtype=torch.float64))
+        >>> path = os.path.join(tempfile.mkdtemp(), "bend.bvh")
+        >>> write_bvh_tree(path, tree.joint_names, tree.parents, heads, heads + [0.0, 0.1, 0.0],
+        ...                bend[:, None].expand(2, 22, 3, 3), torch.zeros(2, 3), fps=30.0)
+        >>> result = retarget(read_bvh(path), "smplx")
+        >>> result.poses.shape, len(result.driven)
+        ((2, 55, 3), 21)
+        >>> np.round(result.poses[1, SMPLX.index("left_knee")], 4) + 0.0
+        array([0.3, 0. , 0. ])
+    """
     m = choose_map(mocap, mapping)
     names = _names(mocap, m.strip_prefix)
     root = _root(mocap, m, names)

@@ -66,6 +66,15 @@ class FullGaussianPrior(PoseVectorDistribution):
             in the order of ``loc.flatten(-2)`` (joint-major: x, y, z of joint 0, then joint 1, ...).
 
     ``log_prob`` in nats (Lebesgue on R^(3J)); reparameterised ``rsample``.
+
+    Example:
+        >>> import torch
+        >>> from probpose.distributions import FullGaussianPrior
+        >>> prior = FullGaussianPrior(torch.zeros(2, 3), 0.5 * torch.eye(6))  # 2 joints, D = 6
+        >>> prior.sample((4,)).shape
+        torch.Size([4, 2, 3])
+        >>> round(prior.log_prob(torch.zeros(2, 3)).item(), 4)  # nats; no correlation: the per-joint value
+        -1.3547
     """
 
     def __init__(self, loc: Tensor, scale_tril: Tensor, validate_args: bool | None = None) -> None:

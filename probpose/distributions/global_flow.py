@@ -24,6 +24,17 @@ class GlobalFlowPrior(FlowDistribution):
         num_joints: J.
         context: ``batch_shape + (C,)`` for a conditional flow (``flow.context_dim == C``), else None.
         batch_shape: for an unconditional flow, the batch shape (default ``()``).
+
+    Example:
+        >>> import torch
+        >>> from probpose.models import load_model
+        >>> flow = load_model("cmu/global_flow_spline")()  # a shipped GlobalFlowPrior over (21, 3) poses
+        >>> type(flow).__name__, [type(t).__name__ for t in flow.transforms]
+        ('GlobalFlowPrior', ['FlowTransform'])
+        >>> z = torch.zeros(21, 3)  # base noise
+        >>> x = flow.transforms[0](z)  # noise -> pose, radians
+        >>> torch.allclose(flow.transforms[0].inv(x), z, atol=1e-4)
+        True
     """
 
     _shared = ("flow", "context")

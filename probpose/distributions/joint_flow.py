@@ -71,6 +71,15 @@ class JointFlowPrior(FlowDistribution):
         parents: parent index per joint (``-1`` for roots), as in :class:`~probpose.skeleton.Skeleton`.
         gaussian: a :class:`~probpose.flows.GaussianLayer` on R^(3J) over the joints in level order, or None.
         batch_shape: batch shape (the prior has no per-batch parameters; default ``()``).
+
+    Example:
+        >>> import torch
+        >>> from probpose.models import load_model
+        >>> model = load_model("cmu/joint_flow")  # its distribution is a JointFlowPrior
+        >>> poses = model().sample((3,))
+        >>> per_joint = model.joint_log_prob(poses)  # (3, 21) nats, one term per joint
+        >>> torch.allclose(per_joint.sum(-1), model().log_prob(poses), atol=1e-3)
+        True
     """
 
     def __init__(

@@ -25,6 +25,17 @@ class GaussianMixturePrior(PoseVectorDistribution):
 
     Not reparameterised (the component choice is discrete). Its mean and variance are the
     mixture's (the law of total variance); its entropy has no closed form.
+
+    Example:
+        >>> import torch
+        >>> from probpose.distributions import FullGaussianPrior, GaussianMixturePrior
+        >>> loc = torch.stack([torch.zeros(2, 3), torch.ones(2, 3)])  # K = 2 components of 2 joints
+        >>> mix = GaussianMixturePrior(torch.zeros(2), loc, 0.5 * torch.eye(6).expand(2, 6, 6))
+        >>> mix.sample((5,)).shape
+        torch.Size([5, 2, 3])
+        >>> one = FullGaussianPrior(torch.zeros(2, 3), 0.5 * torch.eye(6))
+        >>> round((mix.log_prob(torch.zeros(2, 3)) - one.log_prob(torch.zeros(2, 3))).exp().item(), 4)
+        0.5
     """
 
     def __init__(self, logits: Tensor, loc: Tensor, scale_tril: Tensor, validate_args: bool | None = None) -> None:

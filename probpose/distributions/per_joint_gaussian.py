@@ -27,6 +27,15 @@ class PerJointGaussianPrior(Independent):
     ``event_shape == (J, 3)``; ``log_prob(x)`` has shape ``sample_shape + batch_shape``;
     ``rsample`` is reparameterised; ``expand``, ``mean``, ``variance`` and ``entropy`` come from
     the parent.
+
+    Example:
+        >>> import torch
+        >>> from probpose.distributions import PerJointGaussianPrior
+        >>> prior = PerJointGaussianPrior(torch.zeros(2, 3), 0.5 * torch.eye(3).expand(2, 3, 3))  # 2 joints
+        >>> prior.event_shape, prior.sample((4,)).shape
+        (torch.Size([2, 3]), torch.Size([4, 2, 3]))
+        >>> round(prior.log_prob(torch.zeros(2, 3)).item(), 4)  # nats: 2 x log N(0; 0, 0.25 I_3)
+        -1.3547
     """
 
     arg_constraints: dict = {}

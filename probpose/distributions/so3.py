@@ -66,6 +66,14 @@ class TangentGaussianSO3(TorchDistribution):
     ``event_shape == (3,)``: a canonical axis-angle vector (angle in [0, pi], radians), so the
     support is the ball of radius pi; ``log_prob`` in nats with respect to Lebesgue measure on
     that ball. Not reparameterised.
+
+    Example:
+        >>> import math, torch
+        >>> from probpose.distributions import TangentGaussianSO3
+        >>> d = TangentGaussianSO3(torch.eye(3), torch.tensor(0.3))  # around the identity, 0.3 rad
+        >>> v = d.sample((1000,))  # axis-angle, radians
+        >>> v.shape, bool(v.norm(dim=-1).max() <= math.pi)
+        (torch.Size([1000, 3]), True)
     """
 
     arg_constraints = {"loc": rotation_matrix, "scale": constraints.greater_than(MIN_SCALE)}
@@ -107,7 +115,7 @@ class TangentGaussianSO3(TorchDistribution):
     @torch.no_grad()
     def sample(self, sample_shape: torch.Size | list[int] | tuple[int, ...] = ()) -> Tensor:
         """Exact samples. The angle by rejection from the Maxwell density phi^2 exp(-phi^2/2 sigma^2)
-        (phi = sigma |N(0, I_3)|), accepted with probability (1 - cos phi) / (phi^2 / 2) when
+        (phi = sigma times the norm of an N(0, I_3) draw), accepted with probability (1 - cos phi) / (phi^2 / 2) when
         phi <= pi; the axis uniform on the sphere."""
         shape = torch.Size(sample_shape) + self.batch_shape
         dtype, device = self.scale.dtype, self.scale.device

@@ -113,7 +113,21 @@ def fit_posterior(
 
     the SVI guides fitted with ``particles`` samples per step and Adam (``lr``, cosine decay);
     ``samples`` poses drawn from the guide give :class:`Posterior`. The result's pose is the
-    posterior mean rotation."""
+    posterior mean rotation.
+
+    Example:
+        >>> import torch
+        >>> from probpose.fitting import Joints3D, PoseFit, fit_posterior, make_body
+        >>> from probpose.models import load_model
+        >>> prior = load_model("cmu/gaussian_full")
+        >>> body = make_body("smplx", prior.modelled_names)
+        >>> zero = torch.zeros(2, 3, dtype=torch.float64)
+        >>> points = body.points(prior().sample((2,)).double(), zero, zero)
+        >>> fit = PoseFit(prior, body, Joints3D(points, torch.ones(2, 55, dtype=torch.bool), sigma=0.01))
+        >>> post = fit_posterior(fit, guide="laplace", map_steps=100, samples=50).posterior
+        >>> post.std_deg.shape, post.samples.shape  # per frame and joint (degrees); the draws
+        (torch.Size([2, 21]), torch.Size([50, 2, 21, 3]))
+    """
     import time
 
     start = time.perf_counter()

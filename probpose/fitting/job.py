@@ -41,7 +41,7 @@ class FitRequest:
         guide: ``mvn`` (a full covariance per frame, Laplace then SVI), ``laplace`` (no SVI),
             ``normal`` (AutoNormal), ``lowrank`` (AutoLowRankMultivariateNormal).
         space: ``pose``, or ``base``: flows fitted in their base space (measured against ``pose`` in
-            README.md, "The field's fitting tasks with the shipped priors").
+            docs/benchmarks.md, "The field's fitting tasks with the shipped priors").
         steps: MAP: L-BFGS iterations; posterior: SVI steps (``laplace``, which has no SVI: the
             MAP's L-BFGS iterations).
         sigma: observation noise, metres for 3D (default 0.01), pixels for 2D (default 2).

@@ -13,6 +13,8 @@ they have.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
+
 import pyro
 import pyro.distributions as dist
 import torch
@@ -29,8 +31,9 @@ __all__ = ["PoseLatent", "FlatPose", "PriorPose", "BasePose", "VAELatent", "pose
 
 class PoseLatent:
     """The pose's latent site: its ``name``, its per-frame ``shape``, :meth:`sample` (inside the
-    model's frames plate; returns the pose ``(N, J, 3)``), :meth:`pose_of` (latent values -> poses)
-    and :meth:`start` (the values a fit starts from, ``(N,) + shape``)."""
+    model's frames plate; returns the pose ``(N, J, 3)``), :meth:`reparam` (entered outside that
+    plate), :meth:`pose_of` (latent values -> poses) and :meth:`start` (the values a fit starts
+    from, ``(N,) + shape``)."""
 
     name = "pose"
 
@@ -43,6 +46,11 @@ class PoseLatent:
 
     def sample(self) -> Tensor:
         raise NotImplementedError
+
+    def reparam(self) -> AbstractContextManager:
+        """The reparameterisation of the model's sites, entered *outside* the frames plate (none by
+        default). Entered inside it, Pyro's autoguides give a reparameterised site no batch shape."""
+        return nullcontext()
 
     def pose_of(self, latent: Tensor) -> Tensor:
         return latent
@@ -82,8 +90,10 @@ class BasePose(PriorPose):
     name = "pose_base"
 
     def sample(self) -> Tensor:
-        with pyro.poutine.reparam(config={"pose": TransformReparam()}):
-            return pyro.sample("pose", self.prior())
+        return pyro.sample("pose", self.prior())  # "pose_base" and "pose" under :meth:`reparam`
+
+    def reparam(self) -> AbstractContextManager:
+        return pyro.poutine.reparam(config={"pose": TransformReparam()})
 
     def pose_of(self, latent: Tensor) -> Tensor:
         (flow,) = self.prior().transforms

@@ -173,7 +173,22 @@ def fit_map(
     ``steps`` iterations), ``"joint-lbfgs"`` (torch's L-BFGS over all frames' ``AutoDelta``
     parameters at once, ``steps // 20`` outer steps of 20 iterations), ``"adam"`` (SVI with
     ``AutoDelta``, ``steps`` Adam steps, ``lr`` with cosine decay); ``"lbfgs"`` picks
-    ``frame-lbfgs`` when frames are independent (``smooth = 0``), else ``joint-lbfgs``."""
+    ``frame-lbfgs`` when frames are independent (``smooth = 0``), else ``joint-lbfgs``.
+
+    Example:
+        >>> import torch
+        >>> from probpose.fitting import Joints3D, PoseFit, fit_map, make_body
+        >>> from probpose.models import load_model
+        >>> prior = load_model("cmu/gaussian_full")
+        >>> body = make_body("smplx", prior.modelled_names)
+        >>> zero = torch.zeros(2, 3, dtype=torch.float64)
+        >>> truth = prior().sample((2,)).double()  # two poses, radians
+        >>> points = body.points(truth, zero, zero)  # their 55 points, metres
+        >>> fit = PoseFit(prior, body, Joints3D(points, torch.ones(2, 55, dtype=torch.bool), sigma=0.01))
+        >>> result = fit_map(fit, steps=100)
+        >>> result.pose.shape, bool(result.residual.max() < 0.01)  # poses (N, J, 3); residual in metres
+        (torch.Size([2, 21, 3]), True)
+    """
     import time
 
     start = time.perf_counter()

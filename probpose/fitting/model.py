@@ -17,7 +17,7 @@ consecutive frames. Parameterisations of the pose latent (one object each, chose
   (a flow prior is a ``TransformedDistribution``): the latent is ``pose_base ~ N(0, I)``, the flow's
   noise, and ``pose = flow(pose_base)``; this optimises and samples in the flow's base space, where
   the prior is isotropic and a MAP is not drawn to where the flow's log-determinant peaks (which
-  space fits better is measured in README.md, "The field's fitting tasks with the shipped priors");
+  space fits better is measured in docs/benchmarks.md, "The field's fitting tasks with the shipped priors");
 - a VAE (:class:`~probpose.models.LatentPoseModel`): ``z ~ N(0, I)`` (``z_dim``) and
   ``pose = decoder mean(z)`` (VPoser-style; the decoder's noise is not part of the pose);
 - ``prior=None``: a flat (improper) prior: the likelihood alone.
@@ -65,6 +65,23 @@ class PoseFit:
         joint_names: the fitted joints when ``prior`` is None.
         known_root: take the global orientation and translation from the observation's
             ``init_orient``/``init_transl`` as known values instead of inferring them.
+
+    Example:
+        >>> import torch
+        >>> from probpose.fitting import Joints3D, PoseFit, make_body
+        >>> from probpose.models import load_model
+        >>> prior = load_model("cmu/gaussian_full")
+        >>> body = make_body("smplx", prior.modelled_names)  # 21 rotations -> 55 points, metres
+        >>> zero = torch.zeros(2, 3, dtype=torch.float64)
+        >>> points = body.points(torch.zeros(2, 21, 3, dtype=torch.float64), zero, zero)  # (2, 55, 3)
+        >>> fit = PoseFit(prior, body, Joints3D(points, torch.ones(2, 55, dtype=torch.bool), sigma=0.01))
+        >>> import pyro
+        >>> values = {"pose": torch.zeros(2, 21, 3), "orient": zero.float(), "transl": zero.float()}
+        >>> trace = pyro.poutine.trace(pyro.poutine.condition(fit.model, values)).get_trace()
+        >>> [n for n, s in trace.nodes.items() if s["type"] == "sample" and n != "frames"]
+        ['pose', 'orient', 'transl', 'obs']
+        >>> trace.log_prob_sum().shape  # the log joint, nats: what MAP maximises
+        torch.Size([])
     """
 
     def __init__(
@@ -159,7 +176,7 @@ class PoseFit:
         """The Pyro model (no arguments: the observations are part of the fit). Returns the
         predicted observed points ``(N, K, 3)``."""
         n = self.observation.num_frames
-        with pyro.plate("frames", n, dim=-1):
+        with self.parameterisation.reparam(), pyro.plate("frames", n, dim=-1):
             pose = self.parameterisation.sample()
             if self.known_root:
                 assert self.observation.init_orient is not None and self.observation.init_transl is not None

@@ -131,7 +131,17 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu", train
     ``"cmu/joint_flow"`` (:func:`pretrained`) -- from its registry name and options, skeleton and
     the weights to use (``best_model`` where present, else ``model``), in the floating-point dtype
     they were saved in. The model comes in eval mode with its weights frozen (a prior used inside
-    a user's Pyro model costs no gradients); ``trainable=True``: train mode, weights trainable."""
+    a user's Pyro model costs no gradients); ``trainable=True``: train mode, weights trainable.
+
+    Example:
+        >>> from probpose.models import load_model
+        >>> prior_model = load_model("cmu/gaussian_full")  # a shipped prior, or a checkpoint's path
+        >>> prior_model.registry_name, len(prior_model.modelled_names)
+        ('gaussian_full', 21)
+        >>> prior = prior_model()  # a Pyro distribution over (21, 3) axis-angle poses
+        >>> prior.event_shape, prior.log_prob(prior.sample((2,))).shape
+        (torch.Size([21, 3]), torch.Size([2]))
+    """
     path = resolve_model_path(path)
     ck = read_checkpoint(path, map_location)
     name, options, skeleton = _identity(ck, path)

@@ -76,7 +76,16 @@ class VAEOptions:
 
 class PoseVAE(LatentPoseModel):
     """A VAE over ``(J, 3)`` axis-angle poses of ``skeleton``. ``log_prob`` is the IWAE lower
-    bound (``exact_log_prob = False``): evaluation reports ``-log_prob`` as an upper bound on NLL."""
+    bound (``exact_log_prob = False``): evaluation reports ``-log_prob`` as an upper bound on NLL.
+
+    Example:
+        >>> import pyro
+        >>> from probpose.models import load_model
+        >>> vae = load_model("cmu/vae")  # a shipped PoseVAE
+        >>> trace = pyro.poutine.trace(lambda: vae.generate("body")).get_trace()  # inside your model
+        >>> [name for name in trace.stochastic_nodes], trace.nodes["body"]["value"].shape
+        (['body_z', 'body'], torch.Size([21, 3]))
+    """
 
     options: VAEOptions
     step: Tensor

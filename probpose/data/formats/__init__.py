@@ -106,7 +106,14 @@ def load_source(
 ) -> PoseSet:
     """Import one file with the importer for ``format`` (``"auto"``: :func:`detect_format`);
     ``fps``: the frame rate to assume where the file states none (or to use instead of its own);
-    ``retarget_map``: for motion capture in another skeleton (ASF/AMC, BVH), the map to SMPL-X."""
+    ``retarget_map``: for motion capture in another skeleton (ASF/AMC, BVH), the map to SMPL-X.
+
+    Example:
+        >>> from probpose.data import bundled, load_source
+        >>> avatar = load_source(bundled("smplx")[0])  # the SMPL codec recording shipped with probpose
+        >>> avatar.skeleton.name, avatar.poses.shape, avatar.sequences[0].fps
+        ('smplx', (601, 55, 3), 120.0)
+    """
     fmt = detect_format(path) if format == "auto" else format
     if fmt not in FORMATS:
         raise DataError(str(path), None, f"unknown format {format!r}; known: auto, {', '.join(FORMATS)}")
