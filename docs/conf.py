@@ -48,7 +48,6 @@ napoleon_numpy_docstring = False
 # Our docstrings are prose with double-backquoted names (not cross-references): keep them literal.
 default_role = "literal"
 nitpicky = False
-suppress_warnings = ["myst.xref_missing"]
 
 # The tutorials: each script is run by the build (small settings) with its figures kept.
 sphinx_gallery_conf = {
