@@ -100,7 +100,7 @@ my_model = pyro.poutine.reparam(pose_model, config={"body": TransformReparam()})
 pyro.clear_param_store()
 guide = AutoNormal(my_model, init_scale=0.05)
 svi = SVI(my_model, guide, pyro.optim.Adam({"lr": 0.05}), Trace_ELBO())
-losses = [svi.step(seen) for _ in range(300)]
+losses = [svi.step(seen) for _ in range(200)]
 
 with torch.no_grad():
     base = guide.median(seen)["body_base"]
@@ -131,11 +131,11 @@ fig.tight_layout()
 # draws the ``body`` site and inverts it, so a start value for ``body_base`` alone is not used.
 start = {"body": fitted[:1]}
 kernel = NUTS(my_model, max_tree_depth=6, init_strategy=init_to_value(values=start))
-mcmc = MCMC(kernel, num_samples=40, warmup_steps=40, disable_progbar=True)
+mcmc = MCMC(kernel, num_samples=30, warmup_steps=30, disable_progbar=True)
 mcmc.run(seen[:1])
 with torch.no_grad():
     base_samples = mcmc.get_samples()["body_base"]
-    samples = flow.transforms[0](base_samples.reshape(-1, 21, 3))  # (40, 21, 3)
+    samples = flow.transforms[0](base_samples.reshape(-1, 21, 3))  # (30, 21, 3)
 err = error_deg(samples, truth[0])
 print(f"NUTS: unseen-joint error {err.mean():.1f} deg on average over {len(samples)} samples")
 
