@@ -90,16 +90,11 @@ def load_yaml(text: str, limit: int, max_nodes: int = 5000) -> Any:
 
 
 def read_yaml_file(path: Any, limit: int, max_nodes: int = 5000) -> Any:
-    """A YAML file's data: its size checked before reading, UTF-8 (a byte-order mark allowed),
+    """A YAML file's data: at most ``limit`` bytes read, UTF-8 (a byte-order mark allowed),
     then :func:`load_yaml`. Refusals (too large, not UTF-8 text, the loader's) are
     :class:`YamlRefused`; ``OSError`` passes through."""
-    import os
-
-    size = os.stat(path).st_size
-    if size > limit:
-        raise YamlRefused(f"larger than {limit:,} bytes")
     with open(path, "rb") as f:
-        raw = f.read(limit + 1)
+        raw = f.read(limit + 1)  # never more than the limit and one byte, whatever the file's size
     if len(raw) > limit:
         raise YamlRefused(f"larger than {limit:,} bytes")
     try:

@@ -140,6 +140,18 @@ class RetargetMap:
             raise DataError(
                 self.name, "rules", f"expected SMPL-X body joint: direction|rest, got {dict(list(bad.items())[:3])}"
             )
+        owners: dict[str, str] = {}
+        for j, chain in self.joints.items():
+            for b in chain:
+                if b in owners:
+                    raise DataError(
+                        self.name,
+                        f"joints.{j}",
+                        f"bone {b!r} already drives {owners[b]}: one source bone drives one joint",
+                    )
+                owners[b] = j
+        if self.root in owners:
+            raise DataError(self.name, "root", f"the root bone {self.root!r} also drives {owners[self.root]}")
 
     def rule(self, joint: str) -> Rule:
         """The retarget rule of ``joint`` under this map (:data:`RULES` unless overridden)."""
@@ -257,16 +269,6 @@ def load_map(path: str | Path) -> RetargetMap:
     rules = data.get("rules", {})
     if not isinstance(rules, dict) or not all(isinstance(v, str) for v in rules.values()):
         raise DataError(str(path), "rules", "expected a mapping {smplx_joint: direction|rest}")
-    owners: dict[str, str] = {}
-    for j, chain in joints.items():
-        for b in chain:
-            if b in owners:
-                raise DataError(
-                    str(path), f"joints.{j}", f"bone {b!r} already drives {owners[b]}: one source bone drives one joint"
-                )
-            owners[b] = j
-    if data["root"] in owners:
-        raise DataError(str(path), "root", f"the root bone {data['root']!r} also drives {owners[data['root']]}")
     return RetargetMap(
         str(data.get("name", path.stem)),
         data["root"],

@@ -32,7 +32,7 @@ from probpose.errors import ConfigError, DataError, ProbposeError, short_repr
 from probpose.files import input_file
 from probpose.models import get_model_spec, model_options
 from probpose.options import MAX_SEED, check_device, from_dict, option, validate
-from probpose.safe_yaml import YamlRefused, load_yaml
+from probpose.safe_yaml import YamlRefused, load_yaml, read_yaml_file
 
 __all__ = [
     "ConfigError",
@@ -323,13 +323,11 @@ def load_config(name_or_path: str, overrides: list[str] | None = None) -> Experi
     """Load a YAML config (see :func:`find_config`), apply ``overrides`` and validate."""
     path = find_config(name_or_path)
     try:
-        size = path.stat().st_size
-        if size > MAX_CONFIG_BYTES:
-            raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES:,} bytes; not a probpose config")
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: cannot be read ({type(e).__name__})") from None
-    raw = _yaml_load(text, str(path), MAX_CONFIG_BYTES) or {}
+        raw = read_yaml_file(path, MAX_CONFIG_BYTES, MAX_NODES) or {}
+    except YamlRefused as e:
+        raise ConfigError(f"{path}: {e}") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot be read ({e.strerror or type(e).__name__})") from None
     try:
         return config_from_dict(apply_overrides(raw, overrides or []))
     except ConfigError as e:
