@@ -72,7 +72,7 @@ if __name__ == "__main__":
     code = main()
     # The outputs are written and the process group destroyed. Gloo's worker threads can still
     # abort the interpreter's finalization now and then ("terminate called without an active
-    # exception", SIGABRT: pytorch/pytorch#179291 and #190489, measured here in about 1 of 4 runs of
+    # exception", SIGABRT; the cause discussed in pytorch/pytorch#179291; measured here in about 1 of 4 runs of
     # the 2-process tests under a loaded suite, on the code before this change too), which would
     # fail a run whose results are complete. Leave without finalization, flushing first.
     sys.stdout.flush()

@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import sys
 from typing import TYPE_CHECKING
 
 from probpose.cli.args import Subparsers
 
 if TYPE_CHECKING:
     from probpose.evaluation import Evaluation
+    from probpose.parallel import Group
+    from probpose.training import ExperimentConfig
+    from probpose.training.run import RunSummary
 
 __all__ = ["register", "describe"]
 
@@ -41,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     """Fit a model from a YAML config, write checkpoint.pt, config.yaml, metrics.json and
     TensorBoard events to <output.dir>/<name> (a new <name>-2, ... if that already holds a run;
     --resume continues it), and print validation and test metrics."""
-    from probpose.cli.main import as_flags, configure_output
+    from probpose.cli.main import configure_output
     from probpose.parallel import from_environment, shutdown
     from probpose.training import load_config, run_experiment
 
@@ -54,6 +59,23 @@ def run(args: argparse.Namespace) -> int:
         summary = run_experiment(cfg, resume=args.resume, group=group)
     finally:
         shutdown()
+    if group.distributed:
+        _report(cfg, summary, group)
+        # Every output is written and the process group destroyed, but gloo's worker threads can
+        # still abort the interpreter's finalization ("terminate called without an active
+        # exception", SIGABRT; the cause discussed in pytorch/pytorch#179291; once in this session's
+        # five fresh-clone runs of the torchrun test): torchrun would then report a finished run as
+        # failed. Leave without finalization, flushed.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+    return _report(cfg, summary, group)
+
+
+def _report(cfg: ExperimentConfig, summary: RunSummary, group: Group) -> int:
+    """Process 0 prints what the run did; the others print nothing."""
+    from probpose.cli.main import as_flags
+
     if not group.is_main:
         return 0
     if group.distributed:
