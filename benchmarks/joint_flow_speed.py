@@ -1,9 +1,13 @@
-"""Speed of the batched per-joint flow against a per-joint loop running the same maths.
+"""Speed of the batched per-joint flow against a per-joint loop running the same maths, and of its
+two directions.
 
 Both compute log p(x) = sum_j log f_j(u_j | c_j) with the same per-joint (grouped) flows, Gaussian
 layer and contexts; the loop makes one flow call per joint, the batched prior one call for all
 joints. Timed: a training step (log_prob forward + backward) and log_prob forward alone, medians,
-same process, same data.
+same process, same data. Then the two directions of the bijection, batched over every pose: pose ->
+noise (the inverse: every joint in one call) and noise -> pose (the push-forward: one grouped call
+per tree level, each autoregressive layer inverted one coordinate per pass), the push-forward also
+with the passes as they were before they shared work (every pass the whole network: ``reference``).
 
     python benchmarks/joint_flow_speed.py --out benchmarks/results/joint_flow_speed_cpu
 """
@@ -18,6 +22,7 @@ import torch
 
 from probpose.bench import Column, machine_description, markdown_table, median_seconds, set_threads, write_results
 from probpose.distributions.joint_flow import parent_features
+from probpose.flows.grouped import GroupedAutoregressive
 from probpose.models import JointFlowModel, JointFlowOptions
 from probpose.skeleton import get_skeleton
 
@@ -40,6 +45,36 @@ def loop_log_prob(model: JointFlowModel, x: torch.Tensor) -> torch.Tensor:
     for k, j in enumerate(order):
         total = total + model.flow.log_prob(u[:, k].T[None], torch.tensor([j]), ctx[:, k].T[None])[0]
     return total
+
+
+def reference_passes(self: GroupedAutoregressive, z, index, context=None):
+    """The push-forward's passes before they shared work: the whole network per pass."""
+    x = torch.zeros_like(z)
+    log_det = torch.zeros_like(z[:, 0])
+    for i in self.order.tolist():
+        params = self._params(x, index, context)[:, i : i + 1]
+        xi, ldi = self._transform(z[:, i : i + 1], params, inverse=True)
+        x = torch.cat([x[:, :i], xi, x[:, i + 1 :]], 1)
+        log_det = log_det + ldi[:, 0]
+    return x, log_det
+
+
+def time_directions(model: JointFlowModel, x: torch.Tensor, repeats: int, dev: torch.device) -> dict[str, float]:
+    """Median seconds of pose -> noise and noise -> pose (now, and with the reference passes)."""
+    prior = model()
+    (t,) = prior.transforms
+    with torch.no_grad():
+        z = t.inv(x)
+        now = median_seconds(lambda: t(z), repeats, dev)
+        inverse = median_seconds(lambda: t.inv(x), repeats, dev)
+        shared = GroupedAutoregressive.forward
+        GroupedAutoregressive.forward = reference_passes
+        try:
+            assert torch.allclose(t(z), x, atol=1e-4)
+            before = median_seconds(lambda: t(z), repeats, dev)
+        finally:
+            GroupedAutoregressive.forward = shared
+    return {"push_forward": now, "push_forward_reference": before, "inverse": inverse}
 
 
 def time_model(model: JointFlowModel, x: torch.Tensor, repeats: int, dev: torch.device) -> dict[str, float]:
@@ -67,7 +102,7 @@ def time_model(model: JointFlowModel, x: torch.Tensor, repeats: int, dev: torch.
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--joints", default="body+hands")
-    ap.add_argument("--batches", type=int, nargs="+", default=[256, 512])
+    ap.add_argument("--batches", type=int, nargs="+", default=[1, 256, 1000])
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=None)
@@ -88,7 +123,7 @@ def main() -> None:
                 for p in model.flow.parameters():
                     p.add_(0.05 * torch.randn_like(p))
                 assert torch.allclose(model.log_prob(x), loop_log_prob(model, x), rtol=1e-4, atol=1e-3)
-            t = time_model(model, x, args.repeats, dev)
+            t = time_model(model, x, args.repeats, dev) | time_directions(model, x, args.repeats, dev)
             row = {
                 "transform": transform,
                 "joints": skel.num_joints,
@@ -113,6 +148,13 @@ def main() -> None:
         Column("step_speedup", "step speed-up", "{:.1f}x"),
         Column("forward_speedup", "forward speed-up", "{:.1f}x"),
         Column("batched_step_poses_per_s", "poses/s (step)", "{:,.0f}"),
+        Column("inverse", "pose -> noise ms", lambda r: f"{r['inverse'] * 1e3:.1f}"),
+        Column("push_forward", "noise -> pose ms", lambda r: f"{r['push_forward'] * 1e3:.1f}"),
+        Column(
+            "push_forward_reference",
+            "noise -> pose, passes not sharing (ms)",
+            lambda r: f"{r['push_forward_reference'] * 1e3:.1f}",
+        ),
     ]
     intro = (
         f"J = {skel.num_joints} (D = {3 * skel.num_joints}), joint_flow defaults (grouped autoregressive "

@@ -27,6 +27,7 @@ from probpose.fitting import (
     laplace,
     load_observations,
 )
+from probpose.fitting.values import frame_log_joint
 from probpose.kinematics import ZEBRA_RIG
 from probpose.models import PoseVAE, VAEOptions, build_model, save_model
 from probpose.skeleton import SMPLX
@@ -147,6 +148,51 @@ def test_noise_free_complete_3d_recovers_the_pose(human, prior, space):
     res = fit_map(fit, steps=150 if space == "base" else 400)
     mpjpe_mm = 1000 * (res.points.double() - pts).norm(dim=-1).mean()
     assert mpjpe_mm < 5.0, (prior, space, mpjpe_mm)
+
+
+def test_base_space_map_in_pose_coordinates_is_the_base_space_map(human):
+    """``fit_map(coordinates="pose")`` in a flow's base space runs its L-BFGS over the pose with the
+    base-space objective (the flow's inverse instead of its push-forward): its losses are the
+    base-space log joint, its pose is the flow of its noise, and it reaches the log joint of the
+    default L-BFGS over the noise, frame by frame, along another path (every joint observed;
+    float64, 150 iterations: 0.1-0.2 nats apart on this briefly trained flow;
+    benchmarks/fit_speed.py compares the two on 1,000 held-out frames with the shipped flow)."""
+    skel, train, test, priors, body = human
+    pts, _ = _observe(body, test[:2], seed=3, noise=0.01)
+    prior = copy.deepcopy(priors["joint_flow"]).double()
+    fit = PoseFit(prior, body, Joints3D(pts, torch.ones(pts.shape[:2], dtype=torch.bool), sigma=0.01), space="base")
+    res = fit_map(fit, steps=150, coordinates="pose")
+    by_noise = fit_map(fit, steps=150)  # the default: over the noise
+    assert torch.allclose(fit.pose_of(res.latent), res.pose, atol=1e-8)
+
+    def log_joint(r):
+        with torch.no_grad():
+            return frame_log_joint(fit, {"pose_base": r.latent, "orient": r.orient, "transl": r.transl})
+
+    lj, lj_noise = log_joint(res), log_joint(by_noise)
+    assert ((lj - lj_noise).abs() < 0.5).all(), (lj, lj_noise)
+    assert -res.losses[-1] == pytest.approx(float(lj.sum()), rel=1e-9)  # the objective is the base space's
+    with pytest.raises(ValueError, match="coordinates"):
+        fit_map(fit, steps=1, coordinates="noise")
+
+
+def test_body_points_move_only_the_joints_that_can_move():
+    """A body runs forward kinematics on its moving joints (the root, the driven ones and their
+    ancestors) and carries the others rigidly: the same points as the whole tree's kinematics, in
+    float64, for priors over the body, over a hand's joint, and over a single leaf."""
+    from probpose.kinematics import forward_kinematics
+    from probpose.rotations import axis_angle_to_matrix
+
+    g = torch.Generator().manual_seed(0)
+    for names in (SMPLX.joint_names[1:22], ["left_wrist", "right_index2"], ["head"]):
+        body = SkeletonBody(SMPLX, SMPLX_REST_JOINTS, names)
+        pose = torch.randn(5, len(names), 3, generator=g, dtype=torch.float64)
+        orient, transl = torch.randn(2, 5, 3, generator=g, dtype=torch.float64)
+        rot = body._rotations(pose)
+        rot[:, body.root] = axis_angle_to_matrix(orient)
+        whole = forward_kinematics(SMPLX, rot, body.offsets, None, None, transl).positions
+        assert torch.allclose(body.points(pose, orient, transl), whole, atol=1e-12)
+        assert len(body._moving) < SMPLX.num_joints
 
 
 def test_flow_prior_beats_no_prior_on_an_occluded_arm(human):
@@ -471,6 +517,40 @@ def test_bad_fits_are_clear_errors(human, zebra, tmp_path):
         PoseFit(priors["gaussian_full"], body, obs, space="base")
 
 
+def test_fit_command_smooths_sequences_by_default_and_on_request(human, tmp_path, capsys):
+    """``probpose fit``: observations with ``sequence`` ids get the measured default weight, without
+    ids frames stay independent unless ``--smooth`` (alone: the default weight; with a value: that
+    value) asks; the report states the weight and the number of sequences."""
+    from probpose.fitting.model import DEFAULT_SMOOTH
+
+    skel, train, test, priors, body = human
+    pts, _ = _observe(body, test[:6], seed=6, noise=0.01)
+    np.savez(tmp_path / "seq.npz", joints=pts.numpy(), sequence=np.array([4, 4, 4, 7, 7, 7]))
+    np.savez(tmp_path / "plain.npz", joints=pts.numpy())
+    np.savez(tmp_path / "bad.npz", joints=pts.numpy(), sequence=np.array([0.5] * 6))
+    ck = save_model(tmp_path / "prior.pt", priors["gaussian_full"])
+    cases = [
+        ("seq.npz", [], DEFAULT_SMOOTH, 2),
+        ("plain.npz", [], 0.0, 1),
+        ("plain.npz", ["--smooth"], DEFAULT_SMOOTH, 1),
+        ("seq.npz", ["--smooth", "0"], 0.0, 2),
+        ("seq.npz", ["--smooth", "0.05"], 0.05, 2),
+    ]
+    for i, (name, extra, weight, sequences) in enumerate(cases):
+        out = tmp_path / f"f{i}.npz"
+        args = ["fit", "--observations", str(tmp_path / name), "--prior", str(ck), "--out", str(out), "--steps", "40"]
+        assert main(args + extra) == 0
+        report = json.loads(out.with_suffix(".json").read_text())
+        assert (report["smooth"], report["sequences"]) == (weight, sequences), (name, extra)
+        assert f"temporal smoothness {weight:g}" in out.with_suffix(".md").read_text()
+    args = ["fit", "--observations", str(tmp_path / "bad.npz"), "--prior", str(ck), "--out", str(tmp_path / "b.npz")]
+    capsys.readouterr()
+    assert main(args) == 1  # a data error: one line, no traceback, nothing written
+    err = capsys.readouterr().err
+    assert "sequence" in err and "integer" in err and "Traceback" not in err
+    assert not (tmp_path / "b.npz").exists()
+
+
 def test_fit_command(human, tmp_path, capsys):
     skel, train, test, priors, body = human
     pts, _ = _observe(body, test[:3], seed=6, noise=0.005)
@@ -580,3 +660,75 @@ def test_a_laplace_posterior_spends_the_steps_it_is_given_on_its_map(human, tmp_
             "--inference", "posterior", "--guide", "laplace", "--steps", "5", "--samples", "10"]  # fmt: skip
     assert main(args) == 0
     assert asked == [5]
+
+
+def _acceleration_factor(body, pose, orient, transl, sequence, weight):
+    """The smoothness factor written out: -w/2 sum |p(t+1) - 2 p(t) + p(t-1)|^2 (mm) within sequences."""
+    p = 1000 * body.points(pose, orient, transl)
+    total = 0.0
+    for t in range(1, len(p) - 1):
+        if sequence[t - 1] == sequence[t] == sequence[t + 1]:
+            total = total - 0.5 * weight * (p[t + 1] - 2 * p[t] + p[t - 1]).square().sum()
+    return total
+
+
+def _smooth_site(fit, values):
+    tr = pyro.poutine.trace(pyro.poutine.condition(fit.model, values)).get_trace()
+    tr.compute_log_prob()
+    return tr.nodes["smooth"]["log_prob"].item()
+
+
+def test_smoothness_factor_is_the_points_acceleration_within_sequences(human):
+    """The model's ``smooth`` site is ``-w/2 sum |acceleration|^2`` of every body point (mm/frame^2),
+    over consecutive frames of one sequence only: a change of ``sequence`` id drops the triples
+    that straddle it."""
+    skel, train, test, priors, body = human
+    truth = test[:7].double()
+    g = torch.Generator().manual_seed(4)
+    orient = 0.1 * torch.randn(7, 3, generator=g, dtype=torch.float64)
+    transl = 0.01 * torch.randn(7, 3, generator=g, dtype=torch.float64)
+    pts = body.points(truth, orient, transl)
+    values = {"pose": truth.float(), "orient": orient.float(), "transl": transl.float()}
+    for sequence in (None, torch.tensor([0, 0, 0, 0, 1, 1, 1]), torch.tensor([3, 3, 5, 5, 5, 5, 9])):
+        obs = Joints3D(pts, torch.ones(pts.shape[:2], dtype=torch.bool), sequence=sequence)
+        fit = PoseFit(priors["gaussian_full"], body, obs, smooth=0.2)
+        ids = sequence if sequence is not None else torch.zeros(7, dtype=torch.long)
+        want = _acceleration_factor(body, truth, orient, transl, ids, 0.2)
+        assert _smooth_site(fit, values) == pytest.approx(float(want), rel=1e-4)
+    alone = Joints3D(pts, torch.ones(pts.shape[:2], dtype=torch.bool), sequence=torch.arange(7))
+    assert _smooth_site(PoseFit(priors["gaussian_full"], body, alone, smooth=0.2), values) == 0.0  # no triple
+    for bad in (torch.zeros(6, dtype=torch.long), torch.tensor([0.5] * 7), torch.ones(7, dtype=torch.bool)):
+        with pytest.raises(DataError, match="sequence"):
+            Joints3D(pts, torch.ones(pts.shape[:2], dtype=torch.bool), sequence=bad)
+
+
+def test_smoothness_lowers_error_and_jitter_on_a_noisy_held_out_sequence(human):
+    """Real held-out motion (the bundled SMPL-X test split's first two segments, 6 consecutive
+    frames each) seen through 3 cm of noise: the smoothed MAP (default weight) is nearer the truth
+    and jitters less than each frame alone, and its jitter is nearer the truth's (the two segments
+    are two sequences; the factor's boundary is tested above). benchmarks/smoothness.py measures
+    it on CMU trials."""
+    from probpose.fitting.model import DEFAULT_SMOOTH
+
+    skel, train, test, priors, body = human
+    truth = test[:12].double()  # frames 252-257 and 402-407 of the bundled recordings
+    g = torch.Generator().manual_seed(5)
+    orient = (0.2 * torch.randn(1, 3, generator=g, dtype=torch.float64)).expand(12, 3)
+    transl = torch.randn(1, 3, generator=g, dtype=torch.float64).expand(12, 3)
+    pts = body.points(truth, orient, transl)
+    noisy = pts + 0.03 * torch.randn(pts.shape, generator=g, dtype=torch.float64)
+    seq = torch.tensor([0] * 6 + [1] * 6)
+    mask = torch.ones(pts.shape[:2], dtype=torch.bool)
+
+    def acc(p):
+        a = 1000 * (p[2:] - 2 * p[1:-1] + p[:-2]).norm(dim=-1)
+        return a[(seq[2:] == seq[:-2])].mean()
+
+    res = {}
+    for w in (0.0, DEFAULT_SMOOTH):
+        r = fit_map(PoseFit(priors["gaussian_full"], body, Joints3D(noisy, mask, sigma=0.03, sequence=seq), smooth=w),
+                    steps=200)  # fmt: skip
+        res[w] = (1000 * (r.points.double() - pts).norm(dim=-1).mean(), acc(r.points.double()), r)
+    (e0, j0, _), (e1, j1, _) = res[0.0], res[DEFAULT_SMOOTH]
+    assert e1 < 0.9 * e0 and j1 < 0.5 * j0, (e0, e1, j0, j1)
+    assert abs(j1 - acc(pts)) < abs(j0 - acc(pts))

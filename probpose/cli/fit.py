@@ -12,6 +12,7 @@ __all__ = ["register"]
 
 def register(sub: Subparsers) -> None:
     from probpose.fitting import FitRequest
+    from probpose.fitting.model import DEFAULT_SMOOTH
 
     R = FitRequest
     p = sub.add_parser("fit", help="fit poses to 3D joints or 2D keypoints with a prior", description=run.__doc__)
@@ -47,14 +48,25 @@ def register(sub: Subparsers) -> None:
         p,
         R,
         "space",
-        "flows: pose (the flow's density of the pose) or base (its Gaussian noise; better with the shipped "
-        "flows on held-out CMU motion, not on every other recording: docs/benchmarks.md, fitting tasks)",
+        "flows: pose (the flow's density of the pose) or base (its Gaussian noise; with the shipped flows "
+        "neither space wins every task: docs/benchmarks.md, fitting tasks)",
         choices=["pose", "base"],
     )
     flag(p, R, "steps", "MAP: L-BFGS iterations; posterior: SVI steps (laplace: the MAP's iterations)", type=int)
     flag(p, R, "sigma", "observation noise: metres for 3D (default 0.01), pixels for 2D (default 2)", type=float)
     flag(p, R, "nu", "2D: Student-t degrees of freedom", type=float)
-    flag(p, R, "smooth", "smoothness weight per rad^2 between consecutive frames (0: independent)", type=float)
+    flag(
+        p,
+        R,
+        "smooth",
+        "temporal smoothness: weight on the points' accelerations per (mm/frame^2)^2 within a sequence "
+        f"(0: independent frames; --smooth alone: {DEFAULT_SMOOTH:g}, measured on held-out CMU trials; default: "
+        f"{DEFAULT_SMOOTH:g} when the observations give 'sequence' ids, else 0)",
+        type=float,
+        nargs="?",
+        const=DEFAULT_SMOOTH,
+        show_default=False,
+    )
     flag(p, R, "samples", "posterior/nuts: pose samples", type=int)
     p.add_argument(
         "--sheet",

@@ -13,7 +13,7 @@ import numpy as np
 from probpose.errors import ProbposeError
 from probpose.files import atomic_paths, json_text
 from probpose.fitting.body import make_body
-from probpose.fitting.model import PoseFit, Space
+from probpose.fitting.model import DEFAULT_SMOOTH, PoseFit, Space
 from probpose.fitting.observations import Observation, load_observations
 from probpose.fitting.results import FitResult
 from probpose.models import PoseModel, load_model
@@ -30,7 +30,7 @@ def assemble_fit(
     joints: str | None = None,
     rest_joints: str | Path | None = None,
     space: Space = "pose",
-    smooth: float = 0.0,
+    smooth: float | None = None,
     sigma: float | None = None,
     nu: float = 4.0,
 ) -> PoseFit:
@@ -39,8 +39,12 @@ def assemble_fit(
     name (``"cmu/joint_flow"``), a loaded model, or ``None``/``"none"`` (no prior; then ``skeleton``,
     default ``smplx``, and ``joints``, default ``body+hands``, say what moves). The body is the
     prior's skeleton (the zebra rig for zebra legs) with ``rest_joints`` (SMPL family: a ``(J, 3)``
-    ``.npy`` in metres; default the approximate proportions)."""
+    ``.npy`` in metres; default the approximate proportions). ``smooth``: the temporal smoothness
+    weight (``None``: :data:`~probpose.fitting.model.DEFAULT_SMOOTH` for observations with
+    ``sequence`` ids, else 0)."""
     obs = observations if isinstance(observations, Observation) else load_observations(observations, sigma, nu)
+    if smooth is None:
+        smooth = DEFAULT_SMOOTH if obs.sequence is not None else 0.0
     if prior is None or (isinstance(prior, (str, Path)) and str(prior) == "none"):
         base = get_skeleton(skeleton or "smplx")
         if joints:
@@ -84,7 +88,8 @@ def fit_report(
         f"# probpose fit: {len(resid)} frames",
         "",
         f"Prior: {prior}; inference: {result.inference}; space: {fit.latent}; observations: {kind} "
-        f"({observations}); {result.seconds:.1f} s.",
+        f"({observations}); temporal smoothness {fit.smooth:g} per (mm/frame^2)^2 over "
+        f"{_sequences(fit)} sequence(s); {result.seconds:.1f} s.",
         "",
         f"| frame | residual ({unit}) |",
         "|---|---|",
@@ -108,12 +113,20 @@ def fit_report(
         "space": fit.latent,
         "observations": observations,
         "kind": kind,
+        "smooth": fit.smooth,
+        "sequences": _sequences(fit),
         "seconds": result.seconds,
         "residual_unit": unit,
         "residual": resid,
         "final_loss": result.losses[-1] if result.losses else None,
     }
     return arrays, "\n".join(lines) + "\n", summary
+
+
+def _sequences(fit: PoseFit) -> int:
+    """The number of sequences of the observation's frames (runs of one ``sequence`` id)."""
+    seq = fit.observation.sequence
+    return 1 if seq is None else 1 + int((seq[1:] != seq[:-1]).sum())
 
 
 def write_fit(out: str | Path, fit: PoseFit, result: FitResult, prior: str, observations: str) -> dict[str, Any]:

@@ -46,7 +46,10 @@ class FitRequest:
             MAP's L-BFGS iterations).
         sigma: observation noise, metres for 3D (default 0.01), pixels for 2D (default 2).
         nu: 2D: the Student-t's degrees of freedom.
-        smooth: smoothness weight per rad^2 between consecutive frames (0: independent frames).
+        smooth: weight of the temporal smoothness factor on the points' accelerations, per
+            (mm/frame^2)^2 (:class:`~probpose.fitting.PoseFit`); 0: independent frames; ``None``:
+            :data:`~probpose.fitting.model.DEFAULT_SMOOTH` when the observations give ``sequence``
+            ids (frames in time order), else 0.
         samples: posterior and NUTS: pose samples (NUTS: as many warm-up steps).
         seed: the fit's seed (the global RNG is left as it was).
     """
@@ -63,7 +66,7 @@ class FitRequest:
     steps: int = option(500, ge=1, le=MAX_COUNT)
     sigma: float | None = option(None, gt=0)
     nu: float = option(4.0, gt=0)
-    smooth: float = option(0.0, ge=0)
+    smooth: float | None = option(None, ge=0)
     samples: int = option(500, ge=1, le=MAX_COUNT)
     seed: int = option(0, ge=0, le=MAX_SEED)
 

@@ -40,8 +40,9 @@ def laplace(
     are taken by absolute value and floored at ``min_precision``: flat directions (a joint neither
     the prior nor the data constrain) get a wide but finite spread, and a point that is not a
     strict minimum gets the local curvature's magnitude (both are logged). With ``smooth > 0``
-    the smoothness factor's curvature is left out (its terms cancel in the batched products; the
-    guide is per frame)."""
+    the smoothness factor's curvature is left out (the Hessian is each frame's own; the guide is
+    per frame)."""
+    fit = fit.without_smoothness()
     base = _flat(values)
     n, d = base.shape
 

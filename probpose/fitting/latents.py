@@ -99,6 +99,20 @@ class BasePose(PriorPose):
         (flow,) = self.prior().transforms
         return flow(latent)
 
+    def latent_of(self, pose: Tensor) -> Tensor:
+        """The flow's noise ``(..., J, 3)`` of poses ``(..., J, 3)``: its inverse, one batched call
+        (much cheaper than :meth:`pose_of`, the push-forward, for the joint flow)."""
+        (flow,) = self.prior().transforms
+        return flow.inv(pose)
+
+    def base_log_prob_of_pose(self, pose: Tensor) -> Tensor:
+        """``log N(flow^-1(pose); 0, I)`` ``(...,)`` nats: the base-space prior term of the log joint
+        as a function of the pose. Maximising it plus the likelihood over the pose has the same
+        maximisers as the base-space MAP (the pose is the flow of the noise; a bijection moves
+        the maximiser without changing the objective's values, no log-determinant enters)."""
+        prior = self.prior()
+        return prior.base_dist.log_prob(self.latent_of(pose).to(self.dtype))
+
     def start(self, n: int) -> Tensor:
         return PoseLatent.start(self, n)  # zero noise: the flow's centre
 

@@ -10,7 +10,9 @@ On disk (``probpose fit --observations FILE.npz``): either ``joints`` ``(N, K, 3
 ``(N, K)``], or ``keypoints`` ``(N, K, 2)`` [+ ``confidence`` ``(N, K)``] + ``K`` ``(3, 3)`` or
 ``(N, 3, 3)``, ``R`` ``(3, 3)``/``(N, 3, 3)``, ``t`` ``(3,)``/``(N, 3)``; optionally ``names`` ``(K,)``
 (which body points the rows are; default: all of the body's points in order), and ``init_orient``,
-``init_transl`` ``(N, 3)`` (a starting root transform; 2D fits need a rough one).
+``init_transl`` ``(N, 3)`` (a starting root transform; 2D fits need a rough one), and ``sequence``
+``(N,)`` integer ids: rows in time order, a change of id starts a new sequence (what the temporal
+smoothness of :class:`~probpose.fitting.PoseFit` never crosses; default: one sequence).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class Joints3D:
     sigma: float = 0.01
     init_orient: Tensor | None = None
     init_transl: Tensor | None = None
+    sequence: Tensor | None = None
 
     kind = "3d"
 
@@ -80,6 +83,7 @@ class Joints3D:
             self.sigma,
             None if self.init_orient is None else self.init_orient[frames],
             None if self.init_transl is None else self.init_transl[frames],
+            None if self.sequence is None else self.sequence[frames],
         )
 
     def sample(self, predicted: Tensor) -> None:
@@ -109,6 +113,7 @@ class Keypoints2D:
     nu: float = 4.0
     init_orient: Tensor | None = None
     init_transl: Tensor | None = None
+    sequence: Tensor | None = None
 
     kind = "2d"
 
@@ -154,6 +159,7 @@ class Keypoints2D:
             self.nu,
             None if self.init_orient is None else self.init_orient[frames],
             None if self.init_transl is None else self.init_transl[frames],
+            None if self.sequence is None else self.sequence[frames],
         )
 
     def predict(self, points: Tensor) -> Tensor:
@@ -219,6 +225,22 @@ def _check_init(obs: Joints3D | Keypoints2D, n: int) -> None:
             raise DataError(name, None, "holds NaN or infinite values")
     if obs.init_orient is not None and (obs.init_orient.norm(dim=-1) > 2 * math.pi + 1e-6).any():
         raise DataError("init_orient", None, "axis-angle rotations with angles over 2 pi radians: not radians?")
+    if obs.sequence is not None:
+        seq = torch.as_tensor(obs.sequence)
+        if seq.shape != (n,):
+            raise DataError("sequence", None, f"expected ({n},) sequence ids, one per frame, got {tuple(seq.shape)}")
+        whole = seq.is_floating_point() and bool(torch.isfinite(seq).all() and (seq == seq.round()).all())
+        if seq.dtype == torch.bool or seq.is_complex() or (seq.is_floating_point() and not whole):
+            raise DataError("sequence", None, f"expected integer sequence ids, got {seq.dtype} values")
+        obs.sequence = seq.long()
+
+
+def neighbours(sequence: Tensor | None, n: int) -> Tensor:
+    """``(N - 2,)`` bool: frames ``t, t + 1, t + 2`` are consecutive frames of one sequence (rows in
+    time order; a change of id starts a new sequence; ``None``: all frames one sequence)."""
+    if sequence is None:
+        return torch.ones(max(n - 2, 0), dtype=torch.bool)
+    return (sequence[2:] == sequence[1:-1]) & (sequence[1:-1] == sequence[:-2])
 
 
 def _check_seen(seen: Tensor, what: str) -> None:
@@ -227,7 +249,19 @@ def _check_seen(seen: Tensor, what: str) -> None:
         raise DataError(what, None, "nothing is observed (every point masked out or of confidence 0): nothing to fit")
 
 
-OBSERVATION_KEYS = ("joints", "mask", "keypoints", "confidence", "K", "R", "t", "names", "init_orient", "init_transl")
+OBSERVATION_KEYS = (
+    "joints",
+    "mask",
+    "keypoints",
+    "confidence",
+    "K",
+    "R",
+    "t",
+    "names",
+    "init_orient",
+    "init_transl",
+    "sequence",
+)
 """The members of an observations file that are read (any other member is left unread)."""
 
 
@@ -251,7 +285,7 @@ def load_observations(path: str | Path, sigma: float | None = None, nu: float = 
         if raw.ndim != 1 or raw.dtype.kind not in "UO" or not all(isinstance(s, str) for s in raw.tolist()):
             raise DataError(str(path), "names", f"must be a list of point names (K,), got {raw.dtype} {raw.shape}")
         names = tuple(raw.tolist())
-    init = {"init_orient": get("init_orient"), "init_transl": get("init_transl")}
+    init = {"init_orient": get("init_orient"), "init_transl": get("init_transl"), "sequence": get("sequence")}
     try:
         if "joints" in arrays and "keypoints" in arrays:
             raise DataError(str(path), None, "holds both 'joints' and 'keypoints': give one kind of observation")

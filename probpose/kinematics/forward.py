@@ -117,12 +117,12 @@ def forward_kinematics(
         for i, j in enumerate(level):
             where[j] = (k, i)
         if k == 0:
-            g = rr.unsqueeze(-3) @ local[..., idx, :, :]
+            g = rr.unsqueeze(-3) @ local.index_select(-3, idx)
             p = rp.unsqueeze(-2) + (rr.unsqueeze(-3) @ offsets[idx].unsqueeze(-1)).squeeze(-1)
         else:
             pidx = torch.tensor([where[skeleton.parents[j]][1] for j in level], device=rotations.device)
-            gp, pp = frames[k - 1][..., pidx, :, :], points[k - 1][..., pidx, :]
-            g = gp @ local[..., idx, :, :]
+            gp, pp = frames[k - 1].index_select(-3, pidx), points[k - 1].index_select(-2, pidx)
+            g = gp @ local.index_select(-3, idx)
             p = pp + (gp @ offsets[idx].unsqueeze(-1)).squeeze(-1)
         frames.append(g)
         points.append(p)
@@ -130,6 +130,6 @@ def forward_kinematics(
     inverse = torch.empty(len(flat), dtype=torch.long)
     inverse[torch.tensor(flat)] = torch.arange(len(flat))
     inverse = inverse.to(rotations.device)
-    g_all = torch.cat(frames, dim=-3)[..., inverse, :, :] if frames else rotations.new_zeros(batch + (0, 3, 3))
-    p_all = torch.cat(points, dim=-2)[..., inverse, :] if points else rotations.new_zeros(batch + (0, 3))
+    g_all = torch.cat(frames, dim=-3).index_select(-3, inverse) if frames else rotations.new_zeros(batch + (0, 3, 3))
+    p_all = torch.cat(points, dim=-2).index_select(-2, inverse) if points else rotations.new_zeros(batch + (0, 3))
     return Posed(g_all, p_all)
