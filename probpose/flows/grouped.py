@@ -162,32 +162,33 @@ class GroupedAutoregressive(nn.Module):
         once, the first pass skips the (still zero) data part, and each pass computes only its own
         dimension's outputs. The same maths as :meth:`_params` (tested against the inverse)."""
         net = self.net
-        n_layers = len(net.weights)
-        ws = [net.weights[k][index] * getattr(net, f"mask{k}") for k in range(n_layers)]
-        bs = [net.biases[k][index] for k in range(n_layers)]
+        last = len(net.weights) - 1
+        ws = [net.weights[k][index] * getattr(net, f"mask{k}") for k in range(last + 1)]
+        bs = [net.biases[k][index] for k in range(last + 1)]
         d, p = self.dim, self.p
-        first = ws[0][:, :, :d]
-        if self.context_dim:
+
+        def layer(k: int, i: int) -> tuple[Tensor, Tensor]:
+            """Layer ``k``'s weights and bias; of the last layer only dimension ``i``'s outputs."""
+            return (ws[k], bs[k]) if k < last else (ws[k][:, i * p : (i + 1) * p], bs[k][:, i * p : (i + 1) * p])
+
+        def context_part(w: Tensor, b: Tensor) -> Tensor:
+            if not self.context_dim:
+                return b.expand(-1, -1, z.shape[-1])
             assert context is not None  # checked by the caller
-            h_context = torch.baddbmm(bs[0], ws[0][:, :, d:], context)
-        else:
-            h_context = bs[0].expand(-1, -1, z.shape[-1])
+            return torch.baddbmm(b, w[:, :, d:], context)
+
+        shared = context_part(ws[0], bs[0]) if last > 0 else None  # the first layer's context part, once
         cols: list[Tensor] = [torch.zeros_like(z[:, :1])] * d
         log_det = torch.zeros_like(z[:, 0])
         for step, i in enumerate(self.order.tolist()):
-            if step == 0:  # every x is still zero
-                h = h_context
-            else:
+            w, b = layer(0, i)
+            h = shared if shared is not None else context_part(w, b)
+            if step > 0:  # the first pass's data part is zero: every x is still zero
                 x = torch.cat(cols, 1)
-                h = torch.baddbmm(h_context, first, squash(x, self.tail_bound) if self.kind == "affine" else x)
-            for k in range(1, n_layers):
-                h = torch.relu(h)
-                w, b = (
-                    (ws[k], bs[k])
-                    if k < n_layers - 1
-                    else (ws[k][:, i * p : (i + 1) * p], bs[k][:, i * p : (i + 1) * p])
-                )
-                h = torch.baddbmm(b, w, h)
+                h = torch.baddbmm(h, w[:, :, :d], squash(x, self.tail_bound) if self.kind == "affine" else x)
+            for k in range(1, last + 1):
+                w, b = layer(k, i)
+                h = torch.baddbmm(b, w, torch.relu(h))
             xi, ldi = self._transform(z[:, i : i + 1], h.unsqueeze(1), inverse=True)
             cols[i] = xi
             log_det = log_det + ldi[:, 0]
