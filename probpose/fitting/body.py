@@ -97,12 +97,14 @@ class SkeletonBody(Body):
             while j >= 0 and j not in moving:
                 moving.add(j)
                 j = tree.parents[j]
-        self._moving = torch.tensor(sorted(moving))
-        keep = {j: i for i, j in enumerate(sorted(moving))}
+        order = sorted(moving)
+        self._moving = torch.tensor(order)
+        keep = {j: i for i, j in enumerate(order)}
+        self._moving_root = keep[self.root]
         self._moving_tree = Skeleton(
             f"{tree.name}[moving]",
-            tuple(tree.joint_names[j] for j in sorted(moving)),
-            tuple(keep[p] if p >= 0 else -1 for p in (tree.parents[j] for j in sorted(moving))),
+            tuple(tree.joint_names[j] for j in order),
+            tuple(keep[tree.parents[j]] if tree.parents[j] >= 0 else -1 for j in order),
         )
         self._moving_offsets = offsets_from_joints(self._moving_tree, self.rest_joints[self._moving])
         self._moving_driven = torch.tensor([keep[j] for j in self.driven.tolist()], dtype=torch.long)
@@ -125,7 +127,7 @@ class SkeletonBody(Body):
         eye = torch.eye(3, dtype=pose.dtype, device=dev)
         rot = eye.expand(lead + (self._moving_tree.num_joints, 3, 3)).clone()
         rot[..., self._moving_driven.to(dev), :, :] = axis_angle_to_matrix(pose).expand(lead + pose.shape[-2:] + (3,))
-        rot[..., int((self._moving == self.root).nonzero()), :, :] = axis_angle_to_matrix(orient).expand(lead + (3, 3))
+        rot[..., self._moving_root, :, :] = axis_angle_to_matrix(orient).expand(lead + (3, 3))
         posed = forward_kinematics(self._moving_tree, rot, self._moving_offsets.to(pose), None, None, transl)
         anchor = self._anchor.to(dev)
         rel = (posed.rotations.index_select(-3, anchor) @ self._anchor_offset.to(pose).unsqueeze(-1)).squeeze(-1)

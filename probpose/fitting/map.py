@@ -195,9 +195,9 @@ def fit_map(
     (:meth:`~probpose.fitting.latents.BasePose.base_log_prob_of_pose`), and returns the noise of
     the optimum: the same maximisers, through the flow's inverse (one batched call) instead of its
     push-forward (level by level for the joint flow). Measured (docs/benchmarks.md, "Fitting a
-    whole recording" and the fitting tasks): with every joint observed, ``"pose"`` is 3.8x faster
-    and converges where ``"latent"`` does not (1,000 CMU frames with ``cmu/joint_flow``: 28.9 s and
-    7.42 mm against 109.2 s and 9.69 mm); with joints hidden it is not the default because a
+    whole recording" and the fitting tasks): with every joint observed, ``"pose"`` is 3.5x faster
+    and converges where ``"latent"`` does not (1,000 CMU frames with ``cmu/joint_flow``: 30.3 s and
+    7.42 mm against 104.9 s and 9.69 mm); with joints hidden it is not the default because a
     hidden joint does not follow its moving parents in the pose's coordinates as it does in the
     noise's, and L-BFGS corrects that slowly (CMU's unseen arm: 378.4 mm against 244.5 after 300
     iterations). Other spaces and optimisers ignore it.
@@ -222,6 +222,8 @@ def fit_map(
     values = _own(_root(fit, init or initial_values(fit)))
     if optimizer not in ("lbfgs", "frame-lbfgs", "joint-lbfgs", "adam"):
         raise ValueError(f"optimizer must be 'lbfgs', 'frame-lbfgs', 'joint-lbfgs' or 'adam', got {optimizer!r}")
+    if coordinates not in ("pose", "latent"):
+        raise ValueError(f"coordinates must be 'pose' or 'latent', got {coordinates!r}")
     if optimizer == "lbfgs":
         if fit.smooth > 0:  # each frame's own MAP first (cheap, batched), then all frames together
             first = fit_map(fit.without_smoothness(), steps, init=init, progress=progress, coordinates=coordinates)
@@ -231,8 +233,6 @@ def fit_map(
             optimizer = "joint-lbfgs"
         else:
             optimizer = "frame-lbfgs"
-    if coordinates not in ("pose", "latent"):
-        raise ValueError(f"coordinates must be 'pose' or 'latent', got {coordinates!r}")
     if optimizer == "frame-lbfgs":
         if fit.smooth > 0:
             raise ValueError("frame-lbfgs needs independent frames (smooth = 0); use joint-lbfgs")
