@@ -30,8 +30,8 @@ from probpose.skeleton import get_skeleton
 def loop_log_prob(model: JointFlowModel, x: torch.Tensor) -> torch.Tensor:
     """The same density, one flow call per joint."""
     prior = model()
-    order = list(prior.order)
-    levels = [k for k, level in enumerate(prior.levels) for _ in level for _ in range(3)]
+    order = list(prior.transform.order)
+    levels = [k for k, level in enumerate(prior.transform.levels) for _ in level for _ in range(3)]
     earlier = torch.tensor([[a > b for b in levels] for a in levels])
     ctx = parent_features(x, model.skeleton.parents)[:, order]
     u = x[:, order].reshape(len(x), -1)

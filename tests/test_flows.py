@@ -57,7 +57,7 @@ def test_stack_invertible_and_logdet_matches_autograd_jacobian(kind, mixing, con
 def _earlier_levels(m):
     """``(3J, 3J)`` bool in level order: column of a strictly earlier level than the row (independently of
     the library's own helper)."""
-    level = [k for k, lv in enumerate(m().levels) for _ in lv for _ in range(3)]
+    level = [k for k, lv in enumerate(m().transform.levels) for _ in lv for _ in range(3)]
     return torch.tensor([[a > b for b in level] for a in level])
 
 
@@ -66,7 +66,7 @@ def _joint_to_base(m, flat):
     Gaussian layer on the joints in level order, then each joint's flow given its parent and the
     Gaussian's prediction of it from earlier levels."""
     prior = m()
-    order = list(prior.order)
+    order = list(prior.transform.order)
     xx = flat.reshape(1, -1, 3)
     u = xx[:, order]
     ctx = parent_features(xx, m.skeleton.parents)[:, order]
@@ -147,7 +147,7 @@ def test_joint_flow_batched_equals_explicit_loop_over_joints():
     prior = m()
     from probpose.rotations import axis_angle_to_matrix, matrix_to_rotation_6d
 
-    order = list(prior.order)
+    order = list(prior.transform.order)
     u = m.gaussian.inverse(x[:, order].reshape(20, -1))[0]
     prediction = (m.gaussian.mean + u @ (m.gaussian.scale_tril * _earlier_levels(m)).T).view(20, 4, 3)
     u = u.view(20, 4, 3)
@@ -163,7 +163,7 @@ def test_joint_flow_batched_equals_explicit_loop_over_joints():
         feat = torch.cat([feat, math.pi * torch.tanh(prediction[:, k] / math.pi)], -1)
         total += m.flow.log_prob(u[:, k].T[None], torch.tensor([j]), feat.T[None])[0]
     assert (prior.log_prob(x) - total).abs().max() < 1e-10
-    assert prior.levels == ((0,), (1, 2), (3,))
+    assert prior.transform.levels == ((0,), (1, 2), (3,))
     assert torch.allclose(prior.joint_log_prob(x).sum(-1), prior.log_prob(x))
 
 
@@ -314,7 +314,45 @@ def test_joint_flow_push_forward_inverts_for_every_conditioner_depth(kind, layer
             p.add_(0.05 * torch.randn(p.shape, generator=g, dtype=p.dtype))
     prior = m()
     z = torch.randn(4, skel.num_joints, 3, generator=g, dtype=F64)
-    x, ld_forward = prior.forward_and_log_det(z)
-    back, ld_inverse = prior.inverse_and_log_det(x)
+    x, ld_forward = prior.transform.forward_and_log_det(z)
+    back, ld_inverse = prior.transform.inverse_and_log_det(x)
     assert torch.allclose(back, z, atol=1e-10)
     assert torch.allclose(ld_forward, ld_inverse, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", ["global_flow", "global_flow_spline", "joint_flow"])
+def test_the_flow_transform_owns_its_layers_and_composes_like_any_torch_transform(name):
+    """A flow prior is ``TransformedDistribution(N(0, I), [transform])`` and nothing else: the
+    transform holds the model's parameters (an expanded prior shares it), torch's generic
+    composition of the same base and transform gives the prior's ``log_prob``, the transform's
+    ``log |det dx/dz|`` equals the autograd Jacobian's, and a ``FlowDistribution`` over the bare
+    transform is the same prior (float64)."""
+    from probpose.distributions import FlowDistribution, FlowTransform
+
+    m = build_model(name, TINY, {"K": 2, "hidden": 8}).double()
+    m.initialize(0.4 * torch.randn(300, 3, 3, generator=torch.Generator().manual_seed(0), dtype=F64))
+    m = perturb(m, scale=0.1)
+    d = m()
+    t = d.transform
+    assert isinstance(t, FlowTransform) and d.transforms == [t]
+    assert {id(p) for p in t.parameters()} == {id(p) for p in m.parameters()}
+    assert d.expand((4,)).transforms[0] is t
+    cached = t.with_cache(1)
+    assert cached is not t and cached == t and {id(p) for p in cached.parameters()} == {id(p) for p in m.parameters()}
+
+    x = d.sample((6,))
+    generic = torch.distributions.TransformedDistribution(
+        torch.distributions.Independent(torch.distributions.Normal(torch.zeros(3, 3, dtype=F64), 1.0), 2), [t]
+    )
+    torch.testing.assert_close(generic.log_prob(x), d.log_prob(x), rtol=0, atol=1e-10)
+    torch.testing.assert_close(FlowDistribution(t).log_prob(x), d.log_prob(x), rtol=0, atol=1e-10)
+    generic.log_prob(x).sum().backward()
+    assert all(p.grad is not None for p in m.parameters() if p.requires_grad)
+
+    z = torch.randn(4, 3, 3, generator=torch.Generator().manual_seed(1), dtype=F64)
+    y = t(z)
+    log_det = t.log_abs_det_jacobian(z, y)
+    for i in range(len(z)):
+        jac = torch.autograd.functional.jacobian(lambda v: t(v.view(3, 3)).reshape(-1), z[i].reshape(-1))
+        assert abs(torch.linalg.slogdet(jac).logabsdet - log_det[i]) < 1e-8
+    torch.testing.assert_close(t.inv(y), z, rtol=0, atol=1e-8)

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from probpose.distributions.flow import FlowDistribution
+from probpose.distributions.flow import FlowDistribution, FlowTransform, standard_normal_log_prob
 from probpose.flows.affine import squash
 from probpose.flows.grouped import GroupedFlowStack
 from probpose.flows.linear import GaussianLayer
 from probpose.rotations import axis_angle_to_matrix, matrix_to_rotation_6d
 from probpose.skeleton import Skeleton
 
-__all__ = ["JointFlowPrior", "parent_features", "PARENT_FEATURES", "GAUSSIAN_FEATURES"]
+__all__ = ["JointFlowPrior", "JointFlowTransform", "parent_features", "PARENT_FEATURES", "GAUSSIAN_FEATURES"]
 
 PARENT_FEATURES = 9
 """Context of a joint: its parent's rotation as 6D (continuous) and as axis-angle squashed to +-pi."""
@@ -47,39 +47,17 @@ def parent_features(poses: Tensor, parents: Sequence[int]) -> Tensor:
     return feats.masked_fill(is_root[None, :, None], 0.0)
 
 
-class JointFlowPrior(FlowDistribution):
-    """``log p(x) = sum_j log p(x_j | x_before(j))``: per joint a small conditional flow on R^3 with
-    weights of its own (grouped layers), all joints evaluated in one batched call, conditioned on
-    the joint's parent rotation (:func:`parent_features`; zeros for roots of the selection).
-
-    With a ``gaussian`` layer the flows model the pose's full-covariance Gaussian residual: joints
-    are taken in the tree's level order (parents first), ``u = L^-1 (x - mean)`` with ``L``
-    lower-triangular, and ``log p(x) = sum_j log f_j(u_j | c_j) - sum log diag L``, where the
-    context ``c_j`` is the parent's rotation and the Gaussian's prediction of joint ``j`` from the
-    earlier levels, ``mean_j + L[j, earlier] u[earlier]``. Both are functions of earlier levels, so
-    the density is exact; at initialisation (identity flows) it is the data's full-covariance
-    Gaussian, and the flows add each joint's non-Gaussian structure. Without it,
-    ``log p(x) = sum_j log f_j(x_j | x_parent(j))``.
-
-    Sampling goes level by level down the tree, one flow call per depth level. Exact ``log_prob``
-    (nats, Lebesgue on R^(3J)); reparameterised ``rsample``. A ``TransformedDistribution`` of
-    ``N(0, I)`` noise ``(J, 3)``, joint ``j``'s noise driving joint ``j`` (``probpose/distributions/flow.py``).
+class JointFlowTransform(FlowTransform):
+    """Noise ``(..., J, 3)`` -> poses ``(..., J, 3)`` of a :class:`JointFlowPrior`, owning its
+    layers: joint ``j``'s noise drives joint ``j`` through its own conditional flow on R^3 (one
+    grouped call per depth level of the tree going forward, one grouped call for all joints going
+    back), with the optional Gaussian layer on top.
 
     Args:
         flow: a :class:`~probpose.flows.GroupedFlowStack` on R^3 with one group per joint and
-            ``context_dim == PARENT_FEATURES``.
+            ``context_dim == PARENT_FEATURES`` (+ ``GAUSSIAN_FEATURES`` with a Gaussian layer).
         parents: parent index per joint (``-1`` for roots), as in :class:`~probpose.skeleton.Skeleton`.
         gaussian: a :class:`~probpose.flows.GaussianLayer` on R^(3J) over the joints in level order, or None.
-        batch_shape: batch shape (the prior has no per-batch parameters; default ``()``).
-
-    Example:
-        >>> import torch
-        >>> from probpose.models import load_model
-        >>> model = load_model("cmu/joint_flow")  # its distribution is a JointFlowPrior
-        >>> poses = model().sample((3,))
-        >>> per_joint = model.joint_log_prob(poses)  # (3, 21) nats, one term per joint
-        >>> torch.allclose(per_joint.sum(-1), model().log_prob(poses), atol=1e-3)
-        True
     """
 
     def __init__(
@@ -87,32 +65,32 @@ class JointFlowPrior(FlowDistribution):
         flow: GroupedFlowStack,
         parents: Sequence[int],
         gaussian: GaussianLayer | None = None,
-        batch_shape: torch.Size | tuple[int, ...] = (),
-        validate_args: bool | None = None,
+        cache_size: int = 0,
     ) -> None:
         features = PARENT_FEATURES + (GAUSSIAN_FEATURES if gaussian is not None else 0)
         if flow.dim != 3 or flow.context_dim != features:
             raise ValueError(f"flow must be 3-D with a context of {features} features")
         if gaussian is not None and gaussian.dim != 3 * len(parents):
             raise ValueError(f"gaussian layer must have dimension {3 * len(parents)}, got {gaussian.dim}")
+        super().__init__(len(parents), cache_size)
         self.flow = flow
         self.gaussian = gaussian
         self.parents = tuple(int(p) for p in parents)
         self.levels = _levels(self.parents)
         self.order = tuple(j for level in self.levels for j in level)
-        p = next(flow.parameters())
-        factory = {"dtype": p.dtype, "device": p.device}
-        self._init_flow(torch.Size((len(self.parents), 3)), torch.Size(batch_shape), factory, validate_args)
 
-    _shared = ("flow", "gaussian", "parents", "levels", "order")
+    def parameters(self) -> Iterator[nn.Parameter]:
+        yield from self.flow.parameters()
+        if self.gaussian is not None:
+            yield from self.gaussian.parameters()
 
     def _index(self, joints: Sequence[int]) -> Tensor:
-        return torch.tensor(joints, device=self._factory()["device"])
+        return torch.tensor(joints, device=self.factory()["device"])
 
-    def _inverse(self, value: Tensor) -> tuple[Tensor, Tensor]:
+    def _to_noise(self, value: Tensor) -> tuple[Tensor, Tensor]:
         """Poses ``(..., J, 3)`` -> the flows' base noise ``(J, 3, M)`` and ``log |det dz/dx|``
         ``(J, M)`` per joint (the Gaussian layer's rows included), both in level order."""
-        x = value.to(self._factory()["dtype"]).reshape(-1, *self.event_shape)  # computed in the prior's dtype
+        x = value.to(self.factory()["dtype"]).reshape(-1, *self.event_shape)  # computed in the prior's dtype
         order = list(self.order)
         ctx = parent_features(x, self.parents)[:, order]  # (M, J, 9), level order
         xo = x[:, order]
@@ -128,35 +106,26 @@ class JointFlowPrior(FlowDistribution):
             ld = ld + log_det[:, None]
         return z, ld
 
-    def joint_log_prob(self, value: Tensor) -> Tensor:
-        """Per-joint terms ``(..., J, 3) -> (..., J)`` that sum to ``log_prob``: ``log f_j(u_j | x_parent)``
-        minus the Gaussian layer's ``sum log diag L`` over joint ``j``'s three rows."""
-        z, ld = self._inverse(value)
-        lp = self.flow.base_log_prob(z) + ld  # (J, M), level order
-        out = torch.empty_like(lp)
-        out[list(self.order)] = lp
-        return out.transpose(0, 1).reshape(value.shape[:-2] + (self.event_shape[0],))
+    def inverse_per_joint(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Poses ``(..., J, 3)`` -> base noise ``(..., J, 3)`` and each joint's share of
+        ``log |det dx/dz|`` ``(..., J)`` (the map is block-triangular: joint ``j``'s noise moves
+        joint ``j`` and later levels only)."""
+        if x.shape[-2:] != self.event_shape:
+            raise ValueError(f"poses must be (..., {self.event_shape[0]}, 3), got {tuple(x.shape)}")
+        z, ld = self._to_noise(x)
+        order = list(self.order)
+        noise, log_det = torch.empty_like(z), torch.empty_like(ld)
+        noise[order] = z
+        log_det[order] = -ld
+        return noise.permute(2, 0, 1).reshape(x.shape), log_det.transpose(0, 1).reshape(x.shape[:-1])
 
     def inverse_and_log_det(self, x: Tensor) -> tuple[Tensor, Tensor]:
         if x.shape[-2:] != self.event_shape:
             raise ValueError(f"poses must be (..., {self.event_shape[0]}, 3), got {tuple(x.shape)}")
-        z, ld = self._inverse(x)
+        z, ld = self._to_noise(x)
         noise = torch.empty_like(z)
         noise[list(self.order)] = z
         return noise.permute(2, 0, 1).reshape(x.shape), -ld.sum(0).reshape(x.shape[:-2])
-
-    def log_prob(self, value: Tensor) -> Tensor:
-        if self._validate_args:
-            self._validate_sample(value)
-        lead = torch.broadcast_shapes(value.shape[:-2], self.batch_shape)
-        return self.joint_log_prob(value.expand(lead + self.event_shape)).sum(-1)
-
-    def rsample_and_log_prob(self, sample_shape: torch.Size | tuple[int, ...] = ()) -> tuple[Tensor, Tensor]:
-        """Samples drawn level by level (one flow call per depth level) and their log-density along
-        the generating path."""
-        lead = torch.Size(sample_shape) + self.batch_shape
-        x, log_det, base = self._generate(lead, None)
-        return x, base - log_det
 
     def forward_and_log_det(self, z: Tensor) -> tuple[Tensor, Tensor]:
         lead = z.shape[:-2]
@@ -165,11 +134,15 @@ class JointFlowPrior(FlowDistribution):
         x, log_det, _ = self._generate(lead, z.reshape(-1, *self.event_shape))
         return x, log_det
 
+    def generate(self, lead: torch.Size) -> tuple[Tensor, Tensor, Tensor]:
+        """Noise drawn level by level (one flow call per depth level) and pushed forward."""
+        return self._generate(lead, None)
+
     def _generate(self, lead: torch.Size, noise: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
         """Poses ``lead + (J, 3)`` from noise (drawn here when ``None``), ``log |det dx/dz|`` and the
         noise's base log-density, both ``lead``."""
         m = lead.numel()
-        f = self._factory()
+        f = self.factory()
         if noise is not None:
             f = {"dtype": noise.dtype, "device": noise.device}
         j = self.event_shape[0]
@@ -212,6 +185,68 @@ class JointFlowPrior(FlowDistribution):
             log_det_total = log_det_total + self.gaussian.scale_tril.diagonal().log().sum()
         poses = torch.stack([_known(c) for c in cols], 1)  # every level done: every joint set
         return poses.reshape(lead + self.event_shape), log_det_total.reshape(lead), base.reshape(lead)
+
+
+class JointFlowPrior(FlowDistribution):
+    """``log p(x) = sum_j log p(x_j | x_before(j))``: per joint a small conditional flow on R^3 with
+    weights of its own (grouped layers), all joints evaluated in one batched call, conditioned on
+    the joint's parent rotation (:func:`parent_features`; zeros for roots of the selection).
+
+    With a ``gaussian`` layer the flows model the pose's full-covariance Gaussian residual: joints
+    are taken in the tree's level order (parents first), ``u = L^-1 (x - mean)`` with ``L``
+    lower-triangular, and ``log p(x) = sum_j log f_j(u_j | c_j) - sum log diag L``, where the
+    context ``c_j`` is the parent's rotation and the Gaussian's prediction of joint ``j`` from the
+    earlier levels, ``mean_j + L[j, earlier] u[earlier]``. Both are functions of earlier levels, so
+    the density is exact; at initialisation (identity flows) it is the data's full-covariance
+    Gaussian, and the flows add each joint's non-Gaussian structure. Without it,
+    ``log p(x) = sum_j log f_j(x_j | x_parent(j))``.
+
+    Sampling goes level by level down the tree, one flow call per depth level. Exact ``log_prob``
+    (nats, Lebesgue on R^(3J)); reparameterised ``rsample``.
+    ``TransformedDistribution(N(0, I), [JointFlowTransform(flow, parents, gaussian)])``, joint
+    ``j``'s noise driving joint ``j`` (``probpose/distributions/flow.py``).
+
+    Args:
+        flow: a :class:`~probpose.flows.GroupedFlowStack` on R^3 with one group per joint and
+            ``context_dim == PARENT_FEATURES``.
+        parents: parent index per joint (``-1`` for roots), as in :class:`~probpose.skeleton.Skeleton`.
+        gaussian: a :class:`~probpose.flows.GaussianLayer` on R^(3J) over the joints in level order, or None.
+        batch_shape: batch shape (the prior has no per-batch parameters; default ``()``).
+
+    Example:
+        >>> import torch
+        >>> from probpose.models import load_model
+        >>> model = load_model("cmu/joint_flow")  # its distribution is a JointFlowPrior
+        >>> poses = model().sample((3,))
+        >>> per_joint = model.joint_log_prob(poses)  # (3, 21) nats, one term per joint
+        >>> torch.allclose(per_joint.sum(-1), model().log_prob(poses), atol=1e-3)
+        True
+    """
+
+    def __init__(
+        self,
+        flow: GroupedFlowStack,
+        parents: Sequence[int],
+        gaussian: GaussianLayer | None = None,
+        batch_shape: torch.Size | tuple[int, ...] = (),
+        validate_args: bool | None = None,
+    ) -> None:
+        super().__init__(JointFlowTransform(flow, parents, gaussian), batch_shape, validate_args)
+
+    @property
+    def transform(self) -> JointFlowTransform:
+        t = self.transforms[0]
+        assert isinstance(t, JointFlowTransform)
+        return t
+
+    def joint_log_prob(self, value: Tensor) -> Tensor:
+        """Per-joint terms ``(..., J, 3) -> (..., J)`` that sum to ``log_prob``: ``log f_j(u_j | x_parent)``
+        minus the Gaussian layer's ``sum log diag L`` over joint ``j``'s three rows."""
+        z, log_det = self.transform.inverse_per_joint(value)
+        return standard_normal_log_prob(z) - log_det
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        return self.joint_log_prob(self._values(value)).sum(-1)
 
 
 def _known(column: Tensor | None) -> Tensor:

@@ -21,7 +21,16 @@ from probpose.fitting.laplace import laplace
 from probpose.fitting.map import fit_map
 from probpose.fitting.model import PoseFit
 from probpose.fitting.results import FitResult, summarize
-from probpose.fitting.values import _finish, _flat, _latent_for_pose, _optimise, _own, _root, _split, _with_root
+from probpose.fitting.values import (
+    adam_loop,
+    finish,
+    flatten_sites,
+    free_sites,
+    latent_for_pose,
+    own_copies,
+    unflatten_sites,
+    with_known_root,
+)
 
 __all__ = ["AutoFrameMVN", "frame_mvn_guide", "fit_posterior"]
 
@@ -50,7 +59,7 @@ class AutoFrameMVN(AutoGuide):
     def __init__(self, model: Callable, values: dict[str, Tensor], init_scale: float | Tensor = 0.05) -> None:
         super().__init__(model)
         self._template = {k: v.detach() for k, v in values.items()}
-        loc0 = _flat(values)
+        loc0 = flatten_sites(values)
         n, d = loc0.shape
         if isinstance(init_scale, Tensor):
             base = init_scale.detach().to(loc0).expand(n, d, d).clone()
@@ -78,13 +87,13 @@ class AutoFrameMVN(AutoGuide):
                 dist.MultivariateNormal(self._loc(), scale_tril=self.base @ self.factor),
                 infer={"is_auxiliary": True},
             )
-            parts = _split(vec, self._template)
+            parts = unflatten_sites(vec, self._template)
             return {k: pyro.sample(k, dist.Delta(v, event_dim=self._template[k].dim() - 1)) for k, v in parts.items()}
 
     @torch.no_grad()
     def median(self, *args, **kwargs) -> dict[str, Tensor]:
         """The Gaussian's mean (its median), split into the sites."""
-        return _split(self._loc(), self._template)
+        return unflatten_sites(self._loc(), self._template)
 
 
 def frame_mvn_guide(fit: PoseFit, values: dict[str, Tensor], init_scale: float | Tensor = 0.05) -> AutoFrameMVN:
@@ -135,7 +144,7 @@ def fit_posterior(
         raise ValueError(f"guide must be 'normal', 'lowrank', 'mvn' or 'laplace', got {guide!r}")
     first = fit_map(fit, steps=map_steps, progress=progress)
     assert first.latent is not None  # a MAP states its latent
-    values = _own(_root(fit, {fit.latent: first.latent, "orient": first.orient, "transl": first.transl}))
+    values = own_copies(free_sites(fit, {fit.latent: first.latent, "orient": first.orient, "transl": first.transl}))
     tril = laplace(fit, values)[1] if guide in ("mvn", "laplace") else None
     g: AutoGuide
     with pyro.get_param_store().scope(), fit.frozen_prior():
@@ -155,7 +164,7 @@ def fit_posterior(
         losses = (
             []
             if guide == "laplace"
-            else _optimise(lambda: elbo.differentiable_loss(fit.model, g), params, steps, lr, progress, "posterior")
+            else adam_loop(lambda: elbo.differentiable_loss(fit.model, g), params, steps, lr, progress, "posterior")
         )
         with torch.random.fork_rng(devices=[]), torch.no_grad():
             torch.manual_seed(generator_seed)
@@ -164,7 +173,7 @@ def fit_posterior(
         lat = torch.stack([d[fit.latent] for d in draws])
         poses = fit.pose_of(lat.reshape((-1,) + lat.shape[2:])).reshape(lat.shape[:2] + (fit.num_joints, 3))
         post = summarize(poses)
-        draws = [_with_root(fit, d) for d in draws]
+        draws = [with_known_root(fit, d) for d in draws]
         orient = torch.stack([d["orient"] for d in draws]).mean(0)
         transl = torch.stack([d["transl"] for d in draws]).mean(0)
     names = {
@@ -174,9 +183,9 @@ def fit_posterior(
         "laplace": "Laplace at the MAP",
     }
     name = names[guide]
-    res = _finish(
+    res = finish(
         fit,
-        {fit.latent: _latent_for_pose(fit, post.mean, lat), "orient": orient, "transl": transl},
+        {fit.latent: latent_for_pose(fit, post.mean, lat), "orient": orient, "transl": transl},
         f"posterior ({name})",
         first.losses + losses,
         post,

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from probpose.fitting.model import PoseFit
-from probpose.fitting.values import _flat, _log_joint, _split
+from probpose.fitting.values import flatten_sites, log_joint, unflatten_sites
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +43,12 @@ def laplace(
     the smoothness factor's curvature is left out (the Hessian is each frame's own; the guide is
     per frame)."""
     fit = fit.without_smoothness()
-    base = _flat(values)
+    base = flatten_sites(values)
     n, d = base.shape
 
     def grad(x: Tensor, create_graph: bool = False) -> Tensor:
         with pyro.poutine.block(), fit.frozen_prior():
-            nlp = -_log_joint(fit, _split(x, values))
+            nlp = -log_joint(fit, unflatten_sites(x, values))
         (g,) = torch.autograd.grad(nlp, x, create_graph=create_graph)
         return g
 

@@ -20,15 +20,15 @@ from probpose.fitting.latents import BasePose
 from probpose.fitting.model import PoseFit
 from probpose.fitting.results import FitResult
 from probpose.fitting.values import (
-    _finish,
-    _flat,
-    _optimise,
-    _own,
-    _root,
-    _split,
-    _with_root,
+    adam_loop,
+    finish,
+    flatten_sites,
     frame_log_joint,
+    free_sites,
     initial_values,
+    own_copies,
+    unflatten_sites,
+    with_known_root,
 )
 from probpose.progress import Progress, track
 
@@ -78,7 +78,7 @@ def _frame_lbfgs(
     moving). ``extra``: a log density ``(N',)`` of the frames' values added to the model's log joint
     (the base-space prior term when the model is the flat one, :func:`fit_map`). Returns the values
     at the end and the total objective after each iteration."""
-    x = _flat(values).clone()
+    x = flatten_sites(values).clone()
     n, d = x.shape
     dt = x.dtype
     rtol = rtol if rtol is not None else (1e-10 if dt == torch.float64 else 1e-6)
@@ -86,7 +86,7 @@ def _frame_lbfgs(
     def evaluate(xs: Tensor, idx: Tensor) -> tuple[Tensor, Tensor]:
         xs = xs.detach().requires_grad_(True)
         sub = fit.select(idx) if len(idx) < n else fit
-        site_values = _split(xs, values)
+        site_values = unflatten_sites(xs, values)
         f = -frame_log_joint(sub, site_values)
         if extra is not None:
             f = f - extra(site_values)
@@ -167,7 +167,7 @@ def _frame_lbfgs(
         bar.update(1)
         bar.note(frames_moving=int(moving.sum()))
     bar.close()
-    return _split(x, values), losses
+    return unflatten_sites(x, values), losses
 
 
 def fit_map(
@@ -219,7 +219,7 @@ def fit_map(
     import time
 
     start = time.perf_counter()
-    values = _own(_root(fit, init or initial_values(fit)))
+    values = own_copies(free_sites(fit, init or initial_values(fit)))
     if optimizer not in ("lbfgs", "frame-lbfgs", "joint-lbfgs", "adam"):
         raise ValueError(f"optimizer must be 'lbfgs', 'frame-lbfgs', 'joint-lbfgs' or 'adam', got {optimizer!r}")
     if coordinates not in ("pose", "latent"):
@@ -229,7 +229,7 @@ def fit_map(
             first = fit_map(fit.without_smoothness(), steps, init=init, progress=progress, coordinates=coordinates)
             assert first.latent is not None  # every MAP reports its latent
             init = {fit.latent: first.latent, "orient": first.orient, "transl": first.transl}
-            values = _own(_root(fit, init))
+            values = own_copies(free_sites(fit, init))
             optimizer = "joint-lbfgs"
         else:
             optimizer = "frame-lbfgs"
@@ -250,7 +250,9 @@ def fit_map(
                     out = {fit.latent: latent.latent_of(pose_out.pop("pose")), **pose_out}
             else:
                 out, losses = _frame_lbfgs(fit, values, steps, progress)
-        return _finish(fit, _with_root(fit, out), "MAP (L-BFGS per frame)", losses, None, time.perf_counter() - start)
+        return finish(
+            fit, with_known_root(fit, out), "MAP (L-BFGS per frame)", losses, None, time.perf_counter() - start
+        )
     with pyro.get_param_store().scope(), fit.frozen_prior():
         guide = AutoDelta(fit.model, init_loc_fn=init_to_value(values=values))
         guide()
@@ -260,8 +262,8 @@ def fit_map(
         if optimizer == "joint-lbfgs":
             losses = _lbfgs(loss_fn, params, steps, progress, "MAP")
         else:
-            losses = _optimise(loss_fn, params, steps, lr, progress, "MAP")
+            losses = adam_loop(loss_fn, params, steps, lr, progress, "MAP")
         with torch.no_grad():
-            out = _with_root(fit, {k: v.detach() for k, v in guide.median().items()})
+            out = with_known_root(fit, {k: v.detach() for k, v in guide.median().items()})
     name = "AutoDelta, L-BFGS" if optimizer == "joint-lbfgs" else "AutoDelta, Adam"
-    return _finish(fit, out, f"MAP ({name})", losses, None, time.perf_counter() - start)
+    return finish(fit, out, f"MAP ({name})", losses, None, time.perf_counter() - start)

@@ -17,7 +17,16 @@ from probpose.fitting.laplace import laplace
 from probpose.fitting.map import fit_map
 from probpose.fitting.model import PoseFit
 from probpose.fitting.results import FitResult, summarize
-from probpose.fitting.values import _finish, _flat, _latent_for_pose, _log_joint, _own, _root, _split, _with_root
+from probpose.fitting.values import (
+    finish,
+    flatten_sites,
+    free_sites,
+    latent_for_pose,
+    log_joint,
+    own_copies,
+    unflatten_sites,
+    with_known_root,
+)
 
 __all__ = ["fit_nuts"]
 
@@ -30,7 +39,7 @@ def _whitened(fit: PoseFit, values: dict[str, Tensor], tril: Tensor):
     import pyro.distributions as dist
     from pyro.distributions import constraints
 
-    loc = _flat(values)
+    loc = flatten_sites(values)
     n, d = loc.shape
 
     def model() -> Tensor:
@@ -38,8 +47,8 @@ def _whitened(fit: PoseFit, values: dict[str, Tensor], tril: Tensor):
             u = pyro.sample("_white", dist.ImproperUniform(constraints.real, torch.Size(), torch.Size((d,))))
         x = loc + (tril @ u.unsqueeze(-1)).squeeze(-1)
         with pyro.poutine.block():
-            log_joint = _log_joint(fit, _split(x, values))
-        pyro.factor("_log_joint", log_joint)
+            total = log_joint(fit, unflatten_sites(x, values))
+        pyro.factor("_log_joint", total)
         return x
 
     return model
@@ -69,7 +78,7 @@ def fit_nuts(
         first = fit_map(fit)
         assert first.latent is not None  # a MAP states its latent
         init = {fit.latent: first.latent, "orient": first.orient, "transl": first.transl}
-    init = _own(_root(fit, init))
+    init = own_copies(free_sites(fit, init))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         with fit.frozen_prior():
@@ -87,8 +96,8 @@ def fit_nuts(
             mcmc.run()
             draws = mcmc.get_samples()
             if precondition:
-                draws = _split(_flat(init) + (tril @ draws["_white"].unsqueeze(-1)).squeeze(-1), init)
-            draws = _with_root(fit, draws)
+                draws = unflatten_sites(flatten_sites(init) + (tril @ draws["_white"].unsqueeze(-1)).squeeze(-1), init)
+            draws = with_known_root(fit, draws)
     with torch.no_grad():
         lat = draws[fit.latent]
         poses = fit.pose_of(lat.reshape((-1,) + lat.shape[2:])).reshape(lat.shape[:2] + (fit.num_joints, 3))
@@ -96,8 +105,8 @@ def fit_nuts(
         orient, transl = draws["orient"], draws["transl"]
         if not fit.known_root:
             orient, transl = orient.mean(0), transl.mean(0)
-        values = {fit.latent: _latent_for_pose(fit, post.mean, lat), "orient": orient, "transl": transl}
+        values = {fit.latent: latent_for_pose(fit, post.mean, lat), "orient": orient, "transl": transl}
     name = "NUTS, Laplace-whitened" if precondition else "NUTS"
-    res = _finish(fit, values, f"posterior ({name})", [], post, time.perf_counter() - start)
+    res = finish(fit, values, f"posterior ({name})", [], post, time.perf_counter() - start)
     res.pose = post.mean.to(res.pose)
     return res

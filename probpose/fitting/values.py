@@ -1,11 +1,16 @@
-"""What every inference method shares: initial values (a Kabsch fit of the root to the observed
-points), the latent values as one flat vector per frame and back, the log joint per frame, an
-Adam loop, and the :class:`~probpose.fitting.results.FitResult` a method ends with.
+"""The protocol every inference method shares (MAP, Laplace, the SVI guides, NUTS): a method
+starts from :func:`initial_values`, takes its own copies of the sites it infers
+(:func:`own_copies` of :func:`free_sites`), may work on them as one flat vector per frame
+(:func:`flatten_sites` / :func:`unflatten_sites`) scored by :func:`log_joint` or
+:func:`frame_log_joint`, may run :func:`adam_loop`, puts a known root back
+(:func:`with_known_root`) and ends with :func:`finish`, which builds the
+:class:`~probpose.fitting.results.FitResult`. A new inference method is a module using these
+(docs/architecture.md, "Fitting").
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pyro
 import torch
@@ -17,7 +22,19 @@ from probpose.fitting.results import FitResult, Posterior
 from probpose.progress import track
 from probpose.rotations import matrix_to_axis_angle, nearest_rotation
 
-__all__ = ["initial_values", "frame_log_joint"]
+__all__ = [
+    "initial_values",
+    "own_copies",
+    "free_sites",
+    "with_known_root",
+    "flatten_sites",
+    "unflatten_sites",
+    "log_joint",
+    "frame_log_joint",
+    "latent_for_pose",
+    "adam_loop",
+    "finish",
+]
 
 
 def _kabsch(src: Tensor, dst: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
@@ -64,21 +81,24 @@ def initial_values(fit: PoseFit) -> dict[str, Tensor]:
     return {fit.latent: latent, "orient": orient, "transl": transl}
 
 
-def _own(values: dict[str, Tensor]) -> dict[str, Tensor]:
+def own_copies(values: dict[str, Tensor]) -> dict[str, Tensor]:
     """Fresh copies: the optimisers update the guide's parameters in place, and a guide built from
     a caller's tensor (``init``, an observation's ``init_orient``) would otherwise share its
     storage, changing the caller's tensor, and two sites started from one tensor would be one."""
     return {k: v.detach().clone() for k, v in values.items()}
 
 
-def _root(fit: PoseFit, values: dict[str, Tensor]) -> dict[str, Tensor]:
-    """The latent values NUTS and the guides see (without the root when it is known)."""
+def free_sites(fit: PoseFit, values: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The sites an inference method infers: ``values`` without the root (``orient``,
+    ``transl``) when the observation gives it."""
     if fit.known_root:
         return {k: v for k, v in values.items() if k not in ("orient", "transl")}
     return values
 
 
-def _with_root(fit: PoseFit, values: dict[str, Tensor]) -> dict[str, Tensor]:
+def with_known_root(fit: PoseFit, values: dict[str, Tensor]) -> dict[str, Tensor]:
+    """``values`` with the observation's given root (``orient``, ``transl`` ``(N, 3)``) put back
+    when it is known (the inverse of :func:`free_sites`)."""
     if fit.known_root:
         orient, transl = fit.observation.init_orient, fit.observation.init_transl
         assert orient is not None and transl is not None  # a known root is a given one
@@ -86,7 +106,7 @@ def _with_root(fit: PoseFit, values: dict[str, Tensor]) -> dict[str, Tensor]:
     return values
 
 
-def _finish(
+def finish(
     fit: PoseFit,
     values: dict[str, Tensor],
     inference: str,
@@ -94,6 +114,9 @@ def _finish(
     posterior: Posterior | None,
     seconds: float,
 ) -> FitResult:
+    """The :class:`~probpose.fitting.results.FitResult` of ``values`` (every site, frames first):
+    the pose, the root, the body's points and their residual to the observation; ``inference``
+    names the method, ``losses`` its trace, ``seconds`` its wall time."""
     with torch.no_grad():
         pose = fit.pose_of(values[fit.latent]).detach()
         points = fit.points(pose, values["orient"], values["transl"]).detach()
@@ -129,20 +152,20 @@ def frame_log_joint(fit: PoseFit, values: dict[str, Tensor]) -> Tensor:
     return total
 
 
-def _flat(values: dict[str, Tensor]) -> Tensor:
-    """The sites' values (frames first) as one detached vector per frame ``(N, D)``; :func:`_split`
+def flatten_sites(values: dict[str, Tensor]) -> Tensor:
+    """The sites' values (frames first) as one detached vector per frame ``(N, D)``; :func:`unflatten_sites`
     inverts it."""
     return torch.cat([v.detach().reshape(v.shape[0], -1) for v in values.values()], -1)
 
 
-def _log_joint(fit: PoseFit, values: dict[str, Tensor]) -> Tensor:
+def log_joint(fit: PoseFit, values: dict[str, Tensor]) -> Tensor:
     """``log p(obs, latents)`` (a scalar, nats; the smoothness factor included) at ``values``."""
     total = pyro.poutine.trace(pyro.poutine.condition(fit.model, data=values)).get_trace().log_prob_sum()
     assert isinstance(total, Tensor)  # the model has sites
     return total
 
 
-def _split(vec: Tensor, values: dict[str, Tensor]) -> dict[str, Tensor]:
+def unflatten_sites(vec: Tensor, values: dict[str, Tensor]) -> dict[str, Tensor]:
     """Per-frame flat vectors ``(..., N, D)`` back to the sites' shapes (``values`` gives them)."""
     out, off = {}, 0
     for k, v in values.items():
@@ -153,7 +176,7 @@ def _split(vec: Tensor, values: dict[str, Tensor]) -> dict[str, Tensor]:
     return out
 
 
-def _latent_for_pose(fit: PoseFit, mean_pose: Tensor, draws: Tensor) -> Tensor:
+def latent_for_pose(fit: PoseFit, mean_pose: Tensor, draws: Tensor) -> Tensor:
     """A latent whose pose is used for the result's points: the mean pose in pose space, the mean
     latent otherwise (the points are then those of the mean latent's pose)."""
     if fit.latent == "pose":
@@ -161,7 +184,11 @@ def _latent_for_pose(fit: PoseFit, mean_pose: Tensor, draws: Tensor) -> Tensor:
     return draws.mean(0)
 
 
-def _optimise(loss_fn, params: Sequence[Tensor], steps: int, lr: float, progress: bool, desc: str) -> list[float]:
+def adam_loop(
+    loss_fn: Callable[[], Tensor], params: Sequence[Tensor], steps: int, lr: float, progress: bool, desc: str
+) -> list[float]:
+    """``steps`` Adam steps on ``loss_fn()`` over ``params`` (cosine schedule from ``lr`` to
+    ``lr / 20``); the losses, one per step."""
     opt = torch.optim.Adam(params, lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=lr / 20)
     losses = []

@@ -172,7 +172,7 @@ class JointFlowModel(PriorModel):
         they standardise) on what reaches them."""
         x = train_poses.to(**self.factory())
         if self.gaussian is not None:
-            order = list(self().order)
+            order = list(self().transform.order)
             self.gaussian.initialize(x[:, order].reshape(len(x), -1))
         if self.options.use_actnorm and not self.options.gaussian_layer:
             index = torch.arange(self.num_joints, device=x.device)
