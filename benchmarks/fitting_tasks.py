@@ -181,9 +181,10 @@ def main() -> None:
     ap.add_argument("--tasks", nargs="+", default=None, help="only these tasks (legs, arm, noise2, noise5, 2d-arm)")
     ap.add_argument(
         "--coordinates",
-        choices=["latent", "pose"],
-        default="latent",
-        help="base-space MAPs: the L-BFGS over the noise (fit_map's default) or over the pose",
+        choices=["auto", "latent", "pose"],
+        default="auto",
+        help="base-space MAPs: fit_map's default (over the pose where every point is seen, else over the noise), "
+        "over the noise, or over the pose",
     )
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/fitting_tasks_cmu"))
     args = ap.parse_args()
@@ -287,6 +288,8 @@ def main() -> None:
     )
     if args.coordinates == "pose":
         intro += " Base-space rows: the L-BFGS over the pose with the base-space objective (`--coordinates pose`)."
+    elif args.coordinates == "latent":
+        intro += " Base-space rows: the L-BFGS over the flow's noise (`--coordinates latent`)."
     payload = {
         "rows": rows,
         "comparison": versus,

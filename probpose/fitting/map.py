@@ -18,6 +18,7 @@ from torch import Tensor
 
 from probpose.fitting.latents import BasePose
 from probpose.fitting.model import PoseFit
+from probpose.fitting.observations import Joints3D
 from probpose.fitting.results import FitResult
 from probpose.fitting.values import (
     adam_loop,
@@ -32,7 +33,7 @@ from probpose.fitting.values import (
 )
 from probpose.progress import Progress, track
 
-__all__ = ["fit_map"]
+__all__ = ["fit_map", "fully_observed"]
 
 
 def _lbfgs(loss_fn, params: Sequence[Tensor], steps: int, progress: bool, desc: str) -> list[float]:
@@ -170,6 +171,52 @@ def _frame_lbfgs(
     return unflatten_sites(x, values), losses
 
 
+def fully_observed(fit: PoseFit) -> Tensor:
+    """``(N,)`` bool: the frames whose observation is 3D points with every point seen."""
+    obs = fit.observation
+    if isinstance(obs, Joints3D):
+        return obs.mask.all(-1)
+    return torch.zeros(obs.num_frames, dtype=torch.bool)
+
+
+def _frame_map(
+    fit: PoseFit, values: dict[str, Tensor], steps: int, progress: bool, coordinates: str
+) -> tuple[dict[str, Tensor], list[float]]:
+    """:func:`_frame_lbfgs` in the coordinates ``coordinates`` picks (:func:`fit_map`): over the
+    latent, or in a flow's base space over the pose with the base-space objective; ``"auto"``
+    splits the frames between the two (each frame's optimum does not depend on the others')."""
+    latent = fit.parameterisation
+    if not isinstance(latent, BasePose) or coordinates == "latent":
+        return _frame_lbfgs(fit, values, steps, progress)
+    if coordinates == "auto":
+        over_pose = fully_observed(fit)
+        if not over_pose.all():
+            if not over_pose.any():
+                return _frame_lbfgs(fit, values, steps, progress)
+            parts = [over_pose.nonzero().squeeze(-1), (~over_pose).nonzero().squeeze(-1)]
+            outs = [
+                _frame_map(fit.select(idx), {k: v[idx] for k, v in values.items()}, steps, progress, mode)
+                for idx, mode in zip(parts, ("pose", "latent"), strict=True)
+            ]
+            out = {k: torch.empty_like(v) for k, v in values.items()}
+            for idx, (part, _) in zip(parts, outs, strict=True):
+                for k, v in part.items():
+                    out[k][idx] = v
+            (a, b) = (o[1] for o in outs)  # each part's total objective per iteration, the shorter held
+            losses = [a[min(i, len(a) - 1)] + b[min(i, len(b) - 1)] for i in range(max(len(a), len(b)))]
+            return out, losses
+    flat = PoseFit(None, fit.body, fit.observation, joint_names=fit.joint_names, known_root=fit.known_root)
+    with torch.no_grad():
+        at_pose = {"pose": latent.pose_of(values[fit.latent]), **values}
+    del at_pose[fit.latent]
+    pose_out, losses = _frame_lbfgs(
+        flat, at_pose, steps, progress, extra=lambda v: latent.base_log_prob_of_pose(v["pose"])
+    )
+    with torch.no_grad():
+        out = {fit.latent: latent.latent_of(pose_out.pop("pose")), **pose_out}
+    return out, losses
+
+
 def fit_map(
     fit: PoseFit,
     steps: int = 500,
@@ -177,7 +224,7 @@ def fit_map(
     init: dict[str, Tensor] | None = None,
     progress: bool = False,
     optimizer: Literal["lbfgs", "frame-lbfgs", "joint-lbfgs", "adam"] = "lbfgs",
-    coordinates: Literal["pose", "latent"] = "latent",
+    coordinates: Literal["auto", "pose", "latent"] = "auto",
 ) -> FitResult:
     """MAP: the latents maximising ``log p(obs, latents)``, the objective of SVI with ``AutoDelta``
     (the negative ELBO of a delta guide is ``-log p(obs, latents)``).
@@ -189,18 +236,19 @@ def fit_map(
     ``frame-lbfgs`` when frames are independent (``smooth = 0``), else ``frame-lbfgs`` without the
     smoothness factor and then ``joint-lbfgs`` with it from there.
 
-    ``coordinates`` (``frame-lbfgs`` in a flow's base space): ``"latent"`` (default) runs the
-    L-BFGS over the flow's noise; ``"pose"`` runs it over the pose with the base-space objective,
+    ``coordinates`` (``frame-lbfgs`` in a flow's base space): ``"latent"`` runs the L-BFGS over
+    the flow's noise; ``"pose"`` runs it over the pose with the base-space objective,
     ``log N(flow^-1(pose)) + log p(obs | pose, root)``
     (:meth:`~probpose.fitting.latents.BasePose.base_log_prob_of_pose`), and returns the noise of
     the optimum: the same maximisers, through the flow's inverse (one batched call) instead of its
-    push-forward (level by level for the joint flow). Measured (docs/benchmarks.md, "Fitting a
-    whole recording" and the fitting tasks): with every joint observed, ``"pose"`` is 3.5x faster
-    and converges where ``"latent"`` does not (1,000 CMU frames with ``cmu/joint_flow``: 30.3 s and
-    7.42 mm against 104.9 s and 9.69 mm); with joints hidden it is not the default because a
-    hidden joint does not follow its moving parents in the pose's coordinates as it does in the
-    noise's, and L-BFGS corrects that slowly (CMU's unseen arm: 378.4 mm against 244.5 after 300
-    iterations). Other spaces and optimisers ignore it.
+    push-forward (level by level for the joint flow); ``"auto"`` (default) takes ``"pose"`` for the
+    frames of 3D points that observe every point and ``"latent"`` for the others (two batches).
+    Measured (docs/benchmarks.md, "Fitting a whole recording" and the fitting tasks): with every
+    point observed, ``"pose"`` is 4.4x faster and converges where ``"latent"`` does not (1,000 CMU
+    frames with ``cmu/joint_flow``: 24.4 s and 7.42 mm against 106.7 s and 9.69 mm); with points
+    hidden, ``"latent"`` is better, because a hidden joint does not follow its moving parents in the
+    pose's coordinates as it does in the noise's, and L-BFGS corrects that slowly (CMU's unseen
+    arm: 378.4 mm against 244.5 after 300 iterations). Other spaces and optimisers ignore it.
 
     Example:
         >>> import torch
@@ -222,8 +270,8 @@ def fit_map(
     values = own_copies(free_sites(fit, init or initial_values(fit)))
     if optimizer not in ("lbfgs", "frame-lbfgs", "joint-lbfgs", "adam"):
         raise ValueError(f"optimizer must be 'lbfgs', 'frame-lbfgs', 'joint-lbfgs' or 'adam', got {optimizer!r}")
-    if coordinates not in ("pose", "latent"):
-        raise ValueError(f"coordinates must be 'pose' or 'latent', got {coordinates!r}")
+    if coordinates not in ("auto", "pose", "latent"):
+        raise ValueError(f"coordinates must be 'auto', 'pose' or 'latent', got {coordinates!r}")
     if optimizer == "lbfgs":
         if fit.smooth > 0:  # each frame's own MAP first (cheap, batched), then all frames together
             first = fit_map(fit.without_smoothness(), steps, init=init, progress=progress, coordinates=coordinates)
@@ -236,20 +284,8 @@ def fit_map(
     if optimizer == "frame-lbfgs":
         if fit.smooth > 0:
             raise ValueError("frame-lbfgs needs independent frames (smooth = 0); use joint-lbfgs")
-        latent = fit.parameterisation
         with fit.frozen_prior():
-            if isinstance(latent, BasePose) and coordinates == "pose":
-                flat = PoseFit(None, fit.body, fit.observation, joint_names=fit.joint_names, known_root=fit.known_root)
-                with torch.no_grad():
-                    at_pose = {"pose": latent.pose_of(values[fit.latent]), **values}
-                del at_pose[fit.latent]
-                pose_out, losses = _frame_lbfgs(
-                    flat, at_pose, steps, progress, extra=lambda v: latent.base_log_prob_of_pose(v["pose"])
-                )
-                with torch.no_grad():
-                    out = {fit.latent: latent.latent_of(pose_out.pop("pose")), **pose_out}
-            else:
-                out, losses = _frame_lbfgs(fit, values, steps, progress)
+            out, losses = _frame_map(fit, values, steps, progress, coordinates)
         return finish(
             fit, with_known_root(fit, out), "MAP (L-BFGS per frame)", losses, None, time.perf_counter() - start
         )
