@@ -60,21 +60,15 @@ def _gmm(batch, validate_args=None):
     return GaussianMixturePrior(logits, loc, tril, validate_args=validate_args), []
 
 
-def _global(kind, context=False):
-    def make(batch, validate_args=None):
-        flow = coupling_stack(
-            6, 2, kind, context_dim=4 if context else 0, hidden=8, layers=1, tail_bound=3.0, gaussian=True
-        ).double()
-        g = torch.Generator().manual_seed(6)
-        data = 0.4 * torch.randn(200, 6, generator=g, dtype=F64) @ torch.randn(6, 6, generator=g, dtype=F64)
-        flow.initialize(data, torch.randn(200, 4, generator=g, dtype=F64) if context else None)
-        flow = perturb(flow, scale=0.15)
-        ctx = torch.randn(*batch, 4, generator=torch.Generator().manual_seed(1), dtype=F64) if context else None
-        return GlobalFlowPrior(flow, 2, ctx, batch_shape=() if context else batch, validate_args=validate_args), list(
-            flow.parameters()
-        )
-
-    return make
+def _conditional_flow(batch, validate_args=None):
+    """A global affine flow conditioned on a context of 4 numbers per batch element."""
+    flow = coupling_stack(6, 2, "affine", context_dim=4, hidden=8, layers=1, tail_bound=3.0, gaussian=True).double()
+    g = torch.Generator().manual_seed(6)
+    data = 0.4 * torch.randn(200, 6, generator=g, dtype=F64) @ torch.randn(6, 6, generator=g, dtype=F64)
+    flow.initialize(data, torch.randn(200, 4, generator=g, dtype=F64))
+    flow = perturb(flow, scale=0.15)
+    ctx = torch.randn(*batch, 4, generator=torch.Generator().manual_seed(1), dtype=F64)
+    return GlobalFlowPrior(flow, 2, ctx, validate_args=validate_args), list(flow.parameters())
 
 
 def _registered(name, options=None):
@@ -127,7 +121,7 @@ EXTRA = [
     Prior("joint_gaussian_diag", lambda b, validate_args=None: _gaussian(b, True, validate_args), (2, 3)),
     Prior("full_gaussian", _full_gaussian, (3,), (2, 2)),
     Prior("gaussian_mixture", _gmm, (2,), (4,)),
-    Prior("global_flow_conditional", _global("affine", context=True), (4,), (3,)),
+    Prior("global_flow_conditional", _conditional_flow, (4,), (3,)),
     Prior("joint_flow_affine", _registered("joint_flow", {"transform": "affine"}), ()),
     Prior("tangent_gaussian_so3", _so3, (3,), (4,), normalise=False),  # own tests: tests/test_so3.py
 ]

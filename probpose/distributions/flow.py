@@ -40,7 +40,7 @@ __all__ = ["FlowDistribution", "FlowTransform", "standard_normal_log_prob"]
 
 
 def standard_normal_log_prob(z: Tensor) -> Tensor:
-    """``log N(z; 0, I)`` ``(N,)`` (nats) of rows ``z`` ``(N, D)``."""
+    """``log N(z; 0, I)`` ``(...,)`` (nats) of vectors ``z`` ``(..., D)`` (the last dimension)."""
     return -0.5 * (z * z).sum(-1) - 0.5 * z.shape[-1] * math.log(2 * math.pi)
 
 

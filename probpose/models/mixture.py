@@ -267,7 +267,7 @@ class GMMModel(PriorModel):
             gen = torch.Generator().manual_seed(o.seed)
             return fit_gmm(chunks, k, o.min_variance, o.max_iter, o.tol, o.kmeans_iter, gen, group)
 
-        def mean_log_lik(fit: tuple[Tensor, Tensor, Tensor, list[float]], chunks: Iterable[Tensor]) -> float:
+        def total_log_lik(fit: tuple[Tensor, Tensor, Tensor, list[float]], chunks: Iterable[Tensor]) -> float:
             w, m, c, _ = fit
             chol, total = torch.linalg.cholesky(c), 0.0
             for x in chunks:
@@ -286,7 +286,7 @@ class GMMModel(PriorModel):
                 total = 0.0
                 for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
                     fit = em(k, _block(source, lo, hi, inside=False))
-                    total += mean_log_lik(fit, _block(source, lo, hi, inside=True)())
+                    total += total_log_lik(fit, _block(source, lo, hi, inside=True)())
                 scores[k] = group.total(total) / count
                 if scores[k] < max(scores.values()):
                     break  # larger K only while the held-out score improves
@@ -298,7 +298,7 @@ class GMMModel(PriorModel):
             for k in candidates:
                 fits[k] = em(k, lambda: (c.flatten(1) for c in source()))
                 if val_poses is not None and len(candidates) > 1:
-                    scores[k] = mean_log_lik(fits[k], val_poses.flatten(1).split(CHUNK_ROWS)) / len(val_poses)
+                    scores[k] = total_log_lik(fits[k], val_poses.flatten(1).split(CHUNK_ROWS)) / len(val_poses)
             best = max(scores, key=lambda k: (scores[k], -k)) if scores else candidates[-1]
         best = int(group.broadcast_text(str(best) if group.is_main else None))
         weights, means, covs, history = fits[best]
