@@ -106,26 +106,28 @@ class JointFlowTransform(FlowTransform):
             ld = ld + log_det[:, None]
         return z, ld
 
-    def inverse_per_joint(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Poses ``(..., J, 3)`` -> base noise ``(..., J, 3)`` and each joint's share of
-        ``log |det dx/dz|`` ``(..., J)`` (the map is block-triangular: joint ``j``'s noise moves
-        joint ``j`` and later levels only)."""
-        if x.shape[-2:] != self.event_shape:
-            raise ValueError(f"poses must be (..., {self.event_shape[0]}, 3), got {tuple(x.shape)}")
-        z, ld = self._to_noise(x)
-        order = list(self.order)
-        noise, log_det = torch.empty_like(z), torch.empty_like(ld)
-        noise[order] = z
-        log_det[order] = -ld
-        return noise.permute(2, 0, 1).reshape(x.shape), log_det.transpose(0, 1).reshape(x.shape[:-1])
-
-    def inverse_and_log_det(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def _noise_of(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Poses ``(..., J, 3)`` (checked) -> base noise ``(..., J, 3)`` in joint order and
+        ``log |det dz/dx|`` per joint ``(J, M)`` in level order."""
         if x.shape[-2:] != self.event_shape:
             raise ValueError(f"poses must be (..., {self.event_shape[0]}, 3), got {tuple(x.shape)}")
         z, ld = self._to_noise(x)
         noise = torch.empty_like(z)
         noise[list(self.order)] = z
-        return noise.permute(2, 0, 1).reshape(x.shape), -ld.sum(0).reshape(x.shape[:-2])
+        return noise.permute(2, 0, 1).reshape(x.shape), ld
+
+    def inverse_per_joint(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Poses ``(..., J, 3)`` -> base noise ``(..., J, 3)`` and each joint's share of
+        ``log |det dx/dz|`` ``(..., J)`` (the map is block-triangular: joint ``j``'s noise moves
+        joint ``j`` and later levels only)."""
+        noise, ld = self._noise_of(x)
+        log_det = torch.empty_like(ld)
+        log_det[list(self.order)] = -ld
+        return noise, log_det.transpose(0, 1).reshape(x.shape[:-1])
+
+    def inverse_and_log_det(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        noise, ld = self._noise_of(x)
+        return noise, -ld.sum(0).reshape(x.shape[:-2])
 
     def forward_and_log_det(self, z: Tensor) -> tuple[Tensor, Tensor]:
         lead = z.shape[:-2]
