@@ -398,7 +398,9 @@ VARIANTS = [  # options that change what a checkpoint's state dict holds (and it
     ("joint_flow", {"K": 1, "hidden": 8, "gaussian_layer": False}),
     ("joint_flow", {"K": 1, "hidden": 8, "use_actnorm": False, "gaussian_layer": False}),
     ("gaussian", {"covariance": "diag"}),
-    ("vae", {"hidden": 8, "z_dim": 2, "type": "so3", "iwae_k": 4}),
+    ("vae", {"hidden": 8, "z_dim": 2, "type": "so3", "iwae_k": 4, "gaussian_layer": False, "covariance": "diagonal"}),
+    ("vae", {"hidden": 8, "z_dim": 2, "iwae_k": 4, "gaussian_layer": False, "covariance": "diagonal"}),
+    ("vae", {"hidden": 8, "z_dim": 2, "iwae_k": 4, "gaussian_layer": False}),
 ]
 
 

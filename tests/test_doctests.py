@@ -22,6 +22,7 @@ ENTRY_POINTS = [
     "probpose.distributions.global_flow.GlobalFlowPrior",
     "probpose.distributions.joint_flow.JointFlowPrior",
     "probpose.distributions.so3.TangentGaussianSO3",
+    "probpose.distributions.correlated_so3.CorrelatedTangentGaussianSO3",
     "probpose.models.vae.PoseVAE",
     "probpose.fitting.model.PoseFit",
     "probpose.fitting.map.fit_map",

@@ -1,6 +1,7 @@
 """Pose priors as Pyro distributions over ``(J, 3)`` axis-angle poses (one per file)."""
 
 from probpose.distributions.constraints import axis_angle_ball, pose_space, rotation_matrix
+from probpose.distributions.correlated_so3 import CorrelatedTangentGaussianSO3
 from probpose.distributions.flow import FlowDistribution, FlowTransform
 from probpose.distributions.full_gaussian import FullGaussianPrior
 from probpose.distributions.global_flow import GlobalFlowPrior, GlobalFlowTransform
@@ -21,6 +22,7 @@ __all__ = [
     "JointFlowPrior",
     "parent_features",
     "TangentGaussianSO3",
+    "CorrelatedTangentGaussianSO3",
     "axis_angle_ball",
     "pose_space",
     "rotation_matrix",

@@ -126,6 +126,18 @@ def _identity(ck: dict, path: Path) -> tuple[str, dict, Skeleton]:
     return name, options, skeleton
 
 
+def _options_added_since(name: str, options: dict) -> dict:
+    """A checkpoint names every option its model had when written (``dataclasses.asdict``); an
+    option added since takes its dataclass default -- the behaviour before the option existed
+    (docs/architecture.md, "Adding a prior") -- not the registry's default, which may differ."""
+    spec = get_model_spec(name)
+    return {
+        f.name: f.default
+        for f in dataclasses.fields(spec.options)
+        if f.name not in options and f.name not in spec.fixed and f.default is not dataclasses.MISSING
+    }
+
+
 def load_model(path: str | Path, map_location: str | torch.device = "cpu", trainable: bool = False) -> PoseModel:
     """Rebuild a trained model from a checkpoint -- a file, or a shipped prior's name such as
     ``"cmu/joint_flow"`` (:func:`pretrained`) -- from its registry name and options, skeleton and
@@ -149,7 +161,8 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu", train
     if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(str(path), "model", "missing or not a state dict of tensors")
     try:
-        get_model_spec(name)
+        if "model_name" in ck:
+            options = {**_options_added_since(name, options), **options}
         model = build_model(name, skeleton, options)
     except (ProbposeError, ValueError, TypeError) as e:  # an unknown name, options out of range or of a wrong type
         reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__

@@ -4,11 +4,16 @@
 the zebra legs: PASyn's leg VAE), an encoder network as the guide.
 
 - ``type: standard``: a Gaussian likelihood on the axis-angle vector (decoder mean, one learned
-  standard deviation per dimension).
+  standard deviation per dimension; with ``covariance: full``, one learned full covariance of the
+  decoder's residual, ``x = mu(z) + L eps``: the latents carry the non-linear structure, the
+  residual the correlations a factorised likelihood leaves to them; issue 35).
 - ``type: so3``: the decoder outputs 6D per joint -> a rotation matrix (Gram-Schmidt), and each
   joint's likelihood is :class:`~probpose.distributions.TangentGaussianSO3`, a normalised density
   on SO(3) (an isotropic Gaussian in the tangent space with its exact normaliser; one learned
-  angular spread per joint), expressed over axis-angle.
+  angular spread per joint), expressed over axis-angle. With ``covariance: full``: one full
+  covariance of every joint's tangent residual together,
+  :class:`~probpose.distributions.CorrelatedTangentGaussianSO3` (its truncation
+  mass left out: the bounds below stay bounds).
 
 Both likelihoods are densities over the axis-angle pose in nats (docs/architecture.md, "Event
 space and metrics"), so the ELBO and the importance-weighted bound (IWAE, ``K`` samples) are upper
@@ -31,8 +36,9 @@ from pyro import poutine
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from probpose.distributions import CorrelatedTangentGaussianSO3
 from probpose.distributions.so3 import MIN_SCALE, TangentGaussianSO3
-from probpose.flows import MLP
+from probpose.flows import MLP, GaussianLayer
 from probpose.models.base import LatentPoseModel, check_latent_step
 from probpose.models.registry import ModelSpec, register
 from probpose.options import MAX_DEPTH, MAX_WIDTH, option, validate
@@ -43,7 +49,7 @@ from probpose.rotations import (
 )
 from probpose.skeleton import Skeleton
 
-__all__ = ["VAEOptions", "PoseVAE", "MIRROR"]
+__all__ = ["VAEOptions", "PoseVAE", "MIRROR", "REGISTRY_DEFAULTS"]
 
 MIRROR = torch.tensor([1.0, -1.0, -1.0])
 """Mirroring an axis-angle rotation through the body's sagittal (y-z) plane: (x, y, z) -> (x, -y, -z).
@@ -52,13 +58,20 @@ A left-hand pose mirrored this way is a right-hand pose (the MANO/SMPL-X convent
 
 @dataclass
 class VAEOptions:
-    """``type``: ``standard`` or ``so3`` likelihood; ``z_dim`` latent size; encoder and decoder MLPs
-    of ``layers`` x ``hidden``; ``kl_weight``/``rec_weight`` (training only); ``kl_anneal_steps``;
-    ``init_scale`` of the likelihood (radians); ``iwae_k`` importance samples for the reported
-    bound, ``val_iwae_k`` during training; ``mirror``: mirror poses (left hand into the right-hand
-    frame) at the model's boundary (a volume-preserving map: densities are unchanged)."""
+    """``type``: ``standard`` or ``so3`` likelihood; ``covariance`` of the likelihood's residual:
+    ``diagonal`` (the seed's: one spread per dimension, or per joint for ``so3``) or ``full`` (one
+    ``3J x 3J`` Cholesky factor, started at ``init_scale`` times the identity); ``z_dim`` latent
+    size; encoder and decoder MLPs of ``layers`` x ``hidden``; ``kl_weight``/``rec_weight``
+    (training only); ``kl_anneal_steps``; ``init_scale`` of the likelihood (radians); ``iwae_k``
+    importance samples for the reported bound, ``val_iwae_k`` during training; ``mirror``: mirror
+    poses (left hand into the right-hand frame) at the model's boundary (a volume-preserving map:
+    densities are unchanged); ``gaussian_layer`` (``standard`` only): the VAE models the residual of
+    the training data's full-covariance Gaussian (eigenvalues floored at ``min_variance`` rad^2),
+    ``x = mean + A x'``, the encoder reading and the decoder writing ``x'`` (``init_scale`` then in
+    those standard units) -- the joint flow's Gaussian layer, an exact change of variables."""
 
     type: Literal["standard", "so3"] = "standard"
+    covariance: Literal["diagonal", "full"] = "diagonal"
     z_dim: int = option(24, ge=1, le=MAX_WIDTH)
     hidden: int = option(256, ge=1, le=MAX_WIDTH)
     layers: int = option(2, ge=0, le=MAX_DEPTH)
@@ -69,9 +82,27 @@ class VAEOptions:
     iwae_k: int = option(1000, ge=1)
     val_iwae_k: int = option(16, ge=1)
     mirror: bool = False
+    gaussian_layer: bool = False
+    min_variance: float = option(1e-6, gt=0)
 
     def __post_init__(self) -> None:
         validate(self)
+        if self.gaussian_layer and self.type != "standard":
+            raise ValueError(
+                "gaussian_layer whitens the axis-angle pose, which the so3 likelihood reads as rotations: "
+                "use it with type: standard (for an SO(3) VAE: model vae_so3, or gaussian_layer: false)"
+            )
+
+
+REGISTRY_DEFAULTS: dict[str, dict] = {
+    "vae": {"covariance": "full", "gaussian_layer": True, "init_scale": 0.5},
+    "vae_so3": {"covariance": "full"},
+}
+"""What the registered ``vae`` and ``vae_so3`` start from (a config may change each): the measured
+fixes of issue 35 (``benchmarks/results/vae_covariance_cpu/``). :class:`VAEOptions`' own defaults
+are the seed's architecture (``covariance: diagonal``, no Gaussian layer, ``init_scale`` 0.1 rad),
+which checkpoints written before these options existed also load as. ``init_scale`` 0.5 is in the
+Gaussian layer's standard units (half the data's spread)."""
 
 
 class PoseVAE(LatentPoseModel):
@@ -90,6 +121,7 @@ class PoseVAE(LatentPoseModel):
     options: VAEOptions
     step: Tensor
     mirror_sign: Tensor
+    tril_index: Tensor
 
     def __init__(self, skeleton: Skeleton, options: VAEOptions | None = None) -> None:
         super().__init__(skeleton)
@@ -99,10 +131,15 @@ class PoseVAE(LatentPoseModel):
         self.encoder = MLP(3 * j, 2 * o.z_dim, o.hidden, o.layers)
         out = 3 * j if o.type == "standard" else 6 * j
         self.decoder = MLP(o.z_dim, out, o.hidden, o.layers)
-        n_scale = 3 * j if o.type == "standard" else j
+        n_scale = 3 * j if o.type == "standard" or o.covariance == "full" else j
         self.log_scale = nn.Parameter(torch.full((n_scale,), math.log(o.init_scale)))
+        if o.covariance == "full":  # the strictly lower part of the residual's Cholesky factor (diagonal: log_scale)
+            index = torch.tril_indices(n_scale, n_scale, -1)
+            self.register_buffer("tril_index", index, persistent=False)
+            self.noise_tril = nn.Parameter(torch.zeros(index.shape[1]))
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
         self.register_buffer("mirror_sign", MIRROR.clone() if o.mirror else torch.ones(3), persistent=False)
+        self.gaussian = GaussianLayer(3 * j, o.min_variance) if o.gaussian_layer else None
 
     # ------------------------------------------------------------------ pieces
     def set_step(self, step: int) -> None:
@@ -114,22 +151,54 @@ class PoseVAE(LatentPoseModel):
             w *= min(1.0, (float(self.step) + 1) / self.options.kl_anneal_steps)  # > 0: Pyro needs it
         return w
 
+    def noise_scale_tril(self) -> Tensor:
+        """``covariance: full``: the residual's Cholesky factor ``(3J, 3J)`` (radians; joint-major)."""
+        scale = self.log_scale.exp()
+        rows, cols = self.tril_index
+        return torch.diag(scale).index_put((rows, cols), self.noise_tril)
+
+    def initialize(self, train_poses: Tensor) -> None:
+        """``gaussian_layer``: the mean and floored covariance of ``train_poses`` ``(N, J, 3)`` (mirrored)."""
+        if self.gaussian is not None:
+            x = train_poses.to(self.mirror_sign) * self.mirror_sign
+            self.gaussian.initialize(x.flatten(-2))
+
+    def model_frame(self, poses: Tensor) -> tuple[Tensor, Tensor]:
+        """Data-frame poses ``(N, J, 3)`` -> the frame the encoder reads and the likelihood scores
+        (mirrored; whitened by the Gaussian layer) ``(N, J, 3)``, and the log|det| of that map ``(N,)``."""
+        x = poses.to(self.mirror_sign.dtype) * self.mirror_sign  # computed in the model's dtype
+        if self.gaussian is None:
+            return x, x.new_zeros(x.shape[:-2])
+        flat, log_det = self.gaussian.inverse(x.flatten(-2))
+        return flat.reshape(x.shape), log_det
+
     def encode(self, poses: Tensor) -> tuple[Tensor, Tensor]:
         """``(N, J, 3)`` -> ``q(z | x)`` location and scale, ``(N, z_dim)`` each."""
-        poses = poses.to(self.mirror_sign.dtype)  # computed in the model's dtype
-        h = self.encoder((poses * self.mirror_sign).flatten(-2))
+        return self._posterior(self.model_frame(poses)[0])
+
+    def _posterior(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        h = self.encoder(x.flatten(-2))
         loc, raw = h.chunk(2, dim=-1)
         return loc, F.softplus(raw) + 1e-4
 
     def likelihood(self, z: Tensor) -> dist.TorchDistribution:
-        """``p(x | z)`` over ``(..., J, 3)`` axis-angle poses (in the mirrored frame if ``mirror``)."""
+        """``p(x | z)`` over ``(..., J, 3)`` poses in the model frame (:meth:`model_frame`: mirrored if
+        ``mirror``, whitened if ``gaussian_layer``)."""
         out = self.decoder(z)
         j = self.skeleton.num_joints
+        if self.options.type == "standard" and self.options.covariance == "full":
+            # a Cholesky factor by construction; validating it would check the factor broadcast to every
+            # (sample, pose) pair: (K, N, 3J, 3J) booleans
+            mvn = dist.MultivariateNormal(out, scale_tril=self.noise_scale_tril(), validate_args=False)
+            shape = torch.Size((3 * j,)), torch.Size((j, 3))
+            return dist.TransformedDistribution(mvn, [dist.transforms.ReshapeTransform(*shape)])
         if self.options.type == "standard":
             mean = out.reshape(z.shape[:-1] + (j, 3))
             scale = self.log_scale.exp().reshape(j, 3).expand_as(mean)
             return dist.Normal(mean, scale).to_event(2)
         rot = rotation_6d_to_matrix(out.reshape(z.shape[:-1] + (j, 6)))
+        if self.options.covariance == "full":
+            return CorrelatedTangentGaussianSO3(rot, self.noise_scale_tril(), validate_args=False)
         # rotations by construction (Gram-Schmidt); a float32 orthogonality check at 1e-4 failed on
         # near-degenerate 6D outputs during training (benchmarks/known_density.py), so it is skipped
         return TangentGaussianSO3(rot, self.log_scale.exp() + MIN_SCALE, validate_args=False).to_event(1)
@@ -142,6 +211,9 @@ class PoseVAE(LatentPoseModel):
             poses = out.reshape(z.shape[:-1] + (j, 3))
         else:
             poses = matrix_to_axis_angle(rotation_6d_to_matrix(out.reshape(z.shape[:-1] + (j, 6))))
+        if self.gaussian is not None:
+            flat = out.reshape(-1, 3 * j)
+            poses = self.gaussian(flat)[0].reshape(poses.shape)
         return poses * self.mirror_sign
 
     def _prior(self, shape: torch.Size) -> dist.TorchDistribution:
@@ -150,12 +222,21 @@ class PoseVAE(LatentPoseModel):
 
     # ------------------------------------------------------------------ Pyro
     def pose_distribution(self, z: Tensor) -> dist.TorchDistribution:
-        """``p(x | z)`` over ``(..., J, 3)`` axis-angle poses in the data frame (the mirror, when
-        set, applied as a volume-preserving transform)."""
+        """``p(x | z)`` over ``(..., J, 3)`` axis-angle poses in the data frame: the likelihood pushed
+        through the Gaussian layer (``x = mean + A x'``) and the mirror, when set, as Pyro transforms."""
         lik = self.likelihood(z)
-        if not self.options.mirror:
-            return lik
-        return dist.TransformedDistribution(lik, [dist.transforms.AffineTransform(0.0, self.mirror_sign, event_dim=2)])
+        transforms: list[dist.transforms.Transform] = []
+        if self.gaussian is not None:
+            shapes = torch.Size((self.skeleton.num_joints, 3)), torch.Size((self.gaussian.dim,))
+            affine = dist.transforms.LowerCholeskyAffine(self.gaussian.mean, self.gaussian.scale_tril)
+            transforms += [
+                dist.transforms.ReshapeTransform(*shapes),
+                affine,
+                dist.transforms.ReshapeTransform(*shapes[::-1]),
+            ]
+        if self.options.mirror:
+            transforms.append(dist.transforms.AffineTransform(0.0, self.mirror_sign, event_dim=2))
+        return dist.TransformedDistribution(lik, transforms) if transforms else lik
 
     def generate(self, name: str = "pose", obs: Tensor | None = None) -> Tensor:
         """The VAE as a generative Pyro model, to call inside a user's own model: samples
@@ -185,8 +266,11 @@ class PoseVAE(LatentPoseModel):
         with pyro.plate("poses", n):
             with poutine.scale(scale=self._kl_weight()):
                 z = pyro.sample("z", self._prior(torch.Size((n, self.options.z_dim))))
+            x, log_det = self.model_frame(poses)
             with poutine.scale(scale=self.options.rec_weight):
-                pyro.sample("pose", self.likelihood(z), obs=poses * self.mirror_sign)
+                pyro.sample("pose", self.likelihood(z), obs=x)
+            if self.gaussian is not None:  # the Gaussian layer's log|det|: a constant, so the ELBO is the data's
+                pyro.factor("gaussian_layer", log_det)
 
     def guide(self, poses: Tensor) -> None:
         pyro.module(self.pyro_name, self)
@@ -197,12 +281,10 @@ class PoseVAE(LatentPoseModel):
     # ------------------------------------------------------------------ bounds
     def log_weights(self, poses: Tensor, k: int) -> Tensor:
         """``(k, N)`` importance log-weights ``log p(x, z_k) - log q(z_k | x)``, z_k ~ q (unscaled)."""
-        poses = poses.to(self.mirror_sign.dtype)  # computed in the model's dtype
-        loc, scale = self.encode(poses)
-        q = dist.Normal(loc, scale).to_event(1)
+        x, log_det = self.model_frame(poses)
+        q = dist.Normal(*self._posterior(x)).to_event(1)
         z = q.rsample((k,))
-        x = poses * self.mirror_sign
-        return self.likelihood(z).log_prob(x) + self._prior(z.shape).log_prob(z) - q.log_prob(z)
+        return self.likelihood(z).log_prob(x) + log_det + self._prior(z.shape).log_prob(z) - q.log_prob(z)
 
     def iwae(self, poses: Tensor, k: int, chunk: int = 64) -> Tensor:
         """Importance-weighted lower bound on log p(x), ``(N,)`` nats; ``k = 1`` is the ELBO."""
@@ -282,7 +364,9 @@ register(
         "vae",
         VAEOptions,
         PoseVAE,
-        "VAE, Gaussian likelihood on axis-angle (NLL reported as the IWAE upper bound)",
+        "VAE, Gaussian likelihood on axis-angle behind the data's Gaussian layer, full residual covariance "
+        "(NLL reported as the IWAE upper bound)",
+        defaults=REGISTRY_DEFAULTS["vae"],
     )
 )
 register(
@@ -290,7 +374,8 @@ register(
         "vae_so3",
         VAEOptions,
         PoseVAE,
-        "VAE, 6D decoder and a normalised SO(3) likelihood per joint (NLL: IWAE upper bound)",
+        "VAE, 6D decoder and correlated tangent-Gaussian residuals on SO(3) (NLL: IWAE upper bound)",
         fixed={"type": "so3"},
+        defaults=REGISTRY_DEFAULTS["vae_so3"],
     )
 )
