@@ -79,17 +79,36 @@ def _check_last(x: Tensor, shape: tuple[int, ...], what: str) -> None:
         raise ValueError(f"{what} must have trailing shape {shape}, got {tuple(x.shape)}")
 
 
+def _norm(x: Tensor, eps: float = 0.0) -> Tensor:
+    """``max(|x|, eps)`` over the last dimension, kept ``(..., 1)``; the gradient is finite (0 where
+    clamped). A sum of squares, not ``torch.linalg.vector_norm``, which is 5-10x slower on the strided
+    3-vectors of a 6D rotation on a CPU."""
+    s = (x * x).sum(-1, keepdim=True)
+    return torch.sqrt(s.clamp_min(eps * eps)) if eps > 0 else torch.sqrt(s)
+
+
 # ---------------------------------------------------------------------- axis-angle <-> matrix
 def axis_angle_to_matrix(v: Tensor) -> Tensor:
-    """Axis-angle ``(..., 3)`` (radians, any angle) -> rotation matrix ``(..., 3, 3)`` (Rodrigues)."""
+    """Axis-angle ``(..., 3)`` (radians, any angle) -> rotation matrix ``(..., 3, 3)`` (Rodrigues).
+
+    ``R = I + a K + b K^2`` with ``K`` the cross-product matrix of ``v``, ``a = sin t / t`` and
+    ``b = (1 - cos t) / t^2``; written out entry by entry (``K^2 = v v^T - t^2 I``), one stack
+    and no matrix product (2-3x faster than building ``K`` and ``K @ K`` on a CPU)."""
     _check_last(v, (3,), "axis-angle")
     t2 = (v * v).sum(-1)
     a = _sinc(t2)  # sin t / t
     half = _sinc(t2 / 4)
     b = 0.5 * half * half  # (1 - cos t) / t^2 = 2 sin^2(t/2) / t^2, no cancellation
-    k = _skew(v)
-    eye = torch.eye(3, dtype=v.dtype, device=v.device).expand_as(k)
-    return eye + a[..., None, None] * k + b[..., None, None] * (k @ k)
+    x, y, z = v.unbind(-1)
+    bx, by, bz = b * x, b * y, b * z
+    ax, ay, az = a * x, a * y, a * z
+    bxy, bxz, byz = bx * y, bx * z, by * z
+    m = [
+        1 - (by * y + bz * z), bxy - az, bxz + ay,
+        bxy + az, 1 - (bx * x + bz * z), byz - ax,
+        bxz - ay, byz + ax, 1 - (bx * x + by * y),
+    ]  # fmt: skip
+    return torch.stack(m, dim=-1).reshape(v.shape + (3,))
 
 
 def matrix_to_axis_angle(r: Tensor) -> Tensor:
@@ -149,30 +168,28 @@ def matrix_to_quaternion(r: Tensor) -> Tensor:
     """Rotation matrix ``(..., 3, 3)`` -> unit quaternion ``(..., 4)`` with ``w >= 0``.
 
     Shepperd's method: of the four ways to recover the quaternion, the one dividing by the largest
-    component is used, so it is accurate at every angle including pi.
+    component is used, so it is accurate at every angle including pi. Only that way is gathered
+    (:data:`_SHEPPERD`), not all four computed and masked.
     """
     _check_last(r, (3, 3), "rotation matrix")
     m00, m01, m02, m10, m11, m12, m20, m21, m22 = r.reshape(r.shape[:-2] + (9,)).unbind(-1)
-    four_sq = torch.stack(
-        [1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22], dim=-1
-    )  # 4 w^2, 4 x^2, 4 y^2, 4 z^2
-    two_abs = torch.sqrt(four_sq.clamp_min(1e-12))  # 2|w|, 2|x|, 2|y|, 2|z|
-    cand = (
-        torch.stack(
-            [
-                torch.stack([four_sq[..., 0], m21 - m12, m02 - m20, m10 - m01], dim=-1),
-                torch.stack([m21 - m12, four_sq[..., 1], m10 + m01, m02 + m20], dim=-1),
-                torch.stack([m02 - m20, m10 + m01, four_sq[..., 2], m12 + m21], dim=-1),
-                torch.stack([m10 - m01, m20 + m02, m21 + m12, four_sq[..., 3]], dim=-1),
-            ],
-            dim=-2,
-        )
-        / (2 * two_abs.clamp_min(0.1))[..., None]
-    )  # the chosen row has 2|q_i| >= 1: clamp is inactive
-    best = torch.nn.functional.one_hot(four_sq.argmax(-1), 4).to(r.dtype)
-    q = (best[..., None] * cand).sum(-2)
-    q = q * torch.where(q[..., :1] < 0, -torch.ones_like(q[..., :1]), torch.ones_like(q[..., :1]))
-    return q / torch.linalg.vector_norm(q, dim=-1, keepdim=True)
+    values = torch.stack(
+        [
+            1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22,  # 4 w^2, 4 x^2, ...
+            m21 - m12, m02 - m20, m10 - m01, m10 + m01, m02 + m20, m12 + m21,
+        ],
+        dim=-1,
+    )  # fmt: skip
+    best = values[..., :4].argmax(-1)  # the largest of 4 w^2 ... 4 z^2: at least 1 (they sum to 4)
+    numerators = values.gather(-1, torch.tensor(_SHEPPERD, device=r.device)[best])  # 4 q_best q_i
+    q = numerators / (2 * torch.sqrt(values.gather(-1, best[..., None])))
+    q = q * torch.where(q[..., :1] < 0, -1.0, 1.0).to(q.dtype)
+    return q / _norm(q)
+
+
+_SHEPPERD = ((0, 4, 5, 6), (4, 1, 7, 8), (5, 7, 2, 9), (6, 8, 9, 3))
+"""For each largest quaternion component (w, x, y, z), where :func:`matrix_to_quaternion`'s ten
+values hold ``4 q_best q_i`` for ``i = w, x, y, z``."""
 
 
 # ---------------------------------------------------------------------- 6D
@@ -188,10 +205,12 @@ def rotation_6d_to_matrix(d6: Tensor, eps: float = 1e-12) -> Tensor:
     _check_last(d6, (6,), "6D rotation")
     a = d6.reshape(d6.shape[:-1] + (3, 2))
     a1, a2 = a[..., 0], a[..., 1]
-    b1 = a1 / torch.linalg.vector_norm(a1, dim=-1, keepdim=True).clamp_min(eps)
+    b1 = a1 / _norm(a1, eps)
     u2 = a2 - (b1 * a2).sum(-1, keepdim=True) * b1
-    b2 = u2 / torch.linalg.vector_norm(u2, dim=-1, keepdim=True).clamp_min(eps)
-    b3 = torch.linalg.cross(b1, b2, dim=-1)
+    b2 = u2 / _norm(u2, eps)
+    x1, y1, z1 = b1.unbind(-1)
+    x2, y2, z2 = b2.unbind(-1)
+    b3 = torch.stack([y1 * z2 - z1 * y2, z1 * x2 - x1 * z2, x1 * y2 - y1 * x2], dim=-1)  # b1 x b2
     return torch.stack([b1, b2, b3], dim=-1)
 
 

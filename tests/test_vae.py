@@ -105,6 +105,26 @@ def test_mirroring_preserves_densities():
     assert torch.allclose(la, lb, atol=1e-5)
 
 
+@pytest.mark.parametrize("kind", ["standard", "so3"])
+def test_decoding_in_blocks_gives_the_bound_of_one_block(monkeypatch, kind):
+    """log_weights decodes ~DECODE_ROWS (sample, pose) pairs at a time after drawing every latent:
+    the same draws, so the same bound (float64) as decoding all k N pairs at once."""
+    import probpose.models.vae as vae_module
+
+    torch.manual_seed(0)
+    model = PoseVAE(PAIR, VAEOptions(type=kind, covariance="full", z_dim=2, hidden=16)).double()
+    x = 0.3 * torch.randn(7, 2, 3, dtype=torch.float64)
+    bounds = []
+    for rows in (10**9, 3 * 50, 1):  # one block; 3 poses a block (7 = 3 + 3 + 1); one pose a block
+        monkeypatch.setattr(vae_module, "DECODE_ROWS", rows)
+        torch.manual_seed(1)
+        bounds.append(model.iwae(x, 50))
+    assert torch.allclose(bounds[1], bounds[0], rtol=0, atol=1e-12)
+    assert torch.allclose(bounds[2], bounds[0], rtol=0, atol=1e-12)
+    torch.manual_seed(2)  # other draws give another bound: the comparison can fail
+    assert not torch.allclose(model.iwae(x, 50), bounds[0], rtol=0, atol=1e-6)
+
+
 def test_sequences_are_smooth_and_checkpoints_round_trip(tmp_path, zebra_split):
     skel, train, test = zebra_split
     from probpose.training.config import config_from_dict, config_to_dict

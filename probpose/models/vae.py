@@ -94,6 +94,10 @@ class VAEOptions:
             )
 
 
+DECODE_ROWS = 4096
+"""(sample, pose) pairs :meth:`PoseVAE.log_weights` decodes at once (measured fastest on a 2-core CPU
+for both likelihoods, 4,096-8,192 of 2,048-65,536)."""
+
 REGISTRY_DEFAULTS: dict[str, dict] = {
     "vae": {"covariance": "full", "gaussian_layer": True, "init_scale": 0.5},
     "vae_so3": {"covariance": "full"},
@@ -280,14 +284,21 @@ class PoseVAE(LatentPoseModel):
 
     # ------------------------------------------------------------------ bounds
     def log_weights(self, poses: Tensor, k: int) -> Tensor:
-        """``(k, N)`` importance log-weights ``log p(x, z_k) - log q(z_k | x)``, z_k ~ q (unscaled)."""
+        """``(k, N)`` importance log-weights ``log p(x, z_k) - log q(z_k | x)``, z_k ~ q (unscaled).
+
+        The latents are drawn for all ``N`` poses at once; the decoder and likelihood then run on
+        blocks of about :data:`DECODE_ROWS` (sample, pose) pairs, which stay in a CPU's cache
+        (1.5-2x faster than one block of ``k N`` rows at ``k = 1000``; the same numbers)."""
         x, log_det = self.model_frame(poses)
         q = dist.Normal(*self._posterior(x)).to_event(1)
         z = q.rsample((k,))
-        return self.likelihood(z).log_prob(x) + log_det + self._prior(z.shape).log_prob(z) - q.log_prob(z)
+        step = max(1, DECODE_ROWS // k)
+        lik = [self.likelihood(z[:, i : i + step]).log_prob(x[i : i + step]) for i in range(0, len(x), step)]
+        return torch.cat(lik, dim=1) + log_det + self._prior(z.shape).log_prob(z) - q.log_prob(z)
 
     def iwae(self, poses: Tensor, k: int, chunk: int = 64) -> Tensor:
-        """Importance-weighted lower bound on log p(x), ``(N,)`` nats; ``k = 1`` is the ELBO."""
+        """Importance-weighted lower bound on log p(x), ``(N,)`` nats; ``k = 1`` is the ELBO.
+        Latents are drawn ``chunk`` poses at a time (the seeded draws behind the shipped cards)."""
         out = []
         for block in poses.split(max(1, chunk)):
             lw = self.log_weights(block, k)
