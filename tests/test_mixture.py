@@ -133,7 +133,9 @@ def test_too_few_poses_for_the_components_is_an_error():
     from probpose.errors import TrainingError
 
     with pytest.raises(TrainingError, match="needs at least 8 poses"):
-        build_model("gmm", PAIR).fit_closed_form(torch.randn(5, 2, 3))
+        build_model("gmm", PAIR, {"folds": 0}).fit_closed_form(torch.randn(5, 2, 3))
+    with pytest.raises(TrainingError, match="5 training poses are too few for 5 cross-validation blocks"):
+        build_model("gmm", PAIR).fit_closed_form(torch.randn(5, 2, 3))  # the registered gmm: 5 blocks
 
 
 def _one_gaussian(n, seed):
@@ -150,7 +152,7 @@ def test_the_number_of_components_is_chosen_on_validation_data():
     full-covariance Gaussian beyond noise. The chosen K fills the 8 slots with copies: the density
     is the chosen mixture's own."""
     train, val, test = _clusters(7000, 0).split([4000, 1000, 2000])  # one distribution, three samples
-    m = build_model("gmm", PAIR).double()
+    m = build_model("gmm", PAIR, {"folds": 0}).double()
     m.fit_closed_form(train, val_poses=val)
     assert sorted(m.selection) == [1, 2, 4, 8] and m.chosen_components >= 4
     assert m.selection[m.chosen_components] == max(m.selection.values())
@@ -163,14 +165,14 @@ def test_the_number_of_components_is_chosen_on_validation_data():
     assert torch.allclose(m.log_prob(test), compact.log_prob(test), atol=1e-9)  # copies change nothing
 
     train, val, test = _one_gaussian(4000, 0), _one_gaussian(1000, 1), _one_gaussian(20000, 2)
-    m = build_model("gmm", PAIR).double()
+    m = build_model("gmm", PAIR, {"folds": 0}).double()
     m.fit_closed_form(train, val_poses=val)
     full = build_model("gaussian_full", PAIR).double()
     full.fit_closed_form(train)
     gap = (full.log_prob(test) - m.log_prob(test)).mean().item()
     sem = (full.log_prob(test) - m.log_prob(test)).std().item() / math.sqrt(len(test))
     assert gap < 3 * sem + 0.01, (m.chosen_components, gap, sem)
-    without = build_model("gmm", PAIR).double()
+    without = build_model("gmm", PAIR, {"folds": 0}).double()
     without.fit_closed_form(train)  # no validation poses: all 8 components, as before
     assert without.chosen_components == 8 and not without.selection
 
@@ -196,7 +198,7 @@ def test_blocked_cross_validation_chooses_components_for_unseen_performers():
     test, _ = _performers(50, 100, 1)
     full = build_model("gaussian_full", PAIR).double()
     full.fit_closed_form(train)
-    by_val = build_model("gmm", PAIR).double()
+    by_val = build_model("gmm", PAIR, {"folds": 0}).double()
     by_val.fit_closed_form(train, val_poses=val)
     by_blocks = build_model("gmm", PAIR, {"folds": 4}).double()
     by_blocks.fit_closed_form(train, val_poses=val)  # validation poses are not used
@@ -209,6 +211,11 @@ def test_blocked_cross_validation_chooses_components_for_unseen_performers():
     m.fit_closed_form(train)
     assert m.chosen_components >= 4 and m.selection[m.chosen_components] == max(m.selection.values())
     assert m.log_prob(test).mean() > full.log_prob(test).mean() + 3
+
+    registered = build_model("gmm", PAIR).double()  # the registry's gmm: 5 blocks, validation poses unused
+    assert registered.options.folds == 5
+    registered.fit_closed_form(train, val_poses=_clusters(50, 9))
+    assert registered.chosen_components >= 4 and registered.log_prob(test).mean() > full.log_prob(test).mean() + 3
 
     with pytest.raises(ConfigError, match="folds"):
         build_model("gmm", PAIR, {"folds": 1})

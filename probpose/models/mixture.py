@@ -10,12 +10,14 @@ under the constraint ``Sigma >= min_variance I`` -- so the training log-likeliho
 nats per pose (default 1e-3: on the CMU training poses 43 iterations instead of 199 for 1e-6, 0.1
 nats of training log-likelihood less). The E step solves every component at once.
 
-**How many components** (``select``, the default, when the trainer passes validation poses): EM
-is fitted for K = 1, 2, 4, ... up to ``components``, and the K with the best mean validation
-log-likelihood is kept (K = 1 is the single full-covariance Gaussian's maximum likelihood), so on
-data like the validation split the mixture is never worse than one Gaussian beyond noise. A chosen
-K below ``components`` fills the remaining slots with copies of its components, their weights
-shared: the same density, the checkpoint's shapes unchanged. The choice is ``chosen_components``.
+**How many components** (``select``, the default): the registered ``gmm`` chooses by blocked
+cross-validation over 5 blocks (below; :data:`REGISTRY_DEFAULTS`). With ``folds: 0``, when the
+trainer passes validation poses, EM is fitted for K = 1, 2, 4, ... up to ``components``, and the
+K with the best mean validation log-likelihood is kept (K = 1 is the single full-covariance
+Gaussian's maximum likelihood), so on data like the validation split the mixture is never worse
+than one Gaussian beyond noise. A chosen K below ``components`` fills the remaining slots with
+copies of its components, their weights shared: the same density, the checkpoint's shapes
+unchanged. The choice is ``chosen_components``.
 
 **Blocked cross-validation** (``folds`` >= 2, with ``select``; validation poses not needed): the
 training poses, in the order they come (a store keeps whole trials and subjects together), are cut
@@ -210,6 +212,15 @@ class GMMOptions:
             raise ConfigError("folds: 0 (choose K on validation poses) or at least 2 blocks, got 1")
 
 
+REGISTRY_DEFAULTS = {"folds": 5}
+"""What the registered ``gmm`` starts from: K by blocked cross-validation over 5 blocks (as the
+shipped ``cmu/gmm``), not on validation poses: on the bundled CMU data a validation split of the
+training performers' other trials picks K = 4, 2.1 nats/pose worse than one Gaussian on unseen
+performers, 5 blocks pick K = 2, 0.45 better (``benchmarks/results/gmm_subjects_cmu/``).
+:class:`GMMOptions`' own default stays ``folds: 0`` (checkpoints written before ``folds`` existed
+load as fitted)."""
+
+
 def _block(source: Chunks, lo: int, hi: int, inside: bool) -> Chunks:
     """The flattened rows ``[lo, hi)`` of ``source`` (``inside``) or all the others, as a chunk source."""
 
@@ -318,6 +329,7 @@ register(
         GMMOptions,
         GMMModel,
         "SMPLify's prior: a mixture of up to 8 full-covariance Gaussians over the whole pose, fitted by EM, "
-        "the number chosen on validation",
+        "the number chosen by blocked cross-validation over 5 blocks of the training poses",
+        defaults=REGISTRY_DEFAULTS,
     )
 )
