@@ -68,12 +68,6 @@ def _cos(t2: Tensor) -> Tensor:
     return _of_theta(t2, torch.cos, lambda s: 1 - s / 2 + s * s / 24)
 
 
-def _skew(v: Tensor) -> Tensor:
-    x, y, z = v.unbind(-1)
-    o = torch.zeros_like(x)
-    return torch.stack([o, -z, y, z, o, -x, -y, x, o], dim=-1).reshape(v.shape[:-1] + (3, 3))
-
-
 def _check_last(x: Tensor, shape: tuple[int, ...], what: str) -> None:
     if tuple(x.shape[x.dim() - len(shape) :]) != shape:
         raise ValueError(f"{what} must have trailing shape {shape}, got {tuple(x.shape)}")

@@ -216,7 +216,7 @@ REGISTRY_DEFAULTS = {"folds": 5}
 """What the registered ``gmm`` starts from: K by blocked cross-validation over 5 blocks (as the
 shipped ``cmu/gmm``), not on validation poses: on the bundled CMU data a validation split of the
 training performers' other trials picks K = 4, 2.1 nats/pose worse than one Gaussian on unseen
-performers, 5 blocks pick K = 2, 0.45 better (``benchmarks/results/gmm_subjects_cmu/``).
+performers, 5 blocks pick K = 2, 0.44 better (``benchmarks/results/gmm_subjects_cmu/``).
 :class:`GMMOptions`' own default stays ``folds: 0`` (checkpoints written before ``folds`` existed
 load as fitted)."""
 
