@@ -158,6 +158,11 @@ def quaternion_to_matrix(q: Tensor) -> Tensor:
     return torch.stack(m, dim=-1).reshape(q.shape[:-1] + (3, 3))
 
 
+_SHEPPERD = torch.tensor(((0, 4, 5, 6), (4, 1, 7, 8), (5, 7, 2, 9), (6, 8, 9, 3)))
+"""For each largest quaternion component (w, x, y, z), where :func:`matrix_to_quaternion`'s ten
+values hold ``4 q_best q_i`` for ``i = w, x, y, z`` (built once, not per call)."""
+
+
 def matrix_to_quaternion(r: Tensor) -> Tensor:
     """Rotation matrix ``(..., 3, 3)`` -> unit quaternion ``(..., 4)`` with ``w >= 0``.
 
@@ -175,15 +180,10 @@ def matrix_to_quaternion(r: Tensor) -> Tensor:
         dim=-1,
     )  # fmt: skip
     best = values[..., :4].argmax(-1)  # the largest of 4 w^2 ... 4 z^2: at least 1 (they sum to 4)
-    numerators = values.gather(-1, torch.tensor(_SHEPPERD, device=r.device)[best])  # 4 q_best q_i
+    numerators = values.gather(-1, _SHEPPERD.to(r.device)[best])  # 4 q_best q_i
     q = numerators / (2 * torch.sqrt(values.gather(-1, best[..., None])))
-    q = q * torch.where(q[..., :1] < 0, -1.0, 1.0).to(q.dtype)
+    q = torch.where(q[..., :1] < 0, -q, q)
     return q / _norm(q)
-
-
-_SHEPPERD = ((0, 4, 5, 6), (4, 1, 7, 8), (5, 7, 2, 9), (6, 8, 9, 3))
-"""For each largest quaternion component (w, x, y, z), where :func:`matrix_to_quaternion`'s ten
-values hold ``4 q_best q_i`` for ``i = w, x, y, z``."""
 
 
 # ---------------------------------------------------------------------- 6D
