@@ -59,6 +59,25 @@ def test_em_never_decreases_the_training_log_likelihood():
     assert abs(m.log_prob(x).mean().item() - h[-1]) < 1e-6  # the history is the model's own likelihood
 
 
+def test_float32_em_equals_float64_em_far_from_the_origin():
+    """A float32 model's EM computes its passes in float32 and its second moments about the current
+    means: on clusters 3 rad from the origin with 0.05 rad spread (raw second moments ~9, variances
+    ~2.5e-3: raw float32 sums would cancel away the last digits) it gives the float64 fit to float32
+    rounding."""
+    x = _clusters() + 3.0
+    opts = {"components": 3, "select": False}
+    fits = []
+    for dtype in (torch.float64, torch.float32):
+        m = build_model("gmm", PAIR, opts).to(dtype)
+        m.fit_closed_form(x.to(dtype))
+        fits.append(m.double())
+    a, b = fits
+    assert torch.allclose(b.loc, a.loc, atol=1e-5)
+    ca, cb = (m().scale_tril @ m().scale_tril.transpose(-1, -2) for m in (a, b))
+    assert torch.allclose(cb, ca, rtol=1e-3, atol=1e-7), (cb - ca).abs().max()
+    assert np.allclose(b.em_history, a.em_history, rtol=1e-6)
+
+
 def test_em_recovers_separated_clusters():
     x = _clusters(6000)
     m = build_model("gmm", PAIR, {"components": 3}).double()

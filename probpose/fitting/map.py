@@ -8,7 +8,7 @@ frames; ``optimizer="adam"`` is SVI with ``AutoDelta`` and Adam.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import pyro
 import torch
@@ -67,21 +67,25 @@ def _frame_lbfgs(
     values: dict[str, Tensor],
     steps: int,
     progress: bool,
-    history: int = 10,
+    history: int = 50,
     rtol: float | None = None,
     extra: Callable[[dict[str, Tensor]], Tensor] | None = None,
 ) -> tuple[dict[str, Tensor], list[float]]:
     """MAP per frame with a batched L-BFGS: every frame has its own curvature history (``history``
-    pairs), search direction and backtracking (Armijo) line search, all frames evaluated in one
-    batched call of the model; a frame stops once its objective changes by less than ``rtol``
-    (relative; default 1e-10 in float64, 1e-6 in float32) or its gradient vanishes, and is then no
-    longer evaluated. ``steps``: iterations (each about one batched evaluation of the frames still
-    moving). ``extra``: a log density ``(N',)`` of the frames' values added to the model's log joint
-    (the base-space prior term when the model is the flat one, :func:`fit_map`). Returns the values
-    at the end and the total objective after each iteration."""
+    pairs; 50, as torch's L-BFGS here: with 10, 300 iterations left the fitting tasks' frames 1-28
+    nats/frame short of their optimum and behind torch's L-BFGS run on each frame alone,
+    benchmarks/results/fitting_batch_vs_frame_cmu/), search direction and backtracking (Armijo) line
+    search, all frames evaluated in one batched call of the model; a frame stops once its objective
+    changes by less than ``rtol`` (relative; default 1e-10 in float64, 1e-6 in float32) or its
+    gradient vanishes, and is then no longer evaluated. ``steps``: iterations (each about one
+    batched evaluation of the frames still moving). ``extra``: a log density ``(N',)`` of the
+    frames' values added to the model's log joint (the base-space prior term when the model is the
+    flat one, :func:`fit_map`). Returns the values at the end and the total objective after each
+    iteration."""
     x = flatten_sites(values).clone()
     n, d = x.shape
     dt = x.dtype
+    dev: dict[str, Any] = {"dtype": dt, "device": x.device}
     rtol = rtol if rtol is not None else (1e-10 if dt == torch.float64 else 1e-6)
 
     def evaluate(xs: Tensor, idx: Tensor) -> tuple[Tensor, Tensor]:
@@ -94,39 +98,40 @@ def _frame_lbfgs(
         (g,) = torch.autograd.grad(f.sum(), xs)
         return f.detach(), g
 
-    every = torch.arange(n)
+    every = torch.arange(n, device=x.device)
     f, g = evaluate(x, every)
-    s_hist = torch.zeros(history, n, d, dtype=dt)
-    y_hist = torch.zeros(history, n, d, dtype=dt)
-    rho = torch.zeros(history, n, dtype=dt)  # 0: an empty slot (its terms vanish)
-    slot = torch.zeros(n, dtype=torch.long)
+    # the curvature pairs: slot ``it % history`` of every frame is written at iteration ``it``, an
+    # empty slot (rho = 0: its terms vanish) where a frame's pair is rejected, so that the newest
+    # pair sits at one index for all frames and the two-loop recursion works on views
+    s_hist = torch.zeros(history, n, d, **dev)
+    y_hist = torch.zeros(history, n, d, **dev)
+    rho = torch.zeros(history, n, **dev)
+    gamma = torch.zeros(n, **dev)  # s'y / y'y of each frame's newest accepted pair; 0: none yet
     moving = torch.isfinite(f) & (g.abs().amax(-1) > 0)
     losses = [float(f.sum())]
     bar = Progress(steps, "MAP", unit="iteration", enabled=progress)
-    for _ in range(steps):
+    for it in range(steps):
         idx = moving.nonzero().squeeze(-1)
         if len(idx) == 0:
             break
-        gi = g[idx]
+        everyone = len(idx) == n
+        gi = g if everyone else g[idx]
+        hs, hy, hr = (s_hist, y_hist, rho) if everyone else (s_hist[:, idx], y_hist[:, idx], rho[:, idx])
         # two-loop recursion, per frame, newest pair first
         q = gi.clone()
-        order = [(slot[idx] - 1 - k) % history for k in range(history)]
+        order = [(it - 1 - k) % history for k in range(min(it, history))]
         alphas = []
         for k in order:
-            sk, yk, rk = s_hist[k, idx], y_hist[k, idx], rho[k, idx]
-            a = rk * (sk * q).sum(-1)
-            q -= a.unsqueeze(-1) * yk
+            a = hr[k] * torch.linalg.vecdot(hs[k], q)
+            q -= a.unsqueeze(-1) * hy[k]
             alphas.append(a)
-        # initial inverse Hessian gamma I: s'y / y'y of the newest pair; without one, a first step
-        # of length at most 1 (as torch's L-BFGS)
-        rn = rho[order[0], idx]
-        has = rn > 0
-        yy = y_hist[order[0], idx].square().sum(-1).clamp_min(torch.finfo(dt).tiny)
-        gamma = torch.where(has, 1.0 / torch.where(has, rn, 1.0) / yy, 1.0 / gi.abs().sum(-1).clamp_min(1.0))
-        r = gamma.unsqueeze(-1) * q
+        # initial inverse Hessian gamma I; without a pair yet, a first step of length at most 1
+        # (as torch's L-BFGS)
+        gam = gamma if everyone else gamma[idx]
+        r = torch.where(gam > 0, gam, 1.0 / gi.abs().sum(-1).clamp_min(1.0)).unsqueeze(-1) * q
         for k, a in zip(reversed(order), reversed(alphas), strict=True):
-            b = rho[k, idx] * (y_hist[k, idx] * r).sum(-1)
-            r += (a - b).unsqueeze(-1) * s_hist[k, idx]
+            b = hr[k] * torch.linalg.vecdot(hy[k], r)
+            r += (a - b).unsqueeze(-1) * hs[k]
         direction = -r
         slope = (gi * direction).sum(-1)
         bad = ~(slope < 0)
@@ -134,10 +139,11 @@ def _frame_lbfgs(
             direction[bad] = -gi[bad]
             slope[bad] = -gi[bad].square().sum(-1)
             rho[:, idx[bad]] = 0.0
+            gamma[idx[bad]] = 0.0
         # backtracking (Armijo), only the frames whose step is not yet accepted are evaluated again
-        t = torch.ones(len(idx), dtype=dt)
+        t = torch.ones(len(idx), **dev)
         f_new, g_new = f[idx].clone(), g[idx].clone()
-        todo = torch.arange(len(idx))
+        todo = torch.arange(len(idx), device=x.device)
         for _ in range(30):
             fi, gi_new = evaluate(x[idx[todo]] + t[todo, None] * direction[todo], idx[todo])
             ok = torch.isfinite(fi) & (fi <= f[idx[todo]] + 1e-4 * t[todo] * slope[todo])
@@ -154,11 +160,11 @@ def _frame_lbfgs(
         s_new, y_new = step, g_new - g[idx]
         sy_new = (s_new * y_new).sum(-1)
         keep = sy_new > 1e-10 * y_new.square().sum(-1).clamp_min(torch.finfo(dt).tiny)
-        w = slot[idx]
-        s_hist[w[keep], idx[keep]] = s_new[keep]
-        y_hist[w[keep], idx[keep]] = y_new[keep]
-        rho[w[keep], idx[keep]] = 1.0 / sy_new[keep]
-        slot[idx[keep]] = (w[keep] + 1) % history
+        w = it % history
+        s_hist[w, idx] = s_new
+        y_hist[w, idx] = y_new
+        rho[w, idx] = torch.where(keep, 1.0 / torch.where(keep, sy_new, 1.0), 0.0)
+        gamma[idx] = torch.where(keep, sy_new / y_new.square().sum(-1).clamp_min(torch.finfo(dt).tiny), gamma[idx])
         change = (f[idx] - f_new).abs()
         x[idx] = x[idx] + step
         f[idx], g[idx] = f_new, g_new
@@ -179,12 +185,41 @@ def fully_observed(fit: PoseFit) -> Tensor:
     return torch.zeros(obs.num_frames, dtype=torch.bool)
 
 
+FRAME_CHUNK = 16_384
+"""Frames per batched L-BFGS call at most: independent frames beyond it are fitted chunk after
+chunk (the curvature history alone holds ``2 x 50 x frames x D`` numbers: 0.9 GB in float64 for
+this many SMPL-X body frames)."""
+
+_Run = Callable[[PoseFit, dict[str, Tensor]], tuple[dict[str, Tensor], list[float]]]
+
+
+def _in_parts(
+    fit: PoseFit, values: dict[str, Tensor], parts: Sequence[Tensor], runs: Sequence[_Run]
+) -> tuple[dict[str, Tensor], list[float]]:
+    """Independent frames fitted in parts: ``runs[i]`` on the frames ``parts[i]`` (index tensors
+    covering every frame once); the values put back in frame order, the total objective per
+    iteration summed over the parts (a finished part's last value held)."""
+    outs = [run(fit.select(idx), {k: v[idx] for k, v in values.items()}) for idx, run in zip(parts, runs, strict=True)]
+    out = {k: torch.empty_like(v) for k, v in values.items()}
+    for idx, (part, _) in zip(parts, outs, strict=True):
+        for k, v in part.items():
+            out[k][idx] = v
+    histories = [o[1] for o in outs]
+    longest = max(len(h) for h in histories)
+    return out, [sum(h[min(i, len(h) - 1)] for h in histories) for i in range(longest)]
+
+
 def _frame_map(
     fit: PoseFit, values: dict[str, Tensor], steps: int, progress: bool, coordinates: str
 ) -> tuple[dict[str, Tensor], list[float]]:
     """:func:`_frame_lbfgs` in the coordinates ``coordinates`` picks (:func:`fit_map`): over the
     latent, or in a flow's base space over the pose with the base-space objective; ``"auto"``
     splits the frames between the two (each frame's optimum does not depend on the others')."""
+    n = fit.observation.num_frames
+    if n > FRAME_CHUNK:
+        parts = list(torch.arange(n).split(FRAME_CHUNK))
+        run: _Run = lambda f, v: _frame_map(f, v, steps, progress, coordinates)  # noqa: E731
+        return _in_parts(fit, values, parts, [run] * len(parts))
     latent = fit.parameterisation
     if not isinstance(latent, BasePose) or coordinates == "latent":
         return _frame_lbfgs(fit, values, steps, progress)
@@ -194,17 +229,10 @@ def _frame_map(
             if not over_pose.any():
                 return _frame_lbfgs(fit, values, steps, progress)
             parts = [over_pose.nonzero().squeeze(-1), (~over_pose).nonzero().squeeze(-1)]
-            outs = [
-                _frame_map(fit.select(idx), {k: v[idx] for k, v in values.items()}, steps, progress, mode)
-                for idx, mode in zip(parts, ("pose", "latent"), strict=True)
-            ]
-            out = {k: torch.empty_like(v) for k, v in values.items()}
-            for idx, (part, _) in zip(parts, outs, strict=True):
-                for k, v in part.items():
-                    out[k][idx] = v
-            (a, b) = (o[1] for o in outs)  # each part's total objective per iteration, the shorter held
-            losses = [a[min(i, len(a) - 1)] + b[min(i, len(b) - 1)] for i in range(max(len(a), len(b)))]
-            return out, losses
+            return _in_parts(
+                fit, values, parts, [lambda f, v: _frame_map(f, v, steps, progress, "pose"),
+                                     lambda f, v: _frame_map(f, v, steps, progress, "latent")],
+            )  # fmt: skip
     flat = PoseFit(None, fit.body, fit.observation, joint_names=fit.joint_names, known_root=fit.known_root)
     with torch.no_grad():
         at_pose = {"pose": latent.pose_of(values[fit.latent]), **values}

@@ -2,11 +2,13 @@
 single full-covariance Gaussian is :mod:`probpose.models.full_gaussian`).
 
 EM here is exact and chunked: every pass over the data accumulates sufficient statistics (counts,
-first and second moments, in float64) chunk by chunk, so the memory it needs does not grow with the
-data. The start is k-means++ (seeded) and a few Lloyd iterations. Covariances are floored by
-clipping their eigenvalues at ``min_variance`` -- the exact maximiser of EM's M-step objective
-under the constraint ``Sigma >= min_variance I`` -- so the training log-likelihood never decreases
-(recorded per iteration in ``em_history``). EM stops once an iteration gains less than ``tol``
+first and second moments) chunk by chunk, so the memory it needs does not grow with the data. A pass
+computes in the model's dtype (a float32 model's EM is about twice as fast; its second moments are
+taken about the current means, so nothing cancels) and sums in float64. The start is k-means++
+(seeded) and a few Lloyd iterations. Covariances are floored by clipping their eigenvalues at
+``min_variance`` -- the exact maximiser of EM's M-step objective under the constraint ``Sigma >=
+min_variance I`` -- so the training log-likelihood never decreases (recorded per iteration in
+``em_history``; in float32, up to its rounding). EM stops once an iteration gains less than ``tol``
 nats per pose (default 1e-3: on the CMU training poses 43 iterations instead of 199 for 1e-6, 0.1
 nats of training log-likelihood less). The E step solves every component at once.
 
@@ -57,21 +59,45 @@ _BLOCK_ELEMENTS = 1 << 23
 
 
 def _component_log_prob(x: Tensor, means: Tensor, chol: Tensor) -> Tensor:
-    """``log N(x_n; mu_k, L_k L_k^T)``: ``x (n, D)`` -> ``(n, K)``, every component in one batched solve."""
+    """``log N(x_n; mu_k, L_k L_k^T)``: ``x (n, D)`` -> ``(n, K)`` in ``x``'s dtype, every component
+    in one matrix product: ``z = L_k^-1 (x - c) - L_k^-1 (mu_k - c)`` with the inverses and shifts
+    computed in float64 (``c``: the means' centre, so that float32 products do not cancel). A
+    product with the explicit inverse is 3x faster than the batched triangular solve in float32
+    (1.2x in float64) and agrees with it to 1e-4 nats (float32) and 1e-12 (float64)."""
     k, d = means.shape
-    log_det = chol.diagonal(dim1=-2, dim2=-1).log().sum(-1)  # (K,)
-    rows = max(1, _BLOCK_ELEMENTS // (k * d))  # rows per block: a (K, D, rows) temporary of bounded size
+    lk = chol.to(torch.float64)
+    inv = torch.linalg.solve_triangular(lk, torch.eye(d, dtype=lk.dtype, device=lk.device).expand(k, d, d), upper=False)
+    centre = means.to(torch.float64).mean(0)
+    shift = (inv @ (means.to(torch.float64) - centre).unsqueeze(-1)).squeeze(-1)  # (K, D)
+    const = -lk.diagonal(dim1=-2, dim2=-1).log().sum(-1) - 0.5 * d * math.log(2 * math.pi)  # (K,)
+    wt = inv.to(x.dtype).reshape(k * d, d).T  # (D, K D)
+    shift, const, centre = shift.to(x.dtype), const.to(x.dtype), centre.to(x.dtype)
+    rows = max(1, _BLOCK_ELEMENTS // (k * d))  # rows per block: an (rows, K, D) temporary of bounded size
     out = []
     for xb in x.split(rows):
-        z = torch.linalg.solve_triangular(chol, (xb[None] - means[:, None]).transpose(-1, -2), upper=False)
-        out.append((-0.5 * (z * z).sum(1) - log_det[:, None] - 0.5 * d * math.log(2 * math.pi)).T)
+        z = ((xb - centre) @ wt).view(len(xb), k, d) - shift
+        out.append(-0.5 * (z * z).sum(-1) + const)
     return torch.cat(out) if out else x.new_zeros(0, k)
 
 
-def _second_moments(r: Tensor, x: Tensor) -> Tensor:
+def _second_moments(r: Tensor, x: Tensor, centres: Tensor | None = None) -> Tensor:
     """``sum_n r_nk x_n x_n^T`` per component: ``(K, D, D)`` (one matmul per component, no (n, K, D)
-    temporary)."""
-    return torch.stack([(x * r[:, k : k + 1]).T @ x for k in range(r.shape[1])])
+    temporary). With ``centres`` ``(K, D)``: ``sum_n r_nk (x_n - c_k)(x_n - c_k)^T`` instead (what a
+    float32 pass can sum without cancellation; :func:`_uncentred` turns it back in float64)."""
+    if centres is None:
+        return torch.stack([(x * r[:, k : k + 1]).T @ x for k in range(r.shape[1])])
+    out = []
+    for k in range(r.shape[1]):
+        xc = x - centres[k]
+        out.append((xc * r[:, k : k + 1]).T @ xc)
+    return torch.stack(out)
+
+
+def _uncentred(m2: Tensor, counts: Tensor, s1: Tensor, centres: Tensor) -> Tensor:
+    """``sum r x x^T`` ``(K, D, D)`` from the moments about ``centres`` ``(K, D)``, the counts ``(K,)``
+    and ``s1 = sum r x`` ``(K, D)`` (float64): ``M2 + c s1^T + s1 c^T - N c c^T``."""
+    cs = centres.unsqueeze(-1) * s1.unsqueeze(-2)
+    return m2 + cs + cs.transpose(-1, -2) - counts[:, None, None] * centres.unsqueeze(-1) * centres.unsqueeze(-2)
 
 
 def fit_gmm(
@@ -83,6 +109,7 @@ def fit_gmm(
     kmeans_iter: int = 10,
     generator: torch.Generator | None = None,
     group: Group = SINGLE,
+    dtype: torch.dtype = torch.float64,
 ) -> tuple[Tensor, Tensor, Tensor, list[float]]:
     """EM for a Gaussian mixture on flattened poses.
 
@@ -98,6 +125,10 @@ def fit_gmm(
             order, being the data); the sums are added up across them and the k-means++ subsample
             is the same rows as in one process, so every process returns the one-process result
             (to float64 rounding).
+        dtype: what each EM pass computes in (the E step, the first and second moments; the
+            model's dtype in :class:`GMMModel`): float32 is about twice as fast; the second moments
+            are then taken about the current means (no cancellation), and every sum over chunks,
+            the M step and the returned parameters are float64 whatever ``dtype``.
 
     Returns:
         weights ``(K,)``, means ``(K, D)``, covariances ``(K, D, D)`` (float64), and the mean
@@ -152,16 +183,20 @@ def fit_gmm(
         s1 = torch.zeros_like(means)
         s2 = torch.zeros_like(covs)
         total = 0.0
+        exact = dtype == torch.float64
+        m, lk, lw = means.to(dtype), chol.to(dtype), weights.log().to(dtype)
         for c in chunks():
-            x = c.double()
-            lp = _component_log_prob(x, means, chol) + weights.log()
+            x = c.to(dtype)
+            lp = _component_log_prob(x, m, lk) + lw
             ll = torch.logsumexp(lp, -1)
             r = torch.exp(lp - ll[:, None])
-            total += ll.sum().item()
-            counts += r.sum(0)
-            s1 += r.T @ x
-            s2 += _second_moments(r, x)
+            total += ll.double().sum().item()
+            counts += r.sum(0).double()
+            s1 += (r.T @ x).double()
+            s2 += (_second_moments(r, x) if exact else _second_moments(r, x, m)).double()
         counts, s1, s2, total = group.sum(counts), group.sum(s1), group.sum(s2), group.total(total)
+        if not exact:
+            s2 = _uncentred(s2, counts, s1, m.double())
         history.append(total / n)
         if len(history) > 1 and history[-1] - history[-2] < tol:
             break
@@ -276,7 +311,7 @@ class GMMModel(PriorModel):
 
         def em(k: int, chunks: Chunks) -> tuple[Tensor, Tensor, Tensor, list[float]]:
             gen = torch.Generator().manual_seed(o.seed)
-            return fit_gmm(chunks, k, o.min_variance, o.max_iter, o.tol, o.kmeans_iter, gen, group)
+            return fit_gmm(chunks, k, o.min_variance, o.max_iter, o.tol, o.kmeans_iter, gen, group, self.loc.dtype)
 
         def total_log_lik(fit: tuple[Tensor, Tensor, Tensor, list[float]], chunks: Iterable[Tensor]) -> float:
             w, m, c, _ = fit
