@@ -72,7 +72,7 @@ def _frame_lbfgs(
     extra: Callable[[dict[str, Tensor]], Tensor] | None = None,
 ) -> tuple[dict[str, Tensor], list[float]]:
     """MAP per frame with a batched L-BFGS: every frame has its own curvature history (``history``
-    pairs; 50, as torch's L-BFGS here: with 10, 300 iterations left the fitting tasks' frames 1-28
+    pairs; 50, as torch's L-BFGS here: with 10, 300 iterations left the fitting tasks' frames 0.8-28
     nats/frame short of their optimum and behind torch's L-BFGS run on each frame alone,
     benchmarks/results/fitting_batch_vs_frame_cmu/), search direction and backtracking (Armijo) line
     search, all frames evaluated in one batched call of the model; a frame stops once its objective
