@@ -84,11 +84,9 @@ def _second_moments(r: Tensor, x: Tensor, centres: Tensor | None = None) -> Tens
     """``sum_n r_nk x_n x_n^T`` per component: ``(K, D, D)`` (one matmul per component, no (n, K, D)
     temporary). With ``centres`` ``(K, D)``: ``sum_n r_nk (x_n - c_k)(x_n - c_k)^T`` instead (what a
     float32 pass can sum without cancellation; :func:`_uncentred` turns it back in float64)."""
-    if centres is None:
-        return torch.stack([(x * r[:, k : k + 1]).T @ x for k in range(r.shape[1])])
     out = []
     for k in range(r.shape[1]):
-        xc = x - centres[k]
+        xc = x if centres is None else x - centres[k]
         out.append((xc * r[:, k : k + 1]).T @ xc)
     return torch.stack(out)
 
@@ -193,7 +191,7 @@ def fit_gmm(
             total += ll.double().sum().item()
             counts += r.sum(0).double()
             s1 += (r.T @ x).double()
-            s2 += (_second_moments(r, x) if exact else _second_moments(r, x, m)).double()
+            s2 += _second_moments(r, x, None if exact else m).double()
         counts, s1, s2, total = group.sum(counts), group.sum(s1), group.sum(s2), group.total(total)
         if not exact:
             s2 = _uncentred(s2, counts, s1, m.double())
